@@ -1,1 +1,28 @@
-//! placeholder
+//! Wire types of the Kleene API (version 0.1.1), shared by the `kleened` daemon and the `klee` client.
+//!
+//! The JSON shapes, field names and schema names follow the Kleened API so that every client written
+//! for it (the published Python `klee` among them) works unchanged. With the `openapi` feature each
+//! type also derives its OpenAPI schema; the daemon assembles the document from them.
+
+pub mod address;
+pub mod container;
+pub mod error;
+pub mod image;
+pub mod network;
+pub mod volume;
+
+pub use address::{ApiAddress, ApiLocation, ApiScheme, ParseAddressError};
+pub use container::{
+    Container, ContainerInspect, ContainerSummary, MountPoint, MountPointType, NetworkDriver,
+    PortProtocol, PublishedPort, RestartPolicy,
+};
+pub use error::{ErrorResponse, IdResponse, ValidationError, ValidationErrors, ValidationSource};
+pub use image::Image;
+pub use network::{EndPoint, Network, NetworkInspect, NetworkType};
+pub use volume::{Volume, VolumeInspect};
+
+/// Version of the Kleened API this crate speaks, as advertised in the OpenAPI document.
+pub const API_VERSION: &str = "0.1.1";
+
+/// Where kleened listens and klee connects when nothing else is configured.
+pub const DEFAULT_HOST: &str = "http:///var/run/kleened.sock";

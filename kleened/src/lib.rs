@@ -1,1 +1,9 @@
-//! placeholder
+//! kleened, the Kleene container daemon: its configuration, metadata store, domain logic and API
+//! server. `main.rs` wires them together; everything here is usable from tests in-process.
+
+pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod logging;
+pub mod server;
+pub mod store;

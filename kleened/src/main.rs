@@ -1,1 +1,71 @@
-fn main(){}
+//! `kleened`: the daemon's command line. Reads the configuration, sets up logging and runs the daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kleened::config::{Config, TargetOs, DEFAULT_CONFIG_PATH};
+
+#[derive(Debug, Parser)]
+#[command(name = "kleened", version, about = "The Kleene container daemon")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_PATH, global = true)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Run,
+    /// Print the OpenAPI document of the API and exit.
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Openapi => {
+            print!("{}", kleened::server::openapi::document());
+            ExitCode::SUCCESS
+        }
+        Command::Run => run(&cli.config),
+    }
+}
+
+fn run(config_path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(config_path, TargetOs::current()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("kleened: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _guard = match kleened::logging::init(&config) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("kleened: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("kleened: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(kleened::daemon::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("kleened: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Containers as the API reports them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::network::EndPoint;
+
+/// How a container is attached to networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkDriver {
+    /// Shared-IP: addresses are aliases on the network's host interface.
+    Ipnet,
+    /// The host's network stack.
+    Host,
+    /// A virtual network stack of its own, wired to a bridge.
+    Vnet,
+    /// No network at all (only loopback).
+    Disabled,
+}
+
+/// When the daemon starts a container by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum RestartPolicy {
+    /// Never.
+    #[serde(rename = "no")]
+    No,
+    /// Whenever the daemon starts.
+    #[serde(rename = "on-startup")]
+    OnStartup,
+}
+
+/// Transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum PortProtocol {
+    /// TCP
+    Tcp,
+    /// UDP
+    Udp,
+}
+
+/// A port of a container published on host interfaces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PublishedPort {
+    /// Host interfaces the port is published on.
+    pub interfaces: Vec<String>,
+    /// Host port or range, `N` or `N:M`.
+    pub host_port: String,
+    /// Container port, `N`, `N:M` or `N:*`.
+    pub container_port: String,
+    /// Transport protocol.
+    pub protocol: PortProtocol,
+    /// IPv4 address of the container the port forwards to (`""` when none).
+    pub ip_address: String,
+    /// IPv6 address of the container the port forwards to (`""` when none).
+    pub ip_address6: String,
+}
+
+/// Kind of a mount inside a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum MountPointType {
+    /// A kleened volume.
+    Volume,
+    /// A host directory or file.
+    Nullfs,
+}
+
+/// A mount of a volume or host path into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MountPoint {
+    /// Volume or host path.
+    #[serde(rename = "type")]
+    pub kind: MountPointType,
+    /// The container it belongs to.
+    pub container_id: String,
+    /// Path inside the container.
+    pub destination: String,
+    /// Volume name or absolute host path.
+    pub source: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// A container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Container {
+    /// Container ID.
+    pub id: String,
+    /// Container name, if any.
+    pub name: Option<String>,
+    /// ID of the image it was cloned from.
+    pub image_id: String,
+    /// Default command.
+    pub cmd: Vec<String>,
+    /// Default user.
+    pub user: String,
+    /// Environment, `NAME=value`.
+    pub env: Vec<String>,
+    /// Network driver.
+    pub network_driver: NetworkDriver,
+    /// Published ports.
+    pub public_ports: Vec<PublishedPort>,
+    /// Jail parameters, `name=value`.
+    pub jail_param: Vec<String>,
+    /// Restart policy.
+    pub restart_policy: RestartPolicy,
+    /// Kept by `container prune` when true.
+    pub persist: bool,
+    /// Creation time, ISO-8601 UTC.
+    pub created: String,
+    /// The ZFS dataset holding its filesystem.
+    pub dataset: String,
+    /// Whether it runs now.
+    pub running: bool,
+}
+
+/// A container in a list, with its image's name and tag and its jail id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContainerSummary {
+    /// The container.
+    #[serde(flatten)]
+    pub container: Container,
+    /// Name of its image.
+    pub image_name: String,
+    /// Tag of its image.
+    pub image_tag: String,
+    /// Jail id while running, else null.
+    pub jid: Option<i64>,
+}
+
+/// Everything known about a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContainerInspect {
+    /// The container.
+    pub container: Container,
+    /// Its network connections.
+    pub container_endpoints: Vec<EndPoint>,
+    /// Its mounts.
+    pub container_mountpoints: Vec<MountPoint>,
+}

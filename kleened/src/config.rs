@@ -1,0 +1,660 @@
+//! The daemon's configuration: the YAML file as written, and the resolved [`Config`] the rest of the
+//! daemon uses.
+//!
+//! Resolution is strict: an unknown key, a missing required key or a value of the wrong shape stops the
+//! daemon with a message that names the key. The keys are those of the Kleened configuration file, so
+//! a file written for Kleened works here, plus optional keys for paths Kleened hard-codes.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use kleene_api::{ApiAddress, ApiLocation, ApiScheme};
+use serde::Deserialize;
+
+/// Where the configuration file is read from when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/usr/local/etc/kleened/config.yaml";
+
+/// An error in the configuration; its message names the key at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read configuration file {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("configuration file {path} is not valid: {reason}")]
+    Syntax { path: PathBuf, reason: String },
+    #[error("'{key}' key not set in configuration file")]
+    Missing { key: String },
+    #[error("invalid value for '{key}': {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The operating system the configuration is resolved for. Some keys are required only where they
+/// mean something (the pf paths on FreeBSD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetOs {
+    FreeBsd,
+    Linux,
+}
+
+impl TargetOs {
+    /// The system this daemon was built for.
+    pub fn current() -> Self {
+        if cfg!(target_os = "freebsd") {
+            TargetOs::FreeBsd
+        } else {
+            TargetOs::Linux
+        }
+    }
+}
+
+/// The configuration file as written. Every field is optional here so that a missing key can be
+/// reported by name during resolution instead of by serde's generic message.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    kleene_root: Option<String>,
+    api_listening_sockets: Option<Vec<RawListener>>,
+    pf_config_path: Option<PathBuf>,
+    pf_config_template_path: Option<PathBuf>,
+    enable_logging: Option<bool>,
+    log_level: Option<String>,
+    log_file: Option<PathBuf>,
+    pidfile: Option<PathBuf>,
+    metadata_path: Option<PathBuf>,
+    shutdown_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    address: Option<String>,
+    tlscert: Option<PathBuf>,
+    tlskey: Option<PathBuf>,
+    tlsdh: Option<PathBuf>,
+    tlscacert: Option<PathBuf>,
+    tlsverify: Option<serde_norway::Value>,
+}
+
+/// Severity threshold of the daemon's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    /// Accepts the syslog-style names of the Kleened configuration and the usual short ones.
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "trace" => LogLevel::Trace,
+            "debug" => LogLevel::Debug,
+            "info" | "notice" => LogLevel::Info,
+            "warning" | "warn" => LogLevel::Warn,
+            "error" | "critical" | "alert" | "emergency" => LogLevel::Error,
+            _ => return None,
+        })
+    }
+
+    /// The matching `tracing` filter directive.
+    pub fn as_directive(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// TLS settings of one listener; every path was checked to exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Server certificate chain (PEM); may also hold the key.
+    pub cert: PathBuf,
+    /// Private key (PEM); `None` when it is in `cert`.
+    pub key: Option<PathBuf>,
+    /// CA bundle that client certificates must be signed by.
+    pub ca_cert: Option<PathBuf>,
+    /// Require and verify a client certificate.
+    pub verify_client: bool,
+    /// Diffie-Hellman parameters. Accepted for compatibility; the TLS stack only offers
+    /// elliptic-curve key exchange, so the file is not used.
+    pub dh_params: Option<PathBuf>,
+}
+
+/// One place the API is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// The address as parsed.
+    pub address: ApiAddress,
+    /// Present for `https://` addresses.
+    pub tls: Option<TlsSettings>,
+}
+
+impl fmt::Display for ListenerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.address.fmt(f)
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Root ZFS dataset for images, containers and volumes.
+    pub kleene_root: String,
+    /// Where the API is served.
+    pub listeners: Vec<ListenerConfig>,
+    /// The rendered pf ruleset (FreeBSD).
+    pub pf_config_path: Option<PathBuf>,
+    /// The pf ruleset template (FreeBSD).
+    pub pf_config_template_path: Option<PathBuf>,
+    /// Also log to `log_file`.
+    pub enable_logging: bool,
+    /// Log threshold.
+    pub log_level: LogLevel,
+    /// Log file used when `enable_logging` is set.
+    pub log_file: PathBuf,
+    /// File holding the daemon's pid while it runs.
+    pub pidfile: PathBuf,
+    /// The SQLite metadata database.
+    pub metadata_path: PathBuf,
+    /// How long running requests may take to finish after a shutdown signal.
+    pub shutdown_timeout: std::time::Duration,
+}
+
+impl Config {
+    /// Reads and resolves the file at `path`.
+    pub fn load(path: &Path, os: TargetOs) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Config::parse(&text, path, os)
+    }
+
+    /// Resolves configuration text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path, os: TargetOs) -> Result<Config, ConfigError> {
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            serde_norway::from_str(text).map_err(|e| ConfigError::Syntax {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?
+        };
+        resolve(raw, os)
+    }
+}
+
+fn required<T>(value: Option<T>, key: &str) -> Result<T, ConfigError> {
+    value.ok_or_else(|| ConfigError::Missing {
+        key: key.to_owned(),
+    })
+}
+
+fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
+    let kleene_root = required(raw.kleene_root, "kleene_root")?;
+    validate_dataset_name(&kleene_root).map_err(|reason| invalid("kleene_root", reason))?;
+    let raw_listeners = required(raw.api_listening_sockets, "api_listening_sockets")?;
+    if raw_listeners.is_empty() {
+        return Err(invalid(
+            "api_listening_sockets",
+            "at least one listener is needed",
+        ));
+    }
+    let listeners = raw_listeners
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| resolve_listener(index, raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seen = HashMap::new();
+    for (index, listener) in listeners.iter().enumerate() {
+        if let Some(first) = seen.insert(listener.address.location.clone(), index) {
+            return Err(invalid(
+                format!("api_listening_sockets[{index}].address"),
+                format!("{} is already used by entry {first}", listener.address),
+            ));
+        }
+    }
+    let (pf_config_path, pf_config_template_path) = match os {
+        TargetOs::FreeBsd => (
+            Some(required(raw.pf_config_path, "pf_config_path")?),
+            Some(required(
+                raw.pf_config_template_path,
+                "pf_config_template_path",
+            )?),
+        ),
+        TargetOs::Linux => (raw.pf_config_path, raw.pf_config_template_path),
+    };
+    let enable_logging = required(raw.enable_logging, "enable_logging")?;
+    let level_text = required(raw.log_level, "log_level")?;
+    let log_level = LogLevel::parse(&level_text).ok_or_else(|| {
+        invalid(
+            "log_level",
+            format!("'{level_text}' is not one of debug, info, notice, warning, error, critical, alert, emergency"),
+        )
+    })?;
+    let metadata_path = raw
+        .metadata_path
+        .unwrap_or_else(|| PathBuf::from(format!("/{kleene_root}/metadata.sqlite")));
+    for (key, path) in [
+        ("metadata_path", Some(&metadata_path)),
+        ("log_file", raw.log_file.as_ref()),
+        ("pidfile", raw.pidfile.as_ref()),
+    ] {
+        if let Some(path) = path {
+            if !path.is_absolute() {
+                return Err(invalid(
+                    key,
+                    format!("'{}' is not an absolute path", path.display()),
+                ));
+            }
+        }
+    }
+    Ok(Config {
+        kleene_root,
+        listeners,
+        pf_config_path,
+        pf_config_template_path,
+        enable_logging,
+        log_level,
+        log_file: raw
+            .log_file
+            .unwrap_or_else(|| PathBuf::from("/var/log/kleened.log")),
+        pidfile: raw
+            .pidfile
+            .unwrap_or_else(|| PathBuf::from("/var/run/kleened.pid")),
+        metadata_path,
+        shutdown_timeout: std::time::Duration::from_secs(raw.shutdown_timeout_secs.unwrap_or(10)),
+    })
+}
+
+/// A ZFS dataset name: components of letters, digits and `_-.:` separated by single slashes.
+fn validate_dataset_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the dataset name is empty".to_owned());
+    }
+    let valid_component = |c: &str| {
+        !c.is_empty()
+            && c.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_-.:".contains(ch))
+    };
+    if !name.split('/').all(valid_component) {
+        return Err(format!("'{name}' is not a valid ZFS dataset name"));
+    }
+    Ok(())
+}
+
+fn resolve_listener(index: usize, raw: RawListener) -> Result<ListenerConfig, ConfigError> {
+    let key = |field: &str| format!("api_listening_sockets[{index}].{field}");
+    let text = raw.address.ok_or_else(|| ConfigError::Missing {
+        key: key("address"),
+    })?;
+    let address = ApiAddress::parse(&text).map_err(|e| invalid(key("address"), e.reason))?;
+    match &address.location {
+        ApiLocation::Tcp { host, .. } if address.socket_addr().is_none() => {
+            return Err(invalid(
+                key("address"),
+                format!("'{host}' is not an IPv4 or IPv6 address (host names are not accepted)"),
+            ));
+        }
+        ApiLocation::Unix(path) if path.is_dir() => {
+            return Err(invalid(
+                key("address"),
+                format!("{} is a directory", path.display()),
+            ));
+        }
+        ApiLocation::Unix(path) => {
+            if let Ok(meta) = std::fs::symlink_metadata(path) {
+                use std::os::unix::fs::FileTypeExt;
+                let kind = meta.file_type();
+                if !(kind.is_file() || kind.is_socket()) {
+                    return Err(invalid(
+                        key("address"),
+                        format!(
+                            "{} exists and is neither a socket nor a regular file",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        ApiLocation::Tcp { .. } => {}
+    }
+    let existing = |field: &str, path: Option<PathBuf>| -> Result<Option<PathBuf>, ConfigError> {
+        match path {
+            Some(p) if !p.is_file() => Err(invalid(
+                key(field),
+                format!("file '{}' does not exist", p.display()),
+            )),
+            other => Ok(other),
+        }
+    };
+    let cert = existing("tlscert", raw.tlscert)?;
+    let tls_key = existing("tlskey", raw.tlskey)?;
+    let dh_params = existing("tlsdh", raw.tlsdh)?;
+    let ca_cert = existing("tlscacert", raw.tlscacert)?;
+    let verify_client = match raw.tlsverify {
+        None | Some(serde_norway::Value::Bool(false)) => false,
+        Some(serde_norway::Value::Bool(true)) => true,
+        Some(other) => {
+            return Err(invalid(
+                key("tlsverify"),
+                format!("expected true or false, found {}", describe_yaml(&other)),
+            ))
+        }
+    };
+    let tls = match address.scheme {
+        ApiScheme::Http => {
+            if cert.is_some() || tls_key.is_some() || ca_cert.is_some() || verify_client {
+                return Err(invalid(
+                    key("address"),
+                    "TLS options are given but the address is not https://",
+                ));
+            }
+            None
+        }
+        ApiScheme::Https => {
+            let cert = cert.ok_or_else(|| ConfigError::Missing {
+                key: key("tlscert"),
+            })?;
+            if verify_client && ca_cert.is_none() {
+                return Err(ConfigError::Missing {
+                    key: key("tlscacert"),
+                });
+            }
+            Some(TlsSettings {
+                cert,
+                key: tls_key,
+                ca_cert,
+                verify_client,
+                dh_params,
+            })
+        }
+    };
+    Ok(ListenerConfig { address, tls })
+}
+
+fn describe_yaml(value: &serde_norway::Value) -> String {
+    match serde_norway::to_string(value) {
+        Ok(text) => format!("'{}'", text.trim()),
+        Err(_) => "a value of another kind".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "
+kleene_root: zroot/kleene
+api_listening_sockets:
+  - address: http:///var/run/kleened.sock
+pf_config_path: /etc/pf.conf
+pf_config_template_path: /usr/local/etc/kleened/pf.conf.kleene
+enable_logging: true
+log_level: info
+";
+
+    fn parse(text: &str, os: TargetOs) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("config.yaml"), os)
+    }
+
+    #[test]
+    fn the_reference_example_resolves_with_derived_paths() {
+        let config = parse(MINIMAL, TargetOs::FreeBsd).unwrap();
+        assert_eq!(config.kleene_root, "zroot/kleene");
+        assert_eq!(
+            config.metadata_path,
+            PathBuf::from("/zroot/kleene/metadata.sqlite")
+        );
+        assert_eq!(config.pidfile, PathBuf::from("/var/run/kleened.pid"));
+        assert_eq!(config.log_level, LogLevel::Info);
+        assert_eq!(config.listeners.len(), 1);
+        assert!(config.listeners[0].tls.is_none());
+    }
+
+    #[test]
+    fn every_required_key_is_named_when_missing() {
+        for key in [
+            "kleene_root",
+            "api_listening_sockets",
+            "pf_config_path",
+            "pf_config_template_path",
+            "enable_logging",
+            "log_level",
+        ] {
+            let text: String = MINIMAL
+                .lines()
+                .filter(|line| {
+                    !line.starts_with(key)
+                        && !(key == "api_listening_sockets" && line.starts_with("  -"))
+                })
+                .map(|line| format!("{line}\n"))
+                .collect();
+            let err = parse(&text, TargetOs::FreeBsd).unwrap_err();
+            assert_eq!(
+                err,
+                ConfigError::Missing {
+                    key: key.to_owned()
+                },
+                "removing {key}"
+            );
+            assert!(err.to_string().contains(key));
+        }
+    }
+
+    #[test]
+    fn pf_paths_are_optional_on_linux() {
+        let text: String = MINIMAL
+            .lines()
+            .filter(|l| !l.starts_with("pf_"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let config = parse(&text, TargetOs::Linux).unwrap();
+        assert_eq!(config.pf_config_path, None);
+    }
+
+    #[test]
+    fn empty_file_reports_the_first_missing_key() {
+        assert_eq!(
+            parse("", TargetOs::Linux).unwrap_err(),
+            ConfigError::Missing {
+                key: "kleene_root".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = parse(&format!("{MINIMAL}kleene_rot: x\n"), TargetOs::Linux).unwrap_err();
+        assert!(err.to_string().contains("kleene_rot"), "{err}");
+        let err = parse(
+            &MINIMAL.replace("log_level: info", "log_level: loud"),
+            TargetOs::Linux,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid { ref key, .. } if key == "log_level"),
+            "{err}"
+        );
+        let err = parse(
+            &MINIMAL.replace("enable_logging: true", "enable_logging: yes please"),
+            TargetOs::Linux,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("enable_logging"), "{err}");
+        let err = parse(
+            &MINIMAL.replace("zroot/kleene", "zroot//kleene"),
+            TargetOs::Linux,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid { ref key, .. } if key == "kleene_root"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn syslog_level_names_map_onto_tracing_levels() {
+        for (name, level) in [
+            ("debug", LogLevel::Debug),
+            ("notice", LogLevel::Info),
+            ("warning", LogLevel::Warn),
+            ("critical", LogLevel::Error),
+            ("emergency", LogLevel::Error),
+        ] {
+            assert_eq!(LogLevel::parse(name), Some(level));
+        }
+    }
+
+    fn with_listener(listener: &str) -> String {
+        MINIMAL.replace("  - address: http:///var/run/kleened.sock\n", listener)
+    }
+
+    #[test]
+    fn listener_address_shapes() {
+        let config = parse(
+            &with_listener(
+                "  - address: http://127.0.0.1:8080\n  - address: \"http://[::1]:8080/\"\n",
+            ),
+            TargetOs::Linux,
+        )
+        .unwrap();
+        assert_eq!(
+            config.listeners[0].address.socket_addr(),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            config.listeners[1].address.socket_addr(),
+            Some("[::1]:8080".parse().unwrap())
+        );
+
+        for bad in [
+            "http://localhost:8080",
+            "http://127.0.0.1:8080?x",
+            "unix:///tmp/s",
+        ] {
+            let err = parse(
+                &with_listener(&format!("  - address: \"{bad}\"\n")),
+                TargetOs::Linux,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { ref key, .. } if key == "api_listening_sockets[0].address"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_directory_is_not_a_socket_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = parse(
+            &with_listener(&format!("  - address: http://{}\n", dir.path().display())),
+            TargetOs::Linux,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_listeners_are_refused() {
+        let err = parse(
+            &with_listener("  - address: http:///tmp/a.sock\n  - address: https:///tmp/a.sock\n    tlscert: /nonexistent\n"),
+            TargetOs::Linux,
+        )
+        .unwrap_err();
+        // The missing certificate is found first; without it the duplicate is reported.
+        assert!(err.to_string().contains("tlscert"), "{err}");
+        let err = parse(
+            &with_listener("  - address: http:///tmp/a.sock\n  - address: http:///tmp/a.sock\n"),
+            TargetOs::Linux,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("already used"), "{err}");
+    }
+
+    #[test]
+    fn tls_files_must_exist_and_tlsverify_must_be_boolean() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cert.pem");
+        std::fs::write(&cert, "x").unwrap();
+        let base = format!(
+            "  - address: https://127.0.0.1:8085\n    tlscert: {}\n",
+            cert.display()
+        );
+
+        let config = parse(&with_listener(&base), TargetOs::Linux).unwrap();
+        let tls = config.listeners[0].tls.clone().unwrap();
+        assert_eq!(tls.cert, cert);
+        assert!(!tls.verify_client);
+
+        let err = parse(
+            &with_listener(&format!("{base}    tlskey: /no/such/key.pem\n")),
+            TargetOs::Linux,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            invalid(
+                "api_listening_sockets[0].tlskey",
+                "file '/no/such/key.pem' does not exist"
+            )
+        );
+
+        let err = parse(
+            &with_listener(&format!("{base}    tlsverify: maybe\n")),
+            TargetOs::Linux,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid { ref key, .. } if key == "api_listening_sockets[0].tlsverify")
+        );
+
+        let err = parse(
+            &with_listener(&format!("{base}    tlsverify: true\n")),
+            TargetOs::Linux,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Missing {
+                key: "api_listening_sockets[0].tlscacert".into()
+            }
+        );
+
+        let err = parse(
+            &with_listener("  - address: https://127.0.0.1:8085\n"),
+            TargetOs::Linux,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Missing {
+                key: "api_listening_sockets[0].tlscert".into()
+            }
+        );
+
+        let err = parse(
+            &with_listener(&format!(
+                "  - address: http://127.0.0.1:8085\n    tlscert: {}\n",
+                cert.display()
+            )),
+            TargetOs::Linux,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not https"), "{err}");
+    }
+}

@@ -1,0 +1,267 @@
+//! The HTTP side of the daemon: warp routes for the Kleene API, decoding of requests, and the
+//! listeners that serve them (unix sockets, TCP, TLS).
+//!
+//! Each resource has its module of handlers; a handler only decodes, calls one engine function and
+//! encodes. Every failure becomes an answer in [`error`].
+
+mod containers;
+pub mod error;
+mod images;
+pub mod listen;
+mod networks;
+pub mod openapi;
+mod request;
+mod volumes;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::engine::Engine;
+
+pub use request::{json_body, BODY_LIMIT};
+
+/// The full API as one filter.
+pub fn routes(engine: Arc<Engine>) -> warp::filters::BoxedFilter<(Response,)> {
+    images::routes(engine.clone())
+        .or(containers::routes(engine.clone()))
+        .unify()
+        .or(networks::routes(engine.clone()))
+        .unify()
+        .or(volumes::routes(engine))
+        .unify()
+        .recover(recover)
+        .unify()
+        .with(warp::log::custom(|info| {
+            tracing::debug!(
+                method = %info.method(),
+                path = info.path(),
+                status = info.status().as_u16(),
+                elapsed_ms = info.elapsed().as_secs_f64() * 1000.0,
+                "request"
+            );
+        }))
+        .map(warp::Reply::into_response)
+        .boxed()
+}
+
+/// Passes the engine to a handler.
+fn with_engine(
+    engine: Arc<Engine>,
+) -> impl Filter<Extract = (Arc<Engine>,), Error = Infallible> + Clone {
+    warp::any().map(move || engine.clone())
+}
+
+/// Answers what no route took. Routes answer their own errors, so what arrives here is a path the
+/// API does not have (or has with another method), or a request warp refused before a handler ran.
+async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    use http::StatusCode;
+    if let Some(request::Refused(errors)) = rejection.find::<request::Refused>() {
+        return Ok(error::invalid(errors.clone()));
+    }
+    if rejection.is_not_found() || rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        return Ok(error::route_not_found());
+    }
+    if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        return Ok(error::message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {BODY_LIMIT} bytes"),
+        ));
+    }
+    if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        return Ok(error::message(
+            StatusCode::LENGTH_REQUIRED,
+            "request body needs a content-length",
+        ));
+    }
+    tracing::warn!(?rejection, "request refused");
+    Ok(error::message(
+        StatusCode::BAD_REQUEST,
+        format!("bad request: {rejection:?}"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testdata::{container, image, network, volume};
+    use crate::store::Store;
+    use http::StatusCode;
+    use kleene_api::{EndPoint, MountPoint, MountPointType};
+
+    async fn api() -> warp::filters::BoxedFilter<(Response,)> {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .write(|db| {
+                db.insert_image(&image(
+                    "i1i1i1aaaaaa",
+                    "base",
+                    "latest",
+                    "2024-01-01T00:00:00.000000Z",
+                ))?;
+                db.insert_container(&container(
+                    "c1c1c1aaaaaa",
+                    Some("web"),
+                    "i1i1i1aaaaaa",
+                    "2024-01-02T00:00:00Z",
+                ))?;
+                db.insert_network(&network("n1n1n1aaaaaa", "default"))?;
+                db.insert_volume(&volume("data", "2024-01-03T00:00:00Z"))?;
+                db.insert_endpoint(&EndPoint {
+                    id: "e1e1e1aaaaaa".into(),
+                    network_id: "n1n1n1aaaaaa".into(),
+                    container_id: "c1c1c1aaaaaa".into(),
+                    epair: None,
+                    ip_address: "10.13.37.2".into(),
+                    ip_address6: "".into(),
+                })?;
+                db.insert_mount(&MountPoint {
+                    kind: MountPointType::Volume,
+                    container_id: "c1c1c1aaaaaa".into(),
+                    destination: "/data".into(),
+                    source: "data".into(),
+                    read_only: false,
+                })
+            })
+            .await
+            .unwrap();
+        routes(Engine::new(store))
+    }
+
+    async fn get(path: &str) -> (StatusCode, String, Option<String>) {
+        let res = warp::test::request()
+            .method("GET")
+            .path(path)
+            .reply(&api().await)
+            .await;
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            res.status(),
+            String::from_utf8(res.body().to_vec()).unwrap(),
+            content_type,
+        )
+    }
+
+    fn json(text: &str) -> serde_json::Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn lists_answer_json_arrays() {
+        for (path, first_key, first_value) in [
+            ("/images/list", "id", "i1i1i1aaaaaa"),
+            ("/containers/list?all=true", "id", "c1c1c1aaaaaa"),
+            ("/networks/list", "name", "default"),
+            ("/volumes/list", "name", "data"),
+        ] {
+            let (status, body, content_type) = get(path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert_eq!(content_type.as_deref(), Some("application/json"), "{path}");
+            let body = json(&body);
+            assert_eq!(body[0][first_key], first_value, "{path}: {body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn container_list_has_the_summary_fields() {
+        let (_, body, _) = get("/containers/list?all=true").await;
+        let item = &json(&body)[0];
+        assert_eq!(item["image_name"], "base");
+        assert_eq!(item["image_tag"], "latest");
+        assert_eq!(item["jid"], serde_json::Value::Null);
+        assert_eq!(item["running"], false);
+        assert_eq!(item["network_driver"], "host");
+        assert_eq!(item["restart_policy"], "no");
+        assert_eq!(item["public_ports"][0]["protocol"], "tcp");
+    }
+
+    #[tokio::test]
+    async fn container_list_without_all_shows_only_running_containers() {
+        for path in ["/containers/list", "/containers/list?all=false"] {
+            let (status, body, _) = get(path).await;
+            assert_eq!((status, body.as_str()), (StatusCode::OK, "[]"), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_query_value_of_the_wrong_type_answers_422_with_a_pointer() {
+        let (status, body, _) = get("/containers/list?all=yes").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let body = json(&body);
+        assert_eq!(body["errors"][0]["title"], "Invalid value");
+        assert_eq!(body["errors"][0]["source"]["pointer"], "/all");
+        assert!(
+            body["errors"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("yes"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn inspect_finds_objects_by_id_prefix_and_name() {
+        let (status, body, _) = get("/images/base:latest/inspect").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(json(&body)["id"], "i1i1i1aaaaaa");
+
+        let (status, body, _) = get("/containers/web/inspect").await;
+        assert_eq!(status, StatusCode::OK);
+        let body = json(&body);
+        assert_eq!(body["container"]["id"], "c1c1c1aaaaaa");
+        assert_eq!(body["container_endpoints"][0]["ip_address"], "10.13.37.2");
+        assert_eq!(body["container_mountpoints"][0]["type"], "volume");
+
+        let (status, body, _) = get("/networks/n1n1/inspect").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            json(&body)["network_endpoints"][0]["container_id"],
+            "c1c1c1aaaaaa"
+        );
+
+        let (status, body, _) = get("/volumes/data/inspect").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(json(&body)["mountpoints"][0]["destination"], "/data");
+    }
+
+    #[tokio::test]
+    async fn inspect_of_unknown_objects_answers_the_reference_404_bodies() {
+        for (path, message) in [
+            ("/images/nope/inspect", "image not found"),
+            ("/containers/nope/inspect", "container not found"),
+            ("/networks/nope/inspect", "network not found"),
+            ("/volumes/dat/inspect", "No such volume"),
+        ] {
+            let (status, body, _) = get(path).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+            assert_eq!(
+                json(&body),
+                serde_json::json!({ "message": message }),
+                "{path}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_and_methods_answer_plain_not_found() {
+        for (method, path) in [
+            ("GET", "/nope"),
+            ("GET", "/images"),
+            ("POST", "/images/list"),
+            ("GET", "/v1/images/list"),
+        ] {
+            let res = warp::test::request()
+                .method(method)
+                .path(path)
+                .reply(&api().await)
+                .await;
+            assert_eq!(res.status(), StatusCode::NOT_FOUND, "{method} {path}");
+            assert_eq!(res.body().as_ref(), b"not found", "{method} {path}");
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Decoding of requests: query parameters and JSON bodies, with the API's 422 answers.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use kleene_api::ValidationErrors;
+use serde::de::DeserializeOwned;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::error;
+
+/// The largest request body accepted, in bytes.
+pub const BODY_LIMIT: u64 = 1024 * 1024;
+
+/// A request refused while decoding it; `recover` answers it with 422.
+#[derive(Debug)]
+pub(super) struct Refused(pub ValidationErrors);
+
+impl warp::reject::Reject for Refused {}
+
+/// The query string as name/value pairs (percent-decoded). Duplicate names keep the last value.
+pub(super) fn query(
+) -> impl Filter<Extract = (HashMap<String, String>,), Error = Infallible> + Clone {
+    warp::query::<Vec<(String, String)>>()
+        .or(warp::any().map(Vec::new))
+        .unify()
+        .map(|pairs: Vec<(String, String)>| pairs.into_iter().collect())
+}
+
+/// Reads an optional boolean query parameter; anything but `true`/`false` is a 422.
+pub(super) fn bool_param(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<bool>, Response> {
+    match params.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(other) => Err(error::invalid(ValidationErrors::single(
+            format!("/{name}"),
+            format!("'{other}' is not a boolean (true or false)"),
+        ))),
+    }
+}
+
+/// A JSON request body of type `T`, at most [`BODY_LIMIT`] bytes. A body that is not JSON, or does
+/// not fit `T`, is answered with 422 naming the field at fault.
+pub fn json_body<T: DeserializeOwned + Send>(
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(BODY_LIMIT)
+        .and(warp::body::bytes())
+        .and_then(|bytes: bytes::Bytes| async move {
+            decode_json::<T>(&bytes).map_err(|errors| warp::reject::custom(Refused(errors)))
+        })
+}
+
+/// Decodes `bytes` as `T`, locating the first error as a JSON pointer.
+pub(super) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationErrors> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let pointer = pointer_of(err.path());
+        ValidationErrors::single(pointer, err.into_inner().to_string())
+    })?;
+    deserializer
+        .end()
+        .map_err(|err| ValidationErrors::single("", err.to_string()))?;
+    Ok(value)
+}
+
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        pointer.push('/');
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&index.to_string()),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"))
+            }
+            Segment::Unknown => pointer.push('?'),
+        }
+    }
+    pointer
+}

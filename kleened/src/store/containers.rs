@@ -1,0 +1,250 @@
+//! Container rows.
+
+use kleene_api::{Container, ContainerSummary, MountPoint};
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::volumes::{mount_from_row, MOUNT_COLUMNS};
+use super::{enum_from_text, enum_to_text, from_json, like_prefix, to_json, Db, StoreError};
+
+const COLUMNS: &str =
+    "c.id, c.name, c.image_id, c.cmd, c.user, c.env, c.network_driver, c.public_ports, \
+                       c.jail_param, c.restart_policy, c.persist, c.created, c.dataset";
+
+fn container_from_row(row: &Row<'_>) -> rusqlite::Result<Container> {
+    Ok(Container {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        image_id: row.get(2)?,
+        cmd: from_json("container cmd", &row.get::<_, String>(3)?)?,
+        user: row.get(4)?,
+        env: from_json("container env", &row.get::<_, String>(5)?)?,
+        network_driver: enum_from_text("network driver", &row.get::<_, String>(6)?)?,
+        public_ports: from_json("container public ports", &row.get::<_, String>(7)?)?,
+        jail_param: from_json("container jail parameters", &row.get::<_, String>(8)?)?,
+        restart_policy: enum_from_text("restart policy", &row.get::<_, String>(9)?)?,
+        persist: row.get(10)?,
+        created: row.get(11)?,
+        dataset: row.get(12)?,
+        // Whether a container runs is a fact of the host, never of the database; the engine sets it.
+        running: false,
+    })
+}
+
+impl Db<'_> {
+    /// Every container whose image still exists, newest first, with its image's name and tag.
+    pub fn list_containers(&self) -> Result<Vec<ContainerSummary>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, i.name, i.tag FROM containers c JOIN images i ON i.id = c.image_id \
+             ORDER BY c.created DESC, c.id"
+        ))?;
+        let rows = stmt.query_map([], |row| {
+            Ok(ContainerSummary {
+                container: container_from_row(row)?,
+                image_name: row.get(13)?,
+                image_tag: row.get(14)?,
+                jid: None,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Finds a container by its full ID, by name, or by a prefix of its ID, in that order of
+    /// preference; among several matches the first in ID order wins. An empty identifier matches
+    /// nothing.
+    pub fn find_container(&self, identifier: &str) -> Result<Option<Container>, StoreError> {
+        if identifier.is_empty() {
+            return Ok(None);
+        }
+        for condition in ["c.id = ?1", "c.name = ?1"] {
+            let found = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM containers c WHERE {condition} ORDER BY c.id LIMIT 1"
+                ))?
+                .query_row([identifier], container_from_row)
+                .optional()?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM containers c WHERE c.id LIKE ?1 ESCAPE '\\' ORDER BY c.id LIMIT 1"
+            ))?
+            .query_row([like_prefix(identifier)], container_from_row)
+            .optional()?)
+    }
+
+    /// Stores a new container.
+    pub fn insert_container(&self, c: &Container) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO containers (id, name, image_id, cmd, user, env, network_driver, public_ports, \
+                 jail_param, restart_policy, persist, created, dataset) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                c.id,
+                c.name,
+                c.image_id,
+                to_json(&c.cmd),
+                c.user,
+                to_json(&c.env),
+                enum_to_text(&c.network_driver),
+                to_json(&c.public_ports),
+                to_json(&c.jail_param),
+                enum_to_text(&c.restart_policy),
+                c.persist,
+                c.created,
+                c.dataset,
+            ])?;
+        Ok(())
+    }
+
+    /// Removes a container's row with its endpoints and mounts. Returns false when there was none.
+    pub fn delete_container(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM containers WHERE id = ?1")?
+            .execute([id])?
+            == 1)
+    }
+
+    /// A container's mounts, in the order they were made.
+    pub fn mounts_of_container(&self, container_id: &str) -> Result<Vec<MountPoint>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {MOUNT_COLUMNS} FROM mounts WHERE container_id = ?1 ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map([container_id], mount_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::testdata::{container, image, network, volume};
+    use crate::store::Store;
+    use kleene_api::{EndPoint, MountPoint, MountPointType};
+
+    #[tokio::test]
+    async fn containers_list_newest_first_with_image_name_and_tag() {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .write(|db| {
+                db.insert_image(&image("i1i1i1", "base", "v2", "2024-01-01T00:00:00Z"))?;
+                db.insert_container(&container(
+                    "c1c1c1",
+                    Some("first"),
+                    "i1i1i1",
+                    "2024-01-01T00:00:00Z",
+                ))?;
+                db.insert_container(&container("c2c2c2", None, "i1i1i1", "2024-03-01T00:00:00Z"))
+            })
+            .await
+            .unwrap();
+        let list = store.read(|db| db.list_containers()).await.unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            list[0].container,
+            container("c2c2c2", None, "i1i1i1", "2024-03-01T00:00:00Z")
+        );
+        assert_eq!(
+            (list[1].image_name.as_str(), list[1].image_tag.as_str()),
+            ("base", "v2")
+        );
+        assert_eq!(list[1].container.name.as_deref(), Some("first"));
+    }
+
+    #[tokio::test]
+    async fn an_exact_id_wins_over_a_name_which_wins_over_a_prefix() {
+        let store = Store::open_in_memory().unwrap();
+        let found = store
+            .write(|db| {
+                db.insert_image(&image("i1i1i1", "base", "latest", "2024-01-01T00:00:00Z"))?;
+                db.insert_container(&container(
+                    "1337aa",
+                    Some("x"),
+                    "i1i1i1",
+                    "2024-01-01T00:00:00Z",
+                ))?;
+                db.insert_container(&container(
+                    "1337",
+                    Some("y"),
+                    "i1i1i1",
+                    "2024-01-01T00:00:00Z",
+                ))?;
+                db.insert_container(&container(
+                    "abcdef",
+                    Some("1337"),
+                    "i1i1i1",
+                    "2024-01-01T00:00:00Z",
+                ))?;
+                Ok((
+                    db.find_container("1337")?,
+                    db.find_container("133")?,
+                    db.find_container("y")?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.0.unwrap().id, "1337");
+        assert_eq!(found.1.unwrap().id, "1337", "first in ID order");
+        assert_eq!(found.2.unwrap().id, "1337");
+    }
+
+    #[tokio::test]
+    async fn removing_a_container_removes_its_endpoints_and_mounts_in_one_go() {
+        let store = Store::open_in_memory().unwrap();
+        let (mounts, endpoints) = store
+            .write(|db| {
+                db.insert_image(&image("i1i1i1", "base", "latest", "2024-01-01T00:00:00Z"))?;
+                db.insert_container(&container("c1c1c1", None, "i1i1i1", "2024-01-01T00:00:00Z"))?;
+                db.insert_network(&network("n1n1n1", "net"))?;
+                db.insert_volume(&volume("data", "2024-01-01T00:00:00Z"))?;
+                db.insert_endpoint(&EndPoint {
+                    id: "e1e1e1".into(),
+                    network_id: "n1n1n1".into(),
+                    container_id: "c1c1c1".into(),
+                    epair: None,
+                    ip_address: "10.13.37.2".into(),
+                    ip_address6: "".into(),
+                })?;
+                db.insert_mount(&MountPoint {
+                    kind: MountPointType::Volume,
+                    container_id: "c1c1c1".into(),
+                    destination: "/data".into(),
+                    source: "data".into(),
+                    read_only: true,
+                })?;
+                assert!(db.delete_container("c1c1c1")?);
+                Ok((
+                    db.mounts_of_container("c1c1c1")?,
+                    db.endpoints_of_network("n1n1n1")?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert!(mounts.is_empty());
+        assert!(endpoints.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_leaves_nothing_behind() {
+        let store = Store::open_in_memory().unwrap();
+        let result = store
+            .write(|db| {
+                db.insert_image(&image("i1i1i1", "base", "latest", "2024-01-01T00:00:00Z"))?;
+                // The image does not exist: the foreign key fails and the whole transaction rolls back.
+                db.insert_container(&container(
+                    "c1c1c1",
+                    None,
+                    "nonexistent",
+                    "2024-01-01T00:00:00Z",
+                ))
+            })
+            .await;
+        assert!(result.is_err());
+        assert!(store.read(|db| db.list_images()).await.unwrap().is_empty());
+    }
+}

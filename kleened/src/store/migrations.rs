@@ -1,0 +1,129 @@
+//! Schema migrations, tracked with SQLite's `user_version`.
+//!
+//! Each entry moves the schema one version forward and runs in its own transaction. Entries are never
+//! edited once released; a change to the schema is a new entry at the end.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the object model of the Kleened API.
+    "
+    CREATE TABLE images (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        tag          TEXT NOT NULL,
+        cmd          TEXT NOT NULL,
+        env          TEXT NOT NULL,
+        user         TEXT NOT NULL,
+        instructions TEXT NOT NULL,
+        created      TEXT NOT NULL,
+        dataset      TEXT NOT NULL
+    );
+    CREATE INDEX images_name_tag ON images (name, tag);
+
+    CREATE TABLE containers (
+        id             TEXT PRIMARY KEY,
+        name           TEXT,
+        image_id       TEXT NOT NULL REFERENCES images (id),
+        cmd            TEXT NOT NULL,
+        user           TEXT NOT NULL,
+        env            TEXT NOT NULL,
+        network_driver TEXT NOT NULL,
+        public_ports   TEXT NOT NULL,
+        jail_param     TEXT NOT NULL,
+        restart_policy TEXT NOT NULL,
+        persist        INTEGER NOT NULL,
+        created        TEXT NOT NULL,
+        dataset        TEXT NOT NULL
+    );
+    CREATE INDEX containers_name ON containers (name);
+
+    CREATE TABLE networks (
+        id        TEXT PRIMARY KEY,
+        name      TEXT NOT NULL UNIQUE,
+        type      TEXT NOT NULL,
+        subnet    TEXT NOT NULL,
+        subnet6   TEXT NOT NULL,
+        interface TEXT NOT NULL,
+        gateway   TEXT NOT NULL,
+        gateway6  TEXT NOT NULL,
+        nat       TEXT NOT NULL,
+        icc       INTEGER NOT NULL,
+        internal  INTEGER NOT NULL
+    );
+
+    CREATE TABLE endpoints (
+        id           TEXT PRIMARY KEY,
+        network_id   TEXT NOT NULL REFERENCES networks (id) ON DELETE CASCADE,
+        container_id TEXT NOT NULL REFERENCES containers (id) ON DELETE CASCADE,
+        epair        TEXT,
+        ip_address   TEXT NOT NULL,
+        ip_address6  TEXT NOT NULL,
+        UNIQUE (container_id, network_id)
+    );
+
+    CREATE TABLE volumes (
+        name       TEXT PRIMARY KEY,
+        dataset    TEXT NOT NULL,
+        mountpoint TEXT NOT NULL,
+        created    TEXT NOT NULL
+    );
+
+    CREATE TABLE mounts (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        container_id TEXT NOT NULL REFERENCES containers (id) ON DELETE CASCADE,
+        type         TEXT NOT NULL,
+        source       TEXT NOT NULL,
+        destination  TEXT NOT NULL,
+        read_only    INTEGER NOT NULL
+    );
+    CREATE INDEX mounts_container ON mounts (container_id);
+    ",
+];
+
+/// The schema version this build of the daemon writes.
+pub const CURRENT_VERSION: usize = MIGRATIONS.len();
+
+/// Applies every migration the database has not seen. A database written by a newer daemon is refused
+/// rather than misread.
+pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > CURRENT_VERSION {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "schema version {version} is newer than this daemon understands ({CURRENT_VERSION})"
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn).unwrap();
+        apply(&mut conn).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, CURRENT_VERSION as i64);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", CURRENT_VERSION as i64 + 1)
+            .unwrap();
+        let err = apply(&mut conn).unwrap_err();
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+}
