@@ -4,6 +4,7 @@
 //! failures it works around, `info` for lifecycle events (listening, shutdown), `debug` for each
 //! request and each external command with its argv.
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use tracing_appender::non_blocking::WorkerGuard;
@@ -23,6 +24,7 @@ pub struct LogGuard {
 pub fn init(config: &Config) -> anyhow::Result<LogGuard> {
     let filter = || EnvFilter::new(config.log_level.as_directive());
     let stderr = fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_filter(filter());
     let (file, guard) = if config.enable_logging {

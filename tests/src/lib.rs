@@ -1,1 +1,413 @@
-//! placeholder
+//! Harness for the end-to-end tests: the real `kleened` and `klee` binaries (built by
+//! `cargo build --workspace --bins` before the tests run), a daemon per test on its own temporary
+//! socket, certificates made per test, and the published Python client.
+//!
+//! Nothing here fakes the daemon: tests talk to it over real sockets, as users do.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// The directory holding the workspace's binaries (`target/debug`).
+fn bin_dir() -> PathBuf {
+    // Test executables live in target/<profile>/deps.
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executable is in target/<profile>/deps")
+        .to_owned()
+}
+
+/// Path of a workspace binary; fails loudly when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the binaries first with `cargo build --workspace --bins`",
+        path.display()
+    );
+    path
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_owned()
+}
+
+/// A running `kleened` with its own directory for config, socket, pidfile and database.
+#[derive(Debug)]
+pub struct Daemon {
+    dir: TempDir,
+    child: Option<Child>,
+    /// `http:///...sock` address of its unix socket.
+    pub host: String,
+}
+
+/// Extra listener entries and settings for a daemon's configuration.
+#[derive(Debug, Default, Clone)]
+pub struct DaemonOptions {
+    /// YAML list items appended to `api_listening_sockets` (each starting with `  - address:`).
+    pub extra_listeners: String,
+}
+
+impl Daemon {
+    /// Starts a daemon listening on a unix socket in a new temporary directory.
+    pub fn start() -> Daemon {
+        Daemon::start_with(DaemonOptions::default())
+    }
+
+    /// Starts a daemon with extra listeners; waits until every listener accepts connections.
+    pub fn start_with(options: DaemonOptions) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("kleene-e2e-")
+            .tempdir()
+            .expect("temporary directory");
+        let socket = dir.path().join("kleened.sock");
+        let config = format!(
+            "kleene_root: kleene-test/unused\n\
+             api_listening_sockets:\n  - address: http://{}\n{}\
+             enable_logging: true\n\
+             log_file: {}\n\
+             log_level: debug\n\
+             pidfile: {}\n\
+             metadata_path: {}\n",
+            socket.display(),
+            options.extra_listeners,
+            dir.path().join("kleened.log").display(),
+            dir.path().join("kleened.pid").display(),
+            dir.path().join("metadata.sqlite").display(),
+        );
+        std::fs::write(dir.path().join("config.yaml"), config).expect("write config");
+        let mut daemon = Daemon {
+            host: format!("http://{}", socket.display()),
+            dir,
+            child: None,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    fn spawn(&mut self) {
+        let log_offset = self.log().len();
+        let child = Command::new(bin("kleened"))
+            .arg("--config")
+            .arg(self.config_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kleened");
+        self.child = Some(child);
+        self.wait_ready(log_offset);
+    }
+
+    /// Its configuration file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.yaml")
+    }
+
+    /// Its directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Its unix socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("kleened.sock")
+    }
+
+    /// Waits for "kleened is ready" in the log written after `log_offset`.
+    fn wait_ready(&mut self, log_offset: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "kleened exited during start-up with {status}; its log:\n{}",
+                    self.log()
+                );
+            }
+            // The pidfile is written first and the log says "ready" once every listener is bound.
+            if self
+                .log()
+                .get(log_offset..)
+                .is_some_and(|new| new.contains("kleened is ready"))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kleened did not get ready in 20 s; its log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kleened.log")).unwrap_or_default()
+    }
+
+    /// Stops the daemon with SIGTERM and restarts it on the same directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Sends SIGTERM and waits for a clean exit: status 0, socket file and pidfile removed.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let exit = loop {
+            if let Some(exit) = child.try_wait().expect("wait for kleened") {
+                break exit;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "kleened did not stop within 20 s of SIGTERM; its log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            exit.success(),
+            "kleened exited with {exit} after SIGTERM; its log:\n{}",
+            self.log()
+        );
+        assert!(
+            !self.socket().exists(),
+            "socket file left behind after shutdown"
+        );
+        assert!(
+            !self.dir.path().join("kleened.pid").exists(),
+            "pidfile left behind after shutdown"
+        );
+    }
+
+    /// Runs our `klee` against this daemon's unix socket.
+    pub fn klee(&self, args: &[&str]) -> Output {
+        klee(&self.host, args)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs our `klee` with `--host host` and `args`.
+pub fn klee(host: &str, args: &[&str]) -> Output {
+    Command::new(bin("klee"))
+        .arg("--host")
+        .arg(host)
+        .args(args)
+        .env_remove("KLEE_HOST")
+        .output()
+        .expect("run klee")
+}
+
+/// Text of a command's stdout and stderr, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The published Python client (PyPI `kleene-cli` 0.1.0rc4), installed by the test command into a
+/// venv. `None` only when the run opted out with `KLEENE_SKIP_PYTHON_CLIENT=1`, which is announced.
+pub fn python_klee() -> Option<PathBuf> {
+    if std::env::var("KLEENE_SKIP_PYTHON_CLIENT").as_deref() == Ok("1") {
+        eprintln!(
+            "*** SKIPPED: the Python klee conformance check (KLEENE_SKIP_PYTHON_CLIENT=1) ***"
+        );
+        return None;
+    }
+    let path = std::env::var_os("KLEENE_PYTHON_KLEE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".cache/pyklee/bin/klee"));
+    assert!(
+        path.is_file(),
+        "the Python klee is not installed at {}: run the test command (scripts/test), which installs \
+         kleene-cli==0.1.0rc4 there, or set KLEENE_PYTHON_KLEE; set KLEENE_SKIP_PYTHON_CLIENT=1 to skip",
+        path.display()
+    );
+    Some(path)
+}
+
+/// Certificates for a TLS listener, written as PEM files into a directory.
+#[derive(Debug)]
+pub struct Certs {
+    /// CA that signs the server and the good client certificate.
+    pub ca: PathBuf,
+    /// Server certificate for 127.0.0.1 and localhost.
+    pub server_cert: PathBuf,
+    /// Server key.
+    pub server_key: PathBuf,
+    /// Client certificate signed by `ca`.
+    pub client_cert: PathBuf,
+    /// Client key.
+    pub client_key: PathBuf,
+    /// Client certificate signed by another CA.
+    pub rogue_cert: PathBuf,
+    /// Its key.
+    pub rogue_key: PathBuf,
+}
+
+impl Certs {
+    /// Makes a CA, a server certificate and two client certificates (one from another CA) in `dir`.
+    pub fn generate(dir: &Path) -> Certs {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+            IsCa, KeyPair,
+        };
+
+        let ca = |name: &str| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key"))
+                .expect("CA certificate")
+        };
+        let leaf = |issuer: &CertifiedIssuer<'_, KeyPair>,
+                    names: Vec<String>,
+                    usage: ExtendedKeyUsagePurpose| {
+            let mut params = CertificateParams::new(names).expect("leaf params");
+            params.extended_key_usages = vec![usage];
+            let key = KeyPair::generate().expect("leaf key");
+            let cert = params.signed_by(&key, issuer).expect("leaf certificate");
+            (cert.pem(), key.serialize_pem())
+        };
+        let good_ca = ca("kleene test CA");
+        let rogue_ca = ca("another CA");
+        let (server_cert, server_key) = leaf(
+            &good_ca,
+            vec!["127.0.0.1".into(), "localhost".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let (client_cert, client_key) = leaf(
+            &good_ca,
+            vec!["klee".into()],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        let (rogue_cert, rogue_key) = leaf(
+            &rogue_ca,
+            vec!["klee".into()],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write PEM");
+            path
+        };
+        Certs {
+            ca: write("ca.pem", &good_ca.pem()),
+            server_cert: write("server-cert.pem", &server_cert),
+            server_key: write("server-key.pem", &server_key),
+            client_cert: write("client-cert.pem", &client_cert),
+            client_key: write("client-key.pem", &client_key),
+            rogue_cert: write("rogue-cert.pem", &rogue_cert),
+            rogue_key: write("rogue-key.pem", &rogue_key),
+        }
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Writes rows straight into a stopped daemon's database, so tests can look at listings with content
+/// before the endpoints that create objects exist.
+pub fn seed_store(
+    metadata: &Path,
+    seed: impl FnOnce(&kleened::store::Db<'_>) -> Result<(), kleened::store::StoreError>
+        + Send
+        + 'static,
+) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store = kleened::store::Store::open(metadata).expect("open store");
+        store.write(seed).await.expect("seed store");
+    });
+}
+
+/// A sample of every kind of object, as the daemon would have stored them.
+pub fn sample_objects(db: &kleened::store::Db<'_>) -> Result<(), kleened::store::StoreError> {
+    use kleene_api::*;
+    db.insert_image(&Image {
+        id: "1a2b3c4d5e6f".into(),
+        name: "base".into(),
+        tag: "latest".into(),
+        cmd: vec!["/bin/sh".into(), "/etc/rc".into()],
+        env: vec![],
+        user: "root".into(),
+        instructions: vec![],
+        created: "2026-01-02T03:04:05.123456Z".into(),
+        dataset: "kleene-test/image/1a2b3c4d5e6f".into(),
+    })?;
+    db.insert_container(&Container {
+        id: "abcdef012345".into(),
+        name: Some("web".into()),
+        image_id: "1a2b3c4d5e6f".into(),
+        cmd: vec!["/bin/echo".into(), "hello".into()],
+        user: "root".into(),
+        env: vec!["A=1".into()],
+        network_driver: NetworkDriver::Host,
+        public_ports: vec![],
+        jail_param: vec!["mount.devfs=true".into()],
+        restart_policy: RestartPolicy::No,
+        persist: false,
+        created: "2026-01-02T03:05:00.000000Z".into(),
+        dataset: "kleene-test/container/abcdef012345".into(),
+        running: false,
+    })?;
+    db.insert_network(&Network {
+        id: "0f0f0f0f0f0f".into(),
+        name: "default".into(),
+        kind: NetworkType::Loopback,
+        subnet: "10.13.37.0/24".into(),
+        subnet6: "".into(),
+        interface: "kleene0".into(),
+        gateway: "".into(),
+        gateway6: "".into(),
+        nat: "".into(),
+        icc: true,
+        internal: false,
+    })?;
+    db.insert_volume(&Volume {
+        name: "data".into(),
+        dataset: "kleene-test/volumes/data".into(),
+        mountpoint: "/kleene-test/volumes/data".into(),
+        created: "2026-01-02T03:06:00.000000Z".into(),
+    })
+}

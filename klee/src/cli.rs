@@ -1,0 +1,151 @@
+//! The command line, as clap parses it. No behaviour here: `commands` acts on what this produces.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// klee: the command-line client of kleened.
+#[derive(Debug, Parser)]
+#[command(
+    name = "klee",
+    version,
+    about = "Command-line client of the Kleene container daemon"
+)]
+pub struct Cli {
+    /// Where kleened listens: http:///path/to.sock, http://IP:PORT or https://...
+    #[arg(long, env = "KLEE_HOST", default_value = kleene_api::DEFAULT_HOST, global = true)]
+    pub host: String,
+    /// Verify the daemon's TLS certificate (against --tlscacert, or the system's CAs).
+    #[arg(long, env = "KLEE_TLS_VERIFY", global = true)]
+    pub tlsverify: bool,
+    /// CA certificate the daemon's certificate must be signed by.
+    #[arg(long, env = "KLEE_TLS_CACERT", global = true, value_name = "PEM")]
+    pub tlscacert: Option<PathBuf>,
+    /// Client certificate for daemons that require one.
+    #[arg(long, env = "KLEE_TLS_CERT", global = true, value_name = "PEM")]
+    pub tlscert: Option<PathBuf>,
+    /// Key of the client certificate.
+    #[arg(long, env = "KLEE_TLS_KEY", global = true, value_name = "PEM")]
+    pub tlskey: Option<PathBuf>,
+    /// Print the daemon's JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// List images (image ls).
+    Lsi,
+    /// List containers (container ls).
+    Lsc(ContainerListArgs),
+    /// List networks (network ls).
+    Lsn,
+    /// List volumes (volume ls).
+    Lsv,
+    /// Inspect an image (image inspect).
+    Isi(ObjectArg),
+    /// Inspect a container (container inspect).
+    Isc(ObjectArg),
+    /// Inspect a network (network inspect).
+    Isn(ObjectArg),
+    /// Inspect a volume (volume inspect).
+    Isv(ObjectArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images.
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Show everything about an image.
+    Inspect(ObjectArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// List containers.
+    #[command(visible_alias = "list")]
+    Ls(ContainerListArgs),
+    /// Show everything about a container.
+    Inspect(ObjectArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// List networks.
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Show everything about a network.
+    Inspect(ObjectArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// List volumes.
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Show everything about a volume.
+    Inspect(ObjectArg),
+}
+
+#[derive(Debug, Args)]
+pub struct ContainerListArgs {
+    /// Show all containers, not only running ones.
+    #[arg(short, long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ObjectArg {
+    /// ID, ID prefix or name.
+    pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn shortcuts_and_global_options_parse_anywhere() {
+        let cli = Cli::try_parse_from([
+            "klee",
+            "lsc",
+            "-a",
+            "--host",
+            "http:///tmp/k.sock",
+            "--json",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Lsc(ContainerListArgs { all: true })
+        ));
+        assert_eq!(cli.host, "http:///tmp/k.sock");
+        assert!(cli.json);
+        let cli = Cli::try_parse_from(["klee", "container", "ls", "--all"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Container(ContainerCommand::Ls(ContainerListArgs { all: true }))
+        ));
+    }
+}

@@ -1,0 +1,88 @@
+//! Rendering for people: tables and relative times.
+
+use comfy_table::{presets, Table};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// A borderless table with a header row, as `docker ls` prints them.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    // comfy-table pads the first column with a leading space in this preset; keep lines flush left.
+    table
+        .lines()
+        .map(|line| {
+            line.trim_end()
+                .strip_prefix(' ')
+                .unwrap_or(line.trim_end())
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// "3 minutes ago" for an ISO-8601 time; the text itself when it cannot be read.
+pub fn since(created: &str, now: OffsetDateTime) -> String {
+    let Ok(then) = OffsetDateTime::parse(created, &Rfc3339) else {
+        return created.to_owned();
+    };
+    let seconds = (now - then).whole_seconds();
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" });
+    match seconds {
+        s if s < 0 => "just now".to_owned(),
+        s if s < 60 => plural(s, "second"),
+        s if s < 3600 => plural(s / 60, "minute"),
+        s if s < 86_400 => plural(s / 3600, "hour"),
+        s if s < 14 * 86_400 => plural(s / 86_400, "day"),
+        s if s < 60 * 86_400 => plural(s / (7 * 86_400), "week"),
+        s if s < 730 * 86_400 => plural(s / (30 * 86_400), "month"),
+        s => plural(s / (365 * 86_400), "year"),
+    }
+}
+
+/// Cuts `text` to `width` characters, marking the cut.
+pub fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn relative_times() {
+        let now = datetime!(2024-03-01 12:00:00 UTC);
+        assert_eq!(since("2024-03-01T11:59:59.123456Z", now), "0 seconds ago");
+        assert_eq!(since("2024-03-01T11:59:00Z", now), "1 minute ago");
+        assert_eq!(since("2024-03-01T09:00:00+00:00", now), "3 hours ago");
+        assert_eq!(since("2024-02-20T12:00:00Z", now), "10 days ago");
+        assert_eq!(since("2022-01-01T00:00:00Z", now), "2 years ago");
+        assert_eq!(since("yesterday", now), "yesterday");
+    }
+
+    #[test]
+    fn tables_are_flush_left_without_borders() {
+        let text = table(&["ID", "NAME"], vec![vec!["abc".into(), "web".into()]]);
+        let lines: Vec<_> = text.lines().collect();
+        assert!(lines[0].starts_with("ID"), "{text}");
+        assert!(lines[1].starts_with("abc"), "{text}");
+        assert!(lines[1].contains("web"));
+    }
+
+    #[test]
+    fn truncation_marks_the_cut() {
+        assert_eq!(truncate("/bin/sh /etc/rc", 8), "/bin/sh…");
+        assert_eq!(truncate("short", 8), "short");
+    }
+}

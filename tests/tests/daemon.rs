@@ -1,0 +1,350 @@
+//! The daemon and our klee, end to end: real binaries over real sockets.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use kleene_tests::{
+    bin, describe, free_port, klee, sample_objects, seed_store, Certs, Daemon, DaemonOptions,
+};
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn klee_lists_every_kind_of_object_over_the_unix_socket() {
+    let daemon = Daemon::start();
+    for (args, header) in [
+        (&["lsi"][..], "ID"),
+        (&["image", "ls"][..], "TAG"),
+        (&["lsc", "-a"][..], "CONTAINER ID"),
+        (&["container", "ls", "-a"][..], "STATUS"),
+        (&["lsn"][..], "INTERFACE"),
+        (&["network", "ls"][..], "SUBNET"),
+        (&["lsv"][..], "VOLUME NAME"),
+        (&["volume", "ls"][..], "MOUNTPOINT"),
+    ] {
+        let out = daemon.klee(args);
+        assert!(out.status.success(), "klee {args:?}: {}", describe(&out));
+        assert!(
+            stdout(&out).starts_with(header) || stdout(&out).contains(header),
+            "klee {args:?}: {}",
+            describe(&out)
+        );
+    }
+    let out = daemon.klee(&["--json", "lsi"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out).trim(), "[]");
+}
+
+#[test]
+fn the_unix_socket_is_mode_0660() {
+    let daemon = Daemon::start();
+    let mode = std::fs::metadata(daemon.socket())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o660);
+}
+
+#[test]
+fn stored_objects_are_listed_and_survive_a_restart() {
+    let mut daemon = Daemon::start();
+    daemon.stop();
+    seed_store(&daemon.dir().join("metadata.sqlite"), sample_objects);
+    daemon.restart();
+
+    let out = daemon.klee(&["lsi"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let table = stdout(&out);
+    assert!(
+        table.contains("1a2b3c4d5e6f") && table.contains("base") && table.contains("latest"),
+        "{table}"
+    );
+
+    let out = daemon.klee(&["lsc"]);
+    assert!(
+        !stdout(&out).contains("abcdef012345"),
+        "a stopped container is listed only with -a"
+    );
+    let out = daemon.klee(&["lsc", "-a"]);
+    let table = stdout(&out);
+    assert!(
+        table.contains("abcdef012345")
+            && table.contains("base:latest")
+            && table.contains("stopped"),
+        "{table}"
+    );
+
+    let out = daemon.klee(&["isc", "web"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspect["container"]["id"], "abcdef012345");
+    assert_eq!(inspect["container_endpoints"], serde_json::json!([]));
+
+    daemon.restart();
+    let out = daemon.klee(&["--json", "lsn"]);
+    let networks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(networks[0]["name"], "default");
+    let out = daemon.klee(&["isv", "data"]);
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+#[test]
+fn unknown_objects_print_the_daemon_message_and_exit_1() {
+    let daemon = Daemon::start();
+    for (args, message) in [
+        (["isi", "nope"], "image not found"),
+        (["isc", "nope"], "container not found"),
+        (["isn", "nope"], "network not found"),
+        (["isv", "nope"], "No such volume"),
+    ] {
+        let out = daemon.klee(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        assert_eq!(stderr(&out).trim(), format!("klee: {message}"));
+    }
+}
+
+#[test]
+fn an_absent_daemon_gives_one_clear_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = format!("http://{}/kleened.sock", dir.path().display());
+    let out = klee(&host, &["lsi"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let text = stderr(&out);
+    assert!(text.contains(&host), "names the host tried: {text}");
+    assert!(
+        text.contains("is kleened running"),
+        "says what to check: {text}"
+    );
+
+    let port = free_port();
+    let out = klee(&format!("http://127.0.0.1:{port}"), &["lsc"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+}
+
+#[test]
+fn a_stale_socket_file_is_replaced_and_a_live_one_is_refused() {
+    let mut daemon = Daemon::start();
+    // A second daemon on the same socket must not take it over.
+    let second = Command::new(bin("kleened"))
+        .arg("--config")
+        .arg(daemon.config_path())
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "{}", describe(&second));
+    assert!(
+        stderr(&second).contains("kleened seems to run already"),
+        "{}",
+        describe(&second)
+    );
+    assert!(
+        daemon.socket().exists(),
+        "the running daemon keeps its socket"
+    );
+
+    daemon.stop();
+    // What a crash leaves behind: a socket file nobody listens on, and a pidfile of a dead process.
+    let stale = std::os::unix::net::UnixListener::bind(daemon.socket()).unwrap();
+    drop(stale);
+    std::fs::write(daemon.dir().join("kleened.pid"), "999999999\n").unwrap();
+    daemon.restart();
+    assert!(daemon.klee(&["lsi"]).status.success());
+}
+
+fn kleened_with_config(text: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let text = text.replace("$DIR", &dir.path().display().to_string());
+    std::fs::write(dir.path().join("config.yaml"), text).unwrap();
+    let out = Command::new(bin("kleened"))
+        .arg("--config")
+        .arg(dir.path().join("config.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        !dir.path().join("kleened.sock").exists(),
+        "a failed start leaves no socket"
+    );
+    assert!(
+        !dir.path().join("kleened.pid").exists(),
+        "a failed start leaves no pidfile"
+    );
+    out
+}
+
+const GOOD: &str = "kleene_root: kleene-test/x
+api_listening_sockets:
+  - address: http://$DIR/kleened.sock
+enable_logging: false
+log_level: info
+pidfile: $DIR/kleened.pid
+metadata_path: $DIR/metadata.sqlite
+";
+
+#[test]
+fn bad_configurations_stop_the_daemon_with_a_message_naming_the_problem() {
+    for (config, expected) in [
+        (GOOD.replace("log_level: info\n", ""), "'log_level' key not set in configuration file"),
+        (GOOD.replace("kleene_root: kleene-test/x\n", ""), "'kleene_root' key not set"),
+        (
+            GOOD.replace("http://$DIR/kleened.sock", "http://$DIR"),
+            "invalid value for 'api_listening_sockets[0].address'",
+        ),
+        (
+            GOOD.replace(
+                "  - address: http://$DIR/kleened.sock\n",
+                "  - address: http://$DIR/kleened.sock\n  - address: https://127.0.0.1:1\n    tlscert: $DIR/nope.pem\n",
+            ),
+            "invalid value for 'api_listening_sockets[1].tlscert': file '",
+        ),
+        (GOOD.replace("log_level: info", "log_level: chatty"), "invalid value for 'log_level'"),
+        (format!("{GOOD}colour: blue\n"), "unknown field `colour`"),
+        (GOOD.replace("http://$DIR/kleened.sock", "http://$DIR/missing-dir/kleened.sock"), "does not exist"),
+    ] {
+        let out = kleened_with_config(&config);
+        assert!(!out.status.success(), "{config}\n{}", describe(&out));
+        assert!(stderr(&out).contains(expected), "expected {expected:?} in:\n{}", describe(&out));
+    }
+    let out = Command::new(bin("kleened"))
+        .args(["--config", "/nonexistent/config.yaml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("could not read configuration file /nonexistent/config.yaml"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn a_malformed_tls_certificate_stops_the_daemon() {
+    let out = kleened_with_config(&GOOD.replace(
+        "  - address: http://$DIR/kleened.sock\n",
+        "  - address: http://$DIR/kleened.sock\n  - address: https://127.0.0.1:1\n    tlscert: $DIR/config.yaml\n",
+    ));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no certificate in the file"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn tcp_listeners_on_ipv4_and_ipv6_serve_the_same_api() {
+    let (v4, v6) = (free_port(), free_port());
+    let daemon = Daemon::start_with(DaemonOptions {
+        extra_listeners: format!(
+            "  - address: http://127.0.0.1:{v4}\n  - address: \"http://[::1]:{v6}/\"\n"
+        ),
+    });
+    for host in [
+        format!("http://127.0.0.1:{v4}"),
+        format!("http://[::1]:{v6}"),
+        daemon.host.clone(),
+    ] {
+        let out = klee(&host, &["lsc", "-a"]);
+        assert!(out.status.success(), "{host}: {}", describe(&out));
+    }
+}
+
+#[test]
+fn tls_with_client_certificates_admits_only_clients_of_the_ca() {
+    let certs_dir = tempfile::tempdir().unwrap();
+    let certs = Certs::generate(certs_dir.path());
+    let port = free_port();
+    let daemon = Daemon::start_with(DaemonOptions {
+        extra_listeners: format!(
+            "  - address: https://127.0.0.1:{port}\n    tlscert: {}\n    tlskey: {}\n    tlscacert: {}\n    tlsverify: true\n",
+            certs.server_cert.display(),
+            certs.server_key.display(),
+            certs.ca.display()
+        ),
+    });
+    let host = format!("https://127.0.0.1:{port}");
+    let p = |path: &std::path::Path| path.display().to_string();
+
+    let verified = [
+        "--tlsverify".to_owned(),
+        "--tlscacert".to_owned(),
+        p(&certs.ca),
+        "--tlscert".to_owned(),
+        p(&certs.client_cert),
+        "--tlskey".to_owned(),
+        p(&certs.client_key),
+    ];
+    let mut args: Vec<&str> = verified.iter().map(String::as_str).collect();
+    args.push("lsi");
+    let out = klee(&host, &args);
+    assert!(
+        out.status.success(),
+        "a client of the CA is admitted: {}",
+        describe(&out)
+    );
+
+    let out = klee(&host, &["--tlscacert", &p(&certs.ca), "lsi"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no client certificate: {}",
+        describe(&out)
+    );
+
+    let out = klee(
+        &host,
+        &[
+            "--tlscacert",
+            &p(&certs.ca),
+            "--tlscert",
+            &p(&certs.rogue_cert),
+            "--tlskey",
+            &p(&certs.rogue_key),
+            "lsi",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a certificate of another CA: {}",
+        describe(&out)
+    );
+
+    let out = klee(
+        &host,
+        &[
+            "--tlsverify",
+            "--tlscert",
+            &p(&certs.client_cert),
+            "--tlskey",
+            &p(&certs.client_key),
+            "lsi",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the server's CA is not a system CA: {}",
+        describe(&out)
+    );
+    assert!(
+        stderr(&out).contains("TLS handshake failed"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = klee(&format!("http://127.0.0.1:{port}"), &["lsi"]);
+    assert!(
+        !out.status.success(),
+        "plain HTTP to a TLS listener: {}",
+        describe(&out)
+    );
+
+    // The unix socket of the same daemon still answers without TLS.
+    assert!(daemon.klee(&["lsi"]).status.success());
+}

@@ -1,0 +1,114 @@
+//! The published Python client (PyPI kleene-cli 0.1.0rc4) against our daemon: every command that
+//! exists so far must succeed without a traceback, on empty lists and on lists with content.
+
+use std::process::Command;
+
+use kleene_tests::{describe, python_klee, sample_objects, seed_store, Daemon};
+
+fn run_python(klee: &std::path::Path, daemon: &Daemon, args: &[&str]) -> std::process::Output {
+    Command::new(klee)
+        .arg("--host")
+        .arg(&daemon.host)
+        .args(args)
+        .env("COLUMNS", "200")
+        .output()
+        .expect("run the Python klee")
+}
+
+fn assert_clean(out: &std::process::Output, args: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python klee {args:?}: {}",
+        describe(out)
+    );
+    assert!(
+        !stderr.contains("Traceback") && !stdout.contains("Traceback"),
+        "python klee {args:?}: {}",
+        describe(out)
+    );
+    assert!(
+        !stdout.contains("Unset object"),
+        "a field the client needs is missing: {}",
+        describe(out)
+    );
+}
+
+const LISTS: &[&[&str]] = &[
+    &["image", "ls"],
+    &["container", "ls", "-a"],
+    &["network", "ls"],
+    &["volume", "ls"],
+];
+
+#[test]
+fn python_klee_lists_on_an_empty_daemon() {
+    let Some(klee) = python_klee() else { return };
+    let daemon = Daemon::start();
+    for args in LISTS
+        .iter()
+        .chain([&["lsi"][..], &["lsc"][..], &["lsn"][..], &["lsv"][..]].iter())
+    {
+        let out = run_python(&klee, &daemon, args);
+        assert_clean(&out, args);
+    }
+}
+
+#[test]
+fn python_klee_lists_and_inspects_stored_objects() {
+    let Some(klee) = python_klee() else { return };
+    let mut daemon = Daemon::start();
+    daemon.stop();
+    seed_store(&daemon.dir().join("metadata.sqlite"), sample_objects);
+    daemon.restart();
+    for (args, expected) in [
+        (&["image", "ls"][..], "1a2b3c4d5e6f"),
+        (&["container", "ls", "-a"][..], "abcdef012345"),
+        (&["network", "ls"][..], "default"),
+        (&["volume", "ls"][..], "data"),
+        (&["image", "inspect", "base"][..], "1a2b3c4d5e6f"),
+        (&["container", "inspect", "web"][..], "abcdef012345"),
+        (&["network", "inspect", "default"][..], "kleene0"),
+        (
+            &["volume", "inspect", "data"][..],
+            "/kleene-test/volumes/data",
+        ),
+    ] {
+        let out = run_python(&klee, &daemon, args);
+        assert_clean(&out, args);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(expected),
+            "python klee {args:?}: {}",
+            describe(&out)
+        );
+    }
+}
+
+#[test]
+fn python_klee_reports_unknown_objects_without_a_traceback() {
+    let Some(klee) = python_klee() else { return };
+    let daemon = Daemon::start();
+    for args in [
+        ["image", "inspect", "nope"],
+        ["container", "inspect", "nope"],
+        ["network", "inspect", "nope"],
+    ] {
+        let out = run_python(&klee, &daemon, &args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !text.contains("Traceback"),
+            "python klee {args:?}: {}",
+            describe(&out)
+        );
+        assert!(
+            text.contains("not found"),
+            "python klee {args:?}: {}",
+            describe(&out)
+        );
+    }
+}
