@@ -438,8 +438,8 @@ log_level: info
             let text: String = MINIMAL
                 .lines()
                 .filter(|line| {
-                    !line.starts_with(key)
-                        && !(key == "api_listening_sockets" && line.starts_with("  -"))
+                    !(line.starts_with(key)
+                        || key == "api_listening_sockets" && line.starts_with("  -"))
                 })
                 .map(|line| format!("{line}\n"))
                 .collect();

@@ -47,32 +47,49 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
     })
 }
 
-/// The pidfile, removed when dropped. A pidfile naming a live process means another daemon runs.
+/// The pidfile, locked while the daemon runs and removed when dropped. The lock (flock(2), on FreeBSD
+/// and Linux alike) is what tells a second daemon that the first one still runs; a pidfile left by a
+/// crash is not locked and is simply taken over.
 #[derive(Debug)]
-struct Pidfile(PathBuf);
+struct Pidfile {
+    path: PathBuf,
+    _locked: std::fs::File,
+}
 
 impl Pidfile {
     fn create(path: &Path) -> anyhow::Result<Pidfile> {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Ok(pid) = text.trim().parse::<u32>() {
-                if pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists() {
-                    anyhow::bail!(
-                        "kleened seems to run already: {} names live process {pid}",
-                        path.display()
-                    );
-                }
-            }
+        use std::io::{Read, Seek, Write};
+        let context = || format!("cannot write pidfile {} (key 'pidfile')", path.display());
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(context)?;
+        if let Err(err) = file.try_lock() {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            anyhow::bail!(
+                "kleened seems to run already: pidfile {} is locked by pid {} ({err})",
+                path.display(),
+                holder.trim()
+            );
         }
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .with_context(|| format!("cannot write pidfile {} (key 'pidfile')", path.display()))?;
-        Ok(Pidfile(path.to_owned()))
+        file.set_len(0).with_context(context)?;
+        file.rewind().with_context(context)?;
+        writeln!(file, "{}", std::process::id()).with_context(context)?;
+        Ok(Pidfile {
+            path: path.to_owned(),
+            _locked: file,
+        })
     }
 }
 
 impl Drop for Pidfile {
     fn drop(&mut self) {
-        if let Err(err) = std::fs::remove_file(&self.0) {
-            tracing::warn!(path = %self.0.display(), error = %err, "could not remove pidfile");
+        if let Err(err) = std::fs::remove_file(&self.path) {
+            tracing::warn!(path = %self.path.display(), error = %err, "could not remove pidfile");
         }
     }
 }

@@ -1,5 +1,8 @@
 //! The daemon and our klee, end to end: real binaries over real sockets.
 
+// Test code: a failed setup step should panic where it happens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 

@@ -1,6 +1,9 @@
 //! The published Python client (PyPI kleene-cli 0.1.0rc4) against our daemon: every command that
 //! exists so far must succeed without a traceback, on empty lists and on lists with content.
 
+// Test code: a failed setup step should panic where it happens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 use kleene_tests::{describe, python_klee, sample_objects, seed_store, Daemon};

@@ -41,7 +41,7 @@ pub(super) async fn list(params: HashMap<String, String>, engine: Arc<Engine>) -
             StatusCode::OK,
             engine.list_containers(all.unwrap_or(false)).await,
         ),
-        Err(answer) => answer,
+        Err(errors) => error::invalid(errors),
     }
 }
 

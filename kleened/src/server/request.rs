@@ -5,10 +5,7 @@ use std::convert::Infallible;
 
 use kleene_api::ValidationErrors;
 use serde::de::DeserializeOwned;
-use warp::reply::Response;
 use warp::{Filter, Rejection};
-
-use super::error;
 
 /// The largest request body accepted, in bytes.
 pub const BODY_LIMIT: u64 = 1024 * 1024;
@@ -32,15 +29,15 @@ pub(super) fn query(
 pub(super) fn bool_param(
     params: &HashMap<String, String>,
     name: &str,
-) -> Result<Option<bool>, Response> {
+) -> Result<Option<bool>, ValidationErrors> {
     match params.get(name).map(String::as_str) {
         None => Ok(None),
         Some("true") => Ok(Some(true)),
         Some("false") => Ok(Some(false)),
-        Some(other) => Err(error::invalid(ValidationErrors::single(
+        Some(other) => Err(ValidationErrors::single(
             format!("/{name}"),
             format!("'{other}' is not a boolean (true or false)"),
-        ))),
+        )),
     }
 }
 

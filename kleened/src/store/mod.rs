@@ -173,6 +173,25 @@ fn like_prefix(prefix: &str) -> String {
     pattern
 }
 
+/// Encodes a unit enum as its wire name (`"host"`, `"on-startup"`).
+fn enum_to_text<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(text)) => text,
+        _ => String::new(),
+    }
+}
+
+/// Decodes a unit enum from its wire name.
+fn enum_from_text<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    text: &str,
+) -> rusqlite::Result<T> {
+    from_json(
+        what,
+        &serde_json::Value::String(text.to_owned()).to_string(),
+    )
+}
+
 #[cfg(test)]
 pub(crate) mod testdata {
     //! Objects for store and route tests.
@@ -242,23 +261,4 @@ pub(crate) mod testdata {
             created: created.into(),
         }
     }
-}
-
-/// Encodes a unit enum as its wire name (`"host"`, `"on-startup"`).
-fn enum_to_text<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(text)) => text,
-        _ => String::new(),
-    }
-}
-
-/// Decodes a unit enum from its wire name.
-fn enum_from_text<T: serde::de::DeserializeOwned>(
-    what: &'static str,
-    text: &str,
-) -> rusqlite::Result<T> {
-    from_json(
-        what,
-        &serde_json::Value::String(text.to_owned()).to_string(),
-    )
 }
