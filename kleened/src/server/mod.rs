@@ -56,7 +56,7 @@ fn with_engine(
 
 /// Answers what no route took. Routes answer their own errors, so what arrives here is a path the
 /// API does not have (or has with another method), or a request warp refused before a handler ran.
-async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+pub(crate) async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     use http::StatusCode;
     if let Some(request::Refused(errors)) = rejection.find::<request::Refused>() {
         return Ok(error::invalid(errors.clone()));

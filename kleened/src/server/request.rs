@@ -80,3 +80,84 @@ fn pointer_of(path: &serde_path_to_error::Path) -> String {
     }
     pointer
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+    use warp::Reply;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Body {
+        #[allow(dead_code)]
+        name: String,
+        #[allow(dead_code)]
+        cmd: Vec<String>,
+    }
+
+    fn route(
+    ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone
+    {
+        warp::post()
+            .and(json_body::<Body>())
+            .map(|_body: Body| warp::reply().into_response())
+            .recover(crate::server::recover)
+            .unify()
+    }
+
+    async fn post(body: &[u8]) -> (StatusCode, serde_json::Value) {
+        let res = warp::test::request()
+            .method("POST")
+            .body(body)
+            .reply(&route())
+            .await;
+        (
+            res.status(),
+            serde_json::from_slice(res.body()).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_valid_body_is_decoded() {
+        assert_eq!(
+            post(br#"{"name":"x","cmd":["ls"],"unknown":1}"#).await.0,
+            StatusCode::OK
+        );
+    }
+
+    #[tokio::test]
+    async fn a_field_of_the_wrong_type_is_named_by_a_pointer() {
+        let (status, body) = post(br#"{"name":"x","cmd":["ls", 3]}"#).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["errors"][0]["source"]["pointer"], "/cmd/1");
+        assert_eq!(body["errors"][0]["title"], "Invalid value");
+    }
+
+    #[tokio::test]
+    async fn missing_fields_and_malformed_json_are_422() {
+        let (status, body) = post(br#"{"name":"x"}"#).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body["errors"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("cmd"),
+            "{body}"
+        );
+        let (status, _) = post(b"{not json").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, body) = post(br#"{"name":"x","cmd":[]} trailing"#).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_refused_unread() {
+        let big = vec![b' '; BODY_LIMIT as usize + 1];
+        let (status, body) = post(&big).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            body["message"].as_str().unwrap().contains("larger than"),
+            "{body}"
+        );
+    }
+}

@@ -1,0 +1,272 @@
+#!/bin/sh
+# zfs-pool.sh — bring a file-backed ZFS test pool up or down on a Debian test host.
+#
+# The zfs crate's host tests (zfs/tests/pool.rs) and the Linux end-to-end tests need a real pool.
+# Test machines have no kernel ZFS, so this uses Debian's zfs-fuse (pool version 23), which runs
+# the same zfs(8)/zpool(8) command lines in user space. Run as root.
+#
+# Usage:
+#   scripts/zfs-pool.sh up     [--name NAME] [--size SIZE] [--dir DIR] [--mountpoint PATH]
+#   scripts/zfs-pool.sh down   [--name NAME] [--dir DIR] [--stop-daemon]
+#   scripts/zfs-pool.sh status [--name NAME]
+#
+# Defaults: NAME=$KLEENE_TEST_POOL or kleene-test, SIZE=$KLEENE_TEST_POOL_SIZE or 4G,
+# DIR=/var/lib/kleene-test, mountpoint /NAME. The backing file is DIR/NAME.img (sparse).
+#
+# Every step is idempotent: `up` on a pool that is already up does nothing, and `down` on a
+# pool that is already gone only cleans what is left.
+
+set -eu
+
+POOL_NAME="${KLEENE_TEST_POOL:-kleene-test}"
+POOL_SIZE="${KLEENE_TEST_POOL_SIZE:-4G}"
+POOL_DIR="/var/lib/kleene-test"
+POOL_MOUNTPOINT=""
+STOP_DAEMON=0
+PIDFILE="/run/zfs-fuse.pid"
+
+log() {
+    printf 'zfs-pool: %s\n' "$*" >&2
+}
+
+die() {
+    printf 'zfs-pool: error: %s\n' "$*" >&2
+    exit 1
+}
+
+usage() {
+    cat >&2 <<'EOF'
+usage: zfs-pool.sh up     [--name NAME] [--size SIZE] [--dir DIR] [--mountpoint PATH]
+       zfs-pool.sh down   [--name NAME] [--dir DIR] [--stop-daemon]
+       zfs-pool.sh status [--name NAME]
+
+env: KLEENE_TEST_POOL (default kleene-test), KLEENE_TEST_POOL_SIZE (default 4G)
+EOF
+    exit 2
+}
+
+# True when a real kernel ZFS (OpenZFS) is present: then the zfs/zpool tools are used as they
+# are and no zfs-fuse daemon is needed.
+have_kernel_zfs() {
+    [ -e /dev/zfs ]
+}
+
+# True when zpool answers, i.e. the ZFS backend (kernel or zfs-fuse) is usable.
+zpool_answers() {
+    command -v zpool >/dev/null 2>&1 && zpool list -H -o name >/dev/null 2>&1
+}
+
+daemon_pid() {
+    if [ -f "$PIDFILE" ]; then
+        pid=$(cat "$PIDFILE" 2>/dev/null || true)
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            printf '%s\n' "$pid"
+            return 0
+        fi
+    fi
+    # A daemon started by someone else (another pidfile, or by hand) counts as running too.
+    pgrep -x zfs-fuse 2>/dev/null | head -n 1
+}
+
+install_zfs_fuse() {
+    if have_kernel_zfs && command -v zpool >/dev/null 2>&1; then
+        return 0
+    fi
+    if command -v zfs-fuse >/dev/null 2>&1 && command -v zpool >/dev/null 2>&1; then
+        return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "zfs-fuse is missing and apt-get is not available"
+    log "installing zfs-fuse"
+    # The package's postinst may or may not start the daemon (containers usually forbid it via
+    # policy-rc.d); start_daemon below copes with both.
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends zfs-fuse
+}
+
+# wait_for_zpool TENTHS: wait up to TENTHS tenths of a second for zpool to answer.
+wait_for_zpool() {
+    tries=0
+    until zpool_answers; do
+        tries=$((tries + 1))
+        [ "$tries" -le "$1" ] || return 1
+        sleep 0.1
+    done
+}
+
+# wait_for_exit PID TENTHS: wait up to TENTHS tenths of a second for PID to exit.
+wait_for_exit() {
+    tries=0
+    while kill -0 "$1" 2>/dev/null; do
+        tries=$((tries + 1))
+        [ "$tries" -le "$2" ] || return 1
+        sleep 0.1
+    done
+}
+
+start_daemon() {
+    if have_kernel_zfs; then
+        return 0
+    fi
+    pid=$(daemon_pid)
+    if [ -n "$pid" ]; then
+        # The daemon opens its control socket a moment after forking, so give a fresh one
+        # time to answer. One that never answers is usually still shutting down (zfs-fuse
+        # takes several seconds to exit after SIGTERM): let it finish, then start anew.
+        if wait_for_zpool 50; then
+            log "zfs-fuse already running (pid $pid)"
+            return 0
+        fi
+        log "zfs-fuse (pid $pid) does not answer; waiting for it to exit"
+        wait_for_exit "$pid" 300 || die "zfs-fuse (pid $pid) neither answers nor exits; stop it and retry"
+    fi
+    [ -c /dev/fuse ] || die "/dev/fuse is missing: zfs-fuse needs FUSE"
+    # zfs-fuse does not remove its pidfile on exit, and refuses to start (exit 1, no message)
+    # while the file exists; no daemon runs at this point, so it is stale.
+    rm -f "$PIDFILE"
+    log "starting zfs-fuse"
+    # zfs-fuse forks into the background by itself unless --no-daemon is given, so the
+    # daemon outlives this script; the pidfile lets `down --stop-daemon` find it again.
+    zfs-fuse --pidfile "$PIDFILE"
+    wait_for_zpool 100 || die "zfs-fuse started but 'zpool list' does not answer after 10s"
+}
+
+pool_exists() {
+    zpool list -H -o name "$POOL_NAME" >/dev/null 2>&1
+}
+
+cmd_up() {
+    install_zfs_fuse
+    start_daemon
+    if pool_exists; then
+        log "pool $POOL_NAME is already up"
+        return 0
+    fi
+    img="$POOL_DIR/$POOL_NAME.img"
+    mountpoint="${POOL_MOUNTPOINT:-/$POOL_NAME}"
+    if [ -f "$img" ]; then
+        # A previous run left the backing file (daemon restarted, host rebooted): import it
+        # rather than wiping what may still be in use.
+        log "importing pool $POOL_NAME from $POOL_DIR"
+        if zpool import -d "$POOL_DIR" "$POOL_NAME"; then
+            return 0
+        fi
+        die "backing file $img exists but 'zpool import -d $POOL_DIR $POOL_NAME' failed; run 'zfs-pool.sh down' to remove it"
+    fi
+    mkdir -p "$POOL_DIR"
+    # Sparse: the pool only costs the disk space actually written.
+    truncate -s "$POOL_SIZE" "$img"
+    log "creating pool $POOL_NAME ($POOL_SIZE, $img, mounted at $mountpoint)"
+    if ! zpool create -m "$mountpoint" "$POOL_NAME" "$img"; then
+        rm -f "$img"
+        die "zpool create $POOL_NAME failed"
+    fi
+}
+
+cmd_down() {
+    img="$POOL_DIR/$POOL_NAME.img"
+    if zpool_answers && pool_exists; then
+        mountpoint=$(zfs get -H -o value mountpoint "$POOL_NAME" 2>/dev/null || true)
+        log "destroying pool $POOL_NAME"
+        # Right after an import or heavy use zfs-fuse answers "pool is busy" for a while.
+        tries=0
+        until zpool destroy -f "$POOL_NAME"; do
+            tries=$((tries + 1))
+            [ "$tries" -le 20 ] || die "could not destroy pool $POOL_NAME"
+            sleep 0.5
+        done
+        # zpool leaves the (now empty) mount point directory behind.
+        case "$mountpoint" in
+        /?*) rmdir "$mountpoint" 2>/dev/null || true ;;
+        esac
+    else
+        log "pool $POOL_NAME is not imported"
+    fi
+    if [ -f "$img" ]; then
+        rm -f "$img"
+        log "removed $img"
+    fi
+    rmdir "$POOL_DIR" 2>/dev/null || true
+    if [ "$STOP_DAEMON" -eq 1 ] && ! have_kernel_zfs; then
+        pid=$(daemon_pid)
+        if [ -n "$pid" ]; then
+            log "stopping zfs-fuse (pid $pid)"
+            kill "$pid"
+            # zfs-fuse unmounts and syncs everything before exiting, which takes seconds.
+            wait_for_exit "$pid" 300 || die "zfs-fuse (pid $pid) did not exit after 30s"
+        fi
+        rm -f "$PIDFILE"
+    fi
+}
+
+cmd_status() {
+    if ! command -v zpool >/dev/null 2>&1; then
+        echo "down: zpool is not installed (run: scripts/zfs-pool.sh up)"
+        return 1
+    fi
+    if ! zpool_answers; then
+        echo "down: zfs-fuse is not running (run: scripts/zfs-pool.sh up)"
+        return 1
+    fi
+    if pool_exists; then
+        echo "up: pool $POOL_NAME"
+        zpool list "$POOL_NAME"
+        return 0
+    fi
+    echo "down: pool $POOL_NAME does not exist (run: scripts/zfs-pool.sh up)"
+    return 1
+}
+
+[ $# -ge 1 ] || usage
+action=$1
+shift
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --name)
+        [ $# -ge 2 ] || usage
+        POOL_NAME=$2
+        shift 2
+        ;;
+    --size)
+        [ $# -ge 2 ] || usage
+        POOL_SIZE=$2
+        shift 2
+        ;;
+    --dir)
+        [ $# -ge 2 ] || usage
+        POOL_DIR=$2
+        shift 2
+        ;;
+    --mountpoint)
+        [ $# -ge 2 ] || usage
+        POOL_MOUNTPOINT=$2
+        shift 2
+        ;;
+    --stop-daemon)
+        STOP_DAEMON=1
+        shift
+        ;;
+    -h | --help)
+        usage
+        ;;
+    *)
+        log "unknown argument: $1"
+        usage
+        ;;
+    esac
+done
+
+case "$action" in
+up | down | status) ;;
+*) usage ;;
+esac
+
+if [ "$action" != status ] && [ "$(id -u)" -ne 0 ]; then
+    die "must run as root"
+fi
+
+case "$action" in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+esac
