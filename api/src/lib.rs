@@ -6,10 +6,12 @@
 
 pub mod address;
 pub mod container;
+pub mod de;
 pub mod error;
 pub mod image;
 pub mod network;
 pub mod volume;
+pub mod websocket;
 
 pub use address::{ApiAddress, ApiLocation, ApiScheme, ParseAddressError};
 pub use container::{
@@ -17,9 +19,10 @@ pub use container::{
     PortProtocol, PublishedPort, RestartPolicy,
 };
 pub use error::{ErrorResponse, IdResponse, ValidationError, ValidationErrors, ValidationSource};
-pub use image::Image;
+pub use image::{Image, ImageCreateConfig, ImageCreateMethod};
 pub use network::{EndPoint, Network, NetworkInspect, NetworkType};
 pub use volume::{Volume, VolumeInspect};
+pub use websocket::{MsgType, WebSocketMessage};
 
 /// Version of the Kleened API this crate speaks, as advertised in the OpenAPI document.
 pub const API_VERSION: &str = "0.1.1";

@@ -167,8 +167,8 @@ pub struct Config {
     pub log_file: PathBuf,
     /// File holding the daemon's pid while it runs.
     pub pidfile: PathBuf,
-    /// The SQLite metadata database.
-    pub metadata_path: PathBuf,
+    /// The SQLite metadata database; by default `metadata.sqlite` in the root dataset's mountpoint.
+    pub metadata_path: Option<PathBuf>,
     /// How long running requests may take to finish after a shutdown signal.
     pub shutdown_timeout: std::time::Duration,
 }
@@ -245,11 +245,9 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
             format!("'{level_text}' is not one of debug, info, notice, warning, error, critical, alert, emergency"),
         )
     })?;
-    let metadata_path = raw
-        .metadata_path
-        .unwrap_or_else(|| PathBuf::from(format!("/{kleene_root}/metadata.sqlite")));
+    let metadata_path = raw.metadata_path;
     for (key, path) in [
-        ("metadata_path", Some(&metadata_path)),
+        ("metadata_path", metadata_path.as_ref()),
         ("log_file", raw.log_file.as_ref()),
         ("pidfile", raw.pidfile.as_ref()),
     ] {
@@ -416,8 +414,8 @@ log_level: info
         let config = parse(MINIMAL, TargetOs::FreeBsd).unwrap();
         assert_eq!(config.kleene_root, "zroot/kleene");
         assert_eq!(
-            config.metadata_path,
-            PathBuf::from("/zroot/kleene/metadata.sqlite")
+            config.metadata_path, None,
+            "derived from the root's mountpoint at start"
         );
         assert_eq!(config.pidfile, PathBuf::from("/var/run/kleened.pid"));
         assert_eq!(config.log_level, LogLevel::Info);

@@ -5,8 +5,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::config::Config;
-use crate::engine::Engine;
+use std::sync::Arc;
+
+use kleene_runner::{Runner, SystemRunner};
+use zfs::{Zfs, ZfsPrograms};
+
+use crate::config::{Config, TargetOs};
+use crate::engine::{Engine, EngineParts, Layout};
+use crate::platform::Host;
 use crate::server;
 use crate::store::Store;
 
@@ -14,15 +20,33 @@ use crate::store::Store;
 /// cannot start.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let pidfile = Pidfile::create(&config.pidfile)?;
+    let os = TargetOs::current();
+    let runner: Arc<dyn Runner> = Arc::new(SystemRunner::new());
+    let layout = Layout::new(&config.kleene_root).context("invalid value for 'kleene_root'")?;
+    let zfs = Zfs::new(runner.clone()).with_programs(ZfsPrograms::host_default());
+    // The store lives in the root dataset by default, so storage is checked first.
     let store_path = config.metadata_path.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&store_path)).await??;
-    let engine = Engine::new(store);
+    let (zfs, store) = tokio::task::spawn_blocking({
+        let layout = layout.clone();
+        move || -> anyhow::Result<(Zfs, Store)> {
+            let root_mountpoint = layout.prepare(&zfs).map_err(anyhow::Error::msg)?;
+            let path = store_path.unwrap_or_else(|| root_mountpoint.join("metadata.sqlite"));
+            Ok((zfs, Store::open(&path)?))
+        }
+    })
+    .await??;
+    let engine = Engine::new(EngineParts {
+        store,
+        zfs,
+        layout,
+        host: Host::new(runner, os),
+    })?;
     let listeners = server::listen::bind_all(&config.listeners).await?;
 
     let (stop, stopped) = watch::channel(false);
     let serving = tokio::spawn(server::listen::serve_all(
         listeners,
-        server::routes(engine),
+        server::routes(engine.clone()),
         stopped,
         config.shutdown_timeout,
     ));
@@ -32,6 +56,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(signal, "shutting down");
     stop.send_replace(true);
     serving.await.context("listeners failed")?;
+    engine.shutdown(config.shutdown_timeout).await;
     drop(pidfile);
     tracing::info!("stopped");
     Ok(())

@@ -5,5 +5,6 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod logging;
+pub mod platform;
 pub mod server;
 pub mod store;

@@ -39,13 +39,94 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// A running `kleened` with its own directory for config, socket, pidfile and database.
+/// True (after saying so loudly) when this run opted out of host tests with
+/// `KLEENE_SKIP_HOST_TESTS=1`. Otherwise host tests run, and fail when the host cannot run them.
+pub fn skip_host_tests() -> bool {
+    if std::env::var("KLEENE_SKIP_HOST_TESTS").as_deref() == Ok("1") {
+        eprintln!("*** SKIPPED host test: KLEENE_SKIP_HOST_TESTS=1 ***");
+        return true;
+    }
+    false
+}
+
+/// The zfs pool host tests work in (`KLEENE_TEST_POOL`, default `kleene-test`).
+pub fn test_pool() -> String {
+    std::env::var("KLEENE_TEST_POOL").unwrap_or_else(|_| "kleene-test".to_owned())
+}
+
+/// A ZFS client for tests.
+pub fn zfs() -> zfs::Zfs {
+    zfs::Zfs::new(std::sync::Arc::new(kleene_runner::SystemRunner::new()))
+}
+
+/// Names of every dataset and snapshot under `root` (empty when it does not exist).
+pub fn zfs_tree(root: &str) -> Vec<String> {
+    let out = Command::new("zfs")
+        .args(["list", "-H", "-o", "name", "-t", "all", "-r", root])
+        .output();
+    match out {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// A uniquely named dataset `<pool>/kleene-e2e-<random>`, destroyed with everything under it when
+/// dropped.
+#[derive(Debug)]
+pub struct TestRoot {
+    /// The dataset's name.
+    pub name: String,
+}
+
+impl TestRoot {
+    /// Creates the dataset; fails loudly when the pool is not there.
+    pub fn create() -> TestRoot {
+        let pool = test_pool();
+        let client = zfs();
+        assert!(
+            client.pool_exists(&pool).unwrap_or(false),
+            "the zfs pool '{pool}' is missing: run `scripts/zfs-pool.sh up` as root (or set \
+             KLEENE_SKIP_HOST_TESTS=1 to opt out of host tests)"
+        );
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
+        let name = format!("{pool}/kleene-e2e-{suffix}");
+        let dataset = zfs::DatasetName::new(name.clone()).expect("valid test dataset name");
+        client
+            .create(&dataset, &[])
+            .expect("create the test root dataset");
+        TestRoot { name }
+    }
+}
+
+impl Drop for TestRoot {
+    fn drop(&mut self) {
+        let Ok(dataset) = zfs::DatasetName::new(self.name.clone()) else {
+            return;
+        };
+        let flags = zfs::DestroyFlags {
+            recursive: true,
+            recursive_dependents: true,
+            force: true,
+        };
+        if let Err(err) = zfs().destroy(&dataset, flags) {
+            eprintln!("could not destroy test dataset {}: {err}", self.name);
+        }
+    }
+}
+
+/// A running `kleened` with its own directory for config, socket, pidfile, and its own root dataset
+/// (which holds the database).
 #[derive(Debug)]
 pub struct Daemon {
     dir: TempDir,
     child: Option<Child>,
     /// `http:///...sock` address of its unix socket.
     pub host: String,
+    /// Its `kleene_root`.
+    pub root: TestRoot,
 }
 
 /// Extra listener entries and settings for a daemon's configuration.
@@ -68,25 +149,26 @@ impl Daemon {
             .tempdir()
             .expect("temporary directory");
         let socket = dir.path().join("kleened.sock");
+        let root = TestRoot::create();
         let config = format!(
-            "kleene_root: kleene-test/unused\n\
+            "kleene_root: {}\n\
              api_listening_sockets:\n  - address: http://{}\n{}\
              enable_logging: true\n\
              log_file: {}\n\
              log_level: debug\n\
-             pidfile: {}\n\
-             metadata_path: {}\n",
+             pidfile: {}\n",
+            root.name,
             socket.display(),
             options.extra_listeners,
             dir.path().join("kleened.log").display(),
             dir.path().join("kleened.pid").display(),
-            dir.path().join("metadata.sqlite").display(),
         );
         std::fs::write(dir.path().join("config.yaml"), config).expect("write config");
         let mut daemon = Daemon {
             host: format!("http://{}", socket.display()),
             dir,
             child: None,
+            root,
         };
         daemon.spawn();
         daemon
@@ -113,6 +195,16 @@ impl Daemon {
     /// Its directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Its metadata database (in the root dataset's mountpoint).
+    pub fn metadata_path(&self) -> PathBuf {
+        let root = zfs::DatasetName::new(self.root.name.clone()).expect("valid root");
+        zfs()
+            .mountpoint(&root)
+            .expect("zfs answers")
+            .expect("the root is mounted")
+            .join("metadata.sqlite")
     }
 
     /// Its unix socket.

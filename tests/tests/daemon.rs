@@ -7,7 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use kleene_tests::{
-    bin, describe, free_port, klee, sample_objects, seed_store, Certs, Daemon, DaemonOptions,
+    bin, describe, free_port, klee, sample_objects, seed_store, skip_host_tests, Certs, Daemon,
+    DaemonOptions, TestRoot,
 };
 
 fn stdout(output: &std::process::Output) -> String {
@@ -20,6 +21,9 @@ fn stderr(output: &std::process::Output) -> String {
 
 #[test]
 fn klee_lists_every_kind_of_object_over_the_unix_socket() {
+    if skip_host_tests() {
+        return;
+    }
     let daemon = Daemon::start();
     for (args, header) in [
         (&["lsi"][..], "ID"),
@@ -46,6 +50,9 @@ fn klee_lists_every_kind_of_object_over_the_unix_socket() {
 
 #[test]
 fn the_unix_socket_is_mode_0660() {
+    if skip_host_tests() {
+        return;
+    }
     let daemon = Daemon::start();
     let mode = std::fs::metadata(daemon.socket())
         .unwrap()
@@ -57,9 +64,12 @@ fn the_unix_socket_is_mode_0660() {
 
 #[test]
 fn stored_objects_are_listed_and_survive_a_restart() {
+    if skip_host_tests() {
+        return;
+    }
     let mut daemon = Daemon::start();
     daemon.stop();
-    seed_store(&daemon.dir().join("metadata.sqlite"), sample_objects);
+    seed_store(&daemon.metadata_path(), sample_objects);
     daemon.restart();
 
     let out = daemon.klee(&["lsi"]);
@@ -100,6 +110,9 @@ fn stored_objects_are_listed_and_survive_a_restart() {
 
 #[test]
 fn unknown_objects_print_the_daemon_message_and_exit_1() {
+    if skip_host_tests() {
+        return;
+    }
     let daemon = Daemon::start();
     for (args, message) in [
         (["isi", "nope"], "image not found"),
@@ -115,6 +128,9 @@ fn unknown_objects_print_the_daemon_message_and_exit_1() {
 
 #[test]
 fn an_absent_daemon_gives_one_clear_line_and_exit_2() {
+    if skip_host_tests() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let host = format!("http://{}/kleened.sock", dir.path().display());
     let out = klee(&host, &["lsi"]);
@@ -133,6 +149,9 @@ fn an_absent_daemon_gives_one_clear_line_and_exit_2() {
 
 #[test]
 fn a_stale_socket_file_is_replaced_and_a_live_one_is_refused() {
+    if skip_host_tests() {
+        return;
+    }
     let mut daemon = Daemon::start();
     // A second daemon on the same socket must not take it over.
     let second = Command::new(bin("kleened"))
@@ -162,7 +181,10 @@ fn a_stale_socket_file_is_replaced_and_a_live_one_is_refused() {
 
 fn kleened_with_config(text: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
-    let text = text.replace("$DIR", &dir.path().display().to_string());
+    let root = TestRoot::create();
+    let text = text
+        .replace("$DIR", &dir.path().display().to_string())
+        .replace("$ROOT", &root.name);
     std::fs::write(dir.path().join("config.yaml"), text).unwrap();
     let out = Command::new(bin("kleened"))
         .arg("--config")
@@ -180,20 +202,26 @@ fn kleened_with_config(text: &str) -> std::process::Output {
     out
 }
 
-const GOOD: &str = "kleene_root: kleene-test/x
+const GOOD: &str = "kleene_root: $ROOT
 api_listening_sockets:
   - address: http://$DIR/kleened.sock
 enable_logging: false
 log_level: info
 pidfile: $DIR/kleened.pid
-metadata_path: $DIR/metadata.sqlite
 ";
 
 #[test]
 fn bad_configurations_stop_the_daemon_with_a_message_naming_the_problem() {
+    if skip_host_tests() {
+        return;
+    }
     for (config, expected) in [
         (GOOD.replace("log_level: info\n", ""), "'log_level' key not set in configuration file"),
-        (GOOD.replace("kleene_root: kleene-test/x\n", ""), "'kleene_root' key not set"),
+        (GOOD.replace("kleene_root: $ROOT\n", ""), "'kleene_root' key not set"),
+        (
+            GOOD.replace("kleene_root: $ROOT", "kleene_root: $ROOT/missing"),
+            "/missing' of 'kleene_root' does not exist: create it",
+        ),
         (
             GOOD.replace("http://$DIR/kleened.sock", "http://$DIR"),
             "invalid value for 'api_listening_sockets[0].address'",
@@ -227,6 +255,9 @@ fn bad_configurations_stop_the_daemon_with_a_message_naming_the_problem() {
 
 #[test]
 fn a_malformed_tls_certificate_stops_the_daemon() {
+    if skip_host_tests() {
+        return;
+    }
     let out = kleened_with_config(&GOOD.replace(
         "  - address: http://$DIR/kleened.sock\n",
         "  - address: http://$DIR/kleened.sock\n  - address: https://127.0.0.1:1\n    tlscert: $DIR/config.yaml\n",
@@ -241,6 +272,9 @@ fn a_malformed_tls_certificate_stops_the_daemon() {
 
 #[test]
 fn tcp_listeners_on_ipv4_and_ipv6_serve_the_same_api() {
+    if skip_host_tests() {
+        return;
+    }
     let (v4, v6) = (free_port(), free_port());
     let daemon = Daemon::start_with(DaemonOptions {
         extra_listeners: format!(
@@ -259,6 +293,9 @@ fn tcp_listeners_on_ipv4_and_ipv6_serve_the_same_api() {
 
 #[test]
 fn tls_with_client_certificates_admits_only_clients_of_the_ca() {
+    if skip_host_tests() {
+        return;
+    }
     let certs_dir = tempfile::tempdir().unwrap();
     let certs = Certs::generate(certs_dir.path());
     let port = free_port();

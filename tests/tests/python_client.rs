@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use kleene_tests::{describe, python_klee, sample_objects, seed_store, Daemon};
+use kleene_tests::{describe, python_klee, sample_objects, seed_store, skip_host_tests, Daemon};
 
 fn run_python(klee: &std::path::Path, daemon: &Daemon, args: &[&str]) -> std::process::Output {
     Command::new(klee)
@@ -47,6 +47,9 @@ const LISTS: &[&[&str]] = &[
 
 #[test]
 fn python_klee_lists_on_an_empty_daemon() {
+    if skip_host_tests() {
+        return;
+    }
     let Some(klee) = python_klee() else { return };
     let daemon = Daemon::start();
     for args in LISTS
@@ -60,10 +63,13 @@ fn python_klee_lists_on_an_empty_daemon() {
 
 #[test]
 fn python_klee_lists_and_inspects_stored_objects() {
+    if skip_host_tests() {
+        return;
+    }
     let Some(klee) = python_klee() else { return };
     let mut daemon = Daemon::start();
     daemon.stop();
-    seed_store(&daemon.dir().join("metadata.sqlite"), sample_objects);
+    seed_store(&daemon.metadata_path(), sample_objects);
     daemon.restart();
     for (args, expected) in [
         (&["image", "ls"][..], "1a2b3c4d5e6f"),
@@ -90,6 +96,9 @@ fn python_klee_lists_and_inspects_stored_objects() {
 
 #[test]
 fn python_klee_reports_unknown_objects_without_a_traceback() {
+    if skip_host_tests() {
+        return;
+    }
     let Some(klee) = python_klee() else { return };
     let daemon = Daemon::start();
     for args in [

@@ -1,19 +1,33 @@
-//! The daemon's domain logic, free of HTTP: what each API operation does, in terms of the store (and,
-//! as they arrive, the platform drivers). Handlers in `server/` decode a request, call one function
-//! here and encode its result.
+//! The daemon's domain logic, free of HTTP: what each API operation does, in terms of the store, ZFS
+//! and the host. Handlers in `server/` decode a request, call one function here and encode its result.
+
+mod fetch;
+pub mod ids;
+mod images;
+pub mod layout;
+pub mod progress;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kleene_api::{
-    ContainerInspect, ContainerSummary, Image, Network, NetworkInspect, Volume, VolumeInspect,
+    ContainerInspect, ContainerSummary, Network, NetworkInspect, Volume, VolumeInspect,
 };
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use zfs::{Zfs, ZfsError};
 
+use crate::config::TargetOs;
+use crate::platform::Host;
 use crate::store::{Store, StoreError};
+
+pub use layout::Layout;
 
 /// Why an operation failed. The server maps each variant to one HTTP status (`server::error`).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The object named in the request does not exist; the message is the API's.
+    /// The object named in the request does not exist (or, where the API says so, cannot be used);
+    /// the message is the API's.
     #[error("{0}")]
     NotFound(String),
     /// The request conflicts with the state of an object.
@@ -22,31 +36,95 @@ pub enum EngineError {
     /// The metadata store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// ZFS failed.
+    #[error(transparent)]
+    Zfs(#[from] ZfsError),
+    /// Something else on the host failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What the engine is built from.
+#[derive(Debug)]
+pub struct EngineParts {
+    /// The metadata store.
+    pub store: Store,
+    /// The ZFS client.
+    pub zfs: Zfs,
+    /// Where objects live in ZFS.
+    pub layout: Layout,
+    /// Host commands.
+    pub host: Host,
 }
 
 /// Shared state of the daemon: everything a request may need.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Engine {
     store: Store,
+    zfs: Arc<Zfs>,
+    layout: Layout,
+    host: Host,
+    http: reqwest::Client,
+    /// Long operations (image creation) run here, so shutdown can wait for them.
+    tasks: TaskTracker,
+    /// Fires when the daemon shuts down; long operations stop and clean up.
+    cancel: CancellationToken,
 }
 
 impl Engine {
-    /// An engine over an opened store.
-    pub fn new(store: Store) -> Arc<Engine> {
-        Arc::new(Engine { store })
+    /// An engine over its parts.
+    pub fn new(parts: EngineParts) -> Result<Arc<Engine>, EngineError> {
+        // reqwest and the listeners use the process-wide rustls provider; installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(60))
+            .user_agent(concat!("kleened/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| EngineError::Internal(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Arc::new(Engine {
+            store: parts.store,
+            zfs: Arc::new(parts.zfs),
+            layout: parts.layout,
+            host: parts.host,
+            http,
+            tasks: TaskTracker::new(),
+            cancel: CancellationToken::new(),
+        }))
     }
 
-    /// Every image, newest first.
-    pub async fn list_images(&self) -> Result<Vec<Image>, EngineError> {
-        Ok(self.store.read(|db| db.list_images()).await?)
+    /// The platform the daemon runs on.
+    pub fn os(&self) -> TargetOs {
+        self.host.os()
     }
 
-    /// One image, by ID, ID prefix or `name[:tag]`.
-    pub async fn inspect_image(&self, identifier: String) -> Result<Image, EngineError> {
-        self.store
-            .read(move |db| db.find_image(&identifier))
-            .await?
-            .ok_or_else(|| EngineError::NotFound("image not found".into()))
+    /// Stops long operations and waits (at most `grace`) for them to clean up.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.cancel.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("long operations still running after {grace:?}");
+        }
+    }
+
+    /// Runs blocking ZFS work on the blocking pool.
+    async fn zfs<T, F>(&self, f: F) -> Result<T, ZfsError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Zfs) -> Result<T, ZfsError> + Send + 'static,
+    {
+        let zfs = Arc::clone(&self.zfs);
+        match tokio::task::spawn_blocking(move || f(&zfs)).await {
+            Ok(result) => result,
+            Err(err) => Err(ZfsError::Other {
+                argv: vec![],
+                stderr: format!("zfs task failed: {err}"),
+                code: None,
+            }),
+        }
     }
 
     /// Containers, newest first: all of them, or only those running.
@@ -120,4 +198,18 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::NotFound("No such volume".into()))
     }
+}
+
+/// An engine over `store` whose commands go to a recording fake (for in-process tests).
+#[cfg(test)]
+pub(crate) fn test_engine(store: Store) -> (Arc<Engine>, Arc<kleene_runner::RecordingRunner>) {
+    let runner = Arc::new(kleene_runner::RecordingRunner::new());
+    let engine = Engine::new(EngineParts {
+        store,
+        zfs: Zfs::new(runner.clone()).with_retry(zfs::RetryPolicy::none()),
+        layout: Layout::new("zroot/kleene").expect("valid root"),
+        host: Host::new(runner.clone(), TargetOs::Linux),
+    })
+    .expect("engine");
+    (engine, runner)
 }

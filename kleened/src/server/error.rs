@@ -37,7 +37,7 @@ pub fn engine(err: EngineError) -> Response {
     match err {
         EngineError::NotFound(text) => message(StatusCode::NOT_FOUND, text),
         EngineError::Conflict(text) => message(StatusCode::CONFLICT, text),
-        EngineError::Store(err) => {
+        err @ (EngineError::Store(_) | EngineError::Zfs(_) | EngineError::Internal(_)) => {
             tracing::error!(error = %err, "request failed");
             message(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
         }

@@ -1,14 +1,22 @@
 //! Image routes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
-use kleene_api::{ErrorResponse, Image};
+use kleene_api::websocket::{CLOSE_INTERNAL_ERROR, CLOSE_NORMAL};
+use kleene_api::{
+    ErrorResponse, IdResponse, Image, ImageCreateConfig, MsgType, ValidationErrors,
+    WebSocketMessage,
+};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
-use warp::Filter;
+use warp::ws::{Message, WebSocket};
+use warp::{Filter, Reply};
 
-use super::{error, with_engine};
+use super::request::{bool_param, query};
+use super::{error, with_engine, ws};
 use crate::engine::Engine;
 
 pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
@@ -18,9 +26,41 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
         .then(list);
     let inspect = warp::path!("images" / String / "inspect")
         .and(warp::get())
-        .and(with_engine(engine))
+        .and(with_engine(engine.clone()))
         .then(inspect);
-    list.or(inspect).unify().boxed()
+    let remove = warp::path!("images" / String)
+        .and(warp::delete())
+        .and(with_engine(engine.clone()))
+        .then(remove);
+    let tag = warp::path!("images" / String / "tag")
+        .and(warp::post())
+        .and(query())
+        .and(with_engine(engine.clone()))
+        .then(tag);
+    let prune = warp::path!("images" / "prune")
+        .and(warp::post())
+        .and(query())
+        .and(with_engine(engine.clone()))
+        .then(prune);
+    let create = warp::path!("images" / "create")
+        .and(warp::ws())
+        .and(with_engine(engine))
+        .map(|upgrade: warp::ws::Ws, engine: Arc<Engine>| {
+            upgrade
+                .on_upgrade(move |socket| create(socket, engine))
+                .into_response()
+        });
+    list.or(inspect)
+        .unify()
+        .or(prune)
+        .unify()
+        .or(create)
+        .unify()
+        .or(remove)
+        .unify()
+        .or(tag)
+        .unify()
+        .boxed()
 }
 
 /// List images, newest first.
@@ -43,4 +83,110 @@ pub(super) async fn list(engine: Arc<Engine>) -> Response {
 )]
 pub(super) async fn inspect(image_id: String, engine: Arc<Engine>) -> Response {
     error::respond(StatusCode::OK, engine.inspect_image(image_id).await)
+}
+
+/// Remove an image and its dataset. Refused while containers or other images are clones of it.
+#[utoipa::path(
+    delete, path = "/images/{image_id}", operation_id = "Image.Remove", tag = "Image",
+    params(("image_id" = String, Path, description = "image ID, ID prefix or name[:tag]")),
+    responses(
+        (status = 200, description = "the image was removed; the identifier as given", body = IdResponse),
+        (status = 404, description = "no such image, or it is in use", body = ErrorResponse),
+        (status = 500, description = "internal error", body = ErrorResponse),
+    )
+)]
+pub(super) async fn remove(image_id: String, engine: Arc<Engine>) -> Response {
+    error::respond(StatusCode::OK, engine.remove_image(image_id).await)
+}
+
+/// Set the name and tag of an image; another image holding them loses them.
+#[utoipa::path(
+    post, path = "/images/{image_id}/tag", operation_id = "Image.Tag", tag = "Image",
+    params(
+        ("image_id" = String, Path, description = "image ID, ID prefix or name[:tag]"),
+        ("nametag" = String, Query, description = "new name[:tag]; the tag defaults to latest"),
+    ),
+    responses(
+        (status = 200, description = "the image's ID", body = IdResponse),
+        (status = 404, description = "no such image, or an invalid name", body = ErrorResponse),
+        (status = 422, description = "nametag is missing", body = ValidationErrors),
+    )
+)]
+pub(super) async fn tag(
+    image_id: String,
+    params: HashMap<String, String>,
+    engine: Arc<Engine>,
+) -> Response {
+    let Some(nametag) = params.get("nametag").cloned() else {
+        return error::invalid(ValidationErrors::single(
+            "/nametag",
+            "missing required parameter 'nametag'",
+        ));
+    };
+    error::respond(StatusCode::OK, engine.tag_image(image_id, nametag).await)
+}
+
+/// Remove images no container or image is cloned from: untagged ones, or all with `all=true`.
+#[utoipa::path(
+    post, path = "/images/prune", operation_id = "Image.Prune", tag = "Image",
+    params(("all" = bool, Query, description = "also remove tagged images")),
+    responses(
+        (status = 200, description = "IDs of the removed images", body = [String]),
+        (status = 422, description = "all is missing or not a boolean", body = ValidationErrors),
+    )
+)]
+pub(super) async fn prune(params: HashMap<String, String>, engine: Arc<Engine>) -> Response {
+    match bool_param(&params, "all") {
+        Ok(Some(all)) => error::respond(StatusCode::OK, engine.prune_images(all).await),
+        Ok(None) => error::invalid(ValidationErrors::single(
+            "/all",
+            "missing required parameter 'all'",
+        )),
+        Err(errors) => error::invalid(errors),
+    }
+}
+
+/// Create a base image (websocket). The client sends an `ImageCreateConfig` frame; the server answers
+/// a `starting` message, progress text, and closes with 1000 `image created` (data: the image ID), or
+/// with a text frame of the reason and 1011 `image creation failed: <reason>`.
+#[utoipa::path(
+    get, path = "/images/create", operation_id = "Image.Create", tag = "Image",
+    request_body(content = ImageCreateConfig, description = "sent as the first websocket frame"),
+    responses((status = 101, description = "websocket; frames are WebSocketMessage and text", body = WebSocketMessage))
+)]
+pub(super) async fn create(socket: WebSocket, engine: Arc<Engine>) {
+    let (mut tx, mut rx) = socket.split();
+    let config: ImageCreateConfig = match ws::read_config(&mut rx).await {
+        Ok(config) => config,
+        Err(refusal) => return ws::refuse(&mut tx, refusal).await,
+    };
+    let (mut progress, task) = engine.start_image_creation(config);
+    let reader = tokio::spawn(ws::drain(rx));
+    let mut connected =
+        ws::send_message(&mut tx, &WebSocketMessage::new(MsgType::Starting, "", "")).await;
+    while let Some(text) = progress.recv().await {
+        // A client that went away stops receiving; the creation itself goes on to the end.
+        if connected {
+            connected = tx.send(Message::text(text)).await.is_ok();
+        }
+    }
+    let outcome = task
+        .await
+        .unwrap_or_else(|e| Err(format!("image creation crashed: {e}")));
+    match outcome {
+        Ok(image) => {
+            let done = WebSocketMessage::new(MsgType::Closing, "image created", image.id);
+            ws::close(&mut tx, CLOSE_NORMAL, &done).await;
+        }
+        Err(reason) => {
+            let _ = tx.send(Message::text(format!("{reason}\n"))).await;
+            let failed = WebSocketMessage::new(
+                MsgType::Error,
+                format!("image creation failed: {reason}"),
+                "",
+            );
+            ws::close(&mut tx, CLOSE_INTERNAL_ERROR, &failed).await;
+        }
+    }
+    reader.abort();
 }

@@ -12,6 +12,7 @@ mod networks;
 pub mod openapi;
 mod request;
 mod volumes;
+mod ws;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -127,7 +128,7 @@ mod tests {
             })
             .await
             .unwrap();
-        routes(Engine::new(store))
+        routes(crate::engine::test_engine(store).0)
     }
 
     async fn get(path: &str) -> (StatusCode, String, Option<String>) {

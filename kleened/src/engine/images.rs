@@ -1,0 +1,643 @@
+//! Images: listing, creation of base images (`/images/create`), tagging, removal and pruning.
+//!
+//! An image is a dataset `<root>/image/<id>` with an `@image` snapshot. Creation makes the dataset,
+//! fills it, snapshots it and only then records the image, so a failure at any step leaves neither a
+//! dataset nor a row: whatever was made is destroyed before the error is reported.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kleene_api::{IdResponse, Image, ImageCreateConfig, ImageCreateMethod};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use zfs::{DatasetName, DestroyFlags, SnapshotName};
+
+use super::fetch::{self, Source};
+use super::progress::Progress;
+use super::{ids, Engine, EngineError, Layout};
+use crate::config::TargetOs;
+use crate::platform;
+
+/// What a failed creation has to undo.
+#[derive(Debug, Default)]
+struct Made {
+    /// The image dataset exists.
+    dataset: bool,
+    /// A snapshot of the source dataset taken for the copy or clone.
+    source_snapshot: Option<SnapshotName>,
+    /// A downloaded archive.
+    download: Option<PathBuf>,
+}
+
+/// Splits and checks `name[:tag]`; `""` means untagged and the tag defaults to `latest`.
+pub fn parse_nametag(text: &str) -> Result<(String, String), String> {
+    if text.is_empty() {
+        return Ok((String::new(), String::new()));
+    }
+    let (name, tag) = match text.split_once(':') {
+        Some((name, tag)) => (name, tag),
+        None => (text, "latest"),
+    };
+    let valid = |part: &str, extra: &str| {
+        !part.is_empty()
+            && part.len() <= 128
+            && part
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    };
+    if !valid(name, "_.-/") || !valid(tag, "_.-") {
+        return Err(format!(
+            "invalid name '{text}': use name[:tag], each starting with a letter or digit and made of letters, digits and _ . - (and / in the name)"
+        ));
+    }
+    Ok((name.to_owned(), tag.to_owned()))
+}
+
+/// The command of base images: FreeBSD boots its rc scripts, Linux images start a shell.
+fn default_cmd(os: TargetOs) -> Vec<String> {
+    match os {
+        TargetOs::FreeBsd => vec!["/bin/sh".into(), "/etc/rc".into()],
+        TargetOs::Linux => vec!["/bin/sh".into()],
+    }
+}
+
+impl Engine {
+    /// Every image, newest first.
+    pub async fn list_images(&self) -> Result<Vec<Image>, EngineError> {
+        Ok(self.store.read(|db| db.list_images()).await?)
+    }
+
+    /// One image, by ID, ID prefix or `name[:tag]`.
+    pub async fn inspect_image(&self, identifier: String) -> Result<Image, EngineError> {
+        self.store
+            .read(move |db| db.find_image(&identifier))
+            .await?
+            .ok_or_else(|| EngineError::NotFound("image not found".into()))
+    }
+
+    /// Gives an image the name and tag `nametag`, taking them from any image that had them.
+    pub async fn tag_image(
+        &self,
+        identifier: String,
+        nametag: String,
+    ) -> Result<IdResponse, EngineError> {
+        let (name, tag) = parse_nametag(&nametag).map_err(EngineError::NotFound)?;
+        self.store
+            .write(move |db| {
+                let Some(image) = db.find_image(&identifier)? else {
+                    return Ok(None);
+                };
+                db.tag_image(&image.id, &name, &tag)?;
+                Ok(Some(IdResponse { id: image.id }))
+            })
+            .await?
+            .ok_or_else(|| EngineError::NotFound("image not found".into()))
+    }
+
+    /// Removes an image and its dataset, unless containers or other images are clones of it.
+    /// Answers the identifier as given.
+    pub async fn remove_image(&self, identifier: String) -> Result<IdResponse, EngineError> {
+        let lookup = identifier.clone();
+        let image = self
+            .store
+            .read(move |db| db.find_image(&lookup))
+            .await?
+            .ok_or_else(|| {
+                EngineError::NotFound(format!("Error: No such image: {identifier}\n"))
+            })?;
+        let (containers, images) = self.image_users(&image).await?;
+        if !containers.is_empty() {
+            return Err(EngineError::NotFound(format!(
+                "could not remove image {} since it is used for containers:\n{}",
+                image.id,
+                containers.join("\n")
+            )));
+        }
+        if !images.is_empty() {
+            return Err(EngineError::NotFound(format!(
+                "could not remove image {} since it is used for images:\n{}",
+                image.id,
+                images.join("\n")
+            )));
+        }
+        self.destroy_image_dataset(&image).await.map_err(|e| {
+            EngineError::NotFound(format!(
+                "could not remove the dataset of image {}: {e}",
+                image.id
+            ))
+        })?;
+        let id = image.id.clone();
+        self.store.write(move |db| db.delete_image(&id)).await?;
+        tracing::info!(image = %image.id, "image removed");
+        Ok(IdResponse { id: identifier })
+    }
+
+    /// The containers and images that are clones of `image` (directly or through other clones), and
+    /// the containers the store says were made from it.
+    async fn image_users(&self, image: &Image) -> Result<(Vec<String>, Vec<String>), EngineError> {
+        let dataset = image_dataset(image)?;
+        let layout = self.layout.clone();
+        let dependents = self
+            .zfs(move |zfs| {
+                if zfs.exists(&dataset)? {
+                    zfs.dependents(&dataset)
+                } else {
+                    Ok(vec![])
+                }
+            })
+            .await?;
+        let mut containers: Vec<String> = dependents
+            .iter()
+            .filter_map(|d| Layout::id_under(&layout.containers, d.as_str()).map(str::to_owned))
+            .collect();
+        let images: Vec<String> = dependents
+            .iter()
+            .filter_map(|d| Layout::id_under(&layout.images, d.as_str()).map(str::to_owned))
+            .collect();
+        let id = image.id.clone();
+        let recorded = self
+            .store
+            .read(move |db| {
+                Ok(db
+                    .list_containers()?
+                    .into_iter()
+                    .filter(|c| c.container.image_id == id)
+                    .map(|c| c.container.id)
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        for id in recorded {
+            if !containers.contains(&id) {
+                containers.push(id);
+            }
+        }
+        containers.sort();
+        Ok((
+            containers,
+            images
+                .into_iter()
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect(),
+        ))
+    }
+
+    /// Destroys an image's dataset, and the snapshot of the source it was cloned from when image
+    /// creation took that snapshot (it is named after the image).
+    async fn destroy_image_dataset(&self, image: &Image) -> Result<(), EngineError> {
+        let dataset = image_dataset(image)?;
+        let id = image.id.clone();
+        self.zfs(move |zfs| {
+            if !zfs.exists(&dataset)? {
+                return Ok(());
+            }
+            let origin = zfs.get(&dataset, "origin")?;
+            zfs.destroy(
+                &dataset,
+                DestroyFlags {
+                    recursive: true,
+                    ..DestroyFlags::default()
+                },
+            )?;
+            if let Some(origin) = origin.and_then(|o| SnapshotName::new(o).ok()) {
+                if origin.snap() == id {
+                    zfs.destroy_snapshot(&origin, DestroyFlags::default())?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Removes images no container or image is cloned from: untagged ones, or all with `all`. Repeats
+    /// until a pass removes nothing, so chains of unused images go too. Answers the removed IDs.
+    pub async fn prune_images(&self, all: bool) -> Result<Vec<String>, EngineError> {
+        let mut removed = Vec::new();
+        let mut failed = HashSet::new();
+        loop {
+            let images = self.list_images().await?;
+            let used = self.used_images().await?;
+            let candidates: Vec<Image> = images
+                .into_iter()
+                .filter(|i| !used.contains(&i.id) && !failed.contains(&i.id))
+                .filter(|i| all || (i.name.is_empty() && i.tag.is_empty()))
+                .collect();
+            if candidates.is_empty() {
+                return Ok(removed);
+            }
+            for image in candidates {
+                match self.remove_image(image.id.clone()).await {
+                    Ok(_) => removed.push(image.id),
+                    Err(err) => {
+                        tracing::warn!(image = %image.id, error = %err, "prune could not remove image");
+                        failed.insert(image.id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// IDs of images that have clones (containers or images) or containers recorded against them.
+    async fn used_images(&self) -> Result<HashSet<String>, EngineError> {
+        let layout = self.layout.clone();
+        let snapshots = self
+            .zfs(move |zfs| zfs.snapshots_with_clones(&layout.images))
+            .await?;
+        let mut used: HashSet<String> = snapshots
+            .iter()
+            .filter(|s| !s.clones.is_empty())
+            .filter_map(|s| {
+                Layout::id_under(&self.layout.images, s.snapshot.dataset().as_str())
+                    .map(str::to_owned)
+            })
+            .collect();
+        let containers = self.store.read(|db| db.list_containers()).await?;
+        used.extend(containers.into_iter().map(|c| c.container.image_id));
+        Ok(used)
+    }
+
+    /// Starts creating an image as `config` says. Progress text arrives on the receiver; the task
+    /// answers the new image or the reason it failed (having removed whatever it made).
+    pub fn start_image_creation(
+        self: &Arc<Self>,
+        config: ImageCreateConfig,
+    ) -> (mpsc::Receiver<String>, JoinHandle<Result<Image, String>>) {
+        let (progress, rx) = Progress::channel();
+        let engine = Arc::clone(self);
+        let task = self
+            .tasks
+            .spawn(async move { engine.create_image(config, progress).await });
+        (rx, task)
+    }
+
+    async fn create_image(
+        &self,
+        config: ImageCreateConfig,
+        progress: Progress,
+    ) -> Result<Image, String> {
+        let id = ids::new_id();
+        let dataset = self.layout.image(&id).map_err(|e| e.to_string())?;
+        let mut made = Made::default();
+        let result = self
+            .build_image(&config, &id, &dataset, &progress, &mut made)
+            .await;
+        if let Some(download) = &made.download {
+            if let Err(err) = tokio::fs::remove_file(download).await {
+                tracing::warn!(path = %download.display(), error = %err, "could not remove downloaded archive");
+            }
+        }
+        match result {
+            Ok(image) => {
+                tracing::info!(image = %image.id, method = config.method.as_str(), "image created");
+                Ok(image)
+            }
+            Err(reason) => {
+                tracing::info!(method = config.method.as_str(), %reason, "image creation failed");
+                self.undo_creation(&dataset, made).await;
+                Err(reason)
+            }
+        }
+    }
+
+    async fn undo_creation(&self, dataset: &DatasetName, made: Made) {
+        let dataset = dataset.clone();
+        let result = self
+            .zfs(move |zfs| {
+                if made.dataset && zfs.exists(&dataset)? {
+                    zfs.destroy(
+                        &dataset,
+                        DestroyFlags {
+                            recursive: true,
+                            ..DestroyFlags::default()
+                        },
+                    )?;
+                }
+                if let Some(snapshot) = &made.source_snapshot {
+                    if zfs.snapshot_exists(snapshot)? {
+                        zfs.destroy_snapshot(snapshot, DestroyFlags::default())?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(err) = result {
+            tracing::error!(error = %err, "could not remove what a failed image creation made");
+        }
+    }
+
+    fn check_cancelled(&self) -> Result<(), String> {
+        if self.cancel.is_cancelled() {
+            Err("the daemon is shutting down".to_owned())
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn build_image(
+        &self,
+        config: &ImageCreateConfig,
+        id: &str,
+        dataset: &DatasetName,
+        progress: &Progress,
+        made: &mut Made,
+    ) -> Result<Image, String> {
+        let (mut name, mut tag) = parse_nametag(&config.tag)?;
+        if config.update && self.os() != TargetOs::FreeBsd {
+            return Err("'update' runs freebsd-update(8), which exists only on FreeBSD".to_owned());
+        }
+        match config.method {
+            ImageCreateMethod::Fetch => {
+                self.fill_from_url(&config.url, id, dataset, progress, made)
+                    .await?;
+            }
+            ImageCreateMethod::FetchAuto => {
+                if self.os() != TargetOs::FreeBsd {
+                    return Err("'fetch-auto' downloads a FreeBSD base system and works only on FreeBSD; \
+                                here use 'fetch' with an http(s):// or file:// URL of a tar archive, \
+                                'zfs-copy' or 'zfs-clone'"
+                        .to_owned());
+                }
+                let host = self.host.clone();
+                let release = tokio::task::spawn_blocking(move || host.release())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                let url = platform::freebsd_base_url(&release)?;
+                if config.autotag {
+                    (name, tag) = (format!("FreeBSD-{}", release.version), "latest".to_owned());
+                }
+                self.fill_from_url(&url, id, dataset, progress, made)
+                    .await?;
+                progress
+                    .say(format!(
+                        "Created image from the automatically detected version: FreeBSD-{} {}.\n",
+                        release.version, release.machine
+                    ))
+                    .await;
+            }
+            ImageCreateMethod::ZfsCopy | ImageCreateMethod::ZfsClone => {
+                self.fill_from_dataset(config, id, dataset, progress, made)
+                    .await?;
+            }
+        }
+        self.check_cancelled()?;
+        let mountpoint = self.image_mountpoint(dataset).await?;
+        if config.dns {
+            copy_host_file("/etc/resolv.conf", &mountpoint)?;
+        }
+        if config.localtime {
+            if Path::new("/etc/localtime").exists() {
+                copy_host_file("/etc/localtime", &mountpoint)?;
+            } else {
+                progress
+                    .say("/etc/localtime not found on host, skipping...\n")
+                    .await;
+            }
+        }
+        if config.update {
+            progress
+                .say("updating the image with freebsd-update, this can take a while...\n")
+                .await;
+            let host = self.host.clone();
+            let basedir = mountpoint.clone();
+            let log = tokio::task::spawn_blocking(move || host.freebsd_update(&basedir))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("could not update the image with freebsd-update: {e}"))?;
+            progress.say(log).await;
+        }
+        self.check_cancelled()?;
+        let snapshot = dataset.snapshot("image").map_err(|e| e.to_string())?;
+        self.zfs(move |zfs| zfs.snapshot(&snapshot))
+            .await
+            .map_err(|e| format!("could not create snapshot: {e}"))?;
+        let image = Image {
+            id: id.to_owned(),
+            name,
+            tag,
+            cmd: default_cmd(self.os()),
+            env: vec![],
+            user: "root".to_owned(),
+            instructions: vec![],
+            created: ids::now(),
+            dataset: dataset.as_str().to_owned(),
+        };
+        let record = image.clone();
+        self.store
+            .write(move |db| db.insert_image(&record))
+            .await
+            .map_err(|e| format!("could not record the image: {e}"))?;
+        Ok(image)
+    }
+
+    async fn image_mountpoint(&self, dataset: &DatasetName) -> Result<PathBuf, String> {
+        let dataset = dataset.clone();
+        self.zfs(move |zfs| {
+            if !zfs.is_mounted(&dataset)? {
+                zfs.mount(&dataset)?;
+            }
+            zfs.mountpoint(&dataset)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "the image dataset has no mountpoint".to_owned())
+    }
+
+    /// `fetch`: download (or take the local file), check it is a tar archive, unpack it into a new
+    /// dataset.
+    async fn fill_from_url(
+        &self,
+        url: &str,
+        id: &str,
+        dataset: &DatasetName,
+        progress: &Progress,
+        made: &mut Made,
+    ) -> Result<(), String> {
+        let archive = match Source::parse(url)? {
+            Source::File(path) => {
+                if !path.is_file() {
+                    return Err(format!(
+                        "could not fetch {url}: {} is not a file on the daemon's host",
+                        path.display()
+                    ));
+                }
+                path
+            }
+            Source::Http(url) => {
+                let root = self.layout.root.clone();
+                let root_mount = self
+                    .zfs(move |zfs| zfs.mountpoint(&root))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| "the root dataset has no mountpoint".to_owned())?;
+                let dest = root_mount.join(format!(".fetch-{id}"));
+                made.download = Some(dest.clone());
+                progress.say(format!("fetching {url}\n")).await;
+                fetch::download(&self.http, &url, &dest, progress, &self.cancel).await?;
+                progress.say("Succesfully fetched base system.\n").await;
+                dest
+            }
+        };
+        fetch::check_archive(&archive, url)?;
+        self.check_cancelled()?;
+        progress
+            .say("Unpacking contents and creating image...\n")
+            .await;
+        let target = dataset.clone();
+        self.zfs(move |zfs| zfs.create(&target, &[]))
+            .await
+            .map_err(|e| format!("error creating dataset {}: {e}", dataset.as_str()))?;
+        made.dataset = true;
+        let mountpoint = self.image_mountpoint(dataset).await?;
+        let host = self.host.clone();
+        let entries =
+            tokio::task::spawn_blocking(move || host.extract_archive(&archive, &mountpoint))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("could not extract tar archive: {e}"))?;
+        progress
+            .say(format!("Extracted {entries} files, creating image...\n"))
+            .await;
+        Ok(())
+    }
+
+    /// `zfs-copy` and `zfs-clone`: snapshot the source and copy (send | receive) or clone it.
+    async fn fill_from_dataset(
+        &self,
+        config: &ImageCreateConfig,
+        id: &str,
+        dataset: &DatasetName,
+        progress: &Progress,
+        made: &mut Made,
+    ) -> Result<(), String> {
+        let source = DatasetName::new(config.zfs_dataset.clone())
+            .map_err(|e| format!("invalid dataset '{}': {e}", config.zfs_dataset))?;
+        if source.is_within(&self.layout.containers) || source.is_within(&self.layout.volumes) {
+            return Err(format!(
+                "'{}' belongs to a container or volume",
+                source.as_str()
+            ));
+        }
+        let check = source.clone();
+        if !self
+            .zfs(move |zfs| zfs.exists(&check))
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Err(format!("dataset '{}' does not exist", source.as_str()));
+        }
+        let snapshot = source.snapshot(id).map_err(|e| e.to_string())?;
+        let take = snapshot.clone();
+        self.zfs(move |zfs| zfs.snapshot(&take))
+            .await
+            .map_err(|e| format!("could not snapshot {}: {e}", source.as_str()))?;
+        made.source_snapshot = Some(snapshot.clone());
+        let target = dataset.clone();
+        if config.method == ImageCreateMethod::ZfsCopy {
+            progress
+                .say("copying dataset into the new image, this can take a while...\n")
+                .await;
+            made.dataset = true;
+            let copied = snapshot.clone();
+            self.zfs(move |zfs| {
+                zfs.send_receive(&copied, &target)?;
+                // The copy arrives with the source's snapshot; the image keeps only `@image`.
+                if let Ok(received) = target.snapshot(copied.snap()) {
+                    zfs.destroy_snapshot(&received, DestroyFlags::default())?;
+                }
+                zfs.destroy_snapshot(&copied, DestroyFlags::default())
+            })
+            .await
+            .map_err(|e| format!("error copying image dataset: {e}"))?;
+            made.source_snapshot = None;
+        } else {
+            progress.say("cloning dataset...\n").await;
+            made.dataset = true;
+            let origin = snapshot.clone();
+            self.zfs(move |zfs| zfs.clone_snapshot(&origin, &target, &[]))
+                .await
+                .map_err(|e| format!("error cloning image dataset: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn image_dataset(image: &Image) -> Result<DatasetName, EngineError> {
+    DatasetName::new(image.dataset.clone()).map_err(|e| {
+        EngineError::Internal(format!("image {} has an invalid dataset: {e}", image.id))
+    })
+}
+
+/// Copies a host file (`/etc/resolv.conf`) to the same place under `root`. A symlink at the
+/// destination, or an `etc` that is not a directory, would lead the copy out of the image: refused.
+fn copy_host_file(host_path: &str, root: &Path) -> Result<(), String> {
+    let fail =
+        |reason: String| format!("could not copy host '{host_path}' into the image: {reason}");
+    let dest = platform::in_root(root, host_path);
+    let mut dir = root.to_path_buf();
+    if let Some(parent) = Path::new(host_path.trim_start_matches('/')).parent() {
+        for component in parent.components() {
+            dir.push(component);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return Err(fail(format!("{} is not a directory", dir.display()))),
+                Err(_) => std::fs::create_dir(&dir).map_err(|e| fail(e.to_string()))?,
+            }
+        }
+    }
+    if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_symlink()) {
+        std::fs::remove_file(&dest).map_err(|e| fail(e.to_string()))?;
+    }
+    std::fs::copy(host_path, &dest).map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nametags() {
+        assert_eq!(parse_nametag(""), Ok((String::new(), String::new())));
+        assert_eq!(parse_nametag("base"), Ok(("base".into(), "latest".into())));
+        assert_eq!(parse_nametag("base:v2"), Ok(("base".into(), "v2".into())));
+        assert_eq!(
+            parse_nametag("FreeBSD-14.1-RELEASE:latest"),
+            Ok(("FreeBSD-14.1-RELEASE".into(), "latest".into()))
+        );
+        for bad in ["base:", ":v1", "ba se", "-x", "a:b:c", "x/../y:t;"] {
+            assert!(parse_nametag(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_files_are_copied_into_the_image_and_never_through_a_symlink() {
+        let root = tempfile::tempdir().unwrap();
+        let host = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(host.path(), "nameserver 127.0.0.1\n").unwrap();
+        let host_path = host.path().to_str().unwrap();
+        copy_host_file(host_path, root.path()).unwrap();
+        let dest = platform::in_root(root.path(), host_path);
+        assert_eq!(
+            std::fs::read_to_string(&dest).unwrap(),
+            "nameserver 127.0.0.1\n"
+        );
+
+        // A symlink in the image pointing outside is replaced, not followed.
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::fs::remove_file(&dest).unwrap();
+        std::os::unix::fs::symlink(outside.path(), &dest).unwrap();
+        copy_host_file(host_path, root.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(outside.path()).unwrap(), "");
+        assert!(!std::fs::symlink_metadata(&dest)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+}

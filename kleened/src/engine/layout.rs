@@ -1,0 +1,93 @@
+//! Where objects live in ZFS: every dataset the daemon makes is under `kleene_root`.
+
+use std::path::PathBuf;
+
+use zfs::{DatasetName, NameError, Zfs};
+
+/// The datasets of the daemon: `<root>/image/<id>`, `<root>/container/<id>`, `<root>/volumes/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The root dataset (`kleene_root`).
+    pub root: DatasetName,
+    /// Parent of image datasets.
+    pub images: DatasetName,
+    /// Parent of container datasets.
+    pub containers: DatasetName,
+    /// Parent of volume datasets.
+    pub volumes: DatasetName,
+}
+
+impl Layout {
+    /// The layout under `root`.
+    pub fn new(root: &str) -> Result<Layout, NameError> {
+        let root = DatasetName::new(root)?;
+        Ok(Layout {
+            images: root.child("image")?,
+            containers: root.child("container")?,
+            volumes: root.child("volumes")?,
+            root,
+        })
+    }
+
+    /// The dataset of image `id` (IDs are generated, so always valid components).
+    pub fn image(&self, id: &str) -> Result<DatasetName, NameError> {
+        self.images.child(id)
+    }
+
+    /// Checks that the root dataset exists and is mounted, and creates the image, container and
+    /// volume parents under it. Answers the root's mountpoint. Blocks (runs zfs).
+    pub fn prepare(&self, zfs: &Zfs) -> Result<PathBuf, String> {
+        let root = self.root.as_str();
+        let exists = zfs.exists(&self.root).map_err(|e| e.to_string())?;
+        if !exists {
+            return Err(format!(
+                "the dataset '{root}' of 'kleene_root' does not exist: create it (zfs create {root}) or fix the configuration"
+            ));
+        }
+        let mountpoint = zfs
+            .mountpoint(&self.root)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("the dataset '{root}' of 'kleene_root' has no mountpoint"))?;
+        for parent in [&self.images, &self.containers, &self.volumes] {
+            if !zfs.exists(parent).map_err(|e| e.to_string())? {
+                zfs.create(parent, &[]).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(mountpoint)
+    }
+
+    /// The object ID of a dataset directly under `parent`, if it is one.
+    pub fn id_under<'a>(parent: &DatasetName, dataset: &'a str) -> Option<&'a str> {
+        dataset
+            .strip_prefix(parent.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|id| !id.contains('/') && !id.contains('@'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datasets_are_under_the_root() {
+        let layout = Layout::new("zroot/kleene").unwrap();
+        assert_eq!(
+            layout.image("abc").unwrap().as_str(),
+            "zroot/kleene/image/abc"
+        );
+        assert_eq!(layout.containers.as_str(), "zroot/kleene/container");
+        assert_eq!(
+            Layout::id_under(&layout.containers, "zroot/kleene/container/c1"),
+            Some("c1")
+        );
+        assert_eq!(
+            Layout::id_under(&layout.containers, "zroot/kleene/container/c1/x"),
+            None
+        );
+        assert_eq!(
+            Layout::id_under(&layout.containers, "zroot/kleene/image/c1"),
+            None
+        );
+    }
+}
