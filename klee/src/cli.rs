@@ -58,6 +58,8 @@ pub enum Command {
     Lsv,
     /// Inspect an image (image inspect).
     Isi(ObjectArg),
+    /// Remove images (image rm).
+    Rmi(RemoveArgs),
     /// Inspect a container (container inspect).
     Isc(ObjectArg),
     /// Inspect a network (network inspect).
@@ -68,11 +70,78 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
+    /// Create a base image from a tar archive or a ZFS dataset.
+    Create(ImageCreateArgs),
     /// List images.
     #[command(visible_alias = "list")]
     Ls,
     /// Show everything about an image.
     Inspect(ObjectArg),
+    /// Remove images.
+    Rm(RemoveArgs),
+    /// Give an image a name and tag (name[:tag], tag defaults to latest).
+    Tag {
+        /// The image: ID, ID prefix or name[:tag].
+        source: String,
+        /// The new name[:tag].
+        nametag: String,
+    },
+    /// Remove images that no container or image is made from.
+    Prune(PruneArgs),
+}
+
+/// How `image create` makes the image.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MethodArg {
+    /// Download a tar archive from SOURCE (http://, https:// or file:// on the daemon's host).
+    Fetch,
+    /// Download the FreeBSD base system of the host's release (FreeBSD only).
+    FetchAuto,
+    /// Copy the ZFS dataset SOURCE.
+    ZfsCopy,
+    /// Clone the ZFS dataset SOURCE (the image depends on it).
+    ZfsClone,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageCreateArgs {
+    /// How to make the image.
+    #[arg(value_enum)]
+    pub method: MethodArg,
+    /// URL (fetch) or ZFS dataset (zfs-copy, zfs-clone).
+    pub source: Option<String>,
+    /// Name and tag of the image, name[:tag].
+    #[arg(short, long)]
+    pub tag: Option<String>,
+    /// Do not copy the host's /etc/resolv.conf into the image.
+    #[arg(long)]
+    pub no_dns: bool,
+    /// Do not copy the host's /etc/localtime into the image.
+    #[arg(long)]
+    pub no_localtime: bool,
+    /// Update the image with freebsd-update(8) (FreeBSD only).
+    #[arg(long)]
+    pub update: bool,
+    /// fetch-auto: do not name the image FreeBSD-<version>:latest.
+    #[arg(long)]
+    pub no_autotag: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// IDs, ID prefixes or names.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove tagged images too, not only untagged ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -35,9 +35,15 @@ pub enum ClientError {
     /// The daemon's answer could not be understood.
     #[error("unexpected answer from kleened at {host}: {reason}")]
     Protocol { host: String, reason: String },
-    /// The connection settings are wrong (a certificate file, an address).
+    /// The connection settings or arguments are wrong (a certificate file, an address).
     #[error("{0}")]
     Settings(String),
+    /// A streamed operation ended in failure; the text is the daemon's status.
+    #[error("{0}")]
+    Failed(String),
+    /// A failure that was already printed (for example one of several removals).
+    #[error("")]
+    Reported,
 }
 
 impl ClientError {
@@ -84,7 +90,11 @@ impl std::fmt::Debug for TlsTarget {
     }
 }
 
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+/// A websocket to the daemon.
+pub type WebSocket = tokio_tungstenite::WebSocketStream<Box<dyn Stream>>;
+
+/// A connected byte stream of any transport.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 
 impl Connection {
@@ -140,6 +150,30 @@ impl Connection {
         }
     }
 
+    /// Opens a websocket on `path` (`/images/create`, ...) over the same transport as requests.
+    pub async fn websocket(&self, path: &str) -> Result<WebSocket, ClientError> {
+        let stream = self.connect().await?;
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        let url = format!("{scheme}://{}{path}", self.authority());
+        let (socket, _response) =
+            tokio_tungstenite::client_async(url, stream)
+                .await
+                .map_err(|e| ClientError::Unreachable {
+                    host: self.host(),
+                    reason: format!("websocket handshake on {path} failed: {e}"),
+                })?;
+        Ok(socket)
+    }
+
+    /// The `Host` header: `localhost` over a unix socket, as other clients send.
+    fn authority(&self) -> String {
+        match &self.address.location {
+            ApiLocation::Unix(_) => "localhost".to_owned(),
+            ApiLocation::Tcp { host, port } if host.contains(':') => format!("[{host}]:{port}"),
+            ApiLocation::Tcp { host, port } => format!("{host}:{port}"),
+        }
+    }
+
     /// Sends one request; answers the status and body, whatever the status.
     pub async fn request(
         &self,
@@ -156,11 +190,7 @@ impl Connection {
             .await
             .map_err(|e| protocol(e.to_string()))?;
         let driver = tokio::spawn(connection);
-        let authority = match &self.address.location {
-            ApiLocation::Unix(_) => "localhost".to_owned(),
-            ApiLocation::Tcp { host, port } if host.contains(':') => format!("[{host}]:{port}"),
-            ApiLocation::Tcp { host, port } => format!("{host}:{port}"),
-        };
+        let authority = self.authority();
         let mut request = Request::builder()
             .method(method)
             .uri(path)

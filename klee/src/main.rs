@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod connection;
 mod output;
+mod session;
 
 use std::process::ExitCode;
 
@@ -40,7 +41,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("klee: {err}");
+            if !matches!(err, connection::ClientError::Reported) {
+                eprintln!("klee: {}", err.to_string().trim_end());
+            }
             ExitCode::from(err.exit_code())
         }
     }

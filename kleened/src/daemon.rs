@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use std::sync::Arc;
 
 use kleene_runner::{Runner, SystemRunner};
-use zfs::{Zfs, ZfsPrograms};
+use zfs::{RetryPolicy, Zfs, ZfsPrograms};
 
 use crate::config::{Config, TargetOs};
 use crate::engine::{Engine, EngineParts, Layout};
@@ -23,7 +23,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let os = TargetOs::current();
     let runner: Arc<dyn Runner> = Arc::new(SystemRunner::new());
     let layout = Layout::new(&config.kleene_root).context("invalid value for 'kleene_root'")?;
-    let zfs = Zfs::new(runner.clone()).with_programs(ZfsPrograms::host_default());
+    // zfs-fuse answers "dataset is busy" for a while after clones and unmounts: up to about 1.3 s
+    // of retries (20 ms doubling), short enough for a request.
+    let zfs = Zfs::new(runner.clone())
+        .with_programs(ZfsPrograms::host_default())
+        .with_retry(RetryPolicy {
+            attempts: 7,
+            initial_delay: std::time::Duration::from_millis(20),
+        });
     // The store lives in the root dataset by default, so storage is checked first.
     let store_path = config.metadata_path.clone();
     let (zfs, store) = tokio::task::spawn_blocking({

@@ -4,19 +4,9 @@
 // Test code: a failed setup step should panic where it happens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
-
-use kleene_tests::{describe, python_klee, sample_objects, seed_store, skip_host_tests, Daemon};
-
-fn run_python(klee: &std::path::Path, daemon: &Daemon, args: &[&str]) -> std::process::Output {
-    Command::new(klee)
-        .arg("--host")
-        .arg(&daemon.host)
-        .args(args)
-        .env("COLUMNS", "200")
-        .output()
-        .expect("run the Python klee")
-}
+use kleene_tests::{
+    describe, python, python_klee, sample_objects, seed_store, skip_host_tests, Daemon,
+};
 
 fn assert_clean(out: &std::process::Output, args: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -56,7 +46,7 @@ fn python_klee_lists_on_an_empty_daemon() {
         .iter()
         .chain([&["lsi"][..], &["lsc"][..], &["lsn"][..], &["lsv"][..]].iter())
     {
-        let out = run_python(&klee, &daemon, args);
+        let out = python(&klee, &daemon, args);
         assert_clean(&out, args);
     }
 }
@@ -84,7 +74,7 @@ fn python_klee_lists_and_inspects_stored_objects() {
             "/kleene-test/volumes/data",
         ),
     ] {
-        let out = run_python(&klee, &daemon, args);
+        let out = python(&klee, &daemon, args);
         assert_clean(&out, args);
         assert!(
             String::from_utf8_lossy(&out.stdout).contains(expected),
@@ -106,7 +96,7 @@ fn python_klee_reports_unknown_objects_without_a_traceback() {
         ["container", "inspect", "nope"],
         ["network", "inspect", "nope"],
     ] {
-        let out = run_python(&klee, &daemon, &args);
+        let out = python(&klee, &daemon, &args);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

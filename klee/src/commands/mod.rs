@@ -6,6 +6,7 @@ mod networks;
 mod volumes;
 
 use http::Method;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::de::DeserializeOwned;
 
 use crate::cli::{Command, ContainerCommand, ImageCommand, NetworkCommand, VolumeCommand};
@@ -24,6 +25,16 @@ pub async fn run(command: Command, conn: &Connection, out: Output) -> Result<(),
         Command::Image(ImageCommand::Ls) | Command::Lsi => images::list(conn, out).await,
         Command::Image(ImageCommand::Inspect(arg)) | Command::Isi(arg) => {
             images::inspect(conn, &arg.name).await
+        }
+        Command::Image(ImageCommand::Create(args)) => images::create(conn, &args).await,
+        Command::Image(ImageCommand::Rm(args)) | Command::Rmi(args) => {
+            images::remove(conn, &args.names).await
+        }
+        Command::Image(ImageCommand::Tag { source, nametag }) => {
+            images::tag(conn, &source, &nametag).await
+        }
+        Command::Image(ImageCommand::Prune(args)) => {
+            images::prune(conn, args.all, args.force).await
         }
         Command::Container(ContainerCommand::Ls(args)) | Command::Lsc(args) => {
             containers::list(conn, args.all, out).await
@@ -77,19 +88,42 @@ fn print_json(value: &serde_json::Value) {
     );
 }
 
+/// Characters escaped in a path segment: everything but unreserved characters and `:`/`@`, which
+/// image references use.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':')
+    .remove(b'@');
+
 /// A path segment for an identifier typed by the user.
 fn segment(identifier: &str) -> String {
-    const RESERVED: &[char] = &['/', '?', '#', '%', ' '];
-    identifier
-        .chars()
-        .map(|c| {
-            if RESERVED.contains(&c) {
-                format!("%{:02X}", c as u32)
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    utf8_percent_encode(identifier, SEGMENT).to_string()
+}
+
+/// A query-string value.
+fn query_value(value: &str) -> String {
+    utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
+}
+
+/// Asks `question` on the terminal; refuses to guess when there is no terminal to ask.
+fn confirm(question: &str) -> Result<bool, ClientError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(ClientError::Settings(format!(
+            "{question} Confirm with --force (stdin is not a terminal)."
+        )));
+    }
+    print!("{question} Are you sure? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| ClientError::Settings(format!("cannot read the answer: {e}")))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 #[cfg(test)]
@@ -98,5 +132,6 @@ mod tests {
     fn identifiers_cannot_leave_their_path_segment() {
         assert_eq!(super::segment("base:latest"), "base:latest");
         assert_eq!(super::segment("../x?y"), "..%2Fx%3Fy");
+        assert_eq!(super::query_value("new:tag"), "new%3Atag");
     }
 }

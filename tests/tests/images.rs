@@ -1,0 +1,366 @@
+//! Images end to end: creation over the `/images/create` websocket with every method, listing,
+//! tagging, removal and pruning, through our klee and the published Python klee, on a real zfs-fuse
+//! pool. Every failure must leave the datasets and the image list exactly as they were.
+
+// Test code: a failed setup step should panic where it happens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use kleene_tests::{
+    base_archive, describe, python, python_klee, skip_host_tests, zfs, zfs_tree, Daemon, FileServer,
+};
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn image_ids(daemon: &Daemon) -> Vec<String> {
+    let out = daemon.klee(&["--json", "lsi"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let images: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    images
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn image(daemon: &Daemon, name: &str) -> serde_json::Value {
+    let out = daemon.klee(&["isi", name]);
+    assert!(out.status.success(), "{}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A dataset `<root>/src` holding the unpacked base archive, for zfs-copy and zfs-clone.
+fn source_dataset(daemon: &Daemon) -> String {
+    let name = format!("{}/src", daemon.root.name);
+    let dataset = zfs::DatasetName::new(name.clone()).unwrap();
+    let client = zfs();
+    client.create(&dataset, &[]).unwrap();
+    let mountpoint = client.mountpoint(&dataset).unwrap().unwrap();
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(base_archive())
+        .arg("-C")
+        .arg(&mountpoint)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    name
+}
+
+/// Runs `action` and checks that it left the datasets under the root and the image list unchanged.
+fn leaves_nothing_behind(daemon: &Daemon, action: impl FnOnce() -> Output) -> Output {
+    let (datasets, images) = (zfs_tree(&daemon.root.name), image_ids(daemon));
+    let out = action();
+    assert_eq!(
+        zfs_tree(&daemon.root.name),
+        datasets,
+        "datasets changed: {}",
+        describe(&out)
+    );
+    assert_eq!(
+        image_ids(daemon),
+        images,
+        "image list changed: {}",
+        describe(&out)
+    );
+    out
+}
+
+#[test]
+fn python_klee_creates_images_by_zfs_copy_and_http_fetch_and_removes_them() {
+    if skip_host_tests() {
+        return;
+    }
+    let Some(py) = python_klee() else { return };
+    let daemon = Daemon::start();
+    let source = source_dataset(&daemon);
+    let served = tempfile::tempdir().unwrap();
+    std::fs::copy(base_archive(), served.path().join("base.tar")).unwrap();
+    let server = FileServer::serve(served.path());
+
+    let out = python(
+        &py,
+        &daemon,
+        &["image", "create", "-t", "base:latest", "zfs-copy", &source],
+    );
+    assert!(
+        out.status.success() && text(&out).contains("image created"),
+        "{}",
+        describe(&out)
+    );
+    let url = server.url("base.tar");
+    let out = python(
+        &py,
+        &daemon,
+        &["image", "create", "-t", "base:v2", "fetch", &url],
+    );
+    assert!(
+        out.status.success() && text(&out).contains("image created"),
+        "{}",
+        describe(&out)
+    );
+    assert!(text(&out).contains("Extracted"), "{}", describe(&out));
+
+    let out = python(&py, &daemon, &["image", "ls"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let listing = text(&out);
+    assert!(
+        listing.contains("latest") && listing.contains("v2"),
+        "{listing}"
+    );
+    assert!(!listing.contains("Traceback"), "{listing}");
+
+    // The copy is a dataset of its own with only the @image snapshot and the archive's files.
+    let copied = image(&daemon, "base:latest");
+    let dataset = copied["dataset"].as_str().unwrap().to_owned();
+    assert_eq!(
+        dataset,
+        format!(
+            "{}/image/{}",
+            daemon.root.name,
+            copied["id"].as_str().unwrap()
+        )
+    );
+    assert_eq!(
+        zfs_tree(&dataset),
+        vec![dataset.clone(), format!("{dataset}@image")]
+    );
+    let mountpoint = zfs()
+        .mountpoint(&zfs::DatasetName::new(dataset.clone()).unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(mountpoint.join("bin/busybox").is_file());
+    assert!(mountpoint.join("etc/resolv.conf").is_file());
+    assert!(
+        zfs_tree(&source).iter().all(|d| !d.contains('@')),
+        "the source's snapshot is removed"
+    );
+
+    let out = python(&py, &daemon, &["image", "rm", "base:v2"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = python(&py, &daemon, &["image", "rm", "base:latest"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(image_ids(&daemon).is_empty());
+    let left: Vec<String> = zfs_tree(&format!("{}/image", daemon.root.name));
+    assert_eq!(
+        left,
+        vec![format!("{}/image", daemon.root.name)],
+        "image datasets are destroyed"
+    );
+}
+
+#[test]
+fn klee_creates_images_with_every_method_and_streams_progress() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    let source = source_dataset(&daemon);
+    let served = tempfile::tempdir().unwrap();
+    std::fs::copy(base_archive(), served.path().join("base.tar")).unwrap();
+    let server = FileServer::serve(served.path());
+
+    let url = server.url("base.tar");
+    let out = daemon.klee(&["image", "create", "fetch", &url, "--tag", "web"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let output = text(&out);
+    assert!(output.contains(&format!("fetching {url}")), "{output}");
+    assert!(output.contains("image created: "), "{output}");
+
+    let file_url = format!("file://{}", base_archive().display());
+    let out = daemon.klee(&[
+        "image", "create", "fetch", &file_url, "-t", "local:1", "--no-dns",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+
+    let out = daemon.klee(&["image", "create", "zfs-clone", &source, "-t", "cloned"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let cloned = image(&daemon, "cloned");
+    let dataset = cloned["dataset"].as_str().unwrap();
+    let origin = zfs()
+        .get(&zfs::DatasetName::new(dataset).unwrap(), "origin")
+        .unwrap();
+    assert_eq!(
+        origin,
+        Some(format!("{source}@{}", cloned["id"].as_str().unwrap()))
+    );
+
+    assert_eq!(image_ids(&daemon).len(), 3);
+    assert_eq!(image(&daemon, "web")["cmd"], serde_json::json!(["/bin/sh"]));
+    assert_eq!(image(&daemon, "web")["user"], "root");
+
+    // Removing the clone also removes the snapshot of the source it was cloned from.
+    let out = daemon.klee(&["rmi", "cloned"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(zfs_tree(&source), vec![source.clone()]);
+}
+
+#[test]
+fn failed_creations_leave_no_dataset_and_no_image() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    let served = tempfile::tempdir().unwrap();
+    std::fs::write(
+        served.path().join("page.html"),
+        "<html>not an archive</html>".repeat(40),
+    )
+    .unwrap();
+    std::fs::copy(base_archive(), served.path().join("base.tar")).unwrap();
+    let server = FileServer::serve(served.path());
+    let unused_port = kleene_tests::free_port();
+
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "fetch".into(),
+                format!("http://127.0.0.1:{unused_port}/base.tar"),
+            ],
+            "could not fetch",
+        ),
+        (vec!["fetch".into(), server.url("missing.tar")], "404"),
+        (
+            vec!["fetch".into(), server.url("page.html")],
+            "is not a tar archive",
+        ),
+        (
+            vec!["fetch".into(), "file:///nonexistent/base.tar".into()],
+            "is not a file",
+        ),
+        (
+            vec!["fetch".into(), "ftp://127.0.0.1/base.tar".into()],
+            "scheme 'ftp'",
+        ),
+        (
+            vec![
+                "zfs-copy".into(),
+                format!("{}/nonexistent", daemon.root.name),
+            ],
+            "does not exist",
+        ),
+        (
+            vec!["zfs-clone".into(), "/not/a/dataset".into()],
+            "invalid dataset",
+        ),
+        (vec!["fetch-auto".into()], "works only on FreeBSD"),
+    ];
+    for (args, expected) in cases {
+        let mut full = vec!["image", "create"];
+        full.extend(args.iter().map(String::as_str));
+        let out = leaves_nothing_behind(&daemon, || daemon.klee(&full));
+        assert_eq!(out.status.code(), Some(1), "{full:?}: {}", describe(&out));
+        assert!(
+            text(&out).contains(expected),
+            "{full:?}: expected {expected:?} in {}",
+            describe(&out)
+        );
+    }
+
+    // A full pool: the image parent's quota is smaller than the archive.
+    let images = zfs::DatasetName::new(format!("{}/image", daemon.root.name)).unwrap();
+    zfs().set(&images, "quota", "1M").unwrap();
+    let url = server.url("base.tar");
+    let out = leaves_nothing_behind(&daemon, || daemon.klee(&["image", "create", "fetch", &url]));
+    zfs().set(&images, "quota", "none").unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        text(&out).contains("could not extract tar archive"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn images_in_use_are_kept_and_tags_move_and_prune_repeats() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    let archive = format!("file://{}", base_archive().display());
+    for tag in ["one", "two", ""] {
+        let mut args = vec![
+            "image",
+            "create",
+            "fetch",
+            archive.as_str(),
+            "--no-dns",
+            "--no-localtime",
+        ];
+        if !tag.is_empty() {
+            args.extend(["-t", tag]);
+        }
+        let out = daemon.klee(&args);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    assert_eq!(image_ids(&daemon).len(), 3);
+
+    // A tag moves from the image that held it.
+    let one = image(&daemon, "one")["id"].as_str().unwrap().to_owned();
+    let out = daemon.klee(&["image", "tag", "two", "one"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_ne!(image(&daemon, "one")["id"], one.as_str());
+    let untagged = image(&daemon, &one);
+    assert_eq!(
+        (untagged["name"].as_str(), untagged["tag"].as_str()),
+        (Some(""), Some(""))
+    );
+    let out = daemon.klee(&["image", "tag", "nope", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("image not found"), "{}", describe(&out));
+
+    // A clone of the image under the container parent stands for a container made from it.
+    let tagged = image(&daemon, "one");
+    let container = format!("{}/container/c0ffee000001", daemon.root.name);
+    let snapshot =
+        zfs::SnapshotName::new(format!("{}@image", tagged["dataset"].as_str().unwrap())).unwrap();
+    zfs()
+        .clone_snapshot(
+            &snapshot,
+            &zfs::DatasetName::new(container.clone()).unwrap(),
+            &[],
+        )
+        .unwrap();
+    let out = leaves_nothing_behind(&daemon, || daemon.klee(&["rmi", "one"]));
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "could not remove image {} since it is used for containers:\nc0ffee000001",
+            tagged["id"].as_str().unwrap()
+        )),
+        "{}",
+        describe(&out)
+    );
+
+    // Prune without --all removes the two untagged images; with --all the rest except the one in use.
+    let out = daemon.klee(&["image", "prune", "-f"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        2,
+        "{}",
+        describe(&out)
+    );
+    let out = daemon.klee(&["image", "prune", "--all", "--force"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        image_ids(&daemon),
+        vec![tagged["id"].as_str().unwrap().to_owned()]
+    );
+
+    zfs()
+        .destroy(
+            &zfs::DatasetName::new(container).unwrap(),
+            zfs::DestroyFlags::default(),
+        )
+        .unwrap();
+    let out = daemon.klee(&["image", "prune", "--all", "--force"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(image_ids(&daemon).is_empty());
+}
