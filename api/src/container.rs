@@ -148,3 +148,79 @@ pub struct ContainerInspect {
     /// Its mounts.
     pub container_mountpoints: Vec<MountPoint>,
 }
+
+/// A port to publish, as requested.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PublishedPortConfig {
+    /// Host interfaces; `[]` means the host's gateway interface.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// Host port or range, `N` or `N:M`.
+    pub host_port: String,
+    /// Container port, `N`, `N:M` or `N:*`.
+    pub container_port: String,
+    /// Transport protocol.
+    #[serde(default = "tcp")]
+    pub protocol: PortProtocol,
+}
+
+fn tcp() -> PortProtocol {
+    PortProtocol::Tcp
+}
+
+/// A mount to make when the container starts, as requested.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MountPointConfig {
+    /// Volume or host path.
+    #[serde(rename = "type")]
+    pub kind: MountPointType,
+    /// Path inside the container.
+    pub destination: String,
+    /// Volume name or absolute host path.
+    pub source: String,
+    /// Mount read-only.
+    #[serde(default, deserialize_with = "crate::de::lenient_bool")]
+    pub read_only: bool,
+}
+
+/// The body of `POST /containers/create` and `POST /containers/{id}/update`. On update, `null`
+/// keeps the stored value; `image`, `mounts`, `network_driver` and `public_ports` are not changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContainerConfig {
+    /// Container name (`/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`); not necessarily unique.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `image[:tag][@snapshot]` or an image ID, optionally with `@snapshot`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Command; `[]` uses the image's.
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    /// User; `""` uses the image's.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Environment `NAME=value`, over the image's.
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    /// Mounts made at every start.
+    #[serde(default)]
+    pub mounts: Option<Vec<MountPointConfig>>,
+    /// Jail parameters, `name=value`.
+    #[serde(default)]
+    pub jail_param: Option<Vec<String>>,
+    /// Network driver (default `ipnet`).
+    #[serde(default)]
+    pub network_driver: Option<NetworkDriver>,
+    /// Ports to publish.
+    #[serde(default)]
+    pub public_ports: Option<Vec<PublishedPortConfig>>,
+    /// Restart policy (default `no`).
+    #[serde(default)]
+    pub restart_policy: Option<RestartPolicy>,
+    /// Kept by `container prune` when true.
+    #[serde(default)]
+    pub persist: Option<bool>,
+}

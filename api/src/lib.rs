@@ -8,6 +8,7 @@ pub mod address;
 pub mod container;
 pub mod de;
 pub mod error;
+pub mod exec;
 pub mod image;
 pub mod network;
 pub mod volume;
@@ -15,10 +16,11 @@ pub mod websocket;
 
 pub use address::{ApiAddress, ApiLocation, ApiScheme, ParseAddressError};
 pub use container::{
-    Container, ContainerInspect, ContainerSummary, MountPoint, MountPointType, NetworkDriver,
-    PortProtocol, PublishedPort, RestartPolicy,
+    Container, ContainerConfig, ContainerInspect, ContainerSummary, MountPoint, MountPointConfig,
+    MountPointType, NetworkDriver, PortProtocol, PublishedPort, PublishedPortConfig, RestartPolicy,
 };
 pub use error::{ErrorResponse, IdResponse, ValidationError, ValidationErrors, ValidationSource};
+pub use exec::{ExecConfig, ExecStartConfig};
 pub use image::{Image, ImageCreateConfig, ImageCreateMethod};
 pub use network::{EndPoint, Network, NetworkInspect, NetworkType};
 pub use volume::{Volume, VolumeInspect};

@@ -69,6 +69,7 @@ struct RawConfig {
     pidfile: Option<PathBuf>,
     metadata_path: Option<PathBuf>,
     shutdown_timeout_secs: Option<u64>,
+    cgroup_parent: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +172,8 @@ pub struct Config {
     pub metadata_path: Option<PathBuf>,
     /// How long running requests may take to finish after a shutdown signal.
     pub shutdown_timeout: std::time::Duration,
+    /// Linux: the cgroup (below the daemon's own) holding one cgroup per container.
+    pub cgroup_parent: String,
 }
 
 impl Config {
@@ -275,7 +278,26 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
             .unwrap_or_else(|| PathBuf::from("/var/run/kleened.pid")),
         metadata_path,
         shutdown_timeout: std::time::Duration::from_secs(raw.shutdown_timeout_secs.unwrap_or(10)),
+        cgroup_parent: match raw.cgroup_parent {
+            Some(name) if valid_cgroup_name(&name) => name,
+            Some(name) => {
+                return Err(invalid(
+                    "cgroup_parent",
+                    format!("'{name}' is not a simple name"),
+                ))
+            }
+            None => "kleene".to_owned(),
+        },
     })
+}
+
+/// A cgroup directory name: letters, digits and `_-.`, not starting with a dot.
+fn valid_cgroup_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
 /// A ZFS dataset name: components of letters, digits and `_-.:` separated by single slashes.

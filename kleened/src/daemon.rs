@@ -47,7 +47,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         zfs,
         layout,
         host: Host::new(runner, os),
+        runtime: container_runtime(&config)?,
     })?;
+    engine.startup().await?;
     let listeners = server::listen::bind_all(&config.listeners).await?;
 
     let (stop, stopped) = watch::channel(false);
@@ -67,6 +69,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     drop(pidfile);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The platform's container runtime.
+#[cfg(target_os = "linux")]
+fn container_runtime(config: &Config) -> anyhow::Result<Option<Arc<dyn crate::platform::Runtime>>> {
+    let helper = std::env::current_exe().context("cannot find the daemon's own binary")?;
+    let runtime = crate::platform::linux::NamespaceRuntime::new(helper, &config.cgroup_parent)?;
+    Ok(Some(Arc::new(runtime)))
+}
+
+/// The platform's container runtime: none yet on this platform, so containers cannot start.
+#[cfg(not(target_os = "linux"))]
+fn container_runtime(
+    _config: &Config,
+) -> anyhow::Result<Option<Arc<dyn crate::platform::Runtime>>> {
+    tracing::warn!(
+        "no container runtime for this platform: containers can be created but not started"
+    );
+    Ok(None)
 }
 
 async fn wait_for_signal() -> anyhow::Result<&'static str> {

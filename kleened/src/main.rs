@@ -25,6 +25,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The container runtime starts this binary again to set up namespaces single-threaded.
+    #[cfg(target_os = "linux")]
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == kleened::platform::linux::helper::HELPER_ARG)
+    {
+        kleened::platform::linux::helper::main();
+    }
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Openapi => {

@@ -1,6 +1,8 @@
 //! The daemon's domain logic, free of HTTP: what each API operation does, in terms of the store, ZFS
 //! and the host. Handlers in `server/` decode a request, call one function here and encode its result.
 
+mod containers;
+mod exec;
 mod fetch;
 pub mod ids;
 mod images;
@@ -10,16 +12,16 @@ pub mod progress;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kleene_api::{
-    ContainerInspect, ContainerSummary, Network, NetworkInspect, Volume, VolumeInspect,
-};
+use kleene_api::{Network, NetworkInspect, Volume, VolumeInspect};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use zfs::{Zfs, ZfsError};
 
 use crate::config::TargetOs;
-use crate::platform::Host;
+use crate::platform::{Host, Runtime};
+
 use crate::store::{Store, StoreError};
+pub use exec::{ExitRecorder, RunningExec};
 
 pub use layout::Layout;
 
@@ -55,6 +57,8 @@ pub struct EngineParts {
     pub layout: Layout,
     /// Host commands.
     pub host: Host,
+    /// The container runtime of the platform, if it has one.
+    pub runtime: Option<Arc<dyn Runtime>>,
 }
 
 /// Shared state of the daemon: everything a request may need.
@@ -64,6 +68,10 @@ pub struct Engine {
     zfs: Arc<Zfs>,
     layout: Layout,
     host: Host,
+    runtime: Option<Arc<dyn Runtime>>,
+    execs: exec::Execs,
+    /// Held while an exec instance starts.
+    starting: tokio::sync::Mutex<()>,
     http: reqwest::Client,
     /// Long operations (image creation) run here, so shutdown can wait for them.
     tasks: TaskTracker,
@@ -87,6 +95,9 @@ impl Engine {
             zfs: Arc::new(parts.zfs),
             layout: parts.layout,
             host: parts.host,
+            runtime: parts.runtime,
+            execs: exec::Execs::default(),
+            starting: tokio::sync::Mutex::new(()),
             http,
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
@@ -98,8 +109,10 @@ impl Engine {
         self.host.os()
     }
 
-    /// Stops long operations and waits (at most `grace`) for them to clean up.
+    /// Stops long operations and running containers, and waits (at most `grace`) for them to clean
+    /// up.
     pub async fn shutdown(&self, grace: Duration) {
+        self.stop_all().await;
         self.cancel.cancel();
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait())
@@ -125,36 +138,6 @@ impl Engine {
                 code: None,
             }),
         }
-    }
-
-    /// Containers, newest first: all of them, or only those running.
-    pub async fn list_containers(&self, all: bool) -> Result<Vec<ContainerSummary>, EngineError> {
-        let containers = self.store.read(|db| db.list_containers()).await?;
-        // No runtime driver is wired into the daemon yet, so the store's `running: false` is the truth.
-        Ok(containers
-            .into_iter()
-            .filter(|c| all || c.container.running)
-            .collect())
-    }
-
-    /// One container with its endpoints and mounts, by ID, ID prefix or name.
-    pub async fn inspect_container(
-        &self,
-        identifier: String,
-    ) -> Result<ContainerInspect, EngineError> {
-        self.store
-            .read(move |db| {
-                let Some(container) = db.find_container(&identifier)? else {
-                    return Ok(None);
-                };
-                Ok(Some(ContainerInspect {
-                    container_endpoints: db.endpoints_of_container(&container.id)?,
-                    container_mountpoints: db.mounts_of_container(&container.id)?,
-                    container,
-                }))
-            })
-            .await?
-            .ok_or_else(|| EngineError::NotFound("container not found".into()))
     }
 
     /// Every network, by name.
@@ -209,6 +192,7 @@ pub(crate) fn test_engine(store: Store) -> (Arc<Engine>, Arc<kleene_runner::Reco
         zfs: Zfs::new(runner.clone()).with_retry(zfs::RetryPolicy::none()),
         layout: Layout::new("zroot/kleene").expect("valid root"),
         host: Host::new(runner.clone(), TargetOs::Linux),
+        runtime: None,
     })
     .expect("engine");
     (engine, runner)

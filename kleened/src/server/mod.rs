@@ -6,6 +6,7 @@
 
 mod containers;
 pub mod error;
+mod exec;
 mod images;
 pub mod listen;
 mod networks;
@@ -31,7 +32,9 @@ pub fn routes(engine: Arc<Engine>) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         .or(networks::routes(engine.clone()))
         .unify()
-        .or(volumes::routes(engine))
+        .or(volumes::routes(engine.clone()))
+        .unify()
+        .or(exec::routes(engine))
         .unify()
         .recover(recover)
         .unify()

@@ -4,7 +4,7 @@
 
 use utoipa::OpenApi;
 
-use super::{containers, images, networks, volumes};
+use super::{containers, exec, images, networks, volumes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,14 @@ use super::{containers, images, networks, volumes};
     paths(
         containers::list,
         containers::inspect,
+        containers::create,
+        containers::remove,
+        containers::stop,
+        containers::update,
+        containers::prune,
+        exec::create,
+        exec::stop,
+        exec::start,
         images::list,
         images::inspect,
         images::remove,

@@ -102,6 +102,27 @@ impl Db<'_> {
         Ok(())
     }
 
+    /// Saves the changeable fields of a container (name, cmd, user, env, jail parameters, restart
+    /// policy, persist).
+    pub fn update_container(&self, c: &Container) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE containers SET name = ?2, cmd = ?3, user = ?4, env = ?5, jail_param = ?6, \
+                 restart_policy = ?7, persist = ?8 WHERE id = ?1",
+            )?
+            .execute(params![
+                c.id,
+                c.name,
+                to_json(&c.cmd),
+                c.user,
+                to_json(&c.env),
+                to_json(&c.jail_param),
+                enum_to_text(&c.restart_policy),
+                c.persist,
+            ])?;
+        Ok(())
+    }
+
     /// Removes a container's row with its endpoints and mounts. Returns false when there was none.
     pub fn delete_container(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self

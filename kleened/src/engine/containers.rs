@@ -1,0 +1,542 @@
+//! Containers: creation as a clone of an image snapshot, listing with the live running state from
+//! the runtime, update, stop, removal and pruning, and what the daemon does with them when it starts
+//! and stops.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kleene_api::{
+    Container, ContainerConfig, ContainerInspect, ContainerSummary, ExecConfig, IdResponse,
+    NetworkDriver, PublishedPort, RestartPolicy,
+};
+use zfs::{DatasetName, DestroyFlags, SnapshotName};
+
+use super::{ids, Engine, EngineError};
+use crate::platform::runtime::DEFAULT_STOP_GRACE;
+use crate::platform::Runtime;
+
+/// Container names: `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_name(name: &str) -> bool {
+    let name = name.strip_prefix('/').unwrap_or(name);
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// `a=1` entries of `over` replace those of `base` with the same name; the rest are appended.
+pub fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
+    let name = |e: &str| e.split_once('=').map_or(e, |(n, _)| n).to_owned();
+    let mut merged: Vec<String> = base.to_vec();
+    for entry in over {
+        let key = name(entry);
+        merged.retain(|e| name(e) != key);
+        merged.push(entry.clone());
+    }
+    merged
+}
+
+/// Checks `N` / `N:M` host ports and `N` / `N:M` / `N:*` container ports.
+fn validate_port(spec: &str, container: bool) -> Result<(), String> {
+    let parse = |text: &str| match text.parse::<u32>() {
+        Ok(n) if n <= 65535 => Ok(()),
+        Ok(_) => Err("invalid port value (should be in the range 0 - 65535)".to_owned()),
+        Err(_) if text.chars().all(|c| c.is_ascii_digit()) && !text.is_empty() => {
+            Err("invalid port value (should be in the range 0 - 65535)".to_owned())
+        }
+        Err(_) => Err("could not decode port publishing specification".to_owned()),
+    };
+    match spec.split_once(':') {
+        None => parse(spec),
+        Some((first, "*")) if container => parse(first),
+        Some((first, last)) => parse(first).and_then(|()| parse(last)),
+    }
+}
+
+impl Engine {
+    pub(super) fn runtime(&self) -> Result<&Arc<dyn Runtime>, EngineError> {
+        self.runtime.as_ref().ok_or_else(|| {
+            EngineError::Internal("this daemon has no container runtime for its platform".into())
+        })
+    }
+
+    /// Whether a container runs, from the runtime (never from the store).
+    pub(super) async fn is_running(&self, id: &str) -> bool {
+        let Some(runtime) = self.runtime.clone() else {
+            return false;
+        };
+        let id = id.to_owned();
+        tokio::task::spawn_blocking(move || runtime.is_running(&id).unwrap_or(false))
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn running_set(&self) -> std::collections::HashSet<String> {
+        let Some(runtime) = self.runtime.clone() else {
+            return Default::default();
+        };
+        tokio::task::spawn_blocking(move || runtime.running().unwrap_or_default())
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+
+    /// Containers, newest first: all of them, or only those running.
+    pub async fn list_containers(&self, all: bool) -> Result<Vec<ContainerSummary>, EngineError> {
+        let mut containers = self.store.read(|db| db.list_containers()).await?;
+        let running = self.running_set().await;
+        for summary in &mut containers {
+            summary.container.running = running.contains(&summary.container.id);
+        }
+        Ok(containers
+            .into_iter()
+            .filter(|c| all || c.container.running)
+            .collect())
+    }
+
+    /// One container with its endpoints and mounts, by ID, ID prefix or name.
+    pub async fn inspect_container(
+        &self,
+        identifier: String,
+    ) -> Result<ContainerInspect, EngineError> {
+        let mut inspect = self
+            .store
+            .read(move |db| {
+                let Some(container) = db.find_container(&identifier)? else {
+                    return Ok(None);
+                };
+                Ok(Some(ContainerInspect {
+                    container_endpoints: db.endpoints_of_container(&container.id)?,
+                    container_mountpoints: db.mounts_of_container(&container.id)?,
+                    container,
+                }))
+            })
+            .await?
+            .ok_or_else(|| EngineError::NotFound("container not found".into()))?;
+        inspect.container.running = self.is_running(&inspect.container.id).await;
+        Ok(inspect)
+    }
+
+    pub(super) async fn find_container(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<Container>, EngineError> {
+        let identifier = identifier.to_owned();
+        Ok(self
+            .store
+            .read(move |db| db.find_container(&identifier))
+            .await?)
+    }
+
+    /// The container's dataset mountpoint (its root filesystem).
+    pub(super) async fn container_rootfs(
+        &self,
+        container: &Container,
+    ) -> Result<PathBuf, EngineError> {
+        let dataset = DatasetName::new(container.dataset.clone()).map_err(|e| {
+            EngineError::Internal(format!(
+                "container {} has an invalid dataset: {e}",
+                container.id
+            ))
+        })?;
+        self.zfs(move |zfs| {
+            if !zfs.is_mounted(&dataset)? {
+                zfs.mount(&dataset)?;
+            }
+            zfs.mountpoint(&dataset)
+        })
+        .await?
+        .ok_or_else(|| {
+            EngineError::Internal(format!(
+                "the dataset of container {} has no mountpoint",
+                container.id
+            ))
+        })
+    }
+
+    /// Creates a container: a clone of the image's snapshot with the image's defaults under the
+    /// configuration. Every failure answers 404, as the API says, and leaves nothing behind.
+    pub async fn create_container(
+        &self,
+        config: ContainerConfig,
+    ) -> Result<IdResponse, EngineError> {
+        let refuse = |m: String| EngineError::NotFound(m);
+        if let Some(name) = &config.name {
+            if !valid_name(name) {
+                return Err(refuse(format!(
+                    "{name} does not match /?[a-zA-Z0-9][a-zA-Z0-9_.-]+$"
+                )));
+            }
+        }
+        let reference = config
+            .image
+            .clone()
+            .ok_or_else(|| refuse("no image given".into()))?;
+        let (image_ref, snapshot) = match reference.split_once('@') {
+            Some((image, snap)) => (image.to_owned(), Some(snap.to_owned())),
+            None => (reference.clone(), None),
+        };
+        let lookup = image_ref.clone();
+        let image = self
+            .store
+            .read(move |db| db.find_image(&lookup))
+            .await?
+            .ok_or_else(|| refuse(format!("no such image '{reference}'")))?;
+        let driver = config.network_driver.unwrap_or(NetworkDriver::Ipnet);
+        if driver == NetworkDriver::Ipnet && self.os() == crate::config::TargetOs::Linux {
+            return Err(refuse(
+                "the 'ipnet' network driver is not available on Linux; use 'vnet', 'host' or 'disabled'".into(),
+            ));
+        }
+        let ports = config.public_ports.clone().unwrap_or_default();
+        if !ports.is_empty() {
+            if matches!(driver, NetworkDriver::Host | NetworkDriver::Disabled) {
+                let driver = serde_json::to_value(driver)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                return Err(refuse(format!(
+                    "cannot publish ports of a container using the '{driver}' network driver"
+                )));
+            }
+            for port in &ports {
+                validate_port(&port.host_port, false).map_err(refuse)?;
+                validate_port(&port.container_port, true).map_err(refuse)?;
+            }
+        }
+        if config.mounts.as_ref().is_some_and(|m| !m.is_empty()) {
+            return Err(refuse(
+                "mounts are not available yet in this version of kleened".into(),
+            ));
+        }
+        let id = ids::new_id();
+        let dataset = self
+            .layout
+            .containers
+            .child(&id)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let origin = SnapshotName::new(format!(
+            "{}@{}",
+            image.dataset,
+            snapshot.as_deref().unwrap_or("image")
+        ))
+        .map_err(|e| refuse(format!("invalid snapshot: {e}")))?;
+        let (clone_origin, clone_target) = (origin.clone(), dataset.clone());
+        self.zfs(move |zfs| zfs.clone_snapshot(&clone_origin, &clone_target, &[]))
+            .await
+            .map_err(|e| refuse(e.to_string()))?;
+        let cmd = config
+            .cmd
+            .clone()
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| image.cmd.clone());
+        let user = config
+            .user
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| image.user.clone());
+        let container = Container {
+            id: id.clone(),
+            name: config
+                .name
+                .clone()
+                .map(|n| n.trim_start_matches('/').to_owned()),
+            image_id: image.id.clone(),
+            cmd,
+            user,
+            env: merge_env(&image.env, &config.env.clone().unwrap_or_default()),
+            network_driver: driver,
+            public_ports: ports
+                .into_iter()
+                .map(|p| PublishedPort {
+                    interfaces: p.interfaces,
+                    host_port: p.host_port,
+                    container_port: p.container_port,
+                    protocol: p.protocol,
+                    ip_address: String::new(),
+                    ip_address6: String::new(),
+                })
+                .collect(),
+            jail_param: config.jail_param.clone().unwrap_or_default(),
+            restart_policy: config.restart_policy.unwrap_or(RestartPolicy::No),
+            persist: config.persist.unwrap_or(false),
+            created: ids::now(),
+            dataset: dataset.as_str().to_owned(),
+            running: false,
+        };
+        let record = container.clone();
+        if let Err(err) = self
+            .store
+            .write(move |db| db.insert_container(&record))
+            .await
+        {
+            self.destroy_dataset(&dataset).await;
+            return Err(err.into());
+        }
+        tracing::info!(container = %id, image = %image.id, "container created");
+        Ok(IdResponse { id })
+    }
+
+    async fn destroy_dataset(&self, dataset: &DatasetName) {
+        let target = dataset.clone();
+        let flags = DestroyFlags {
+            recursive: true,
+            force: true,
+            ..DestroyFlags::default()
+        };
+        let result = self
+            .zfs(move |zfs| {
+                if zfs.exists(&target)? {
+                    zfs.destroy(&target, flags)
+                } else {
+                    Ok(())
+                }
+            })
+            .await;
+        if let Err(err) = result {
+            tracing::error!(dataset = dataset.as_str(), error = %err, "could not destroy dataset");
+        }
+    }
+
+    /// Removes a stopped container, its dataset and its records.
+    pub async fn remove_container(&self, identifier: String) -> Result<IdResponse, EngineError> {
+        let container = self
+            .find_container(&identifier)
+            .await?
+            .ok_or_else(|| EngineError::NotFound("no such container".into()))?;
+        if self.is_running(&container.id).await {
+            return Err(EngineError::Conflict(
+                "you cannot remove a running container".into(),
+            ));
+        }
+        self.cleanup_container(&container.id).await;
+        let dataset = DatasetName::new(container.dataset.clone())
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let flags = DestroyFlags {
+            recursive: true,
+            force: true,
+            ..DestroyFlags::default()
+        };
+        let target = dataset.clone();
+        self.zfs(move |zfs| {
+            if zfs.exists(&target)? {
+                zfs.destroy(&target, flags)
+            } else {
+                Ok(())
+            }
+        })
+        .await
+        .map_err(|e| {
+            EngineError::Internal(format!(
+                "could not destroy the dataset of container {}: {e}",
+                container.id
+            ))
+        })?;
+        let id = container.id.clone();
+        self.store.write(move |db| db.delete_container(&id)).await?;
+        tracing::info!(container = %container.id, "container removed");
+        Ok(IdResponse { id: container.id })
+    }
+
+    /// Runs the runtime's cleanup for a container that is not running; failures are logged.
+    pub(super) async fn cleanup_container(&self, id: &str) {
+        let Some(runtime) = self.runtime.clone() else {
+            return;
+        };
+        let id = id.to_owned();
+        let result =
+            tokio::task::spawn_blocking(move || runtime.cleanup(&id).map_err(|e| (id, e))).await;
+        if let Ok(Err((id, err))) = result {
+            tracing::warn!(container = %id, error = %err, "cleanup failed");
+        }
+    }
+
+    /// Stops a running container: SIGTERM to every process, SIGKILL after the grace period.
+    pub async fn stop_container(&self, identifier: String) -> Result<IdResponse, EngineError> {
+        let container = self
+            .find_container(&identifier)
+            .await?
+            .ok_or_else(|| EngineError::NotFound("container not found".into()))?;
+        if !self.is_running(&container.id).await {
+            self.cleanup_container(&container.id).await;
+            return Err(EngineError::NotFound("container not running".into()));
+        }
+        self.stop_running(&container.id).await?;
+        Ok(IdResponse { id: container.id })
+    }
+
+    pub(super) async fn stop_running(&self, id: &str) -> Result<(), EngineError> {
+        let runtime = self.runtime()?.clone();
+        let target = id.to_owned();
+        tokio::task::spawn_blocking(move || runtime.stop(&target, DEFAULT_STOP_GRACE))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| EngineError::NotFound(format!("could not stop container {id}: {e}")))?;
+        tracing::info!(container = id, "container stopped");
+        Ok(())
+    }
+
+    /// Updates name, user, env, cmd, persist, restart policy and jail parameters; `null` keeps a
+    /// value. A running container keeps running: on Linux, jail parameters take effect at its next
+    /// start.
+    pub async fn update_container(
+        &self,
+        identifier: String,
+        config: ContainerConfig,
+    ) -> Result<IdResponse, EngineError> {
+        let container = self
+            .find_container(&identifier)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no such container '{identifier}'")))?;
+        if let Some(name) = &config.name {
+            if !valid_name(name) {
+                return Err(EngineError::NotFound(format!(
+                    "{name} does not match /?[a-zA-Z0-9][a-zA-Z0-9_.-]+$"
+                )));
+            }
+        }
+        let mut updated = container.clone();
+        if let Some(name) = config.name {
+            updated.name = Some(name.trim_start_matches('/').to_owned());
+        }
+        if let Some(user) = config.user {
+            updated.user = user;
+        }
+        if let Some(env) = config.env {
+            updated.env = env;
+        }
+        if let Some(cmd) = config.cmd {
+            updated.cmd = cmd;
+        }
+        if let Some(persist) = config.persist {
+            updated.persist = persist;
+        }
+        if let Some(policy) = config.restart_policy {
+            updated.restart_policy = policy;
+        }
+        if let Some(params) = config.jail_param {
+            updated.jail_param = params;
+        }
+        if updated != container {
+            if updated.jail_param != container.jail_param && self.is_running(&container.id).await {
+                tracing::info!(container = %container.id, "jail parameters changed; they apply at the next start");
+            }
+            let record = updated.clone();
+            self.store
+                .write(move |db| db.update_container(&record))
+                .await?;
+        }
+        Ok(IdResponse { id: container.id })
+    }
+
+    /// Removes every stopped container that is not marked `persist`.
+    pub async fn prune_containers(&self) -> Result<Vec<String>, EngineError> {
+        let mut removed = vec![];
+        for summary in self.list_containers(true).await? {
+            let c = summary.container;
+            if c.running || c.persist {
+                continue;
+            }
+            match self.remove_container(c.id.clone()).await {
+                Ok(_) => removed.push(c.id),
+                Err(err) => {
+                    tracing::warn!(container = %c.id, error = %err, "prune could not remove container")
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// At daemon start: containers left running by a daemon that died are stopped (their output and
+    /// exit codes cannot be recovered), leftovers are cleaned up, and `on-startup` containers start.
+    pub async fn startup(self: &Arc<Self>) -> Result<(), EngineError> {
+        if self.runtime.is_none() {
+            return Ok(());
+        }
+        for id in self.running_set().await {
+            tracing::warn!(container = %id, "stopping a container left running by an earlier daemon");
+            if let Err(err) = self.stop_running(&id).await {
+                tracing::error!(container = %id, error = %err, "could not stop it");
+            }
+        }
+        let containers = self.store.read(|db| db.list_containers()).await?;
+        for summary in &containers {
+            self.cleanup_container(&summary.container.id).await;
+        }
+        for summary in containers {
+            let c = summary.container;
+            if c.restart_policy != RestartPolicy::OnStartup {
+                continue;
+            }
+            let exec = self
+                .create_exec(ExecConfig {
+                    container_id: c.id.clone(),
+                    cmd: vec![],
+                    env: vec![],
+                    user: String::new(),
+                    tty: false,
+                })
+                .await?;
+            match self.start_exec(&exec.id, true).await {
+                Ok(running) => {
+                    self.detach(running);
+                    tracing::info!(container = %c.id, "started (restart policy on-startup)");
+                }
+                Err(err) => {
+                    tracing::error!(container = %c.id, error = %err, "could not start (restart policy on-startup)")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At daemon stop: every running container is stopped.
+    pub(super) async fn stop_all(&self) {
+        for id in self.running_set().await {
+            if let Err(err) = self.stop_running(&id).await {
+                tracing::error!(container = %id, error = %err, "could not stop container at shutdown");
+            }
+        }
+        if let Some(runtime) = &self.runtime {
+            runtime.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_reference_pattern() {
+        for good in ["web", "/web", "a1", "my_app.v2-x"] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in ["a", "-web", "we b", "", "/", "x/y"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn container_env_overrides_image_env() {
+        let merged = merge_env(&["A=1".into(), "B=2".into()], &["B=3".into(), "C=4".into()]);
+        assert_eq!(merged, vec!["A=1", "B=3", "C=4"]);
+    }
+
+    #[test]
+    fn port_specifications() {
+        assert!(validate_port("8080", false).is_ok());
+        assert!(validate_port("8080:8090", false).is_ok());
+        assert!(validate_port("80:*", true).is_ok());
+        assert!(validate_port("80:*", false).is_err());
+        assert_eq!(
+            validate_port("70000", false).unwrap_err(),
+            "invalid port value (should be in the range 0 - 65535)"
+        );
+        assert_eq!(
+            validate_port("http", false).unwrap_err(),
+            "could not decode port publishing specification"
+        );
+    }
+}

@@ -1,0 +1,295 @@
+//! Exec instances: a process to run in a container, created by `POST /exec/create` and started once
+//! over the `/exec/start` websocket. The first one started on a stopped container starts the
+//! container around it. Instances live in memory only and disappear when their process ends or they
+//! are stopped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kleene_api::{ExecConfig, IdResponse};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+
+use super::containers::merge_env;
+use super::{ids, Engine, EngineError};
+use crate::platform::runtime::exit_code;
+use crate::platform::{ProcessIo, ProcessSpec};
+
+/// How long exec stop waits for the process to end.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// An exec instance.
+#[derive(Debug)]
+pub(super) struct ExecInstance {
+    container_id: String,
+    cmd: Vec<String>,
+    env: Vec<String>,
+    user: String,
+    tty: bool,
+    /// Set once started: the helper's PID and the exit code once it ended.
+    started: Option<(u32, watch::Receiver<Option<i32>>)>,
+}
+
+/// The in-memory registry of exec instances.
+#[derive(Debug, Default)]
+pub(super) struct Execs {
+    map: std::sync::Mutex<HashMap<String, ExecInstance>>,
+}
+
+impl Execs {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, ExecInstance>) -> T) -> T {
+        // A poisoned lock only means a panic elsewhere; the map itself stays consistent.
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut map)
+    }
+}
+
+/// A started exec instance: its process, its input/output, and what the caller must report at the
+/// end through [`Engine::finish_exec`].
+#[derive(Debug)]
+pub struct RunningExec {
+    /// The exec instance.
+    pub exec_id: String,
+    /// Its container.
+    pub container_id: String,
+    /// The process's input and output.
+    pub io: ProcessIo,
+    /// The process.
+    pub child: tokio::process::Child,
+    exited: watch::Sender<Option<i32>>,
+}
+
+impl RunningExec {
+    /// Records the exit code for `stop_exec` waiters and answers it.
+    pub fn exited(&self, status: std::io::Result<std::process::ExitStatus>) -> i32 {
+        record_exit(&self.exited, status)
+    }
+
+    /// Splits into input/output, process, and the recorder of its end (an [`ExitRecorder`]).
+    pub fn into_parts(self) -> (ProcessIo, tokio::process::Child, ExitRecorder) {
+        let recorder = ExitRecorder {
+            exec_id: self.exec_id,
+            container_id: self.container_id,
+            exited: self.exited,
+        };
+        (self.io, self.child, recorder)
+    }
+}
+
+/// Records how a started exec ended.
+#[derive(Debug)]
+pub struct ExitRecorder {
+    /// The exec instance.
+    pub exec_id: String,
+    /// Its container.
+    pub container_id: String,
+    exited: watch::Sender<Option<i32>>,
+}
+
+impl ExitRecorder {
+    /// Records the exit code for `stop_exec` waiters and answers it.
+    pub fn record(&self, status: std::io::Result<std::process::ExitStatus>) -> i32 {
+        record_exit(&self.exited, status)
+    }
+}
+
+fn record_exit(
+    sender: &watch::Sender<Option<i32>>,
+    status: std::io::Result<std::process::ExitStatus>,
+) -> i32 {
+    let code = status.map(exit_code).unwrap_or(255);
+    sender.send_replace(Some(code));
+    code
+}
+
+impl Engine {
+    /// Creates an exec instance for a container.
+    pub async fn create_exec(&self, config: ExecConfig) -> Result<IdResponse, EngineError> {
+        let container = self
+            .find_container(&config.container_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound("container not found".into()))?;
+        let id = ids::new_id();
+        let instance = ExecInstance {
+            container_id: container.id,
+            cmd: config.cmd,
+            env: config.env,
+            user: config.user,
+            tty: config.tty,
+            started: None,
+        };
+        self.execs.with(|map| map.insert(id.clone(), instance));
+        Ok(IdResponse { id })
+    }
+
+    /// Starts an exec instance: in the running container, or, with `start_container`, by starting the
+    /// container around it. The error is the reason, for the client.
+    pub async fn start_exec(
+        &self,
+        exec_id: &str,
+        start_container: bool,
+    ) -> Result<RunningExec, String> {
+        let runtime = self.runtime().map_err(|e| e.to_string())?.clone();
+        // One start at a time, so two execs cannot both create the same container and one exec
+        // cannot be started twice.
+        let _guard = self.starting.lock().await;
+        let (container_id, cmd, env, user, tty) =
+            self.execs.with(|map| match map.get(exec_id) {
+                None => Err(format!(
+                    "could not find execution instance matching '{exec_id}'"
+                )),
+                Some(instance) if instance.started.is_some() => {
+                    Err("executable already started".to_owned())
+                }
+                Some(i) => Ok((
+                    i.container_id.clone(),
+                    i.cmd.clone(),
+                    i.env.clone(),
+                    i.user.clone(),
+                    i.tty,
+                )),
+            })?;
+        let container = self
+            .find_container(&container_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "container not found".to_owned())?;
+        let rootfs = self
+            .container_rootfs(&container)
+            .await
+            .map_err(|e| e.to_string())?;
+        let spec = ProcessSpec {
+            container_id: container.id.clone(),
+            rootfs,
+            cmd: if cmd.is_empty() {
+                container.cmd.clone()
+            } else {
+                cmd
+            },
+            env: merge_env(&container.env, &env),
+            user: if user.is_empty() {
+                container.user.clone()
+            } else {
+                user
+            },
+            tty,
+            network: container.network_driver,
+            jail_params: container.jail_param.clone(),
+        };
+        let running = self.is_running(&container.id).await;
+        if !running && !start_container {
+            return Err("cannot start container when 'start_container' is false.".to_owned());
+        }
+        let spawned = tokio::task::spawn_blocking(move || {
+            if running {
+                runtime.exec(&spec)
+            } else {
+                runtime.start(&spec)
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let pid = spawned.child.id().unwrap_or(0);
+        let (exited, watcher) = watch::channel(None);
+        self.execs.with(|map| {
+            if let Some(instance) = map.get_mut(exec_id) {
+                instance.started = Some((pid, watcher));
+            }
+        });
+        tracing::info!(exec = exec_id, container = %container.id, pid, first = !running, "exec started");
+        Ok(RunningExec {
+            exec_id: exec_id.to_owned(),
+            container_id: container.id,
+            io: spawned.io,
+            child: spawned.child,
+            exited,
+        })
+    }
+
+    /// Ends an exec instance whose process exited with `code`: forgets it, cleans up its container
+    /// when that stopped too, and answers the closing message.
+    pub async fn finish_exec(&self, exec_id: &str, container_id: &str, code: i32) -> String {
+        self.execs.with(|map| map.remove(exec_id));
+        if self.is_running(container_id).await {
+            format!("{exec_id} has exited with exit-code {code}")
+        } else {
+            self.cleanup_container(container_id).await;
+            format!("executable {exec_id} and its container exited with exit-code {code}")
+        }
+    }
+
+    /// Runs a started exec without a client: its output is read and dropped, and its end is
+    /// handled as for an attached one.
+    pub fn detach(self: &Arc<Self>, mut running: RunningExec) {
+        let engine = Arc::clone(self);
+        self.tasks.spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let status = match &mut running.io {
+                ProcessIo::Pty(stream) | ProcessIo::Pipes { output: stream, .. } => loop {
+                    tokio::select! {
+                        read = stream.read(&mut buf) => if !matches!(read, Ok(n) if n > 0) { break running.child.wait().await },
+                        status = running.child.wait() => break status,
+                    }
+                },
+            };
+            let code = running.exited(status);
+            let message = engine.finish_exec(&running.exec_id, &running.container_id, code).await;
+            tracing::info!(exec = %running.exec_id, "{message}");
+        });
+    }
+
+    /// Stops an exec instance: its process (SIGTERM, or SIGKILL with `force`), or with
+    /// `stop_container` its whole container. The instance is gone afterwards.
+    pub async fn stop_exec(
+        &self,
+        exec_id: String,
+        force: bool,
+        stop_container: bool,
+    ) -> Result<IdResponse, EngineError> {
+        let not_found = || {
+            EngineError::NotFound(format!(
+                "could not find execution instance matching '{exec_id}'"
+            ))
+        };
+        let (container_id, started) = self
+            .execs
+            .with(|map| {
+                map.get(&exec_id)
+                    .map(|i| (i.container_id.clone(), i.started.clone()))
+            })
+            .ok_or_else(not_found)?;
+        let Some((pid, mut exited)) = started else {
+            if stop_container {
+                return Err(EngineError::NotFound(
+                    "execution instance have not been started".into(),
+                ));
+            }
+            self.execs.with(|map| map.remove(&exec_id));
+            return Ok(IdResponse { id: exec_id });
+        };
+        if stop_container {
+            self.stop_running(&container_id).await?;
+        } else {
+            let signal = if force {
+                Signal::SIGKILL
+            } else {
+                Signal::SIGTERM
+            };
+            let target = i32::try_from(pid).map_err(|_| not_found())?;
+            kill(Pid::from_raw(target), signal)
+                .map_err(|e| EngineError::NotFound(format!("error closing process: {e}")))?;
+        }
+        let ended = tokio::time::timeout(STOP_WAIT, exited.wait_for(Option::is_some)).await;
+        if ended.is_err() && stop_container {
+            return Err(EngineError::NotFound(
+                "timed out while waiting for jail to stop".into(),
+            ));
+        }
+        self.execs.with(|map| map.remove(&exec_id));
+        Ok(IdResponse { id: exec_id })
+    }
+}

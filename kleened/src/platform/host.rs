@@ -1,0 +1,301 @@
+//! The host beyond ZFS: the commands the daemon runs on FreeBSD and on Linux to unpack archives, read
+//! the host's release and update a FreeBSD userland.
+//!
+//! Every command line is built by a pure function here (pinned by golden tests below) and executed
+//! through the [`Runner`] seam; nothing else in the daemon spawns processes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kleene_runner::{CommandSpec, Output, Runner};
+
+use crate::config::TargetOs;
+
+/// A host command that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("could not run {program}: {reason}")]
+    Run { program: String, reason: String },
+    #[error("'{command}' failed with exit code {code}: {stderr}")]
+    Failed {
+        command: String,
+        code: String,
+        stderr: String,
+    },
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// The release and machine type of a FreeBSD host, from uname(1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// Operating system name, e.g. `FreeBSD`.
+    pub system: String,
+    /// Release, e.g. `14.1-RELEASE-p3`.
+    pub version: String,
+    /// Machine hardware name, e.g. `amd64`.
+    pub machine: String,
+}
+
+/// Runs the host commands of one platform.
+#[derive(Debug, Clone)]
+pub struct Host {
+    runner: Arc<dyn Runner>,
+    os: TargetOs,
+}
+
+impl Host {
+    /// Host commands for `os`, run through `runner`.
+    pub fn new(runner: Arc<dyn Runner>, os: TargetOs) -> Host {
+        Host { runner, os }
+    }
+
+    /// The platform the commands are for.
+    pub fn os(&self) -> TargetOs {
+        self.os
+    }
+
+    fn run(&self, spec: &CommandSpec) -> Result<Output, HostError> {
+        let output = self.runner.run(spec).map_err(|e| HostError::Run {
+            program: spec.program.clone(),
+            reason: e.to_string(),
+        })?;
+        if output.succeeded() {
+            Ok(output)
+        } else {
+            Err(HostError::Failed {
+                command: spec.to_string(),
+                code: output
+                    .code
+                    .map_or_else(|| "none (killed by a signal)".to_owned(), |c| c.to_string()),
+                stderr: last_lines(&output.stderr_text(), 5),
+            })
+        }
+    }
+
+    /// Unpacks the tar archive `archive` (plain or compressed) into the directory `dest`, keeping
+    /// permissions and numeric owners. Returns the number of entries unpacked.
+    pub fn extract_archive(&self, archive: &Path, dest: &Path) -> Result<usize, HostError> {
+        let output = self.run(&tar_extract(self.os, archive, dest))?;
+        // GNU tar lists entries on stdout, bsdtar on stderr ("x path").
+        let listed = if output.stdout.is_empty() {
+            output.stderr_text()
+        } else {
+            output.stdout_text()
+        };
+        Ok(listed
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .count())
+    }
+
+    /// The host's release, from `uname -s -r -m`.
+    pub fn release(&self) -> Result<Release, HostError> {
+        let output = self.run(&uname(self.os))?;
+        parse_uname(&output.stdout_text())
+    }
+
+    /// Updates the FreeBSD userland under `basedir` with freebsd-update(8): `fetch`, then `install`.
+    pub fn freebsd_update(&self, basedir: &Path) -> Result<String, HostError> {
+        let mut log = String::new();
+        for step in ["fetch", "install"] {
+            let output = self.run(&freebsd_update(basedir, step))?;
+            log.push_str(&output.stdout_text());
+            log.push('\n');
+        }
+        Ok(log)
+    }
+}
+
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+fn tar_program(os: TargetOs) -> &'static str {
+    match os {
+        TargetOs::FreeBsd => "/usr/bin/tar",
+        TargetOs::Linux => "tar",
+    }
+}
+
+/// `tar -x -p -v --numeric-owner -f ARCHIVE -C DEST`: tar(1) on FreeBSD (bsdtar) and GNU tar both
+/// detect the compression themselves when reading a file.
+pub fn tar_extract(os: TargetOs, archive: &Path, dest: &Path) -> CommandSpec {
+    CommandSpec::new(tar_program(os)).args([
+        "-x".to_owned(),
+        "-p".to_owned(),
+        "-v".to_owned(),
+        "--numeric-owner".to_owned(),
+        "-f".to_owned(),
+        path_arg(archive),
+        "-C".to_owned(),
+        path_arg(dest),
+    ])
+}
+
+/// `uname -s -r -m`.
+pub fn uname(os: TargetOs) -> CommandSpec {
+    let program = match os {
+        TargetOs::FreeBsd => "/usr/bin/uname",
+        TargetOs::Linux => "uname",
+    };
+    CommandSpec::new(program).args(["-s", "-r", "-m"].map(str::to_owned))
+}
+
+/// `/usr/sbin/freebsd-update -b BASEDIR --not-running-from-cron STEP`. `PAGER=cat` keeps it from
+/// waiting for a pager, as nobody reads one.
+pub fn freebsd_update(basedir: &Path, step: &str) -> CommandSpec {
+    CommandSpec::new("/usr/sbin/freebsd-update")
+        .args([
+            "-b".to_owned(),
+            path_arg(basedir),
+            "--not-running-from-cron".to_owned(),
+            step.to_owned(),
+        ])
+        .env("PAGER", "cat")
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn parse_uname(text: &str) -> Result<Release, HostError> {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    match fields.as_slice() {
+        [system, version, machine] => Ok(Release {
+            system: (*system).to_owned(),
+            version: (*version).to_owned(),
+            machine: (*machine).to_owned(),
+        }),
+        _ => Err(HostError::Unexpected(format!(
+            "unexpected uname output: '{}'",
+            text.trim()
+        ))),
+    }
+}
+
+/// The URL of the FreeBSD base system for a release, as published on the FreeBSD download mirrors:
+/// releases (and their patch levels) under `releases/`, `-STABLE` under `snapshots/`. Other
+/// versions (CURRENT, BETA, RC...) have no fixed location.
+pub fn freebsd_base_url(release: &Release) -> Result<String, String> {
+    const MIRROR: &str = "https://download.freebsd.org";
+    let version = release.version.as_str();
+    let base = match version.find("-RELEASE") {
+        Some(end) => Some(("releases", &version[..end + "-RELEASE".len()])),
+        None if version.ends_with("-STABLE") => Some(("snapshots", version)),
+        None => None,
+    };
+    match base {
+        Some((tree, name)) => Ok(format!(
+            "{MIRROR}/{tree}/{}/{name}/base.txz",
+            release.machine
+        )),
+        None => Err(format!(
+            "could not deduce url from FreeBSD version {version}"
+        )),
+    }
+}
+
+/// Where a FreeBSD host keeps a file, given the image's root directory.
+pub fn in_root(root: &Path, absolute: &str) -> PathBuf {
+    root.join(absolute.trim_start_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kleene_runner::RecordingRunner;
+
+    fn line(spec: &CommandSpec) -> String {
+        spec.to_string()
+    }
+
+    // tar(1) (FreeBSD bsdtar): -x extract, -p preserve permissions, -v list entries,
+    // --numeric-owner, -f file, -C directory. GNU tar(1) accepts the same options.
+    #[test]
+    fn golden_tar_extract() {
+        let spec = tar_extract(
+            TargetOs::FreeBsd,
+            Path::new("/zroot/kleene/.fetch-abc"),
+            Path::new("/zroot/kleene/image/abc"),
+        );
+        assert_eq!(
+            line(&spec),
+            "/usr/bin/tar -x -p -v --numeric-owner -f /zroot/kleene/.fetch-abc -C /zroot/kleene/image/abc"
+        );
+        let spec = tar_extract(TargetOs::Linux, Path::new("/a.tar"), Path::new("/b"));
+        assert_eq!(line(&spec), "tar -x -p -v --numeric-owner -f /a.tar -C /b");
+    }
+
+    // uname(1): -s system name, -r release, -m machine hardware name.
+    #[test]
+    fn golden_uname() {
+        assert_eq!(line(&uname(TargetOs::FreeBsd)), "/usr/bin/uname -s -r -m");
+    }
+
+    // freebsd-update(8): -b basedir, --not-running-from-cron, commands fetch and install.
+    #[test]
+    fn golden_freebsd_update() {
+        let spec = freebsd_update(Path::new("/zroot/kleene/image/abc"), "fetch");
+        assert_eq!(
+            line(&spec),
+            "/usr/sbin/freebsd-update -b /zroot/kleene/image/abc --not-running-from-cron fetch"
+        );
+        assert_eq!(spec.env, vec![("PAGER".to_owned(), "cat".to_owned())]);
+    }
+
+    fn release(version: &str, machine: &str) -> Release {
+        Release {
+            system: "FreeBSD".into(),
+            version: version.into(),
+            machine: machine.into(),
+        }
+    }
+
+    #[test]
+    fn base_urls_follow_the_mirror_layout() {
+        assert_eq!(
+            freebsd_base_url(&release("14.1-RELEASE", "amd64")).unwrap(),
+            "https://download.freebsd.org/releases/amd64/14.1-RELEASE/base.txz"
+        );
+        assert_eq!(
+            freebsd_base_url(&release("13.3-RELEASE-p7", "amd64")).unwrap(),
+            "https://download.freebsd.org/releases/amd64/13.3-RELEASE/base.txz"
+        );
+        assert_eq!(
+            freebsd_base_url(&release("14.2-STABLE", "arm64")).unwrap(),
+            "https://download.freebsd.org/snapshots/arm64/14.2-STABLE/base.txz"
+        );
+        assert_eq!(
+            freebsd_base_url(&release("15.0-CURRENT", "amd64")).unwrap_err(),
+            "could not deduce url from FreeBSD version 15.0-CURRENT"
+        );
+    }
+
+    #[test]
+    fn uname_output_is_parsed_and_failures_are_reported() {
+        let runner = Arc::new(RecordingRunner::new());
+        runner.push_ok("FreeBSD 14.1-RELEASE amd64\n");
+        runner.push_err(1, "uname: boom\n");
+        let host = Host::new(runner.clone(), TargetOs::FreeBsd);
+        assert_eq!(host.release().unwrap(), release("14.1-RELEASE", "amd64"));
+        let err = host.release().unwrap_err();
+        assert!(
+            err.to_string().contains("exit code 1: uname: boom"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn extraction_counts_listed_entries_from_either_tar() {
+        let runner = Arc::new(RecordingRunner::new());
+        runner.push_ok("./\n./bin/\n./bin/sh\n");
+        let host = Host::new(runner.clone(), TargetOs::Linux);
+        assert_eq!(
+            host.extract_archive(Path::new("/a.tar"), Path::new("/b"))
+                .unwrap(),
+            3
+        );
+    }
+}

@@ -1,0 +1,526 @@
+//! The process side of the Linux runtime. The daemon is multi-threaded, and namespaces cannot be
+//! set up safely from a multi-threaded process (unshare affects one thread; fork copies no other
+//! thread). So the daemon starts its own binary again as a single-threaded helper
+//! (`kleened __runtime-helper`, the spec in an environment variable) and the helper does the work:
+//!
+//! - **init**: the helper moves into a new PID namespace and forks the container's PID 1 (placed in
+//!   the container's cgroup before it goes on). PID 1 makes new mount, UTS, IPC, cgroup and (unless
+//!   host networking) network namespaces, mounts `/proc`, a small `/dev` and `/sys`, pivots into the
+//!   container's dataset, sets the hostname, and forks the command as PID 2. It forwards signals to
+//!   the command and reaps orphans; when the command exits, PID 1 exits with its status and the
+//!   kernel ends every other process of the namespace.
+//! - **exec**: the helper joins the cgroup and the namespaces of a running container's PID 1 and
+//!   forks the command there.
+//!
+//! In both, the helper waits for its child, forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2/
+//! SIGWINCH to it, and exits with its status (a code, or 128 + the signal that killed it). The child
+//! has PR_SET_PDEATHSIG=SIGKILL, so killing the helper kills the process it runs.
+//!
+//! Besides registering descriptors with the reactor (`platform::io`), this is the only module of the
+//! daemon with `unsafe` code: fork(2), signal handlers and ioctl(2), each commented where it is.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{
+    chdir, execve, fork, pivot_root, setgid, setgroups, sethostname, setsid, setuid, ForkResult,
+    Gid, Pid, Uid,
+};
+use serde::{Deserialize, Serialize};
+
+/// The argument that starts the helper.
+pub const HELPER_ARG: &str = "__runtime-helper";
+/// The environment variable carrying the spec.
+pub const SPEC_ENV: &str = "KLEENE_RUNTIME_SPEC";
+
+/// Exit code when the container could not be set up (as Docker uses 125).
+const EXIT_SETUP: i32 = 125;
+
+/// What the helper is to do.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Mode {
+    /// Create the container around the command.
+    Init {
+        /// The container's root filesystem.
+        rootfs: PathBuf,
+        /// Its hostname.
+        hostname: String,
+        /// Give it a network namespace of its own (only `lo`).
+        new_network: bool,
+    },
+    /// Run the command in the container whose PID 1 has this host PID.
+    Exec {
+        /// Host PID of the container's PID 1.
+        init_pid: i32,
+    },
+}
+
+/// Everything the helper needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Spec {
+    pub mode: Mode,
+    /// `cgroup.procs` of the container's cgroup.
+    pub cgroup_procs: PathBuf,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub cwd: String,
+    pub tty: bool,
+}
+
+/// The PID signals are forwarded to (0: none yet).
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward_signal(signal: nix::libc::c_int) {
+    let pid = FORWARD_TO.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe; the PID was stored before the handler was installed.
+        unsafe {
+            nix::libc::kill(pid, signal);
+        }
+    }
+}
+
+const FORWARDED: [Signal; 7] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+fn forward_signals_to(pid: Pid) {
+    FORWARD_TO.store(pid.as_raw(), Ordering::SeqCst);
+    let action = SigAction::new(
+        SigHandler::Handler(forward_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in FORWARDED {
+        // SAFETY: the handler only reads an atomic and calls kill(2).
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+}
+
+/// Puts every signal the command might inherit a disposition for back to its default.
+fn default_signals() {
+    let action = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in FORWARDED.iter().copied().chain([Signal::SIGPIPE]) {
+        // SAFETY: installing SIG_DFL has no handler code.
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::empty()),
+        None,
+    );
+}
+
+fn fail(what: &str, err: impl std::fmt::Display) -> ! {
+    eprintln!("kleened: {what}: {err}");
+    std::process::exit(EXIT_SETUP)
+}
+
+fn status_code(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, signal, _) => Some(128 + signal as i32),
+        _ => None,
+    }
+}
+
+/// Waits for `child`, reaping any other child (PID 1 inherits orphans), and answers its exit code.
+fn wait_for(child: Pid) -> i32 {
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(status) if status.pid() == Some(child) => {
+                if let Some(code) = status_code(status) {
+                    return code;
+                }
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::ECHILD) => return EXIT_SETUP,
+            Err(err) => fail("waiting for the container process", err),
+        }
+    }
+}
+
+/// Runs the helper; never returns.
+pub fn main() -> ! {
+    let spec: Spec = match std::env::var(SPEC_ENV)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+    {
+        Ok(spec) => spec,
+        Err(err) => fail("invalid runtime spec", err),
+    };
+    match &spec.mode {
+        Mode::Init { .. } => init(&spec),
+        Mode::Exec { init_pid } => exec_in(&spec, *init_pid),
+    }
+}
+
+fn init(spec: &Spec) -> ! {
+    let (ready_read, ready_write) = nix::unistd::pipe().unwrap_or_else(|e| fail("pipe", e));
+    if let Err(err) = unshare(CloneFlags::CLONE_NEWPID) {
+        fail("cannot create a PID namespace", err);
+    }
+    // SAFETY: the helper is single-threaded, so the child may do anything after fork.
+    match unsafe { fork() } {
+        Err(err) => fail("fork", err),
+        Ok(ForkResult::Child) => {
+            drop(ready_write);
+            // Wait until the helper has put this process into the container's cgroup.
+            let mut byte = [0u8; 1];
+            if !matches!(nix::unistd::read(&ready_read, &mut byte), Ok(1)) {
+                std::process::exit(EXIT_SETUP);
+            }
+            container_init(spec)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(ready_read);
+            if let Err(err) = std::fs::write(&spec.cgroup_procs, child.as_raw().to_string()) {
+                let _ = kill(child, Signal::SIGKILL);
+                fail(
+                    &format!("cannot join cgroup {}", spec.cgroup_procs.display()),
+                    err,
+                );
+            }
+            forward_signals_to(child);
+            let _ = nix::unistd::write(&ready_write, b"1");
+            drop(ready_write);
+            std::process::exit(wait_for(child))
+        }
+    }
+}
+
+/// PID 1 of the container.
+fn container_init(spec: &Spec) -> ! {
+    let Mode::Init {
+        rootfs,
+        hostname,
+        new_network,
+    } = &spec.mode
+    else {
+        fail("init", "wrong mode")
+    };
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
+    if *new_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if let Err(err) = unshare(flags) {
+        fail("cannot create namespaces", err);
+    }
+    if let Err(err) = enter_rootfs(rootfs) {
+        fail(
+            &format!("cannot set up the root filesystem {}", rootfs.display()),
+            err,
+        );
+    }
+    if let Err(err) = sethostname(hostname) {
+        fail("cannot set the hostname", err);
+    }
+    if *new_network {
+        if let Err(err) = loopback_up() {
+            fail("cannot bring up lo", err);
+        }
+    }
+    // SAFETY: still single-threaded.
+    match unsafe { fork() } {
+        Err(err) => fail("fork", err),
+        Ok(ForkResult::Child) => run_command(spec),
+        Ok(ForkResult::Parent { child }) => {
+            forward_signals_to(child);
+            std::process::exit(wait_for(child))
+        }
+    }
+}
+
+fn exec_in(spec: &Spec, init_pid: i32) -> ! {
+    let open = |kind: &str| {
+        std::fs::File::open(format!("/proc/{init_pid}/ns/{kind}")).unwrap_or_else(|e| {
+            fail(
+                &format!("the container is not running ({kind} namespace)"),
+                e,
+            )
+        })
+    };
+    let namespaces = [
+        (open("cgroup"), CloneFlags::CLONE_NEWCGROUP),
+        (open("ipc"), CloneFlags::CLONE_NEWIPC),
+        (open("uts"), CloneFlags::CLONE_NEWUTS),
+        (open("net"), CloneFlags::CLONE_NEWNET),
+        (open("pid"), CloneFlags::CLONE_NEWPID),
+        (open("mnt"), CloneFlags::CLONE_NEWNS),
+    ];
+    if let Err(err) = std::fs::write(&spec.cgroup_procs, std::process::id().to_string()) {
+        fail(
+            &format!("cannot join cgroup {}", spec.cgroup_procs.display()),
+            err,
+        );
+    }
+    for (file, kind) in &namespaces {
+        if let Err(err) = setns(file.as_fd(), *kind) {
+            fail(
+                &format!("cannot join the container's namespace {kind:?}"),
+                err,
+            );
+        }
+    }
+    // SAFETY: single-threaded; the child is the first process in the joined PID namespace.
+    match unsafe { fork() } {
+        Err(err) => fail("fork", err),
+        Ok(ForkResult::Child) => {
+            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            run_command(spec)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            forward_signals_to(child);
+            std::process::exit(wait_for(child))
+        }
+    }
+}
+
+/// Mounts `/proc`, `/dev` and `/sys` in the container's root and makes it the root.
+fn enter_rootfs(rootfs: &Path) -> Result<(), String> {
+    fn err(what: &str) -> impl Fn(nix::errno::Errno) -> String + '_ {
+        move |e| format!("{what}: {e}")
+    }
+    // Nothing mounted from here on is seen by the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(err("make / private"))?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(err("bind the root"))?;
+    let at = |p: &str| rootfs.join(p);
+    let dir =
+        |p: &Path| std::fs::create_dir_all(p).map_err(|e| format!("mkdir {}: {e}", p.display()));
+    let plain = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+
+    dir(&at("proc"))?;
+    mount(Some("proc"), &at("proc"), Some("proc"), plain, None::<&str>)
+        .map_err(err("mount /proc"))?;
+
+    dir(&at("dev"))?;
+    mount(
+        Some("tmpfs"),
+        &at("dev"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=755,size=65536k"),
+    )
+    .map_err(err("mount /dev"))?;
+    for device in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let node = at("dev").join(device);
+        std::fs::File::create(&node).map_err(|e| format!("create {}: {e}", node.display()))?;
+        mount(
+            Some(Path::new("/dev").join(device).as_path()),
+            &node,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind /dev/{device}: {e}"))?;
+    }
+    dir(&at("dev/pts"))?;
+    mount(
+        Some("devpts"),
+        &at("dev/pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .map_err(err("mount /dev/pts"))?;
+    dir(&at("dev/shm"))?;
+    mount(
+        Some("shm"),
+        &at("dev/shm"),
+        Some("tmpfs"),
+        plain,
+        Some("mode=1777,size=65536k"),
+    )
+    .map_err(err("mount /dev/shm"))?;
+    for (link, target) in [
+        ("dev/ptmx", "pts/ptmx"),
+        ("dev/fd", "/proc/self/fd"),
+        ("dev/stdin", "/proc/self/fd/0"),
+        ("dev/stdout", "/proc/self/fd/1"),
+        ("dev/stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(target, at(link))
+            .map_err(|e| format!("symlink /{link}: {e}"))?;
+    }
+    if at("sys").is_dir() {
+        mount(
+            Some("sysfs"),
+            &at("sys"),
+            Some("sysfs"),
+            plain | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(err("mount /sys"))?;
+    }
+
+    let old_root = at(".kleene-oldroot");
+    dir(&old_root)?;
+    pivot_root(rootfs, &old_root).map_err(err("pivot_root"))?;
+    chdir("/").map_err(err("chdir /"))?;
+    umount2("/.kleene-oldroot", MntFlags::MNT_DETACH).map_err(err("detach the old root"))?;
+    std::fs::remove_dir("/.kleene-oldroot").map_err(|e| format!("remove /.kleene-oldroot: {e}"))?;
+    Ok(())
+}
+
+/// Brings up `lo` in a new network namespace.
+fn loopback_up() -> Result<(), String> {
+    use nix::libc;
+    // SAFETY: a plain socket(2) call; the descriptor is closed below.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    // SAFETY: ifreq is plain data; zeroed is a valid value. The name "lo" fits IFNAMSIZ.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
+        *slot = *byte as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the flags member of the ifreq passed.
+    let result = unsafe {
+        if libc::ioctl(sock, libc::SIOCGIFFLAGS as _, &mut request) < 0 {
+            -1
+        } else {
+            request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(sock, libc::SIOCSIFFLAGS as _, &request)
+        }
+    };
+    let error = std::io::Error::last_os_error();
+    // SAFETY: closing the socket opened above.
+    unsafe { libc::close(sock) };
+    if result < 0 {
+        return Err(error.to_string());
+    }
+    Ok(())
+}
+
+/// Becomes the command: session and terminal, user, directory, signals, then execve.
+fn run_command(spec: &Spec) -> ! {
+    let _ = setsid();
+    if spec.tty {
+        // SAFETY: TIOCSCTTY on stdin (the terminal's slave side) takes no pointer argument.
+        unsafe { nix::libc::ioctl(0, nix::libc::TIOCSCTTY as _, 0) };
+    }
+    let groups: Vec<Gid> = spec.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    if let Err(err) = setgroups(&groups) {
+        fail("setgroups", err);
+    }
+    if let Err(err) = setgid(Gid::from_raw(spec.gid)) {
+        fail("setgid", err);
+    }
+    if let Err(err) = setuid(Uid::from_raw(spec.uid)) {
+        fail("setuid", err);
+    }
+    if chdir(spec.cwd.as_str()).is_err() {
+        let _ = chdir("/");
+    }
+    default_signals();
+    let Some(program) = spec.argv.first() else {
+        fail("run", "the command is empty")
+    };
+    let path = match find_program(program, &spec.env) {
+        Some(path) => path,
+        None => {
+            eprintln!("kleened: cannot run '{program}': executable file not found in $PATH");
+            std::process::exit(127);
+        }
+    };
+    let c = |s: &str| {
+        CString::new(s).unwrap_or_else(|_| fail("run", format!("'{s}' contains a NUL byte")))
+    };
+    let argv: Vec<CString> = spec.argv.iter().map(|a| c(a)).collect();
+    let env: Vec<CString> = spec.env.iter().map(|e| c(e)).collect();
+    let Err(err) = execve(&c(&path.to_string_lossy()), &argv, &env);
+    eprintln!("kleened: cannot run '{program}': {}", err.desc());
+    std::process::exit(if err == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    })
+}
+
+/// `program` itself when it has a slash, else the first match in the command's `PATH`.
+fn find_program(program: &str, env: &[String]) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|candidate| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_round_trip_through_json() {
+        let spec = Spec {
+            mode: Mode::Init {
+                rootfs: "/pool/c".into(),
+                hostname: "abc".into(),
+                new_network: true,
+            },
+            cgroup_procs: "/sys/fs/cgroup/kleene/abc/cgroup.procs".into(),
+            argv: vec!["/bin/sh".into()],
+            env: vec!["PATH=/bin".into()],
+            uid: 0,
+            gid: 0,
+            groups: vec![],
+            cwd: "/root".into(),
+            tty: false,
+        };
+        let text = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<Spec>(&text).unwrap(), spec);
+    }
+
+    #[test]
+    fn programs_are_found_in_the_commands_path() {
+        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_owned()];
+        assert_eq!(find_program("sh", &env), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(find_program("/x/y", &env), Some(PathBuf::from("/x/y")));
+        assert_eq!(find_program("no-such-program-here", &env), None);
+    }
+}

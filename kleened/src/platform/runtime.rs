@@ -1,0 +1,108 @@
+//! The container runtime seam: what the engine needs from a platform to run containers.
+//!
+//! A container runs while its first process runs. [`Runtime::start`] creates the container around that
+//! process (on FreeBSD `jail -c ... command=...`, on Linux new namespaces and a pivot_root into the
+//! container's dataset); [`Runtime::exec`] runs another process in a running container (`jexec`, or
+//! joining the namespaces); [`Runtime::stop`] ends every process of a container (`jail -r`, or the
+//! container's cgroup); whether a container runs is always read from the kernel.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kleene_api::NetworkDriver;
+
+use super::io::FdStream;
+
+/// A runtime failure, with a message for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The request cannot work (unknown user, container not running...).
+    #[error("{0}")]
+    Invalid(String),
+    /// The host failed.
+    #[error("{0}")]
+    Host(String),
+}
+
+/// A process to run in a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSpec {
+    /// The container.
+    pub container_id: String,
+    /// The container's root filesystem on the host (its dataset's mountpoint).
+    pub rootfs: PathBuf,
+    /// Program and arguments.
+    pub cmd: Vec<String>,
+    /// Environment, `NAME=value`, already merged (image < container < exec).
+    pub env: Vec<String>,
+    /// User name (looked up in the container's `/etc/passwd`) or `uid[:gid]`; `""` means root.
+    pub user: String,
+    /// Run on a pseudo-terminal instead of pipes.
+    pub tty: bool,
+    /// The container's network driver (only used by `start`).
+    pub network: NetworkDriver,
+    /// The container's jail parameters (only used by `start`).
+    pub jail_params: Vec<String>,
+}
+
+/// How the daemon talks to a started process.
+#[derive(Debug)]
+pub enum ProcessIo {
+    /// A pseudo-terminal: reads give the terminal's output, writes are typed input.
+    Pty(FdStream),
+    /// Pipes: stdout and stderr merged in `output`, `input` is stdin.
+    Pipes {
+        /// Where the process writes.
+        output: FdStream,
+        /// The process's standard input.
+        input: FdStream,
+    },
+}
+
+/// A started process.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The host process the daemon waits for; its exit status is the container process's (a code,
+    /// or 128 + the signal that killed it).
+    pub child: tokio::process::Child,
+    /// Its input and output.
+    pub io: ProcessIo,
+}
+
+/// A platform's way of running containers. Blocking methods are called off the async threads.
+pub trait Runtime: Send + Sync + std::fmt::Debug {
+    /// Creates the container around its first process.
+    fn start(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError>;
+
+    /// Runs another process in a running container.
+    fn exec(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError>;
+
+    /// Whether the container has processes now.
+    fn is_running(&self, container_id: &str) -> Result<bool, RuntimeError>;
+
+    /// IDs of every container that has processes now.
+    fn running(&self) -> Result<Vec<String>, RuntimeError>;
+
+    /// Ends every process of the container: a polite signal, then after `grace` a kill; returns once
+    /// they are gone and the container is cleaned up. Blocks.
+    fn stop(&self, container_id: &str, grace: Duration) -> Result<(), RuntimeError>;
+
+    /// Removes what a stopped container left on the host. Blocks.
+    fn cleanup(&self, container_id: &str) -> Result<(), RuntimeError>;
+
+    /// Releases what the runtime holds on the host, at daemon stop (after every container stopped).
+    fn close(&self) {}
+}
+
+/// The exit code the API reports for a wait status: the code, or 128 + the signal.
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => 255,
+    }
+}
+
+/// How long [`Runtime::stop`] waits after the polite signal by default.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(3);
