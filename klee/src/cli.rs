@@ -48,6 +48,20 @@ pub enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Create a container and start it (container run).
+    Run(RunArgs),
+    /// Create a container (container create).
+    Create(CreateArgs),
+    /// Start a container (container start).
+    Start(StartArgs),
+    /// Stop containers (container stop).
+    Stop(ContainersArg),
+    /// Restart containers (container restart).
+    Restart(ContainersArg),
+    /// Run a command in a running container (container exec).
+    Exec(ExecArgs),
+    /// Remove containers (container rm).
+    Rmc(ContainerRemoveArgs),
     /// List images (image ls).
     Lsi,
     /// List containers (container ls).
@@ -146,11 +160,190 @@ pub struct PruneArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
+    /// Create a container without starting it.
+    Create(CreateArgs),
+    /// Create a container and start it (attached unless -d).
+    Run(RunArgs),
+    /// Start a stopped container (attached unless -d).
+    Start(StartArgs),
+    /// Stop running containers.
+    Stop(ContainersArg),
+    /// Stop and start containers again (detached).
+    Restart(ContainersArg),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Remove containers.
+    Rm(ContainerRemoveArgs),
+    /// Rename a container.
+    Rename {
+        /// The container: ID, ID prefix or name.
+        container: String,
+        /// Its new name.
+        name: String,
+    },
+    /// Change a container's command, user, environment, jail parameters or restart policy.
+    Update(UpdateArgs),
     /// List containers.
     #[command(visible_alias = "list")]
     Ls(ContainerListArgs),
     /// Show everything about a container.
     Inspect(ObjectArg),
+    /// Remove every stopped container that is not marked persist.
+    Prune(ForceArg),
+}
+
+/// Network driver of a container.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DriverArg {
+    /// The host's network stack.
+    Host,
+    /// A network stack of its own (on Linux: a network namespace).
+    Vnet,
+    /// Addresses shared with the host (FreeBSD only).
+    Ipnet,
+    /// Only a loopback interface.
+    Disabled,
+}
+
+/// Restart policy of a container.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RestartArg {
+    /// Never restarted by the daemon.
+    No,
+    /// Started whenever the daemon starts.
+    OnStartup,
+}
+
+/// How a container is made.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name of the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// User the command runs as (name or uid[:gid]).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Environment variable NAME=value (repeatable).
+    #[arg(short, long = "env", value_name = "NAME=value")]
+    pub env: Vec<String>,
+    /// Jail parameter name=value (repeatable).
+    #[arg(short = 'J', long = "jailparam", value_name = "PARAM")]
+    pub jail_param: Vec<String>,
+    /// Network driver.
+    #[arg(short = 'l', long = "driver", value_enum, default_value = "host")]
+    pub driver: DriverArg,
+    /// Restart policy.
+    #[arg(long, value_enum, default_value = "no")]
+    pub restart: RestartArg,
+    /// Keep the container when pruning.
+    #[arg(long)]
+    pub persist: bool,
+    /// The image: ID, ID prefix or name[:tag], optionally @snapshot.
+    pub image: String,
+    /// Command and arguments (default: the image's).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
+}
+
+/// How a process is attached.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct AttachArgs {
+    /// Do not attach: start and return.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Send this terminal's input to the process.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the process a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub attach: AttachArgs,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub attach: AttachArgs,
+    /// The container: ID, ID prefix or name.
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub attach: AttachArgs,
+    /// User the command runs as (name or uid[:gid]).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Environment variable NAME=value (repeatable).
+    #[arg(short, long = "env", value_name = "NAME=value")]
+    pub env: Vec<String>,
+    /// The container: ID, ID prefix or name.
+    pub container: String,
+    /// Command and arguments (default: the container's).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ContainersArg {
+    /// Containers: IDs, ID prefixes or names.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ContainerRemoveArgs {
+    /// Stop running containers first.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Containers: IDs, ID prefixes or names.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// New name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// New user.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// New environment (replaces the whole list; repeatable).
+    #[arg(short, long = "env", value_name = "NAME=value")]
+    pub env: Vec<String>,
+    /// New jail parameters (replace the whole list; repeatable).
+    #[arg(short = 'J', long = "jailparam", value_name = "PARAM")]
+    pub jail_param: Vec<String>,
+    /// New restart policy.
+    #[arg(long, value_enum)]
+    pub restart: Option<RestartArg>,
+    /// Keep the container when pruning (true or false).
+    #[arg(long)]
+    pub persist: Option<bool>,
+    /// The container: ID, ID prefix or name.
+    pub container: String,
+    /// New command and arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ForceArg {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +385,20 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_the_command_after_the_image_with_its_own_options() {
+        let cli = Cli::try_parse_from([
+            "klee", "run", "--rm", "-it", "base", "/bin/sh", "-c", "ls -l",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert!(run.rm && run.attach.interactive && run.attach.tty && !run.attach.detach);
+        assert_eq!(run.create.image, "base");
+        assert_eq!(run.create.cmd, ["/bin/sh", "-c", "ls -l"]);
     }
 
     #[test]

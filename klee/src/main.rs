@@ -3,6 +3,7 @@
 //! Exit codes: 0 on success, 1 when kleened answers with an error (its message is printed) or the
 //! answer cannot be understood, 2 when kleened cannot be reached (or the command line is wrong).
 
+mod attach;
 mod cli;
 mod commands;
 mod connection;
@@ -38,8 +39,11 @@ fn main() -> ExitCode {
         let conn = Connection::new(&cli.host, &tls)?;
         commands::run(cli.command, &conn, commands::Output { json: cli.json }).await
     });
+    // The stdin reader of an interactive session may still block in read(2); do not wait for it.
+    runtime.shutdown_background();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        // `run`, `start` and `exec` exit with the container process's code.
+        Ok(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(255)),
         Err(err) => {
             if !matches!(err, connection::ClientError::Reported) {
                 eprintln!("klee: {}", err.to_string().trim_end());

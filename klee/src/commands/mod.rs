@@ -19,9 +19,49 @@ pub struct Output {
     pub json: bool,
 }
 
-/// Runs one command.
-pub async fn run(command: Command, conn: &Connection, out: Output) -> Result<(), ClientError> {
+/// Runs one command; answers the exit code (the process's for `run`, `start` and `exec`).
+pub async fn run(command: Command, conn: &Connection, out: Output) -> Result<i32, ClientError> {
     match command {
+        Command::Run(args) | Command::Container(ContainerCommand::Run(args)) => {
+            containers::run(conn, &args).await
+        }
+        Command::Start(args) | Command::Container(ContainerCommand::Start(args)) => {
+            containers::start(conn, &args).await
+        }
+        Command::Exec(args) | Command::Container(ContainerCommand::Exec(args)) => {
+            containers::exec(conn, &args).await
+        }
+        other => run_simple(other, conn, out).await.map(|()| 0),
+    }
+}
+
+async fn run_simple(command: Command, conn: &Connection, out: Output) -> Result<(), ClientError> {
+    match command {
+        Command::Run(_) | Command::Start(_) | Command::Exec(_) => unreachable!("handled by run"),
+        Command::Container(
+            ContainerCommand::Run(_) | ContainerCommand::Start(_) | ContainerCommand::Exec(_),
+        ) => {
+            unreachable!("handled by run")
+        }
+        Command::Create(args) | Command::Container(ContainerCommand::Create(args)) => {
+            containers::create(conn, &args).await
+        }
+        Command::Stop(args) | Command::Container(ContainerCommand::Stop(args)) => {
+            containers::stop(conn, &args.containers).await
+        }
+        Command::Restart(args) | Command::Container(ContainerCommand::Restart(args)) => {
+            containers::restart(conn, &args.containers).await
+        }
+        Command::Rmc(args) | Command::Container(ContainerCommand::Rm(args)) => {
+            containers::remove(conn, &args.containers, args.force).await
+        }
+        Command::Container(ContainerCommand::Rename { container, name }) => {
+            containers::rename(conn, &container, &name).await
+        }
+        Command::Container(ContainerCommand::Update(args)) => containers::update(conn, &args).await,
+        Command::Container(ContainerCommand::Prune(args)) => {
+            containers::prune(conn, args.force).await
+        }
         Command::Image(ImageCommand::Ls) | Command::Lsi => images::list(conn, out).await,
         Command::Image(ImageCommand::Inspect(arg)) | Command::Isi(arg) => {
             images::inspect(conn, &arg.name).await

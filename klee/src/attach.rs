@@ -1,0 +1,159 @@
+//! Attaching to a process over `/exec/start`: its output to stdout as it comes, this terminal's
+//! input to it with `-i` (in raw mode with `-t`, always restored), and its exit code as klee's.
+
+use std::io::{IsTerminal, Read, Write};
+
+use futures_util::{SinkExt, StreamExt};
+use kleene_api::{ExecStartConfig, MsgType, WebSocketMessage};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::connection::{ClientError, Connection};
+
+/// How to attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// Start and return.
+    Detached,
+    /// Show the output.
+    Output,
+    /// Show the output and send this terminal's input; `raw` puts the terminal in raw mode.
+    Interactive { raw: bool },
+}
+
+/// Puts the terminal in raw mode until dropped.
+struct RawMode;
+
+impl RawMode {
+    fn enable() -> Option<RawMode> {
+        crossterm::terminal::enable_raw_mode()
+            .ok()
+            .map(|()| RawMode)
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
+/// The exit code at the end of `... exited with exit-code N`.
+pub fn exit_code_of(message: &str) -> Option<i32> {
+    message
+        .rsplit_once("exit-code ")
+        .and_then(|(_, code)| code.trim().parse().ok())
+}
+
+/// Starts the exec instance and follows it; answers the process's exit code (0 when detached).
+pub async fn run(
+    conn: &Connection,
+    start: &ExecStartConfig,
+    mode: Attach,
+) -> Result<i32, ClientError> {
+    let mut socket = conn.websocket("/exec/start").await?;
+    let config = serde_json::to_string(start).map_err(|e| ClientError::Settings(e.to_string()))?;
+    let lost = |e: tokio_tungstenite::tungstenite::Error| ClientError::Unreachable {
+        host: conn.host(),
+        reason: format!("connection lost: {e}"),
+    };
+    socket.send(Message::text(config)).await.map_err(lost)?;
+    let (mut sink, mut stream) = socket.split();
+
+    let mut raw = None;
+    let (input_tx, mut input_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let mut started = false;
+    let mut stdout = std::io::stdout();
+    let ending = loop {
+        tokio::select! {
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) if !started => {
+                    match serde_json::from_str::<WebSocketMessage>(text.as_str()) {
+                        Ok(m) if m.msg_type == MsgType::Starting => {
+                            started = true;
+                            if let Attach::Interactive { raw: want_raw } = mode {
+                                if want_raw && std::io::stdin().is_terminal() {
+                                    raw = RawMode::enable();
+                                }
+                                spawn_stdin_reader(input_tx.clone());
+                            }
+                        }
+                        _ => print_bytes(&mut stdout, text.as_bytes()),
+                    }
+                }
+                Some(Ok(Message::Text(text))) => print_bytes(&mut stdout, text.as_bytes()),
+                Some(Ok(Message::Binary(bytes))) => print_bytes(&mut stdout, &bytes),
+                Some(Ok(Message::Close(frame))) => {
+                    break frame.map(|f| (u16::from(f.code), serde_json::from_str::<WebSocketMessage>(f.reason.as_str()).ok()));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break None,
+            },
+            Some(bytes) = input_rx.recv() => {
+                if sink.send(Message::binary(bytes)).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    drop(raw);
+    let _ = stdout.flush();
+    match ending {
+        Some((1001, _)) if mode == Attach::Detached => Ok(0),
+        Some((_, Some(message))) if message.msg_type == MsgType::Closing => {
+            if mode == Attach::Detached {
+                return Ok(0);
+            }
+            exit_code_of(&message.message).ok_or_else(|| ClientError::Protocol {
+                host: conn.host(),
+                reason: message.message,
+            })
+        }
+        Some((_, Some(message))) => Err(ClientError::Failed(message.message)),
+        Some((code, None)) => Err(ClientError::Failed(format!(
+            "kleened closed the connection with code {code}"
+        ))),
+        None => Err(ClientError::Unreachable {
+            host: conn.host(),
+            reason: "the connection was lost before the process ended".into(),
+        }),
+    }
+}
+
+fn print_bytes(stdout: &mut std::io::Stdout, bytes: &[u8]) {
+    let _ = stdout.write_all(bytes);
+    let _ = stdout.flush();
+}
+
+/// Reads stdin on a thread (it blocks) and hands the bytes over; ends at end-of-file.
+fn spawn_stdin_reader(tx: tokio::sync::mpsc::Sender<Vec<u8>>) {
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exit_codes_come_from_the_closing_message() {
+        assert_eq!(
+            super::exit_code_of("executable abc and its container exited with exit-code 3"),
+            Some(3)
+        );
+        assert_eq!(
+            super::exit_code_of("abc has exited with exit-code 143"),
+            Some(143)
+        );
+        assert_eq!(super::exit_code_of("image created"), None);
+    }
+}
