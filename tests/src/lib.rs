@@ -155,8 +155,15 @@ impl Daemon {
             .expect("temporary directory");
         let socket = dir.path().join("kleened.sock");
         let root = TestRoot::create();
+        let cgroup_parent = root
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or("kleene-e2e")
+            .to_owned();
         let config = format!(
             "kleene_root: {}\n\
+             cgroup_parent: {cgroup_parent}\n\
              api_listening_sockets:\n  - address: http://{}\n{}\
              enable_logging: true\n\
              log_file: {}\n\
@@ -200,6 +207,17 @@ impl Daemon {
     /// Its directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The daemon's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("the daemon runs")
+    }
+
+    /// The directory of the daemon's container cgroups (named after its root dataset).
+    pub fn cgroup_parent(&self) -> Option<PathBuf> {
+        let name = self.root.name.rsplit('/').next()?.to_owned();
+        cgroup_mount().map(|mount| mount.join(name))
     }
 
     /// Its metadata database (in the root dataset's mountpoint).
@@ -609,4 +627,86 @@ pub fn python(klee: &Path, daemon: &Daemon, args: &[&str]) -> Output {
         .env("COLUMNS", "200")
         .output()
         .expect("run the Python klee")
+}
+
+/// Where cgroup v2 is mounted (or the v1 `pids` hierarchy), as the daemon finds it.
+pub fn cgroup_mount() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut pids = None;
+    for line in mountinfo.lines() {
+        let (left, right) = line.split_once(" - ")?;
+        let point = left.split_whitespace().nth(4)?;
+        let mut fields = right.split_whitespace();
+        match (fields.next(), fields.nth(1)) {
+            (Some("cgroup2"), _) => return Some(PathBuf::from(point)),
+            (Some("cgroup"), Some(options)) if options.split(',').any(|o| o == "pids") => {
+                pids = Some(PathBuf::from(point))
+            }
+            _ => {}
+        }
+    }
+    pids
+}
+
+/// Creates a base image `base:latest` from the BusyBox archive; answers its ID.
+pub fn base_image(daemon: &Daemon) -> String {
+    let url = format!("file://{}", base_archive().display());
+    let out = daemon.klee(&[
+        "image",
+        "create",
+        "fetch",
+        &url,
+        "-t",
+        "base",
+        "--no-dns",
+        "--no-localtime",
+    ]);
+    assert!(
+        out.status.success(),
+        "creating the base image: {}",
+        describe(&out)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.rsplit("image created: ")
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+/// Host mounts below `path` that are not ZFS datasets (leftovers of container starts).
+pub fn stray_mounts(path: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let point = left.split_whitespace().nth(4)?;
+            let fstype = right.split_whitespace().next()?;
+            (point.starts_with(path) && !matches!(fstype, "fuse.zfs" | "zfs"))
+                .then(|| format!("{fstype} {point}"))
+        })
+        .collect()
+}
+
+/// Processes whose command line mentions `needle`.
+pub fn processes_with(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            text.contains(needle)
+                .then(|| format!("{} {text}", e.file_name().to_string_lossy()))
+        })
+        .collect()
 }

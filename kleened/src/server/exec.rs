@@ -127,11 +127,11 @@ pub(super) async fn start(socket: WebSocket, engine: Arc<Engine>) {
         Ok(running) => running,
         Err(reason) => {
             tracing::info!(exec = %config.exec_id, %reason, "exec start refused");
-            let message = format!("error starting exec instance: {reason}");
+            // The reason alone, so that it fits the close frame; clients show it as the error.
             return ws::close(
                 &mut tx,
                 CLOSE_INTERNAL_ERROR,
-                &WebSocketMessage::new(MsgType::Error, message, ""),
+                &WebSocketMessage::new(MsgType::Error, reason, ""),
             )
             .await;
         }

@@ -16,6 +16,11 @@
 //! SIGWINCH to it, and exits with its status (a code, or 128 + the signal that killed it). The child
 //! has PR_SET_PDEATHSIG=SIGKILL, so killing the helper kills the process it runs.
 //!
+//! The daemon always hands the helper pipes. For a terminal, the process that forks the command
+//! (PID 1, or the exec helper once in the container's mount namespace) opens a pseudo-terminal from
+//! the container's own `/dev/pts`, so the command sees a terminal that exists in its filesystem, and
+//! relays between the pipes and the terminal until the command ends.
+//!
 //! Besides registering descriptors with the reactor (`platform::io`), this is the only module of the
 //! daemon with `unsafe` code: fork(2), signal handlers and ioctl(2), each commented where it is.
 #![allow(unsafe_code)]
@@ -241,15 +246,137 @@ fn container_init(spec: &Spec) -> ! {
             fail("cannot bring up lo", err);
         }
     }
-    // SAFETY: still single-threaded.
+    std::process::exit(fork_command(spec, false))
+}
+
+/// Forks the command (on a new terminal when the spec asks for one) and answers its exit code once
+/// it ended.
+fn fork_command(spec: &Spec, exec: bool) -> i32 {
+    let terminal = spec
+        .tty
+        .then(|| open_terminal().unwrap_or_else(|e| fail("cannot open a terminal", e)));
+    // SAFETY: the helper is single-threaded.
     match unsafe { fork() } {
         Err(err) => fail("fork", err),
-        Ok(ForkResult::Child) => run_command(spec),
+        Ok(ForkResult::Child) => {
+            if exec {
+                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            }
+            if let Some((master, slave)) = terminal {
+                drop(master);
+                let _ = nix::unistd::dup2_stdin(&slave);
+                let _ = nix::unistd::dup2_stdout(&slave);
+                let _ = nix::unistd::dup2_stderr(&slave);
+            }
+            run_command(spec)
+        }
         Ok(ForkResult::Parent { child }) => {
             forward_signals_to(child);
-            std::process::exit(wait_for(child))
+            match terminal {
+                None => wait_for(child),
+                Some((master, slave)) => {
+                    drop(slave);
+                    relay(master, child)
+                }
+            }
         }
     }
+}
+
+/// Opens a pseudo-terminal pair from this process's `/dev/ptmx`.
+fn open_terminal() -> Result<(nix::pty::PtyMaster, std::os::fd::OwnedFd), String> {
+    use nix::fcntl::OFlag;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(|e| e.to_string())?;
+    nix::pty::grantpt(&master).map_err(|e| e.to_string())?;
+    nix::pty::unlockpt(&master).map_err(|e| e.to_string())?;
+    let name = nix::pty::ptsname_r(&master).map_err(|e| e.to_string())?;
+    let slave = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("{name}: {e}"))?;
+    Ok((master, slave))
+}
+
+/// Copies stdin to the terminal and the terminal to stdout until the command ends; answers its
+/// exit code. Reaps other children meanwhile (PID 1 inherits orphans).
+fn relay(master: nix::pty::PtyMaster, child: Pid) -> i32 {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::wait::WaitPidFlag;
+    use std::os::fd::BorrowedFd;
+    // SAFETY: descriptors 0 and 1 stay open for the helper's whole life.
+    let (stdin, stdout) = unsafe { (BorrowedFd::borrow_raw(0), BorrowedFd::borrow_raw(1)) };
+    let mut buf = [0u8; 16 * 1024];
+    let mut input_open = true;
+    let mut code = None;
+    loop {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) if status.pid() == Some(child) => code = status_code(status).or(code),
+                Ok(_) => {}
+            }
+        }
+        let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if input_open {
+            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+        }
+        // Once the command is gone, only what is left in the terminal is read.
+        let timeout = if code.is_some() {
+            PollTimeout::ZERO
+        } else {
+            PollTimeout::from(100u16)
+        };
+        match poll(&mut fds, timeout) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(err) => fail("poll", err),
+            Ok(_) => {}
+        }
+        let master_ready = fds[0].revents().unwrap_or(PollFlags::empty());
+        let input_ready = fds
+            .get(1)
+            .and_then(PollFd::revents)
+            .unwrap_or(PollFlags::empty());
+        let mut drained = true;
+        if master_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+            match nix::unistd::read(&master, &mut buf) {
+                Ok(n) if n > 0 => {
+                    drained = false;
+                    if write_all(stdout, &buf[..n]).is_err() {
+                        // Nobody reads the output any more: end the command.
+                        let _ = kill(child, Signal::SIGHUP);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if input_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+            match nix::unistd::read(stdin, &mut buf) {
+                Ok(n) if n > 0 => {
+                    let _ = write_all(master.as_fd(), &buf[..n]);
+                }
+                _ => input_open = false,
+            }
+        }
+        if let Some(code) = code {
+            if drained {
+                return code;
+            }
+        }
+    }
+}
+
+fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) -> Result<(), nix::errno::Errno> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 fn exec_in(spec: &Spec, init_pid: i32) -> ! {
@@ -283,18 +410,8 @@ fn exec_in(spec: &Spec, init_pid: i32) -> ! {
             );
         }
     }
-    // SAFETY: single-threaded; the child is the first process in the joined PID namespace.
-    match unsafe { fork() } {
-        Err(err) => fail("fork", err),
-        Ok(ForkResult::Child) => {
-            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-            run_command(spec)
-        }
-        Ok(ForkResult::Parent { child }) => {
-            forward_signals_to(child);
-            std::process::exit(wait_for(child))
-        }
-    }
+    // The child is the first process of this helper in the joined PID namespace.
+    std::process::exit(fork_command(spec, true))
 }
 
 /// Mounts `/proc`, `/dev` and `/sys` in the container's root and makes it the root.

@@ -6,7 +6,6 @@ pub mod cgroup;
 pub mod helper;
 pub mod passwd;
 
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -70,28 +69,18 @@ impl NamespaceRuntime {
             .arg(HELPER_ARG)
             .env(SPEC_ENV, text)
             .kill_on_drop(false);
-        let io = if spec.tty {
-            let pty = nix::pty::openpty(None, None)
-                .map_err(|e| RuntimeError::Host(format!("openpty: {e}")))?;
-            let slave: OwnedFd = pty.slave;
-            command
-                .stdin(Stdio::from(slave.try_clone().map_err(host_err("dup"))?))
-                .stdout(Stdio::from(slave.try_clone().map_err(host_err("dup"))?))
-                .stderr(Stdio::from(slave));
-            ProcessIo::Pty(FdStream::new(pty.master).map_err(host_err("pty"))?)
-        } else {
-            let (out_read, out_write) =
-                nix::unistd::pipe().map_err(|e| RuntimeError::Host(format!("pipe: {e}")))?;
-            let (in_read, in_write) =
-                nix::unistd::pipe().map_err(|e| RuntimeError::Host(format!("pipe: {e}")))?;
-            command
-                .stdin(Stdio::from(in_read))
-                .stdout(Stdio::from(out_write.try_clone().map_err(host_err("dup"))?))
-                .stderr(Stdio::from(out_write));
-            ProcessIo::Pipes {
-                output: FdStream::new(out_read).map_err(host_err("pipe"))?,
-                input: FdStream::new(in_write).map_err(host_err("pipe"))?,
-            }
+        // The helper gets pipes; for a terminal it opens one inside the container and relays.
+        let (out_read, out_write) =
+            nix::unistd::pipe().map_err(|e| RuntimeError::Host(format!("pipe: {e}")))?;
+        let (in_read, in_write) =
+            nix::unistd::pipe().map_err(|e| RuntimeError::Host(format!("pipe: {e}")))?;
+        command
+            .stdin(Stdio::from(in_read))
+            .stdout(Stdio::from(out_write.try_clone().map_err(host_err("dup"))?))
+            .stderr(Stdio::from(out_write));
+        let io = ProcessIo::Pipes {
+            output: FdStream::new(out_read).map_err(host_err("pipe"))?,
+            input: FdStream::new(in_write).map_err(host_err("pipe"))?,
         };
         let child = command.spawn().map_err(|e| {
             RuntimeError::Host(format!("cannot start {}: {e}", self.helper.display()))
@@ -172,9 +161,19 @@ impl Runtime for NamespaceRuntime {
             hostname: hostname(&spec.container_id, &spec.jail_params),
             new_network,
         };
-        self.spawn(spec, mode).inspect_err(|_| {
+        let mut spawned = self.spawn(spec, mode).inspect_err(|_| {
             let _ = self.cgroups.remove(&spec.container_id);
-        })
+        })?;
+        // The helper puts the container's PID 1 into the cgroup right after forking it; wait for
+        // that, so the container counts as running once start returns.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.cgroups.pids(&spec.container_id).is_empty()
+            && matches!(spawned.child.try_wait(), Ok(None))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(spawned)
     }
 
     fn exec(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError> {

@@ -1,0 +1,489 @@
+//! Containers and exec end to end on the Linux runtime: `klee run`/`exec`/`stop`/`rm` with our klee
+//! and the published Python klee, terminals, exit codes, bounded streaming, restart policies, bad
+//! input, and no leftovers (datasets, mounts, cgroups, processes).
+
+// Test code: a failed setup step should panic where it happens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Output;
+
+use kleene_tests::{
+    base_image, describe, processes_with, python, python_klee, skip_host_tests, stray_mounts,
+    zfs_tree, Daemon,
+};
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn containers(daemon: &Daemon) -> Vec<serde_json::Value> {
+    let out = daemon.klee(&["--json", "lsc", "-a"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn running(daemon: &Daemon, name: &str) -> bool {
+    let out = daemon.klee(&["isc", name]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    inspect["container"]["running"].as_bool().unwrap()
+}
+
+/// Nothing of the daemon's containers is left on the host but their datasets.
+fn assert_no_runtime_leftovers(daemon: &Daemon) {
+    let mountpoint = format!("/{}", daemon.root.name);
+    assert_eq!(
+        stray_mounts(&mountpoint),
+        Vec::<String>::new(),
+        "mounts left on the host"
+    );
+    let cgroups: Vec<String> = daemon
+        .cgroup_parent()
+        .and_then(|p| std::fs::read_dir(p).ok())
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(cgroups, Vec::<String>::new(), "container cgroups left");
+}
+
+#[test]
+fn klee_run_streams_output_and_exits_with_the_process_code() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    let out = daemon.klee(&["run", "--rm", "base", "/bin/echo", "hello from a container"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "hello from a container\n");
+
+    let out = daemon.klee(&[
+        "run",
+        "--name",
+        "seven",
+        "base",
+        "/bin/sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
+    assert_eq!(stdout(&out), "out\nerr\n", "stdout and stderr both stream");
+    assert!(!running(&daemon, "seven"));
+
+    // Isolation: own hostname (the container ID), PID 1 is the container's init, a fresh /proc and /dev.
+    let out = daemon.klee(&[
+        "run", "--rm", "-e", "GREETING=hi", "base", "/bin/sh", "-c",
+        "hostname; echo $GREETING $HOME $USER; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /dev; cat /etc/hostname",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0].len(),
+        12,
+        "hostname is the container ID: {lines:?}"
+    );
+    assert_eq!(lines[1], "hi /root root");
+    assert!(
+        lines[2].contains("__runtime-helper"),
+        "PID 1 is the container's init: {lines:?}"
+    );
+    for device in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm",
+    ] {
+        assert!(
+            lines.contains(&device),
+            "/dev/{device} is missing: {lines:?}"
+        );
+    }
+
+    let out = daemon.klee(&[
+        "run",
+        "--rm",
+        "-J",
+        "host.hostname=web.local",
+        "-J",
+        "allow.raw_sockets=true",
+        "base",
+        "hostname",
+    ]);
+    assert_eq!(stdout(&out), "web.local\n", "{}", describe(&out));
+    assert!(
+        daemon.log().contains("allow.raw_sockets=true"),
+        "ignored jail parameters are logged"
+    );
+
+    let out = daemon.klee(&["rmc", "seven"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(containers(&daemon).is_empty());
+    assert_no_runtime_leftovers(&daemon);
+}
+
+#[test]
+fn exec_joins_a_running_container_and_stop_ends_every_process() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    let out = daemon.klee(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "base",
+        "/bin/sh",
+        "-c",
+        "sleep 301 & sleep 301 & echo ready > /tmp/state; wait",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(running(&daemon, "web"));
+    let out = daemon.klee(&["lsc"]);
+    assert!(
+        stdout(&out).contains("web") && stdout(&out).contains("running"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = daemon.klee(&[
+        "exec",
+        "web",
+        "/bin/sh",
+        "-c",
+        "cat /tmp/state; hostname; cat /proc/[0-9]*/comm | grep -c '^sleep$'; exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines[0], "ready", "exec sees the container's files");
+    let id = containers(&daemon)[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(lines[1], id, "exec shares the container's hostname");
+    assert_eq!(lines[2], "2", "exec sees the container's processes");
+
+    let out = daemon.klee(&["exec", "-u", "nobody", "web", "/bin/sh", "-c", "id -u"]);
+    assert_eq!(stdout(&out), "65534\n", "{}", describe(&out));
+    let out = daemon.klee(&["exec", "-e", "X=1", "web", "/bin/sh", "-c", "echo $X"]);
+    assert_eq!(stdout(&out), "1\n", "{}", describe(&out));
+
+    let out = daemon.klee(&["rmc", "web"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        text(&out).contains("you cannot remove a running container"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = daemon.klee(&["stop", "web"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(!running(&daemon, "web"));
+    assert!(
+        processes_with("sleep 301").is_empty(),
+        "every process of the container ended"
+    );
+    let out = daemon.klee(&["stop", "web"]);
+    assert!(
+        text(&out).contains("container not running"),
+        "{}",
+        describe(&out)
+    );
+
+    // Started again, the container keeps its filesystem.
+    let out = daemon.klee(&["start", "-d", "web"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = daemon.klee(&["exec", "web", "cat", "/tmp/state"]);
+    assert_eq!(stdout(&out), "ready\n", "{}", describe(&out));
+    let out = daemon.klee(&["rmc", "-f", "web"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(containers(&daemon).is_empty());
+    assert_no_runtime_leftovers(&daemon);
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_leaves_nothing() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    let datasets = zfs_tree(&daemon.root.name);
+
+    let out = daemon.klee(&["run", "nosuchimage", "/bin/true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        text(&out).contains("no such image 'nosuchimage'"),
+        "{}",
+        describe(&out)
+    );
+    let out = daemon.klee(&["exec", "nosuchcontainer", "/bin/true"]);
+    assert!(
+        text(&out).contains("container not found"),
+        "{}",
+        describe(&out)
+    );
+    let out = daemon.klee(&["run", "--name", "x", "base", "/bin/true"]);
+    assert!(
+        text(&out).contains("does not match"),
+        "a one-letter name is refused: {}",
+        describe(&out)
+    );
+    let out = daemon.klee(&["run", "-l", "ipnet", "base", "/bin/true"]);
+    assert!(
+        text(&out).contains("not available on Linux"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        zfs_tree(&daemon.root.name),
+        datasets,
+        "refused creations leave no dataset"
+    );
+    assert!(containers(&daemon).is_empty());
+
+    let out = daemon.klee(&["run", "--rm", "base", "/no/such/program"]);
+    assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
+    assert!(
+        text(&out).contains("cannot run '/no/such/program'"),
+        "{}",
+        describe(&out)
+    );
+    let out = daemon.klee(&["run", "--rm", "-u", "nosuchuser", "base", "/bin/true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        text(&out).contains("unable to find user nosuchuser"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = daemon.klee(&["create", "--name", "idle", "base", "/bin/true"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = daemon.klee(&["exec", "idle", "/bin/true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        text(&out).contains("cannot start container when 'start_container' is false."),
+        "{}",
+        describe(&out)
+    );
+    let out = daemon.klee(&["rmc", "idle"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        containers(&daemon).is_empty(),
+        "--rm and rm leave no container"
+    );
+    assert_eq!(zfs_tree(&daemon.root.name), datasets, "no dataset left");
+    assert_no_runtime_leftovers(&daemon);
+}
+
+#[test]
+fn python_klee_runs_execs_stops_and_removes_containers() {
+    if skip_host_tests() {
+        return;
+    }
+    let Some(py) = python_klee() else { return };
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    let out = python(&py, &daemon, &["run", "base:latest", "/bin/echo", "hello"]);
+    assert!(
+        out.status.success() && !text(&out).contains("Traceback"),
+        "{}",
+        describe(&out)
+    );
+    assert!(stdout(&out).contains("hello\n"), "{}", describe(&out));
+    assert!(
+        stdout(&out).contains("exited with exit-code 0"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = python(
+        &py,
+        &daemon,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "py",
+            "base:latest",
+            "/bin/sleep",
+            "60",
+        ],
+    );
+    assert!(
+        out.status.success() && !text(&out).contains("Traceback"),
+        "{}",
+        describe(&out)
+    );
+    assert!(running(&daemon, "py"));
+    let out = python(
+        &py,
+        &daemon,
+        &["exec", "py", "/bin/sh", "-c", "echo from-exec"],
+    );
+    assert!(stdout(&out).contains("from-exec"), "{}", describe(&out));
+    assert!(!text(&out).contains("Traceback"), "{}", describe(&out));
+    let out = python(&py, &daemon, &["container", "ls", "-a"]);
+    assert!(
+        stdout(&out).contains("running") && !text(&out).contains("Traceback"),
+        "{}",
+        describe(&out)
+    );
+    let out = python(&py, &daemon, &["stop", "py"]);
+    assert!(
+        out.status.success() && !text(&out).contains("Traceback"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!running(&daemon, "py"));
+    let out = python(&py, &daemon, &["container", "rm", "py"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = python(&py, &daemon, &["container", "rm", "py"]);
+    assert!(
+        !out.status.success() && !text(&out).contains("Traceback"),
+        "{}",
+        describe(&out)
+    );
+    let out = python(&py, &daemon, &["container", "prune", "-f"]);
+    assert!(
+        out.status.success() && !text(&out).contains("Traceback"),
+        "{}",
+        describe(&out)
+    );
+    assert!(containers(&daemon).is_empty());
+    assert_no_runtime_leftovers(&daemon);
+}
+
+#[test]
+fn an_interactive_terminal_echoes_typed_lines_and_is_restored() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    // A real terminal for klee: Python's pty module runs `klee run -it ... ; stty -a` on one.
+    let script = format!(
+        r##"
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("sh", ["sh", "-c", "{klee} --host {host} run --rm -it base /bin/sh; echo klee-exit=$?; stty -a"])
+out = b""
+def read_until(marker, limit=20):
+    global out
+    end = time.time() + limit
+    while marker not in out and time.time() < end:
+        try:
+            out += os.read(fd, 4096)
+        except OSError:
+            break
+read_until(b"# ")
+os.write(fd, b"echo typed-$((40+2))\r")
+read_until(b"typed-42\r\n")
+os.write(fd, b"exit 3\r")
+read_until(b"icanon")
+sys.stdout.write(out.decode(errors="replace"))
+"##,
+        klee = kleene_tests::bin("klee").display(),
+        host = daemon.host
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let output = stdout(&out);
+    assert!(
+        output.contains("echo typed-$((40+2))"),
+        "the typed line is echoed: {output}"
+    );
+    assert!(
+        output.contains("typed-42\r\n"),
+        "the shell ran it: {output}"
+    );
+    assert!(
+        output.contains("klee-exit=3"),
+        "klee exits with the shell's code: {output}"
+    );
+    assert!(
+        output.contains(" icanon") && output.contains(" echo "),
+        "the terminal is restored: {output}"
+    );
+}
+
+#[test]
+fn a_gigabyte_of_output_streams_without_growing_the_daemon() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    let peak = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let before = peak(daemon.pid());
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} --host {} run --rm base /bin/sh -c 'head -c 1073741824 /dev/zero' | wc -c",
+            kleene_tests::bin("klee").display(),
+            daemon.host
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).trim(), "1073741824", "{}", describe(&out));
+    let after = peak(daemon.pid());
+    assert!(
+        after < before + 32 * 1024,
+        "the daemon's peak RSS grew from {before} kB to {after} kB"
+    );
+}
+
+#[test]
+fn on_startup_containers_start_with_the_daemon_and_all_stop_with_it() {
+    if skip_host_tests() {
+        return;
+    }
+    let mut daemon = Daemon::start();
+    base_image(&daemon);
+    let out = daemon.klee(&[
+        "create",
+        "--name",
+        "always",
+        "--restart",
+        "on-startup",
+        "base",
+        "/bin/sleep",
+        "302",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = daemon.klee(&["run", "-d", "--name", "once", "base", "/bin/sleep", "303"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(!running(&daemon, "always") && running(&daemon, "once"));
+
+    // Stopping the daemon stops its containers (stop() also checks the cgroups are gone).
+    daemon.restart();
+    assert!(
+        processes_with("sleep 303").is_empty(),
+        "the daemon's stop ended its containers"
+    );
+    assert!(
+        running(&daemon, "always"),
+        "on-startup containers run after the daemon starts"
+    );
+    assert!(!running(&daemon, "once"));
+    let out = daemon.klee(&["rmc", "-f", "always", "once"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_no_runtime_leftovers(&daemon);
+}
