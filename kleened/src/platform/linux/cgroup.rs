@@ -150,10 +150,11 @@ impl Cgroups {
 
     /// Sends `signal` to every process of the container.
     pub fn signal_all(&self, id: &str, signal: Signal) {
-        if signal == Signal::SIGKILL && self.version == Version::V2 {
-            if std::fs::write(self.path(id).join("cgroup.kill"), "1").is_ok() {
-                return;
-            }
+        if signal == Signal::SIGKILL
+            && self.version == Version::V2
+            && std::fs::write(self.path(id).join("cgroup.kill"), "1").is_ok()
+        {
+            return;
         }
         for pid in self.pids(id) {
             let _ = kill(Pid::from_raw(pid), signal);
