@@ -72,11 +72,12 @@ def rss_kb(pid):
     return 0
 
 
-def daemon_pid():
-    out = subprocess.run(["pgrep", "-xo", "kleened"], capture_output=True, text=True).stdout.split()
-    if not out:
-        sys.exit("no kleened process: start it with scripts/quickstart.sh")
-    return int(out[0])
+def daemon_pid(pidfile):
+    try:
+        with open(pidfile) as f:
+            return int(f.read().strip())
+    except OSError:
+        sys.exit(f"no {pidfile}: start kleened with scripts/quickstart.sh (or give --pidfile)")
 
 
 def dataset_mountpoint(dataset):
@@ -87,12 +88,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--klee", default="target/release/klee")
+    parser.add_argument("--pidfile", default="/var/lib/kleene-quickstart/kleened.pid")
     args = parser.parse_args()
     klee = args.klee
     client = api()
     image = client.get("/images/base/inspect").json()
     rootfs = dataset_mountpoint(image["dataset"])
-    pid = daemon_pid()
+    pid = daemon_pid(args.pidfile)
 
     print(f"kleened pid {pid}, image base = {image['id']}, rootfs {rootfs}, {args.runs} runs each\n")
     run = lambda: subprocess.run([klee, "run", "--rm", "base", "/bin/true"], check=True, stdout=subprocess.DEVNULL)

@@ -23,13 +23,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let os = TargetOs::current();
     let runner: Arc<dyn Runner> = Arc::new(SystemRunner::new());
     let layout = Layout::new(&config.kleene_root).context("invalid value for 'kleene_root'")?;
-    // zfs-fuse answers "dataset is busy" for a while after clones and unmounts: up to about 1.3 s
-    // of retries (20 ms doubling), short enough for a request.
+    // zfs-fuse answers "dataset is busy" for some milliseconds after clones and unmounts: up to
+    // about 1.3 s of retries (5 ms doubling), short enough for a request.
     let zfs = Zfs::new(runner.clone())
         .with_programs(ZfsPrograms::host_default())
         .with_retry(RetryPolicy {
-            attempts: 7,
-            initial_delay: std::time::Duration::from_millis(20),
+            attempts: 9,
+            initial_delay: std::time::Duration::from_millis(5),
         });
     // The store lives in the root dataset by default, so storage is checked first.
     let store_path = config.metadata_path.clone();

@@ -487,3 +487,109 @@ fn on_startup_containers_start_with_the_daemon_and_all_stop_with_it() {
     assert!(out.status.success(), "{}", describe(&out));
     assert_no_runtime_leftovers(&daemon);
 }
+
+/// The exec API as the reference daemon's tests drive it: detached start, a second exec stopped with
+/// `force_stop`, the container stopped through its first exec, and refusals before any frame.
+#[test]
+fn exec_instances_follow_the_websocket_protocol() {
+    if skip_host_tests() {
+        return;
+    }
+    let Some(py) = python_klee() else { return };
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    let script = r#"
+import asyncio, json, sys
+import httpx, websockets
+sock = sys.argv[1]
+c = httpx.Client(transport=httpx.HTTPTransport(uds=sock), base_url="http://localhost", timeout=30)
+async def start(eid, attach, start_container):
+    ws = await websockets.unix_connect(sock, uri="ws://localhost/exec/start")
+    await ws.send(json.dumps({"exec_id": eid, "attach": attach, "start_container": start_container}))
+    return ws
+async def closed(ws):
+    frames = []
+    try:
+        while True:
+            frames.append(await ws.recv())
+    except websockets.exceptions.ConnectionClosed:
+        return frames, ws.close_code, json.loads(ws.close_reason)
+async def main():
+    cid = c.post("/containers/create", json={"image": "base", "cmd": ["/bin/sleep", "60"], "network_driver": "host"}).json()["id"]
+    root = c.post("/exec/create", json={"container_id": cid}).json()["id"]
+    print("detached", json.dumps(await closed(await start(root, False, True))))
+    second = c.post("/exec/create", json={"container_id": cid, "cmd": ["/bin/sleep", "99"]}).json()["id"]
+    ws = await start(second, True, "true")
+    print("starting", await ws.recv())
+    r = c.post(f"/exec/{second}/stop", params={"force_stop": "true", "stop_container": "false"})
+    print("stop-second", r.status_code, r.json()["id"] == second)
+    print("second-closed", json.dumps(await closed(ws)))
+    print("running", c.get(f"/containers/{cid}/inspect").json()["container"]["running"])
+    r = c.post(f"/exec/{root}/stop", params={"force_stop": "false", "stop_container": "true"})
+    print("stop-root", r.status_code, r.json()["id"] == root)
+    print("running", c.get(f"/containers/{cid}/inspect").json()["container"]["running"])
+    r = c.post(f"/exec/{root}/stop", params={"force_stop": "false", "stop_container": "true"})
+    print("stop-again", r.status_code, r.json()["message"])
+    r = c.post(f"/exec/{root}/stop", params={"force_stop": "false"})
+    print("stop-missing-param", r.status_code)
+    ws = await websockets.unix_connect(sock, uri="ws://localhost/exec/start")
+    await ws.send(json.dumps({"exec_id": "x", "attach": "mustbeboolean", "start_container": True}))
+    print("bad-config", json.dumps(await closed(ws)))
+    print("wrong-id", json.dumps(await closed(await start("wrongid", True, True))))
+    print("removed", c.delete(f"/containers/{cid}").status_code)
+asyncio.run(main())
+"#;
+    let python = py.parent().unwrap().join("python");
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(daemon.socket())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    let line = |prefix: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        line("detached ").contains(r#"[], 1001, {"data": "", "message": "succesfully started execution instance in detached mode", "msg_type": "closing"}"#),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        line("starting "),
+        r#"starting {"data":"","message":"","msg_type":"starting"}"#
+    );
+    assert_eq!(line("stop-second "), "stop-second 200 True");
+    assert!(
+        line("second-closed ").contains(r#"has exited with exit-code 137""#),
+        "{lines:#?}"
+    );
+    assert!(line("second-closed ").contains(", 1000, "), "{lines:#?}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("running "))
+            .cloned()
+            .collect::<Vec<_>>(),
+        ["running True", "running False"]
+    );
+    assert_eq!(line("stop-root "), "stop-root 200 True");
+    assert!(
+        line("stop-again ")
+            .starts_with("stop-again 404 could not find execution instance matching"),
+        "{lines:#?}"
+    );
+    assert_eq!(line("stop-missing-param "), "stop-missing-param 422");
+    assert!(line("bad-config ").contains("[], 1002, "), "{lines:#?}");
+    assert!(
+        line("bad-config ").contains("invalid parameters"),
+        "{lines:#?}"
+    );
+    assert!(line("wrong-id ").contains(r#"[], 1011, {"data": "", "message": "could not find execution instance matching 'wrongid'""#), "{lines:#?}");
+    assert_eq!(line("removed "), "removed 200");
+    assert_no_runtime_leftovers(&daemon);
+}

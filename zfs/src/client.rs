@@ -349,6 +349,16 @@ impl Zfs {
         Ok(rows.first().and_then(|row| parse::mountpoint(&row[0])))
     }
 
+    /// Where the file system is mounted now, in one command: `None` when it is not mounted (or has
+    /// no mountpoint).
+    pub fn mounted_at(&self, name: &DatasetName) -> Result<Option<PathBuf>, ZfsError> {
+        let rows = self.list(&ListQuery::new(["mounted", "mountpoint"]).root(name.as_str()))?;
+        Ok(rows
+            .first()
+            .filter(|row| row.len() == 2 && row[0] == "yes")
+            .and_then(|row| parse::mountpoint(&row[1])))
+    }
+
     /// Whether the file system is currently mounted.
     pub fn is_mounted(&self, name: &DatasetName) -> Result<bool, ZfsError> {
         Ok(self.get(name, "mounted")?.as_deref() == Some("yes"))

@@ -468,3 +468,27 @@ fn no_command_uses_the_parsable_flag() {
         );
     }
 }
+
+// zfs-list(8): zfs list -H -o property[,property]... filesystem
+#[test]
+fn mounted_at() {
+    let (runner, zfs) = client();
+    runner.push_ok("yes\t/zroot/kleene/container/abc\n");
+    let at = zfs
+        .mounted_at(&ds("zroot/kleene/container/abc"))
+        .expect("mounted_at");
+    assert_eq!(
+        at,
+        Some(std::path::PathBuf::from("/zroot/kleene/container/abc"))
+    );
+    assert_eq!(
+        runner.lines(),
+        ["/sbin/zfs list -H -o mounted,mountpoint zroot/kleene/container/abc"]
+    );
+    runner.push_ok("no\t/zroot/kleene/container/abc\n");
+    assert_eq!(
+        zfs.mounted_at(&ds("zroot/kleene/container/abc"))
+            .expect("mounted_at"),
+        None
+    );
+}

@@ -140,11 +140,12 @@ impl Engine {
                 container.id
             ))
         })?;
-        self.zfs(move |zfs| {
-            if !zfs.is_mounted(&dataset)? {
+        self.zfs(move |zfs| match zfs.mounted_at(&dataset)? {
+            Some(path) => Ok(Some(path)),
+            None => {
                 zfs.mount(&dataset)?;
+                zfs.mountpoint(&dataset)
             }
-            zfs.mountpoint(&dataset)
         })
         .await?
         .ok_or_else(|| {

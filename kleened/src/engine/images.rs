@@ -438,11 +438,12 @@ impl Engine {
 
     async fn image_mountpoint(&self, dataset: &DatasetName) -> Result<PathBuf, String> {
         let dataset = dataset.clone();
-        self.zfs(move |zfs| {
-            if !zfs.is_mounted(&dataset)? {
+        self.zfs(move |zfs| match zfs.mounted_at(&dataset)? {
+            Some(path) => Ok(Some(path)),
+            None => {
                 zfs.mount(&dataset)?;
+                zfs.mountpoint(&dataset)
             }
-            zfs.mountpoint(&dataset)
         })
         .await
         .map_err(|e| e.to_string())?
