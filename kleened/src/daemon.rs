@@ -42,6 +42,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     })
     .await??;
+    // Bound before the runtime makes anything on the host, so a bad address leaves nothing behind.
+    let listeners = server::listen::bind_all(&config.listeners).await?;
     let engine = Engine::new(EngineParts {
         store,
         zfs,
@@ -50,7 +52,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         runtime: container_runtime(&config)?,
     })?;
     engine.startup().await?;
-    let listeners = server::listen::bind_all(&config.listeners).await?;
 
     let (stop, stopped) = watch::channel(false);
     let serving = tokio::spawn(server::listen::serve_all(

@@ -323,10 +323,32 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Even when a test fails: a graceful stop (the daemon stops its containers), SIGKILL if that
+    /// takes too long, then whatever container processes and cgroups are left are removed, so the
+    /// root dataset can be destroyed.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(parent) = self.cgroup_parent() {
+            if let Ok(entries) = std::fs::read_dir(&parent) {
+                for entry in entries.filter_map(Result::ok).filter(|e| e.path().is_dir()) {
+                    let _ = std::fs::write(entry.path().join("cgroup.kill"), "1");
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    while std::fs::remove_dir(entry.path()).is_err() && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(&parent);
         }
     }
 }

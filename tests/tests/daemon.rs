@@ -203,6 +203,7 @@ fn kleened_with_config(text: &str) -> std::process::Output {
 }
 
 const GOOD: &str = "kleene_root: $ROOT
+cgroup_parent: kleene-e2e-config
 api_listening_sockets:
   - address: http://$DIR/kleened.sock
 enable_logging: false

@@ -320,12 +320,10 @@ impl Engine {
             ..DestroyFlags::default()
         };
         let target = dataset.clone();
-        self.zfs(move |zfs| {
-            if zfs.exists(&target)? {
-                zfs.destroy(&target, flags)
-            } else {
-                Ok(())
-            }
+        // No lookup first: a dataset that is already gone is fine, and each zfs call costs time.
+        self.zfs(move |zfs| match zfs.destroy(&target, flags) {
+            Err(err) if err.is_not_found() => Ok(()),
+            other => other,
         })
         .await
         .map_err(|e| {
