@@ -19,8 +19,9 @@ pub struct Output {
     pub json: bool,
 }
 
-/// Runs one command; answers the exit code (the process's for `run`, `start` and `exec`).
+/// Runs one command; answers the exit code (the process's for `run`, `start` and `exec`, else 0).
 pub async fn run(command: Command, conn: &Connection, out: Output) -> Result<i32, ClientError> {
+    let done = |result: Result<(), ClientError>| result.map(|()| 0);
     match command {
         Command::Run(args) | Command::Container(ContainerCommand::Run(args)) => {
             containers::run(conn, &args).await
@@ -31,64 +32,56 @@ pub async fn run(command: Command, conn: &Connection, out: Output) -> Result<i32
         Command::Exec(args) | Command::Container(ContainerCommand::Exec(args)) => {
             containers::exec(conn, &args).await
         }
-        other => run_simple(other, conn, out).await.map(|()| 0),
-    }
-}
-
-async fn run_simple(command: Command, conn: &Connection, out: Output) -> Result<(), ClientError> {
-    match command {
-        Command::Run(_) | Command::Start(_) | Command::Exec(_) => unreachable!("handled by run"),
-        Command::Container(
-            ContainerCommand::Run(_) | ContainerCommand::Start(_) | ContainerCommand::Exec(_),
-        ) => {
-            unreachable!("handled by run")
-        }
         Command::Create(args) | Command::Container(ContainerCommand::Create(args)) => {
-            containers::create(conn, &args).await
+            done(containers::create(conn, &args).await)
         }
         Command::Stop(args) | Command::Container(ContainerCommand::Stop(args)) => {
-            containers::stop(conn, &args.containers).await
+            done(containers::stop(conn, &args.containers).await)
         }
         Command::Restart(args) | Command::Container(ContainerCommand::Restart(args)) => {
-            containers::restart(conn, &args.containers).await
+            done(containers::restart(conn, &args.containers).await)
         }
         Command::Rmc(args) | Command::Container(ContainerCommand::Rm(args)) => {
-            containers::remove(conn, &args.containers, args.force).await
+            done(containers::remove(conn, &args.containers, args.force).await)
         }
         Command::Container(ContainerCommand::Rename { container, name }) => {
-            containers::rename(conn, &container, &name).await
+            done(containers::rename(conn, &container, &name).await)
         }
-        Command::Container(ContainerCommand::Update(args)) => containers::update(conn, &args).await,
+        Command::Container(ContainerCommand::Update(args)) => {
+            done(containers::update(conn, &args).await)
+        }
         Command::Container(ContainerCommand::Prune(args)) => {
-            containers::prune(conn, args.force).await
+            done(containers::prune(conn, args.force).await)
         }
-        Command::Image(ImageCommand::Ls) | Command::Lsi => images::list(conn, out).await,
+        Command::Image(ImageCommand::Ls) | Command::Lsi => done(images::list(conn, out).await),
         Command::Image(ImageCommand::Inspect(arg)) | Command::Isi(arg) => {
-            images::inspect(conn, &arg.name).await
+            done(images::inspect(conn, &arg.name).await)
         }
-        Command::Image(ImageCommand::Create(args)) => images::create(conn, &args).await,
+        Command::Image(ImageCommand::Create(args)) => done(images::create(conn, &args).await),
         Command::Image(ImageCommand::Rm(args)) | Command::Rmi(args) => {
-            images::remove(conn, &args.names).await
+            done(images::remove(conn, &args.names).await)
         }
         Command::Image(ImageCommand::Tag { source, nametag }) => {
-            images::tag(conn, &source, &nametag).await
+            done(images::tag(conn, &source, &nametag).await)
         }
         Command::Image(ImageCommand::Prune(args)) => {
-            images::prune(conn, args.all, args.force).await
+            done(images::prune(conn, args.all, args.force).await)
         }
         Command::Container(ContainerCommand::Ls(args)) | Command::Lsc(args) => {
-            containers::list(conn, args.all, out).await
+            done(containers::list(conn, args.all, out).await)
         }
         Command::Container(ContainerCommand::Inspect(arg)) | Command::Isc(arg) => {
-            containers::inspect(conn, &arg.name).await
+            done(containers::inspect(conn, &arg.name).await)
         }
-        Command::Network(NetworkCommand::Ls) | Command::Lsn => networks::list(conn, out).await,
+        Command::Network(NetworkCommand::Ls) | Command::Lsn => {
+            done(networks::list(conn, out).await)
+        }
         Command::Network(NetworkCommand::Inspect(arg)) | Command::Isn(arg) => {
-            networks::inspect(conn, &arg.name).await
+            done(networks::inspect(conn, &arg.name).await)
         }
-        Command::Volume(VolumeCommand::Ls) | Command::Lsv => volumes::list(conn, out).await,
+        Command::Volume(VolumeCommand::Ls) | Command::Lsv => done(volumes::list(conn, out).await),
         Command::Volume(VolumeCommand::Inspect(arg)) | Command::Isv(arg) => {
-            volumes::inspect(conn, &arg.name).await
+            done(volumes::inspect(conn, &arg.name).await)
         }
     }
 }

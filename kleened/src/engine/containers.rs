@@ -272,32 +272,29 @@ impl Engine {
             .write(move |db| db.insert_container(&record))
             .await
         {
-            self.destroy_dataset(&dataset).await;
+            if let Err(err) = self.destroy_dataset(&dataset).await {
+                tracing::error!(dataset = dataset.as_str(), error = %err, "could not destroy dataset");
+            }
             return Err(err.into());
         }
         tracing::info!(container = %id, image = %image.id, "container created");
         Ok(IdResponse { id })
     }
 
-    async fn destroy_dataset(&self, dataset: &DatasetName) {
+    /// Destroys a container's dataset (and anything below it); one already gone is fine. No lookup
+    /// first: each zfs call costs time.
+    async fn destroy_dataset(&self, dataset: &DatasetName) -> Result<(), zfs::ZfsError> {
         let target = dataset.clone();
         let flags = DestroyFlags {
             recursive: true,
             force: true,
             ..DestroyFlags::default()
         };
-        let result = self
-            .zfs(move |zfs| {
-                if zfs.exists(&target)? {
-                    zfs.destroy(&target, flags)
-                } else {
-                    Ok(())
-                }
-            })
-            .await;
-        if let Err(err) = result {
-            tracing::error!(dataset = dataset.as_str(), error = %err, "could not destroy dataset");
-        }
+        self.zfs(move |zfs| match zfs.destroy(&target, flags) {
+            Err(err) if err.is_not_found() => Ok(()),
+            other => other,
+        })
+        .await
     }
 
     /// Removes a stopped container, its dataset and its records.
@@ -314,19 +311,7 @@ impl Engine {
         self.cleanup_container(&container.id).await;
         let dataset = DatasetName::new(container.dataset.clone())
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let flags = DestroyFlags {
-            recursive: true,
-            force: true,
-            ..DestroyFlags::default()
-        };
-        let target = dataset.clone();
-        // No lookup first: a dataset that is already gone is fine, and each zfs call costs time.
-        self.zfs(move |zfs| match zfs.destroy(&target, flags) {
-            Err(err) if err.is_not_found() => Ok(()),
-            other => other,
-        })
-        .await
-        .map_err(|e| {
+        self.destroy_dataset(&dataset).await.map_err(|e| {
             EngineError::Internal(format!(
                 "could not destroy the dataset of container {}: {e}",
                 container.id

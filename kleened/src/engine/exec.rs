@@ -228,13 +228,11 @@ impl Engine {
         let engine = Arc::clone(self);
         self.tasks.spawn(async move {
             let mut buf = vec![0u8; 64 * 1024];
-            let status = match &mut running.io {
-                ProcessIo::Pty(stream) | ProcessIo::Pipes { output: stream, .. } => loop {
-                    tokio::select! {
-                        read = stream.read(&mut buf) => if !matches!(read, Ok(n) if n > 0) { break running.child.wait().await },
-                        status = running.child.wait() => break status,
-                    }
-                },
+            let status = loop {
+                tokio::select! {
+                    read = running.io.output.read(&mut buf) => if !matches!(read, Ok(n) if n > 0) { break running.child.wait().await },
+                    status = running.child.wait() => break status,
+                }
             };
             let code = running.exited(status);
             let message = engine.finish_exec(&running.exec_id, &running.container_id, code).await;

@@ -45,18 +45,14 @@ pub struct ProcessSpec {
     pub jail_params: Vec<String>,
 }
 
-/// How the daemon talks to a started process.
+/// How the daemon talks to a started process: pipes. With a terminal, the runtime relays between
+/// these pipes and a terminal inside the container.
 #[derive(Debug)]
-pub enum ProcessIo {
-    /// A pseudo-terminal: reads give the terminal's output, writes are typed input.
-    Pty(FdStream),
-    /// Pipes: stdout and stderr merged in `output`, `input` is stdin.
-    Pipes {
-        /// Where the process writes.
-        output: FdStream,
-        /// The process's standard input.
-        input: FdStream,
-    },
+pub struct ProcessIo {
+    /// Where the process writes (stdout and stderr merged, or the terminal's output).
+    pub output: FdStream,
+    /// The process's standard input (or the terminal's input).
+    pub input: FdStream,
 }
 
 /// A started process.

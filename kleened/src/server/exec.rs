@@ -14,7 +14,7 @@ use kleene_api::{
     ErrorResponse, ExecConfig, ExecStartConfig, IdResponse, MsgType, ValidationErrors,
     WebSocketMessage,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::ws::{Message, WebSocket};
@@ -23,7 +23,7 @@ use warp::{Filter, Reply};
 use super::request::{bool_param, json_body, query};
 use super::{error, with_engine, ws};
 use crate::engine::Engine;
-use crate::platform::ProcessIo;
+use crate::platform::io::FdStream;
 
 /// How long output is still read after the process exited, for a process that left it open.
 const OUTPUT_LINGER: Duration = Duration::from_millis(200);
@@ -148,17 +148,7 @@ pub(super) async fn start(socket: WebSocket, engine: Arc<Engine>) {
     }
     let _ = ws::send_message(&mut tx, &WebSocketMessage::new(MsgType::Starting, "", "")).await;
     let (io, mut child, recorder) = running.into_parts();
-    let (reader, writer): (
-        Box<dyn AsyncRead + Send + Unpin>,
-        Box<dyn AsyncWrite + Send + Unpin>,
-    ) = match io {
-        ProcessIo::Pty(stream) => {
-            let (r, w) = tokio::io::split(stream);
-            (Box::new(r), Box::new(w))
-        }
-        ProcessIo::Pipes { output, input } => (Box::new(output), Box::new(input)),
-    };
-    let status = attach(&mut tx, &mut rx, reader, writer, &mut child).await;
+    let status = attach(&mut tx, &mut rx, io.output, io.input, &mut child).await;
     let code = recorder.record(status);
     let message = engine
         .finish_exec(&recorder.exec_id, &recorder.container_id, code)
@@ -176,8 +166,8 @@ pub(super) async fn start(socket: WebSocket, engine: Arc<Engine>) {
 async fn attach(
     tx: &mut ws::Sender,
     rx: &mut ws::Receiver,
-    mut reader: Box<dyn AsyncRead + Send + Unpin>,
-    mut writer: Box<dyn AsyncWrite + Send + Unpin>,
+    mut reader: FdStream,
+    mut writer: FdStream,
     child: &mut tokio::process::Child,
 ) -> std::io::Result<std::process::ExitStatus> {
     let mut buf = vec![0u8; 64 * 1024];

@@ -125,13 +125,8 @@ impl Cgroups {
 
     /// IDs of containers whose cgroup has processes.
     pub fn populated(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(&self.parent) else {
-            return vec![];
-        };
-        entries
-            .filter_map(Result::ok)
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().into_string().ok())
+        self.all()
+            .into_iter()
             .filter(|id| !self.pids(id).is_empty())
             .collect()
     }

@@ -78,7 +78,7 @@ impl NamespaceRuntime {
             .stdin(Stdio::from(in_read))
             .stdout(Stdio::from(out_write.try_clone().map_err(host_err("dup"))?))
             .stderr(Stdio::from(out_write));
-        let io = ProcessIo::Pipes {
+        let io = ProcessIo {
             output: FdStream::new(out_read).map_err(host_err("pipe"))?,
             input: FdStream::new(in_write).map_err(host_err("pipe"))?,
         };
