@@ -33,12 +33,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         });
     // The store lives in the root dataset by default, so storage is checked first.
     let store_path = config.metadata_path.clone();
-    let (zfs, store) = tokio::task::spawn_blocking({
+    let (zfs, store, containers_mountpoint) = tokio::task::spawn_blocking({
         let layout = layout.clone();
-        move || -> anyhow::Result<(Zfs, Store)> {
+        move || -> anyhow::Result<(Zfs, Store, PathBuf)> {
             let root_mountpoint = layout.prepare(&zfs).map_err(anyhow::Error::msg)?;
+            let containers = zfs
+                .mountpoint(&layout.containers)?
+                .unwrap_or_else(|| root_mountpoint.join("container"));
             let path = store_path.unwrap_or_else(|| root_mountpoint.join("metadata.sqlite"));
-            Ok((zfs, Store::open(&path)?))
+            Ok((zfs, Store::open(&path)?, containers))
         }
     })
     .await??;
@@ -48,8 +51,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store,
         zfs,
         layout,
-        host: Host::new(runner, os),
-        runtime: container_runtime(&config)?,
+        host: Host::new(runner.clone(), os),
+        runtime: container_runtime(&config, runner, &containers_mountpoint)?,
     })?;
     engine.startup().await?;
 
@@ -72,23 +75,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The platform's container runtime.
+/// The platform's container runtime: namespaces on Linux.
 #[cfg(target_os = "linux")]
-fn container_runtime(config: &Config) -> anyhow::Result<Option<Arc<dyn crate::platform::Runtime>>> {
+fn container_runtime(
+    config: &Config,
+    _runner: Arc<dyn Runner>,
+    _containers: &Path,
+) -> anyhow::Result<Option<Arc<dyn crate::platform::Runtime>>> {
     let helper = std::env::current_exe().context("cannot find the daemon's own binary")?;
     let runtime = crate::platform::linux::NamespaceRuntime::new(helper, &config.cgroup_parent)?;
     Ok(Some(Arc::new(runtime)))
 }
 
-/// The platform's container runtime: none yet on this platform, so containers cannot start.
+/// The platform's container runtime: jails on FreeBSD.
 #[cfg(not(target_os = "linux"))]
 fn container_runtime(
     _config: &Config,
+    runner: Arc<dyn Runner>,
+    containers: &Path,
 ) -> anyhow::Result<Option<Arc<dyn crate::platform::Runtime>>> {
-    tracing::warn!(
-        "no container runtime for this platform: containers can be created but not started"
-    );
-    Ok(None)
+    let runtime = crate::platform::jail::JailRuntime::new(runner, containers.display().to_string());
+    Ok(Some(Arc::new(runtime)))
 }
 
 async fn wait_for_signal() -> anyhow::Result<&'static str> {

@@ -1,9 +1,10 @@
 //! Everything that touches the operating system besides ZFS: host commands ([`host`]) and the
 //! container runtime ([`runtime`]), with one implementation per platform: namespaces on Linux
-//! ([`linux`]); the FreeBSD jail runtime plugs into the same trait.
+//! ([`linux`]) and jails on FreeBSD ([`jail`]).
 
 pub mod host;
 pub mod io;
+pub mod jail;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod runtime;

@@ -1,0 +1,390 @@
+//! The FreeBSD runtime: containers as jails. The first process is started with
+//! `jail -c path=... name=<id> ... command=/usr/bin/env ...`, later ones with `jexec -l -U`, and a
+//! container is stopped with `jail -r`. Whether a container runs is asked of the kernel with jls(8).
+//!
+//! Every command line is built by a pure function below and pinned by a golden test that names the
+//! man page it follows; the command lines are those the Kleene reference daemon runs (reference
+//! §5.2–5.3). Network parameters for `ipnet` and `vnet` come with networks.
+
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kleene_api::NetworkDriver;
+use kleene_runner::{CommandSpec, Runner};
+
+use super::io::FdStream;
+use super::runtime::{ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
+
+const JAIL: &str = "/usr/sbin/jail";
+const JEXEC: &str = "/usr/sbin/jexec";
+const JLS: &str = "/usr/sbin/jls";
+const ENV: &str = "/usr/bin/env";
+
+/// jail(8) parameters for a network driver. `ipnet` and `vnet` parameters depend on the networks a
+/// container is connected to; without networks they have none.
+pub fn network_params(driver: NetworkDriver) -> Vec<String> {
+    match driver {
+        NetworkDriver::Disabled => vec!["ip4=disable".into(), "ip6=disable".into()],
+        NetworkDriver::Host => vec!["ip4=inherit".into(), "ip6=inherit".into()],
+        NetworkDriver::Vnet => vec!["vnet".into()],
+        NetworkDriver::Ipnet => vec![],
+    }
+}
+
+/// The user's jail parameters after the defaults: each default is added only when no parameter of
+/// the user starts with one of its prefixes (so `mount.nodevfs` drops `mount.devfs=true`).
+pub fn jail_params(container_id: &str, user: &str, own: &[String]) -> Vec<String> {
+    let defaults: [(String, &[&str]); 5] = [
+        ("mount.devfs=true".into(), &["mount.devfs", "mount.nodevfs"]),
+        (
+            "exec.stop=\"/bin/sh /etc/rc.shutdown\"".into(),
+            &["exec.stop", "exec.nostop"],
+        ),
+        ("exec.clean=true".into(), &["exec.clean", "exec.noclean"]),
+        (format!("exec.jail_user={user}"), &["exec.jail_user"]),
+        (format!("host.hostname={container_id}"), &["host.hostname"]),
+    ];
+    let mut params: Vec<String> = defaults
+        .into_iter()
+        .filter(|(_, prefixes)| {
+            !own.iter()
+                .any(|p| prefixes.iter().any(|prefix| p.starts_with(prefix)))
+        })
+        .map(|(param, _)| param)
+        .collect();
+    params.extend(own.iter().cloned());
+    params
+}
+
+fn user_or_root(user: &str) -> &str {
+    if user.is_empty() {
+        "root"
+    } else {
+        user
+    }
+}
+
+/// jail(8): create the jail with the container's first process as `command`.
+pub fn jail_create(spec: &ProcessSpec) -> Vec<String> {
+    let mut argv = vec![
+        JAIL.to_owned(),
+        "-c".to_owned(),
+        format!("path={}", spec.rootfs.display()),
+        format!("name={}", spec.container_id),
+    ];
+    argv.extend(network_params(spec.network));
+    argv.extend(jail_params(
+        &spec.container_id,
+        user_or_root(&spec.user),
+        &spec.jail_params,
+    ));
+    argv.push(format!("command={ENV}"));
+    argv.extend(spec.env.iter().cloned());
+    argv.extend(spec.cmd.iter().cloned());
+    argv
+}
+
+/// jexec(8): run a process in the running jail, in a clean environment, as a user of the jail.
+pub fn jexec(spec: &ProcessSpec) -> Vec<String> {
+    let mut argv = vec![
+        JEXEC.to_owned(),
+        "-l".to_owned(),
+        "-U".to_owned(),
+        user_or_root(&spec.user).to_owned(),
+        spec.container_id.clone(),
+        ENV.to_owned(),
+    ];
+    argv.extend(spec.env.iter().cloned());
+    argv.extend(spec.cmd.iter().cloned());
+    argv
+}
+
+/// jail(8) `-r`: run the jail's `exec.stop`, end its processes, remove it.
+pub fn jail_remove(container_id: &str) -> CommandSpec {
+    CommandSpec::new(JAIL).args(["-r".to_owned(), container_id.to_owned()])
+}
+
+/// jls(8): the jail's name, if it exists (exit status 1 otherwise).
+pub fn jls_one(container_id: &str) -> CommandSpec {
+    CommandSpec::new(JLS).args(["-j".to_owned(), container_id.to_owned(), "name".to_owned()])
+}
+
+/// jls(8): the names of every jail, one per line.
+pub fn jls_all() -> CommandSpec {
+    CommandSpec::new(JLS).arg("name")
+}
+
+/// mount(8): devfs mounts in fstab(5) format.
+pub fn devfs_mounts() -> CommandSpec {
+    CommandSpec::new("/sbin/mount").args(["-p", "-t", "devfs"].map(str::to_owned))
+}
+
+/// umount(8) of a path.
+pub fn unmount(path: &str) -> CommandSpec {
+    CommandSpec::new("/sbin/umount").arg(path)
+}
+
+/// Containers as FreeBSD jails.
+#[derive(Debug)]
+pub struct JailRuntime {
+    runner: Arc<dyn Runner>,
+    /// Where container datasets are mounted, to find a devfs left at `<mountpoint>/dev`.
+    containers_root: String,
+}
+
+impl JailRuntime {
+    /// A runtime running jls/jail -r/umount through `runner`; `containers_root` is the mountpoint
+    /// of the container datasets' parent.
+    pub fn new(runner: Arc<dyn Runner>, containers_root: String) -> JailRuntime {
+        JailRuntime {
+            runner,
+            containers_root,
+        }
+    }
+
+    fn spawn(&self, argv: Vec<String>, tty: bool) -> Result<Spawned, RuntimeError> {
+        let host =
+            |what: &str, e: &dyn std::fmt::Display| RuntimeError::Host(format!("{what}: {e}"));
+        tracing::debug!(?argv, "starting jail process");
+        let mut command = tokio::process::Command::new(&argv[0]);
+        command.args(&argv[1..]).kill_on_drop(false);
+        let io = if tty {
+            // A terminal from the host's devpts; jails with mount.devfs see /dev/pts.
+            let pty = nix::pty::openpty(None, None).map_err(|e| host("openpty", &e))?;
+            let slave: OwnedFd = pty.slave;
+            command
+                .stdin(Stdio::from(slave.try_clone().map_err(|e| host("dup", &e))?))
+                .stdout(Stdio::from(slave.try_clone().map_err(|e| host("dup", &e))?))
+                .stderr(Stdio::from(slave));
+            let input = pty.master.try_clone().map_err(|e| host("dup", &e))?;
+            ProcessIo {
+                output: FdStream::new(pty.master).map_err(|e| host("pty", &e))?,
+                input: FdStream::new(input).map_err(|e| host("pty", &e))?,
+            }
+        } else {
+            let (out_read, out_write) = nix::unistd::pipe().map_err(|e| host("pipe", &e))?;
+            let (in_read, in_write) = nix::unistd::pipe().map_err(|e| host("pipe", &e))?;
+            command
+                .stdin(Stdio::from(in_read))
+                .stdout(Stdio::from(
+                    out_write.try_clone().map_err(|e| host("dup", &e))?,
+                ))
+                .stderr(Stdio::from(out_write));
+            ProcessIo {
+                output: FdStream::new(out_read).map_err(|e| host("pipe", &e))?,
+                input: FdStream::new(in_write).map_err(|e| host("pipe", &e))?,
+            }
+        };
+        let child = command
+            .spawn()
+            .map_err(|e| host(&format!("cannot start {}", argv[0]), &e))?;
+        drop(command);
+        Ok(Spawned { child, io })
+    }
+
+    fn run(&self, spec: &CommandSpec) -> Result<kleene_runner::Output, RuntimeError> {
+        self.runner
+            .run(spec)
+            .map_err(|e| RuntimeError::Host(format!("{}: {e}", spec.program)))
+    }
+}
+
+impl Runtime for JailRuntime {
+    fn start(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError> {
+        if spec.cmd.is_empty() {
+            return Err(RuntimeError::Invalid(
+                "no command given and the image has none".into(),
+            ));
+        }
+        self.spawn(jail_create(spec), spec.tty)
+    }
+
+    fn exec(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError> {
+        if spec.cmd.is_empty() {
+            return Err(RuntimeError::Invalid(
+                "no command given and the container has none".into(),
+            ));
+        }
+        if !self.is_running(&spec.container_id)? {
+            return Err(RuntimeError::Invalid("container not running".into()));
+        }
+        self.spawn(jexec(spec), spec.tty)
+    }
+
+    fn is_running(&self, container_id: &str) -> Result<bool, RuntimeError> {
+        Ok(self.run(&jls_one(container_id))?.succeeded())
+    }
+
+    fn running(&self) -> Result<Vec<String>, RuntimeError> {
+        let output = self.run(&jls_all())?;
+        Ok(output
+            .stdout_text()
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+
+    fn stop(&self, container_id: &str, _grace: Duration) -> Result<(), RuntimeError> {
+        // jail -r has its own grace: exec.stop, then SIGTERM, stop.timeout, SIGKILL.
+        let output = self.run(&jail_remove(container_id))?;
+        let result = if output.succeeded() {
+            Ok(())
+        } else {
+            Err(RuntimeError::Host(format!(
+                "{JAIL} exited abnormally with exit code {}: '{}'",
+                output.code.unwrap_or(-1),
+                output.stderr_text()
+            )))
+        };
+        self.cleanup(container_id)?;
+        result
+    }
+
+    fn cleanup(&self, container_id: &str) -> Result<(), RuntimeError> {
+        // A jail that ended on its own leaves its devfs mounted at <mountpoint>/dev.
+        let node = format!("{}/{container_id}/dev", self.containers_root);
+        let mounts = self.run(&devfs_mounts())?.stdout_text();
+        if mounts
+            .lines()
+            .any(|line| line.split_whitespace().nth(1) == Some(node.as_str()))
+        {
+            let output = self.run(&unmount(&node))?;
+            if !output.succeeded() {
+                return Err(RuntimeError::Host(format!(
+                    "cannot unmount {node}: {}",
+                    output.stderr_text()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kleene_runner::RecordingRunner;
+
+    fn spec(network: NetworkDriver, params: &[&str]) -> ProcessSpec {
+        ProcessSpec {
+            container_id: "c0ffee000001".into(),
+            rootfs: "/zroot/kleene/container/c0ffee000001".into(),
+            cmd: vec!["/bin/sh".into(), "/etc/rc".into()],
+            env: vec!["A=1".into()],
+            user: String::new(),
+            tty: false,
+            network,
+            jail_params: params.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    // jail(8): jail -c param=value ... command=command ...; parameters path, name, ip4/ip6
+    // (inherit, disable), mount.devfs, exec.stop, exec.clean, exec.jail_user, host.hostname.
+    // The reference daemon's line for the host driver (kleene-api.md §5.2).
+    #[test]
+    fn golden_jail_create_host_driver() {
+        assert_eq!(
+            jail_create(&spec(NetworkDriver::Host, &[])).join(" "),
+            "/usr/sbin/jail -c path=/zroot/kleene/container/c0ffee000001 name=c0ffee000001 ip4=inherit ip6=inherit \
+             mount.devfs=true exec.stop=\"/bin/sh /etc/rc.shutdown\" exec.clean=true exec.jail_user=root \
+             host.hostname=c0ffee000001 command=/usr/bin/env A=1 /bin/sh /etc/rc"
+        );
+    }
+
+    // jail(8): ip4=disable / ip6=disable; a user parameter with a default's prefix drops the default
+    // (mount.nodevfs drops mount.devfs=true, exec.jail_user=www drops exec.jail_user=root).
+    #[test]
+    fn golden_jail_create_disabled_driver_with_own_params() {
+        let mut s = spec(
+            NetworkDriver::Disabled,
+            &[
+                "mount.nodevfs",
+                "exec.jail_user=www",
+                "allow.raw_sockets=true",
+            ],
+        );
+        s.user = "www".into();
+        assert_eq!(
+            jail_create(&s).join(" "),
+            "/usr/sbin/jail -c path=/zroot/kleene/container/c0ffee000001 name=c0ffee000001 ip4=disable ip6=disable \
+             exec.stop=\"/bin/sh /etc/rc.shutdown\" exec.clean=true host.hostname=c0ffee000001 \
+             mount.nodevfs exec.jail_user=www allow.raw_sockets=true command=/usr/bin/env A=1 /bin/sh /etc/rc"
+        );
+    }
+
+    // jail(8): vnet (the interfaces come with networks).
+    #[test]
+    fn golden_jail_create_vnet_driver() {
+        let argv = jail_create(&spec(NetworkDriver::Vnet, &[]));
+        assert_eq!(argv[4], "vnet");
+    }
+
+    // jexec(8): jexec -l -U username jail command ...
+    #[test]
+    fn golden_jexec() {
+        let mut s = spec(NetworkDriver::Host, &[]);
+        s.cmd = vec!["/bin/echo".into(), "test test".into()];
+        assert_eq!(
+            jexec(&s),
+            [
+                "/usr/sbin/jexec",
+                "-l",
+                "-U",
+                "root",
+                "c0ffee000001",
+                "/usr/bin/env",
+                "A=1",
+                "/bin/echo",
+                "test test"
+            ]
+        );
+        s.user = "www".into();
+        assert_eq!(jexec(&s)[3], "www");
+    }
+
+    // jail(8): jail -r jail; jls(8): jls -j jail parameter; mount(8): -p -t devfs; umount(8).
+    #[test]
+    fn golden_stop_and_state_commands() {
+        assert_eq!(
+            jail_remove("c0ffee000001").to_string(),
+            "/usr/sbin/jail -r c0ffee000001"
+        );
+        assert_eq!(
+            jls_one("c0ffee000001").to_string(),
+            "/usr/sbin/jls -j c0ffee000001 name"
+        );
+        assert_eq!(jls_all().to_string(), "/usr/sbin/jls name");
+        assert_eq!(devfs_mounts().to_string(), "/sbin/mount -p -t devfs");
+        assert_eq!(
+            unmount("/zroot/kleene/container/c/dev").to_string(),
+            "/sbin/umount /zroot/kleene/container/c/dev"
+        );
+    }
+
+    #[test]
+    fn running_state_and_cleanup_use_the_kernel_view() {
+        let runner = Arc::new(RecordingRunner::new());
+        let runtime = JailRuntime::new(runner.clone(), "/zroot/kleene/container".into());
+        runner.push_err(1, "jls: jail \"c0ffee000001\" not found\n");
+        assert!(!runtime.is_running("c0ffee000001").unwrap());
+        runner.push_ok("c0ffee000001\nother\n");
+        assert_eq!(runtime.running().unwrap(), ["c0ffee000001", "other"]);
+        // stop: jail -r, then the devfs left at <mountpoint>/dev is unmounted.
+        runner.push_ok("");
+        runner.push_ok("devfs\t\t\t/dev\t\tdevfs\trw\t\t0 0\ndevfs\t\t\t/zroot/kleene/container/c0ffee000001/dev\tdevfs\trw\t0 0\n");
+        runner.push_ok("");
+        runner.clear_calls();
+        runtime.stop("c0ffee000001", Duration::ZERO).unwrap();
+        assert_eq!(
+            runner.lines(),
+            [
+                "/usr/sbin/jail -r c0ffee000001",
+                "/sbin/mount -p -t devfs",
+                "/sbin/umount /zroot/kleene/container/c0ffee000001/dev"
+            ]
+        );
+    }
+}
