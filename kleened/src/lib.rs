@@ -4,6 +4,7 @@
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod init;
 pub mod logging;
 pub mod platform;
 pub mod server;

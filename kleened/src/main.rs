@@ -22,6 +22,12 @@ enum Command {
     Run,
     /// Print the OpenAPI document of the API and exit.
     Openapi,
+    /// Prepare a FreeBSD host: kernel modules, boot settings, the root dataset.
+    Init {
+        /// Only look, and print the changes instead of making them.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,32 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => run(&cli.config),
+        Command::Init { dry_run } => init(&cli.config, dry_run),
+    }
+}
+
+fn init(config_path: &std::path::Path, dry_run: bool) -> ExitCode {
+    let config = match Config::load(config_path, TargetOs::current()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("kleened: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let layout = match kleened::engine::Layout::new(&config.kleene_root) {
+        Ok(layout) => layout,
+        Err(err) => {
+            eprintln!("kleened: invalid value for 'kleene_root': {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runner: std::sync::Arc<dyn kleene_runner::Runner> =
+        std::sync::Arc::new(kleene_runner::SystemRunner::new());
+    let zfs = zfs::Zfs::new(runner.clone()).with_programs(zfs::ZfsPrograms::host_default());
+    if kleened::init::run(runner, &zfs, &layout, dry_run, &mut std::io::stdout()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
