@@ -164,18 +164,7 @@ impl JailRuntime {
                 input: FdStream::new(input).map_err(|e| host("pty", &e))?,
             }
         } else {
-            let (out_read, out_write) = nix::unistd::pipe().map_err(|e| host("pipe", &e))?;
-            let (in_read, in_write) = nix::unistd::pipe().map_err(|e| host("pipe", &e))?;
-            command
-                .stdin(Stdio::from(in_read))
-                .stdout(Stdio::from(
-                    out_write.try_clone().map_err(|e| host("dup", &e))?,
-                ))
-                .stderr(Stdio::from(out_write));
-            ProcessIo {
-                output: FdStream::new(out_read).map_err(|e| host("pipe", &e))?,
-                input: FdStream::new(in_write).map_err(|e| host("pipe", &e))?,
-            }
+            ProcessIo::pipes_for(&mut command).map_err(|e| host("pipes", &e))?
         };
         let child = command
             .spawn()

@@ -55,6 +55,24 @@ pub struct ProcessIo {
     pub input: FdStream,
 }
 
+impl ProcessIo {
+    /// Gives `command` a pipe as its stdin and one pipe as both its stdout and stderr, and answers
+    /// the daemon's ends.
+    pub fn pipes_for(command: &mut tokio::process::Command) -> std::io::Result<ProcessIo> {
+        use std::process::Stdio;
+        let (out_read, out_write) = nix::unistd::pipe()?;
+        let (in_read, in_write) = nix::unistd::pipe()?;
+        command
+            .stdin(Stdio::from(in_read))
+            .stdout(Stdio::from(out_write.try_clone()?))
+            .stderr(Stdio::from(out_write));
+        Ok(ProcessIo {
+            output: FdStream::new(out_read)?,
+            input: FdStream::new(in_write)?,
+        })
+    }
+}
+
 /// A started process.
 #[derive(Debug)]
 pub struct Spawned {

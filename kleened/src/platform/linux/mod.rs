@@ -7,13 +7,11 @@ pub mod helper;
 pub mod passwd;
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use kleene_api::NetworkDriver;
 use nix::sys::signal::Signal;
 
-use super::io::FdStream;
 use super::runtime::{ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
 use cgroup::Cgroups;
 use helper::{Mode, Spec, HELPER_ARG, SPEC_ENV};
@@ -61,27 +59,14 @@ impl NamespaceRuntime {
         };
         let text =
             serde_json::to_string(&helper_spec).map_err(|e| RuntimeError::Host(e.to_string()))?;
-        fn host_err(what: &str) -> impl Fn(std::io::Error) -> RuntimeError + '_ {
-            move |e| RuntimeError::Host(format!("{what}: {e}"))
-        }
         let mut command = tokio::process::Command::new(&self.helper);
         command
             .arg(HELPER_ARG)
             .env(SPEC_ENV, text)
             .kill_on_drop(false);
         // The helper gets pipes; for a terminal it opens one inside the container and relays.
-        let (out_read, out_write) =
-            nix::unistd::pipe().map_err(|e| RuntimeError::Host(format!("pipe: {e}")))?;
-        let (in_read, in_write) =
-            nix::unistd::pipe().map_err(|e| RuntimeError::Host(format!("pipe: {e}")))?;
-        command
-            .stdin(Stdio::from(in_read))
-            .stdout(Stdio::from(out_write.try_clone().map_err(host_err("dup"))?))
-            .stderr(Stdio::from(out_write));
-        let io = ProcessIo {
-            output: FdStream::new(out_read).map_err(host_err("pipe"))?,
-            input: FdStream::new(in_write).map_err(host_err("pipe"))?,
-        };
+        let io = ProcessIo::pipes_for(&mut command)
+            .map_err(|e| RuntimeError::Host(format!("pipes: {e}")))?;
         let child = command.spawn().map_err(|e| {
             RuntimeError::Host(format!("cannot start {}: {e}", self.helper.display()))
         })?;
