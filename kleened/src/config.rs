@@ -446,6 +446,17 @@ log_level: info
     }
 
     #[test]
+    fn the_shipped_freebsd_sample_resolves() {
+        let text = include_str!("../../freebsd/config.yaml.sample");
+        let config = parse(text, TargetOs::FreeBsd).unwrap();
+        assert_eq!(
+            config.pidfile,
+            PathBuf::from("/var/run/kleened.pid"),
+            "the rc.d script expects this pidfile"
+        );
+    }
+
+    #[test]
     fn every_required_key_is_named_when_missing() {
         for key in [
             "kleene_root",
