@@ -1,10 +1,10 @@
 //! Container rows.
 
 use kleene_api::{Container, ContainerSummary, MountPoint};
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Row};
 
 use super::volumes::{mount_from_row, MOUNT_COLUMNS};
-use super::{enum_from_text, enum_to_text, from_json, like_prefix, to_json, Db, StoreError};
+use super::{enum_from_text, enum_to_text, from_json, to_json, Db, StoreError};
 
 const COLUMNS: &str =
     "c.id, c.name, c.image_id, c.cmd, c.user, c.env, c.network_driver, c.public_ports, \
@@ -52,28 +52,12 @@ impl Db<'_> {
     /// preference; among several matches the first in ID order wins. An empty identifier matches
     /// nothing.
     pub fn find_container(&self, identifier: &str) -> Result<Option<Container>, StoreError> {
-        if identifier.is_empty() {
-            return Ok(None);
-        }
-        for condition in ["c.id = ?1", "c.name = ?1"] {
-            let found = self
-                .conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM containers c WHERE {condition} ORDER BY c.id LIMIT 1"
-                ))?
-                .query_row([identifier], container_from_row)
-                .optional()?;
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM containers c WHERE c.id LIKE ?1 ESCAPE '\\' ORDER BY c.id LIMIT 1"
-            ))?
-            .query_row([like_prefix(identifier)], container_from_row)
-            .optional()?)
+        self.find_by_id_name_or_prefix(
+            &format!("SELECT {COLUMNS} FROM containers c"),
+            ("c.id", "c.name"),
+            identifier,
+            container_from_row,
+        )
     }
 
     /// Stores a new container.

@@ -160,6 +160,40 @@ impl std::fmt::Display for CorruptValue {
 
 impl std::error::Error for CorruptValue {}
 
+impl Db<'_> {
+    /// Looks up one row by `identifier` in the API's order of preference: the exact ID, then the
+    /// name, then a prefix of the ID (the first in ID order). `select` is the `SELECT ... FROM ...`
+    /// part; `id` and `name` are its column expressions. An empty identifier matches nothing.
+    fn find_by_id_name_or_prefix<T>(
+        &self,
+        select: &str,
+        (id, name): (&str, &str),
+        identifier: &str,
+        from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        use rusqlite::OptionalExtension;
+        if identifier.is_empty() {
+            return Ok(None);
+        }
+        let prefix = like_prefix(identifier);
+        for (condition, value) in [
+            (format!("{id} = ?1"), identifier),
+            (format!("{name} = ?1"), identifier),
+            (format!("{id} LIKE ?1 ESCAPE '\\'"), prefix.as_str()),
+        ] {
+            let found = self
+                .conn
+                .prepare_cached(&format!("{select} WHERE {condition} ORDER BY {id} LIMIT 1"))?
+                .query_row([value], from_row)
+                .optional()?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Escapes `%`, `_` and `\` so a user-supplied prefix is matched literally by `LIKE ... ESCAPE '\'`.
 fn like_prefix(prefix: &str) -> String {
     let mut pattern = String::with_capacity(prefix.len() + 1);

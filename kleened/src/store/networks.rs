@@ -1,9 +1,9 @@
 //! Network and endpoint rows.
 
 use kleene_api::{EndPoint, Network};
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Row};
 
-use super::{enum_from_text, enum_to_text, like_prefix, Db, StoreError};
+use super::{enum_from_text, enum_to_text, Db, StoreError};
 
 const COLUMNS: &str =
     "id, name, type, subnet, subnet6, interface, gateway, gateway6, nat, icc, internal";
@@ -49,26 +49,12 @@ impl Db<'_> {
     /// Finds a network by its full ID, by name, or by a prefix of its ID, in that order of preference.
     /// An empty identifier matches nothing.
     pub fn find_network(&self, identifier: &str) -> Result<Option<Network>, StoreError> {
-        if identifier.is_empty() {
-            return Ok(None);
-        }
-        for condition in ["id = ?1", "name = ?1"] {
-            let found = self
-                .conn
-                .prepare_cached(&format!("SELECT {COLUMNS} FROM networks WHERE {condition}"))?
-                .query_row([identifier], network_from_row)
-                .optional()?;
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM networks WHERE id LIKE ?1 ESCAPE '\\' ORDER BY id LIMIT 1"
-            ))?
-            .query_row([like_prefix(identifier)], network_from_row)
-            .optional()?)
+        self.find_by_id_name_or_prefix(
+            &format!("SELECT {COLUMNS} FROM networks"),
+            ("id", "name"),
+            identifier,
+            network_from_row,
+        )
     }
 
     /// Stores a new network.
