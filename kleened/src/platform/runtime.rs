@@ -104,6 +104,11 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     /// Removes what a stopped container left on the host. Blocks.
     fn cleanup(&self, container_id: &str) -> Result<(), RuntimeError>;
 
+    /// Applies a running container's new jail parameters (FreeBSD `jail -m`). Parameters the
+    /// platform cannot change on a running container apply at its next start. A refusal is
+    /// [`RuntimeError::Invalid`] with the host's reason, and nothing was changed. Blocks.
+    fn update(&self, container_id: &str, jail_params: &[String]) -> Result<(), RuntimeError>;
+
     /// Releases what the runtime holds on the host, at daemon stop (after every container stopped).
     fn close(&self) {}
 }

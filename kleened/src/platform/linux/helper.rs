@@ -65,6 +65,13 @@ pub enum Mode {
         /// Host PID of the container's PID 1.
         init_pid: i32,
     },
+    /// Change the hostname of the running container whose PID 1 has this host PID; no command.
+    SetHostname {
+        /// Host PID of the container's PID 1.
+        init_pid: i32,
+        /// The new hostname.
+        hostname: String,
+    },
 }
 
 /// Everything the helper needs.
@@ -174,6 +181,7 @@ pub fn main() -> ! {
     match &spec.mode {
         Mode::Init { .. } => init(&spec),
         Mode::Exec { init_pid } => exec_in(&spec, *init_pid),
+        Mode::SetHostname { init_pid, hostname } => set_hostname(*init_pid, hostname),
     }
 }
 
@@ -412,6 +420,18 @@ fn exec_in(spec: &Spec, init_pid: i32) -> ! {
     }
     // The child is the first process of this helper in the joined PID namespace.
     std::process::exit(fork_command(spec, true))
+}
+
+fn set_hostname(init_pid: i32, hostname: &str) -> ! {
+    let uts = std::fs::File::open(format!("/proc/{init_pid}/ns/uts"))
+        .unwrap_or_else(|e| fail("the container is not running (uts namespace)", e));
+    if let Err(err) = setns(uts.as_fd(), CloneFlags::CLONE_NEWUTS) {
+        fail("cannot join the container's uts namespace", err);
+    }
+    if let Err(err) = nix::unistd::sethostname(hostname) {
+        fail(&format!("cannot set the hostname '{hostname}'"), err);
+    }
+    std::process::exit(0)
 }
 
 /// Mounts `/proc`, `/dev` and `/sys` in the container's root and makes it the root.

@@ -209,6 +209,50 @@ impl Runtime for NamespaceRuntime {
             .map_err(RuntimeError::Host)
     }
 
+    fn update(&self, container_id: &str, jail_params: &[String]) -> Result<(), RuntimeError> {
+        // Of the jail parameters only `host.hostname` has a Linux meaning; like `jail -m`, only
+        // the parameters given are changed.
+        if !jail_params.iter().any(|p| {
+            p.split_once('=')
+                .is_some_and(|(name, _)| name == "host.hostname")
+        }) {
+            return Ok(());
+        }
+        let hostname = hostname(container_id, jail_params);
+        let init_pid = self
+            .init_pid(container_id)
+            .ok_or_else(|| RuntimeError::Invalid("container not running".into()))?;
+        let spec = Spec {
+            mode: Mode::SetHostname { init_pid, hostname },
+            cgroup_procs: self.cgroups.procs_file(container_id),
+            argv: vec![],
+            env: vec![],
+            uid: 0,
+            gid: 0,
+            groups: vec![],
+            cwd: "/".into(),
+            tty: false,
+        };
+        let text = serde_json::to_string(&spec).map_err(|e| RuntimeError::Host(e.to_string()))?;
+        let output = std::process::Command::new(&self.helper)
+            .arg(HELPER_ARG)
+            .env(SPEC_ENV, text)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| {
+                RuntimeError::Host(format!("cannot start {}: {e}", self.helper.display()))
+            })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(RuntimeError::Invalid(
+                String::from_utf8_lossy(&output.stderr)
+                    .trim_end()
+                    .to_owned(),
+            ))
+        }
+    }
+
     fn close(&self) {
         for id in self.cgroups.all() {
             if self.cgroups.pids(&id).is_empty() {
