@@ -447,7 +447,7 @@ log_level: info
 
     #[test]
     fn the_shipped_freebsd_sample_resolves() {
-        let text = include_str!("../../freebsd/config.yaml.sample");
+        let text = include_str!("../../example/kleened_config.yaml");
         let config = parse(text, TargetOs::FreeBsd).unwrap();
         assert_eq!(
             config.pidfile,

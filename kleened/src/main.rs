@@ -68,7 +68,14 @@ fn init(config_path: &std::path::Path, dry_run: bool) -> ExitCode {
     let runner: std::sync::Arc<dyn kleene_runner::Runner> =
         std::sync::Arc::new(kleene_runner::SystemRunner::new());
     let zfs = zfs::Zfs::new(runner.clone()).with_programs(zfs::ZfsPrograms::host_default());
-    if kleened::init::run(runner, &zfs, &layout, dry_run, &mut std::io::stdout()) {
+    if kleened::init::run(
+        runner,
+        &zfs,
+        &layout,
+        config.pf_config_template_path.as_deref(),
+        dry_run,
+        &mut std::io::stdout(),
+    ) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
