@@ -48,9 +48,9 @@ pub fn kldstat(module: &str) -> CommandSpec {
     CommandSpec::new("/sbin/kldstat").args(["-q", "-m", module].map(str::to_owned))
 }
 
-/// kldload(8): load a module.
+/// kldload(8): load a module; `-n`: not an error when it is loaded already.
 pub fn kldload(module: &str) -> CommandSpec {
-    CommandSpec::new("/sbin/kldload").arg(module)
+    CommandSpec::new("/sbin/kldload").args(["-n", module].map(str::to_owned))
 }
 
 /// sysrc(8): `-n` value only, `-f` the file.
@@ -120,13 +120,98 @@ fn pf_template(path: &Path, dry_run: bool, say: &mut dyn FnMut(String)) -> bool 
     }
 }
 
+/// sysctl(8): the value of a variable only.
+pub fn sysctl_get(name: &str) -> CommandSpec {
+    CommandSpec::new("/sbin/sysctl").args(["-n", name].map(str::to_owned))
+}
+
+/// The loader tunable that turns on resource accounting, which rctl(8) limits need.
+const RACCT: &str = "kern.racct.enable";
+
+/// The value `file` (loader.conf(5) syntax) gives `name`: the last assignment wins, as in the
+/// loader. sysrc(8) cannot read or write names with dots, so kleened reads the file itself.
+fn loader_value(text: &str, name: &str) -> Option<String> {
+    text.lines().rev().find_map(|line| {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == name).then(|| value.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// Makes loader.conf turn racct on at boot (appending one line when no assignment says 1) and
+/// says whether it is on now.
+fn racct(
+    runner: &dyn Runner,
+    loader_conf: &Path,
+    dry_run: bool,
+    say: &mut dyn FnMut(String),
+) -> bool {
+    let shown = loader_conf.display();
+    let text = match std::fs::read_to_string(loader_conf) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => {
+            say(format!("{shown} {RACCT}: {err}"));
+            return false;
+        }
+    };
+    let configured = loader_value(&text, RACCT);
+    say(format!(
+        "{shown} {RACCT}: {}",
+        configured.as_deref().unwrap_or("unset")
+    ));
+    let mut ok = true;
+    if configured.as_deref() != Some("1") {
+        let line = format!("{RACCT}=\"1\"\n");
+        if dry_run {
+            say(format!("  would add to {shown}: {}", line.trim_end()));
+        } else {
+            say(format!("  adding to {shown}: {}", line.trim_end()));
+            let separator = if text.is_empty() || text.ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            };
+            let appended = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(loader_conf)
+                .and_then(|mut file| file.write_all(format!("{separator}{line}").as_bytes()));
+            if let Err(err) = appended {
+                say(format!("  failed: {err}"));
+                ok = false;
+            }
+        }
+    }
+    let running = runner
+        .run(&sysctl_get(RACCT))
+        .ok()
+        .filter(|o| o.succeeded())
+        .map(|o| o.stdout_text().trim().to_owned());
+    if running.as_deref() != Some("1") {
+        say(
+            "  resource accounting is off until the next boot; resource limits (rctl) need it"
+                .to_owned(),
+        );
+    }
+    ok
+}
+
+/// Host files init reads and changes.
+#[derive(Debug, Clone)]
+pub struct Files {
+    /// loader.conf(5), for the racct tunable.
+    pub loader_conf: std::path::PathBuf,
+    /// Where the configuration wants the pf.conf template.
+    pub pf_template: Option<std::path::PathBuf>,
+}
+
 /// Runs the initialisation, printing what it looks at and does; answers whether every step worked.
-/// `pf_template_path` is where the configuration wants the pf.conf template.
 pub fn run(
     runner: Arc<dyn Runner>,
     zfs: &Zfs,
     layout: &Layout,
-    pf_template_path: Option<&Path>,
+    files: &Files,
     dry_run: bool,
     out: &mut dyn std::io::Write,
 ) -> bool {
@@ -176,25 +261,7 @@ pub fn run(
             ok &= change(sysrc_set(file, name, "YES"), &mut say);
         }
     }
-    let racct = runner
-        .run(&sysrc_get("/boot/loader.conf", "kern.racct.enable"))
-        .ok()
-        .filter(|o| o.succeeded())
-        .map(|o| o.stdout_text().trim().to_owned());
-    say(format!(
-        "/boot/loader.conf kern.racct.enable: {}",
-        racct.as_deref().unwrap_or("unset")
-    ));
-    if racct.as_deref() != Some("1") {
-        if change(
-            sysrc_set("/boot/loader.conf", "kern.racct.enable", "1"),
-            &mut say,
-        ) {
-            say("  resource limits (rctl) need a reboot to take effect".to_owned());
-        } else {
-            ok = false;
-        }
-    }
+    ok &= racct(runner.as_ref(), &files.loader_conf, dry_run, &mut say);
     for dataset in [
         &layout.root,
         &layout.images,
@@ -222,7 +289,7 @@ pub fn run(
             }
         }
     }
-    match pf_template_path {
+    match &files.pf_template {
         Some(path) => ok &= pf_template(path, dry_run, &mut say),
         None => say("pf template: pf_config_template_path is not configured".to_owned()),
     }
@@ -234,15 +301,55 @@ mod tests {
     use super::*;
     use kleene_runner::RecordingRunner;
 
-    fn setup() -> (Arc<RecordingRunner>, Zfs, Layout) {
+    struct Host {
+        runner: Arc<RecordingRunner>,
+        zfs: Zfs,
+        layout: Layout,
+        files: Files,
+        _dir: tempfile::TempDir,
+    }
+
+    fn host() -> Host {
         let runner = Arc::new(RecordingRunner::new());
         let zfs = Zfs::new(runner.clone())
             .with_programs(zfs::ZfsPrograms::freebsd())
             .with_retry(zfs::RetryPolicy::none());
-        (runner, zfs, Layout::new("zroot/kleene").unwrap())
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files {
+            loader_conf: dir.path().join("boot/loader.conf"),
+            pf_template: Some(dir.path().join("etc/kleened/pf.conf.kleene")),
+        };
+        std::fs::create_dir_all(dir.path().join("boot")).unwrap();
+        std::fs::write(&files.loader_conf, "zfs_load=\"YES\"").unwrap();
+        Host {
+            runner,
+            zfs,
+            layout: Layout::new("zroot/kleene").unwrap(),
+            files,
+            _dir: dir,
+        }
     }
 
-    /// A host where nothing is set up: modules missing, variables unset, no datasets.
+    impl Host {
+        fn init(&self, dry_run: bool) -> (bool, String) {
+            let mut out = Vec::new();
+            let ok = run(
+                self.runner.clone(),
+                &self.zfs,
+                &self.layout,
+                &self.files,
+                dry_run,
+                &mut out,
+            );
+            (ok, String::from_utf8(out).unwrap())
+        }
+
+        fn template(&self) -> &Path {
+            self.files.pf_template.as_deref().unwrap()
+        }
+    }
+
+    /// A host where nothing is set up: modules missing, variables unset, racct off, no datasets.
     fn nothing_set_up(runner: &RecordingRunner, changes_too: bool) {
         for _ in MODULES {
             runner.push_err(1, "");
@@ -256,10 +363,7 @@ mod tests {
                 runner.push_ok("");
             }
         }
-        runner.push_err(1, "sysrc: unknown variable\n");
-        if changes_too {
-            runner.push_ok("");
-        }
+        runner.push_ok("0\n");
         for _ in 0..4 {
             runner.push_err(1, "cannot open 'zroot/kleene': dataset does not exist\n");
             if changes_too {
@@ -270,106 +374,110 @@ mod tests {
 
     #[test]
     fn dry_run_only_looks_and_prints_the_changes() {
-        let (runner, zfs, layout) = setup();
-        nothing_set_up(&runner, false);
-        let dir = tempfile::tempdir().unwrap();
-        let template = dir.path().join("etc/kleened/pf.conf.kleene");
-        let mut out = Vec::new();
-        assert!(run(
-            runner.clone(),
-            &zfs,
-            &layout,
-            Some(&template),
-            true,
-            &mut out
-        ));
-        let text = String::from_utf8(out).unwrap();
-        assert!(
-            text.contains(&format!(
+        let host = host();
+        nothing_set_up(&host.runner, false);
+        let (ok, text) = host.init(true);
+        assert!(ok, "{text}");
+        for expected in [
+            "  would run: /sbin/kldload -n if_epair".to_owned(),
+            "  would run: /usr/sbin/sysrc -f /etc/rc.conf pf_enable=YES".to_owned(),
+            format!(
+                "  would add to {}: kern.racct.enable=\"1\"",
+                host.files.loader_conf.display()
+            ),
+            "  resource accounting is off until the next boot; resource limits (rctl) need it"
+                .to_owned(),
+            "  would run: /sbin/zfs create zroot/kleene/volumes".to_owned(),
+            format!(
                 "  would install the shipped template at {}",
-                template.display()
-            )),
-            "{text}"
+                host.template().display()
+            ),
+        ] {
+            assert!(text.contains(&expected), "{expected:?} in\n{text}");
+        }
+        assert!(!host.template().exists());
+        assert_eq!(
+            std::fs::read_to_string(&host.files.loader_conf).unwrap(),
+            "zfs_load=\"YES\""
         );
-        assert!(!template.exists());
+        // Only the looks ran: kldstat, sysrc -n, sysctl -n and zfs list.
         assert!(
-            text.contains("  would run: /sbin/kldload if_epair"),
-            "{text}"
-        );
-        assert!(
-            text.contains("  would run: /usr/sbin/sysrc -f /boot/loader.conf kern.racct.enable=1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("  would run: /sbin/zfs create zroot/kleene/volumes"),
-            "{text}"
-        );
-        // Only the looks ran: kldstat, sysrc -n and zfs list.
-        assert!(
-            runner
-                .lines()
-                .iter()
-                .all(|l| l.contains("kldstat") || l.contains("sysrc -n") || l.contains(" list ")),
+            host.runner.lines().iter().all(|l| l.contains("kldstat")
+                || l.contains("sysrc -n")
+                || l.contains("sysctl -n")
+                || l.contains(" list ")),
             "{:?}",
-            runner.lines()
+            host.runner.lines()
         );
     }
 
     #[test]
     fn init_changes_what_is_missing_and_nothing_else() {
-        let (runner, zfs, layout) = setup();
-        nothing_set_up(&runner, true);
-        let dir = tempfile::tempdir().unwrap();
-        let template = dir.path().join("etc/kleened/pf.conf.kleene");
-        let mut out = Vec::new();
-        assert!(run(
-            runner.clone(),
-            &zfs,
-            &layout,
-            Some(&template),
-            false,
-            &mut out
-        ));
-        assert_eq!(std::fs::read_to_string(&template).unwrap(), PF_TEMPLATE);
-        use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(
-            std::fs::metadata(&template).unwrap().permissions().mode() & 0o777,
-            0o644
-        );
-        let lines = runner.lines();
-        assert!(lines.contains(&"/sbin/kldload zfs".to_owned()));
+        let host = host();
+        nothing_set_up(&host.runner, true);
+        let (ok, text) = host.init(false);
+        assert!(ok, "{text}");
+        let lines = host.runner.lines();
+        assert!(lines.contains(&"/sbin/kldload -n zfs".to_owned()));
         assert!(lines.contains(&"/usr/sbin/sysrc -f /etc/rc.conf pflog_enable=YES".to_owned()));
         assert!(lines.contains(&"/sbin/zfs create zroot/kleene".to_owned()));
+        assert_eq!(
+            std::fs::read_to_string(&host.files.loader_conf).unwrap(),
+            "zfs_load=\"YES\"\nkern.racct.enable=\"1\"\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(host.template()).unwrap(),
+            PF_TEMPLATE
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(host.template())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o644
+        );
 
-        // Everything in place: only looks.
-        let (runner, zfs, layout) = setup();
+        // Everything in place (and the template edited by its user): only looks.
+        let edited = format!("pass in quick on lo0\n{PF_TEMPLATE}");
+        std::fs::write(host.template(), &edited).unwrap();
+        host.runner.clear_calls();
         for _ in MODULES {
-            runner.push_ok("");
+            host.runner.push_ok("");
         }
         for _ in RC_VARIABLES {
-            runner.push_ok("YES\n");
+            host.runner.push_ok("YES\n");
         }
-        runner.push_ok("1\n");
+        host.runner.push_ok("1\n");
         for _ in 0..4 {
-            runner.push_ok("zroot/kleene\n");
+            host.runner.push_ok("zroot/kleene\n");
         }
-        // The installed template is kept, even when the user has changed it.
-        let edited = format!("pass in quick on lo0\n{PF_TEMPLATE}");
-        std::fs::write(&template, &edited).unwrap();
-        let mut out = Vec::new();
-        assert!(run(
-            runner.clone(),
-            &zfs,
-            &layout,
-            Some(&template),
-            false,
-            &mut out
-        ));
-        assert!(runner
+        let (ok, text) = host.init(false);
+        assert!(ok, "{text}");
+        assert!(!text.contains("rctl"), "{text}");
+        assert!(host
+            .runner
             .lines()
             .iter()
             .all(|l| !l.contains("kldload") && !l.contains("=YES") && !l.contains("create")));
-        assert_eq!(std::fs::read_to_string(&template).unwrap(), edited);
+        assert_eq!(std::fs::read_to_string(host.template()).unwrap(), edited);
+        assert_eq!(
+            std::fs::read_to_string(&host.files.loader_conf).unwrap(),
+            "zfs_load=\"YES\"\nkern.racct.enable=\"1\"\n",
+            "the line is added once"
+        );
+    }
+
+    #[test]
+    fn loader_conf_values_follow_the_loader() {
+        let text = "# kern.racct.enable=1\nkern.racct.enable=\"0\"\n  kern.racct.enable = \"1\" # on\nother=1\n";
+        assert_eq!(loader_value(text, RACCT).as_deref(), Some("1"));
+        assert_eq!(
+            loader_value("kern.racct.enable=0\n", RACCT).as_deref(),
+            Some("0")
+        );
+        assert_eq!(loader_value("kern.racct.enabled=1\n", RACCT), None);
     }
 
     #[test]

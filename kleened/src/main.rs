@@ -72,7 +72,10 @@ fn init(config_path: &std::path::Path, dry_run: bool) -> ExitCode {
         runner,
         &zfs,
         &layout,
-        config.pf_config_template_path.as_deref(),
+        &kleened::init::Files {
+            loader_conf: "/boot/loader.conf".into(),
+            pf_template: config.pf_config_template_path.clone(),
+        },
         dry_run,
         &mut std::io::stdout(),
     ) {

@@ -59,6 +59,8 @@ pub struct RunningExec {
     pub io: ProcessIo,
     /// The process.
     pub child: tokio::process::Child,
+    /// Whether it is the container's first process (it started the container).
+    pub first: bool,
     exited: watch::Sender<Option<i32>>,
 }
 
@@ -73,6 +75,7 @@ impl RunningExec {
         let recorder = ExitRecorder {
             exec_id: self.exec_id,
             container_id: self.container_id,
+            first: self.first,
             exited: self.exited,
         };
         (self.io, self.child, recorder)
@@ -86,6 +89,8 @@ pub struct ExitRecorder {
     pub exec_id: String,
     /// Its container.
     pub container_id: String,
+    /// Whether it was the container's first process.
+    pub first: bool,
     exited: watch::Sender<Option<i32>>,
 }
 
@@ -206,14 +211,29 @@ impl Engine {
             container_id: container.id,
             io: spawned.io,
             child: spawned.child,
+            first: !running,
             exited,
         })
     }
 
-    /// Ends an exec instance whose process exited with `code`: forgets it, cleans up its container
-    /// when that stopped too, and answers the closing message.
-    pub async fn finish_exec(&self, exec_id: &str, container_id: &str, code: i32) -> String {
+    /// Ends an exec instance whose process exited with `code`: forgets it, tells the runtime when
+    /// it was the container's first process, cleans up the container when that stopped too, and
+    /// answers the closing message.
+    pub async fn finish_exec(
+        &self,
+        exec_id: &str,
+        container_id: &str,
+        first: bool,
+        code: i32,
+    ) -> String {
         self.execs.with(|map| map.remove(exec_id));
+        if first {
+            if let Ok(runtime) = self.runtime() {
+                let runtime = Arc::clone(runtime);
+                let id = container_id.to_owned();
+                let _ = tokio::task::spawn_blocking(move || runtime.first_process_ended(&id)).await;
+            }
+        }
         if self.is_running(container_id).await {
             format!("{exec_id} has exited with exit-code {code}")
         } else {
@@ -235,7 +255,9 @@ impl Engine {
                 }
             };
             let code = running.exited(status);
-            let message = engine.finish_exec(&running.exec_id, &running.container_id, code).await;
+            let message = engine
+                .finish_exec(&running.exec_id, &running.container_id, running.first, code)
+                .await;
             tracing::info!(exec = %running.exec_id, "{message}");
         });
     }

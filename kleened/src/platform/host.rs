@@ -95,15 +95,19 @@ impl Host {
         parse_uname(&output.stdout_text())
     }
 
-    /// Updates the FreeBSD userland under `basedir` with freebsd-update(8): `fetch`, then `install`.
+    /// Updates the FreeBSD userland under `basedir` with freebsd-update(8), for the release that
+    /// userland is (not the host's), fetching and installing in one run: a separate `install`
+    /// fails when there is nothing to install.
     pub fn freebsd_update(&self, basedir: &Path) -> Result<String, HostError> {
-        let mut log = String::new();
-        for step in ["fetch", "install"] {
-            let output = self.run(&freebsd_update(basedir, step))?;
-            log.push_str(&output.stdout_text());
-            log.push('\n');
+        let version = self.run(&userland_version(basedir))?.stdout_text();
+        let release = version.trim();
+        if release.is_empty() || release.contains(char::is_whitespace) {
+            return Err(HostError::Unexpected(format!(
+                "unexpected userland version '{release}' from {}",
+                basedir.join("bin/freebsd-version").display()
+            )));
         }
-        Ok(log)
+        Ok(self.run(&freebsd_update(basedir, release))?.stdout_text())
     }
 }
 
@@ -143,15 +147,27 @@ pub fn uname(os: TargetOs) -> CommandSpec {
     CommandSpec::new(program).args(["-s", "-r", "-m"].map(str::to_owned))
 }
 
-/// `/usr/sbin/freebsd-update -b BASEDIR --not-running-from-cron STEP`. `PAGER=cat` keeps it from
-/// waiting for a pager, as nobody reads one.
-pub fn freebsd_update(basedir: &Path, step: &str) -> CommandSpec {
+/// `/bin/sh BASEDIR/bin/freebsd-version -u`: the release of the userland under `basedir`
+/// (freebsd-version(1) is a script carrying its userland's version).
+pub fn userland_version(basedir: &Path) -> CommandSpec {
+    CommandSpec::new("/bin/sh").args([
+        path_arg(&in_root(basedir, "/bin/freebsd-version")),
+        "-u".to_owned(),
+    ])
+}
+
+/// `/usr/sbin/freebsd-update -b BASEDIR --currently-running RELEASE --not-running-from-cron fetch
+/// install`. `PAGER=cat` keeps it from waiting for a pager, as nobody reads one.
+pub fn freebsd_update(basedir: &Path, release: &str) -> CommandSpec {
     CommandSpec::new("/usr/sbin/freebsd-update")
         .args([
             "-b".to_owned(),
             path_arg(basedir),
+            "--currently-running".to_owned(),
+            release.to_owned(),
             "--not-running-from-cron".to_owned(),
-            step.to_owned(),
+            "fetch".to_owned(),
+            "install".to_owned(),
         ])
         .env("PAGER", "cat")
 }

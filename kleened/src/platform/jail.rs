@@ -1,10 +1,17 @@
-//! The FreeBSD runtime: containers as jails. The first process is started with
-//! `jail -c path=... name=<id> ... command=/usr/bin/env ...`, later ones with `jexec -l -U`, and a
-//! container is stopped with `jail -r`. Whether a container runs is asked of the kernel with jls(8).
+//! The FreeBSD runtime: containers as jails.
 //!
-//! Every command line is built by a pure function below and pinned by a golden test that names the
-//! man page it follows; the command lines are those the Kleene reference daemon runs (reference
-//! §5.2–5.3). Network parameters for `ipnet` and `vnet` come with networks.
+//! A container starts as `jail -c path=... name=<id> <network> <parameters> persist`, which creates
+//! the jail (and mounts its devfs) without running anything; its first process is then run with
+//! `jexec -l -U <user> <id> /usr/bin/env ...`, like every later one. jexec's exit status is the
+//! process's (128 + the signal when it was killed), which jail(8) itself does not pass on for a
+//! `command=`. When the first process ends, `jail -m name=<id> nopersist` hands the jail back to
+//! the kernel, which removes it once no process is left in it: a container lives while processes
+//! remain, as a jail started with `command=` does. It is stopped with `jail -r`, and a devfs left
+//! at `<mountpoint>/dev` is unmounted. Whether a container runs is asked of the kernel with jls(8).
+//!
+//! Every command line is built by a pure function below and pinned by a golden file
+//! (`kleened/tests/goldens/freebsd/`) that names the man page it was checked against. Network
+//! parameters for `ipnet` and `vnet` come with networks.
 
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
@@ -38,8 +45,9 @@ pub fn network_params(driver: NetworkDriver) -> Vec<String> {
 pub fn jail_params(container_id: &str, user: &str, own: &[String]) -> Vec<String> {
     let defaults: [(String, &[&str]); 5] = [
         ("mount.devfs=true".into(), &["mount.devfs", "mount.nodevfs"]),
+        // jail(8) takes a parameter's value verbatim from its argument: no quotes around it.
         (
-            "exec.stop=\"/bin/sh /etc/rc.shutdown\"".into(),
+            "exec.stop=/bin/sh /etc/rc.shutdown".into(),
             &["exec.stop", "exec.nostop"],
         ),
         ("exec.clean=true".into(), &["exec.clean", "exec.noclean"]),
@@ -66,24 +74,31 @@ fn user_or_root(user: &str) -> &str {
     }
 }
 
-/// jail(8): create the jail with the container's first process as `command`.
-pub fn jail_create(spec: &ProcessSpec) -> Vec<String> {
-    let mut argv = vec![
-        JAIL.to_owned(),
-        "-c".to_owned(),
-        format!("path={}", spec.rootfs.display()),
-        format!("name={}", spec.container_id),
-    ];
-    argv.extend(network_params(spec.network));
-    argv.extend(jail_params(
-        &spec.container_id,
-        user_or_root(&spec.user),
-        &spec.jail_params,
-    ));
-    argv.push(format!("command={ENV}"));
-    argv.extend(spec.env.iter().cloned());
-    argv.extend(spec.cmd.iter().cloned());
-    argv
+/// jail(8): create the jail, persistent until its first process has ended (`persist` comes last,
+/// so a user's `nopersist` cannot remove the jail before that process runs).
+pub fn jail_create(spec: &ProcessSpec) -> CommandSpec {
+    CommandSpec::new(JAIL)
+        .args([
+            "-c".to_owned(),
+            format!("path={}", spec.rootfs.display()),
+            format!("name={}", spec.container_id),
+        ])
+        .args(network_params(spec.network))
+        .args(jail_params(
+            &spec.container_id,
+            user_or_root(&spec.user),
+            &spec.jail_params,
+        ))
+        .arg("persist")
+}
+
+/// jail(8) `-m ... nopersist`: the jail goes when its last process has.
+pub fn jail_release(container_id: &str) -> CommandSpec {
+    CommandSpec::new(JAIL).args([
+        "-m".to_owned(),
+        format!("name={container_id}"),
+        "nopersist".to_owned(),
+    ])
 }
 
 /// jexec(8): run a process in the running jail, in a clean environment, as a user of the jail.
@@ -165,6 +180,7 @@ impl JailRuntime {
                 .stdin(Stdio::from(slave.try_clone().map_err(|e| host("dup", &e))?))
                 .stdout(Stdio::from(slave.try_clone().map_err(|e| host("dup", &e))?))
                 .stderr(Stdio::from(slave));
+            controlling_terminal(&mut command);
             let input = pty.master.try_clone().map_err(|e| host("dup", &e))?;
             ProcessIo {
                 output: FdStream::new(pty.master).map_err(|e| host("pty", &e))?,
@@ -178,6 +194,23 @@ impl JailRuntime {
             .map_err(|e| host(&format!("cannot start {}", argv[0]), &e))?;
         drop(command);
         Ok(Spawned { child, io })
+    }
+
+    /// Runs `spec`, answering its output when it exited 0 and `fail(code, stderr)` otherwise.
+    fn run_ok(
+        &self,
+        spec: &CommandSpec,
+        fail: impl FnOnce(i32, String) -> RuntimeError,
+    ) -> Result<kleene_runner::Output, RuntimeError> {
+        let output = self.run(spec)?;
+        if output.succeeded() {
+            Ok(output)
+        } else {
+            Err(fail(
+                output.code.unwrap_or(-1),
+                output.stderr_text().trim_end().to_owned(),
+            ))
+        }
     }
 
     fn run(&self, spec: &CommandSpec) -> Result<kleene_runner::Output, RuntimeError> {
@@ -194,7 +227,18 @@ impl Runtime for JailRuntime {
                 "no command given and the image has none".into(),
             ));
         }
-        self.spawn(jail_create(spec), spec.tty)
+        // A devfs left by an earlier run would be mounted over, not replaced.
+        self.cleanup(&spec.container_id)?;
+        // jail(8) undoes its own steps when creation fails, so nothing is left to remove then.
+        self.run_ok(&jail_create(spec), |code, stderr| {
+            RuntimeError::Invalid(format!(
+                "could not create the jail ({JAIL} exited with {code}): {stderr}"
+            ))
+        })?;
+        self.spawn(jexec(spec), spec.tty).inspect_err(|_| {
+            let _ = self.run(&jail_remove(&spec.container_id));
+            let _ = self.cleanup(&spec.container_id);
+        })
     }
 
     fn exec(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError> {
@@ -224,19 +268,24 @@ impl Runtime for JailRuntime {
     }
 
     fn stop(&self, container_id: &str, _grace: Duration) -> Result<(), RuntimeError> {
-        // jail -r has its own grace: exec.stop, then SIGTERM, stop.timeout, SIGKILL.
-        let output = self.run(&jail_remove(container_id))?;
-        let result = if output.succeeded() {
-            Ok(())
-        } else {
-            Err(RuntimeError::Host(format!(
-                "{JAIL} exited abnormally with exit code {}: '{}'",
-                output.code.unwrap_or(-1),
-                output.stderr_text()
-            )))
-        };
+        // jail -r sends SIGTERM to the jail's processes, waits stop.timeout (10 s unless
+        // jail.conf says otherwise), then removes the jail, which kills what is left.
+        let removed = self.run_ok(&jail_remove(container_id), |code, stderr| {
+            RuntimeError::Host(format!(
+                "{JAIL} exited abnormally with exit code {code}: '{stderr}'"
+            ))
+        });
         self.cleanup(container_id)?;
-        result
+        removed.map(drop)
+    }
+
+    fn first_process_ended(&self, container_id: &str) {
+        // Fails when the jail is already gone (stopped), which is fine.
+        if let Err(err) = self.run_ok(&jail_release(container_id), |code, stderr| {
+            RuntimeError::Host(format!("exit code {code}: {stderr}"))
+        }) {
+            tracing::debug!(container = container_id, %err, "jail not released");
+        }
     }
 
     fn update(&self, container_id: &str, jail_params: &[String]) -> Result<(), RuntimeError> {
@@ -252,22 +301,42 @@ impl Runtime for JailRuntime {
     }
 
     fn cleanup(&self, container_id: &str) -> Result<(), RuntimeError> {
-        // A jail that ended on its own leaves its devfs mounted at <mountpoint>/dev.
+        // A jail that went by itself leaves its devfs mounted at <mountpoint>/dev.
         let node = format!("{}/{container_id}/dev", self.containers_root);
-        let mounts = self.run(&devfs_mounts())?.stdout_text();
-        if mounts
-            .lines()
-            .any(|line| line.split_whitespace().nth(1) == Some(node.as_str()))
-        {
+        let mounted = || -> Result<bool, RuntimeError> {
+            let mounts = self.run(&devfs_mounts())?.stdout_text();
+            Ok(mounts
+                .lines()
+                .any(|line| line.split_whitespace().nth(1) == Some(node.as_str())))
+        };
+        if mounted()? {
             let output = self.run(&unmount(&node))?;
-            if !output.succeeded() {
+            // jail(8) unmounts it too when a jail's creation fails; gone is gone.
+            if !output.succeeded() && mounted()? {
                 return Err(RuntimeError::Host(format!(
                     "cannot unmount {node}: {}",
-                    output.stderr_text()
+                    output.stderr_text().trim_end()
                 )));
             }
         }
         Ok(())
+    }
+}
+
+/// Makes the child a session leader with its standard input (a terminal) as its controlling
+/// terminal, which neither jail(8) nor jexec(8) does, so shells get job control and `^C`.
+fn controlling_terminal(command: &mut tokio::process::Command) {
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the forked child before exec and only makes two system calls,
+    // setsid(2) and ioctl(2), both async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid()?;
+            if nix::libc::ioctl(0, nix::libc::TIOCSCTTY as _, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
@@ -300,6 +369,58 @@ mod tests {
                 "/usr/sbin/jail -m name=c0ffee000001 host.hostname=web",
                 "/usr/sbin/jail -m name=c0ffee000001 allow.nothing"
             ]
+        );
+    }
+
+    // Off FreeBSD /usr/sbin/jexec does not exist, which makes the first process fail to start.
+    #[cfg(not(target_os = "freebsd"))]
+    #[tokio::test]
+    async fn a_first_process_that_cannot_start_removes_the_jail_again() {
+        let runner = Arc::new(RecordingRunner::new());
+        let runtime = JailRuntime::new(runner.clone(), "/nonexistent/kleene/container".into());
+        let spec = ProcessSpec {
+            container_id: "c0ffee000001".into(),
+            rootfs: "/nonexistent/kleene/container/c0ffee000001".into(),
+            cmd: vec!["/bin/sh".into()],
+            env: vec![],
+            user: String::new(),
+            tty: false,
+            network: NetworkDriver::Host,
+            jail_params: vec![],
+        };
+        // No stale devfs; jail -c works; the process cannot start: the jail is removed and
+        // cleaned up.
+        runner.push_ok("");
+        runner.push_ok("");
+        assert!(runtime.start(&spec).is_err());
+        let lines = runner.lines();
+        assert_eq!(lines[0], "/sbin/mount -p -t devfs");
+        assert!(
+            lines[1]
+                .starts_with("/usr/sbin/jail -c path=/nonexistent/kleene/container/c0ffee000001 ")
+                && lines[1].ends_with(" persist"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[2..],
+            ["/usr/sbin/jail -r c0ffee000001", "/sbin/mount -p -t devfs"]
+        );
+
+        // A refused creation is the user's error, with jail(8)'s reason.
+        runner.clear_calls();
+        runner.push_ok("");
+        runner.push_err(1, "jail: mount.devfs: /x/dev: No such file or directory\n");
+        let err = runtime.start(&spec).unwrap_err();
+        assert!(matches!(err, RuntimeError::Invalid(_)));
+        assert!(
+            err.to_string().contains("No such file or directory"),
+            "{err}"
+        );
+        assert_eq!(
+            runner.lines().len(),
+            2,
+            "nothing to undo: {:?}",
+            runner.lines()
         );
     }
 

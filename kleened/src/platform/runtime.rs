@@ -109,6 +109,10 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     /// [`RuntimeError::Invalid`] with the host's reason, and nothing was changed. Blocks.
     fn update(&self, container_id: &str, jail_params: &[String]) -> Result<(), RuntimeError>;
 
+    /// Hears that the container's first process ended. On FreeBSD the container then lives on
+    /// while other processes remain in it, as a jail does; on Linux it ended with that process.
+    fn first_process_ended(&self, _container_id: &str) {}
+
     /// Releases what the runtime holds on the host, at daemon stop (after every container stopped).
     fn close(&self) {}
 }

@@ -151,7 +151,12 @@ pub(super) async fn start(socket: WebSocket, engine: Arc<Engine>) {
     let status = attach(&mut tx, &mut rx, io.output, io.input, &mut child).await;
     let code = recorder.record(status);
     let message = engine
-        .finish_exec(&recorder.exec_id, &recorder.container_id, code)
+        .finish_exec(
+            &recorder.exec_id,
+            &recorder.container_id,
+            recorder.first,
+            code,
+        )
         .await;
     ws::close(
         &mut tx,
