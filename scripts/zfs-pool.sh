@@ -1,9 +1,11 @@
 #!/bin/sh
-# zfs-pool.sh — bring a file-backed ZFS test pool up or down on a Debian test host.
+# zfs-pool.sh — bring a file-backed ZFS test pool up or down on a Debian or FreeBSD test host.
 #
-# The zfs crate's host tests (zfs/tests/pool.rs) and the Linux end-to-end tests need a real pool.
-# Test machines have no kernel ZFS, so this uses Debian's zfs-fuse (pool version 23), which runs
-# the same zfs(8)/zpool(8) command lines in user space. Run as root.
+# The zfs crate's host tests (zfs/tests/pool.rs) and the end-to-end tests need a real pool. Debian
+# test machines have no kernel ZFS, so there this uses Debian's zfs-fuse (pool version 23), which
+# runs the same zfs(8)/zpool(8) command lines in user space. On FreeBSD (and on Linux with OpenZFS)
+# the kernel's ZFS is used: the zfs module is loaded if needed and no daemon is involved; the
+# file-backed pool is made the same way. Run as root.
 #
 # Usage:
 #   scripts/zfs-pool.sh up     [--name NAME] [--size SIZE] [--dir DIR] [--mountpoint PATH]
@@ -45,6 +47,10 @@ EOF
     exit 2
 }
 
+is_freebsd() {
+    [ "$(uname -s)" = FreeBSD ]
+}
+
 # True when a real kernel ZFS (OpenZFS) is present: then the zfs/zpool tools are used as they
 # are and no zfs-fuse daemon is needed.
 have_kernel_zfs() {
@@ -69,6 +75,14 @@ daemon_pid() {
 }
 
 install_zfs_fuse() {
+    if is_freebsd; then
+        # ZFS is part of FreeBSD; only its kernel module may still need loading.
+        if ! kldstat -q -m zfs; then
+            log "loading the zfs kernel module"
+            kldload zfs || die "kldload zfs failed"
+        fi
+        return 0
+    fi
     if have_kernel_zfs && command -v zpool >/dev/null 2>&1; then
         return 0
     fi
@@ -187,7 +201,7 @@ cmd_down() {
         log "removed $img"
     fi
     rmdir "$POOL_DIR" 2>/dev/null || true
-    if [ "$STOP_DAEMON" -eq 1 ] && ! have_kernel_zfs; then
+    if [ "$STOP_DAEMON" -eq 1 ] && ! have_kernel_zfs && ! is_freebsd; then
         pid=$(daemon_pid)
         if [ -n "$pid" ]; then
             log "stopping zfs-fuse (pid $pid)"
@@ -205,7 +219,11 @@ cmd_status() {
         return 1
     fi
     if ! zpool_answers; then
-        echo "down: zfs-fuse is not running (run: scripts/zfs-pool.sh up)"
+        if is_freebsd; then
+            echo "down: zpool does not answer; is the zfs kernel module loaded? (run: scripts/zfs-pool.sh up)"
+        else
+            echo "down: zfs-fuse is not running (run: scripts/zfs-pool.sh up)"
+        fi
         return 1
     fi
     if pool_exists; then

@@ -111,6 +111,9 @@ impl Drop for TestRoot {
         let Ok(dataset) = zfs::DatasetName::new(self.name.clone()) else {
             return;
         };
+        // Images cloned from a dataset outside the root (the base dataset of the FreeBSD tests)
+        // leave their origin snapshot there when the root goes; find them while the clones exist.
+        let outside = origins_outside(&self.name);
         let flags = zfs::DestroyFlags {
             recursive: true,
             recursive_dependents: true,
@@ -118,8 +121,37 @@ impl Drop for TestRoot {
         };
         if let Err(err) = zfs().destroy(&dataset, flags) {
             eprintln!("could not destroy test dataset {}: {err}", self.name);
+            return;
+        }
+        for origin in outside {
+            let Ok(snapshot) = zfs::SnapshotName::new(origin.clone()) else {
+                continue;
+            };
+            // Without -R: a snapshot that still has clones elsewhere stays.
+            if let Err(err) = zfs().destroy_snapshot(&snapshot, zfs::DestroyFlags::default()) {
+                eprintln!("could not destroy origin snapshot {origin}: {err}");
+            }
         }
     }
+}
+
+/// Origin snapshots, outside `root`, of the filesystems under `root`.
+fn origins_outside(root: &str) -> Vec<String> {
+    let out = Command::new("zfs")
+        .args(["list", "-H", "-o", "origin", "-t", "filesystem", "-r", root])
+        .output();
+    let Ok(out) = out else { return vec![] };
+    let inside = [format!("{root}/"), format!("{root}@")];
+    let mut origins: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|o| *o != "-" && o.contains('@'))
+        .filter(|o| !inside.iter().any(|prefix| o.starts_with(prefix.as_str())))
+        .map(str::to_owned)
+        .collect();
+    origins.sort();
+    origins.dedup();
+    origins
 }
 
 /// A running `kleened` with its own directory for config, socket, pidfile, and its own root dataset
@@ -168,12 +200,13 @@ impl Daemon {
              enable_logging: true\n\
              log_file: {}\n\
              log_level: debug\n\
-             pidfile: {}\n",
+             pidfile: {}\n{}",
             root.name,
             socket.display(),
             options.extra_listeners,
             dir.path().join("kleened.log").display(),
             dir.path().join("kleened.pid").display(),
+            platform_config(&dir.path().display().to_string()),
         );
         std::fs::write(dir.path().join("config.yaml"), config).expect("write config");
         let mut daemon = Daemon {
@@ -349,6 +382,25 @@ impl Drop for Daemon {
                 }
             }
             let _ = std::fs::remove_dir(&parent);
+        }
+        #[cfg(target_os = "freebsd")]
+        {
+            // Jails of this daemon's containers, then their devfs and nullfs mounts, so the
+            // root dataset can be destroyed.
+            let mountpoint = root_mountpoint(&self.root.name);
+            for jail in freebsd::jails_under(&mountpoint).unwrap_or_default() {
+                if let Some(name) = jail.split_whitespace().next() {
+                    let _ = Command::new("/usr/sbin/jail").args(["-r", name]).status();
+                }
+            }
+            let mut mounts = freebsd::mounts_under(&mountpoint).unwrap_or_default();
+            // Deepest first: a mount inside another must go before it.
+            mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+            for mount in mounts {
+                if let Some((_, point)) = mount.split_once(' ') {
+                    let _ = Command::new("/sbin/umount").args(["-f", point]).status();
+                }
+            }
         }
     }
 }
@@ -549,20 +601,57 @@ pub fn sample_objects(db: &kleened::store::Db<'_>) -> Result<(), kleened::store:
     })
 }
 
-/// The BusyBox base archive the image tests use: `KLEENE_TEST_BASE_ARCHIVE`, or
-/// `.cache/base-busybox.tar` that the test command builds with `scripts/base-image.sh busybox`.
+/// Configuration keys a daemon needs on this OS besides those the tests set: on FreeBSD the pf
+/// paths (required there), pointed into the daemon's directory `dir`; nothing on Linux.
+pub fn platform_config(dir: &str) -> String {
+    if cfg!(target_os = "freebsd") {
+        format!("pf_config_path: {dir}/pf.conf\npf_config_template_path: {dir}/pf.conf.kleene\n")
+    } else {
+        String::new()
+    }
+}
+
+/// The base archive the image tests use: `KLEENE_TEST_BASE_ARCHIVE`, or the one the test command
+/// builds into `.cache/`: on Linux a BusyBox root (`scripts/base-image.sh busybox`), on FreeBSD a
+/// small part of the base dataset's userland (`scripts/base-image.sh freebsd-mini`).
 pub fn base_archive() -> PathBuf {
+    let (default, kind) = if cfg!(target_os = "freebsd") {
+        (".cache/base-freebsd.tar", "freebsd-mini")
+    } else {
+        (".cache/base-busybox.tar", "busybox")
+    };
     let path = std::env::var_os("KLEENE_TEST_BASE_ARCHIVE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".cache/base-busybox.tar"));
+        .unwrap_or_else(|| workspace_root().join(default));
     assert!(
         path.is_file(),
         "the base archive {} is missing: run the test command (scripts/test), or build it with \
-         `scripts/base-image.sh busybox {}`",
+         `scripts/base-image.sh {kind} {}`",
         path.display(),
         path.display()
     );
     path
+}
+
+/// The dataset holding a whole extracted userland that base images are cloned from:
+/// `KLEENE_TEST_BASE_DATASET`, on FreeBSD by default `<pool>/basejail` (made by
+/// `scripts/base-image.sh freebsd-dataset`). `None` on Linux unless set: there the base image is
+/// fetched from the BusyBox archive.
+pub fn base_dataset() -> Option<String> {
+    match std::env::var("KLEENE_TEST_BASE_DATASET") {
+        Ok(name) if !name.is_empty() => Some(name),
+        _ if cfg!(target_os = "freebsd") => Some(format!("{}/basejail", test_pool())),
+        _ => None,
+    }
+}
+
+/// The mountpoint of a test dataset (`/<name>` when zfs does not say).
+pub fn root_mountpoint(name: &str) -> String {
+    zfs::DatasetName::new(name.to_owned())
+        .ok()
+        .and_then(|dataset| zfs().mountpoint(&dataset).ok().flatten())
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|| format!("/{name}"))
 }
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 serving the files of a directory (GET only), for
@@ -670,19 +759,44 @@ pub fn cgroup_mount() -> Option<PathBuf> {
     pids
 }
 
-/// Creates a base image `base:latest` from the BusyBox archive; answers its ID.
+/// Creates a base image `base:latest` and answers its ID: a `zfs-clone` of the base dataset where
+/// there is one (FreeBSD: unpacking a whole userland per test would take far too long), else a
+/// `fetch` of the BusyBox archive.
 pub fn base_image(daemon: &Daemon) -> String {
-    let url = format!("file://{}", base_archive().display());
-    let out = daemon.klee(&[
-        "image",
-        "create",
-        "fetch",
-        &url,
-        "-t",
-        "base",
-        "--no-dns",
-        "--no-localtime",
-    ]);
+    let out = match base_dataset() {
+        Some(dataset) => {
+            let name = zfs::DatasetName::new(dataset.clone()).expect("valid base dataset name");
+            assert!(
+                zfs().exists(&name).unwrap_or(false),
+                "the base dataset {dataset} is missing: run the test command (scripts/test), which \
+                 makes it, or `scripts/base-image.sh freebsd-dataset {dataset}`; \
+                 KLEENE_TEST_BASE_DATASET names another"
+            );
+            daemon.klee(&[
+                "image",
+                "create",
+                "zfs-clone",
+                &dataset,
+                "-t",
+                "base",
+                "--no-dns",
+                "--no-localtime",
+            ])
+        }
+        None => {
+            let url = format!("file://{}", base_archive().display());
+            daemon.klee(&[
+                "image",
+                "create",
+                "fetch",
+                &url,
+                "-t",
+                "base",
+                "--no-dns",
+                "--no-localtime",
+            ])
+        }
+    };
     assert!(
         out.status.success(),
         "creating the base image: {}",
@@ -696,7 +810,9 @@ pub fn base_image(daemon: &Daemon) -> String {
         .to_owned()
 }
 
-/// Host mounts below `path` that are not ZFS datasets (leftovers of container starts).
+/// Host mounts below `path` that are not ZFS datasets (leftovers of container starts), each as
+/// `<fstype> <mountpoint>`.
+#[cfg(not(target_os = "freebsd"))]
 pub fn stray_mounts(path: &str) -> Vec<String> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
@@ -711,7 +827,137 @@ pub fn stray_mounts(path: &str) -> Vec<String> {
         .collect()
 }
 
+/// Host mounts below `path` that are not ZFS datasets (a jail's devfs, nullfs mounts), each as
+/// `<fstype> <mountpoint>`, from mount(8) `-p` (fstab format: device, mountpoint, type, ...).
+#[cfg(target_os = "freebsd")]
+pub fn stray_mounts(path: &str) -> Vec<String> {
+    freebsd::mounts_under(path).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// Jails whose root is at or below `path`, each as `<name> <path>` from jls(8) (FreeBSD).
+#[cfg(target_os = "freebsd")]
+pub fn jails_under(path: &str) -> Vec<String> {
+    freebsd::jails_under(path).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// The host's view of jails and mounts, without panics (also used while dropping a daemon).
+#[cfg(target_os = "freebsd")]
+mod freebsd {
+    use std::process::Command;
+
+    fn run(program: &str, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(program)
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{program} {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub(crate) fn mounts_under(path: &str) -> Result<Vec<String>, String> {
+        Ok(run("/sbin/mount", &["-p"])?
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let (_, point, fstype) = (fields.next()?, fields.next()?, fields.next()?);
+                (point.starts_with(path) && fstype != "zfs").then(|| format!("{fstype} {point}"))
+            })
+            .collect())
+    }
+
+    pub(crate) fn jails_under(path: &str) -> Result<Vec<String>, String> {
+        let below = format!("{}/", path.trim_end_matches('/'));
+        Ok(run("/usr/sbin/jls", &["name", "path"])?
+            .lines()
+            .filter(|line| {
+                line.split_once(' ')
+                    .is_some_and(|(_, root)| root == path || root.starts_with(&below))
+            })
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+/// The peak resident set size of a process in KiB: `VmHWM` from `/proc/<pid>/status`.
+#[cfg(not(target_os = "freebsd"))]
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in status");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|kib| kib.parse().ok())
+        .expect("VmHWM in kB")
+}
+
+/// The peak resident set size of a process in KiB: the "maximum RSS" that procstat(1) `-r`
+/// prints from the process's resource usage, e.g. `21344 KB` or `9.5 MB`.
+#[cfg(target_os = "freebsd")]
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let out = Command::new("/usr/bin/procstat")
+        .args(["-r", &pid.to_string()])
+        .output()
+        .expect("run procstat");
+    assert!(
+        out.status.success(),
+        "procstat -r failed: {}",
+        describe(&out)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let value = text
+        .lines()
+        .find_map(|line| {
+            line.split_once("maximum RSS")
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no maximum RSS in procstat -r:\n{text}"));
+    parse_size_kib(&value).unwrap_or_else(|| panic!("cannot read maximum RSS '{value}'"))
+}
+
+/// `12345 KB`, `9.5 MB`, `512 B`, `1.2G` (humanize_number(3) with the suffix `B`) in KiB.
+pub fn parse_size_kib(text: &str) -> Option<u64> {
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let split = compact
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(compact.len());
+    let (number, unit) = compact.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor = match unit.trim_end_matches('B') {
+        "" if unit == "B" => 1.0 / 1024.0,
+        "" | "K" => 1.0,
+        "M" => 1024.0,
+        "G" => 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((number * factor).ceil() as u64)
+}
+
+/// Processes whose command line mentions `needle`, from ps(1) (FreeBSD mounts no /proc).
+#[cfg(target_os = "freebsd")]
+pub fn processes_with(needle: &str) -> Vec<String> {
+    let out = Command::new("/bin/ps")
+        .args(["-ax", "-ww", "-o", "pid=", "-o", "args="])
+        .output()
+        .expect("run ps");
+    assert!(out.status.success(), "ps failed: {}", describe(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Processes whose command line mentions `needle`.
+#[cfg(not(target_os = "freebsd"))]
 pub fn processes_with(needle: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return vec![];
@@ -731,4 +977,19 @@ pub fn processes_with(needle: &str) -> Vec<String> {
                 .then(|| format!("{} {text}", e.file_name().to_string_lossy()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size_kib;
+
+    #[test]
+    fn procstat_sizes_read_as_kib() {
+        assert_eq!(parse_size_kib("21344 KB"), Some(21344));
+        assert_eq!(parse_size_kib("9.5 MB"), Some(9728));
+        assert_eq!(parse_size_kib("21M"), Some(21504));
+        assert_eq!(parse_size_kib("1.0 GB"), Some(1048576));
+        assert_eq!(parse_size_kib("2048 B"), Some(2));
+        assert_eq!(parse_size_kib("12 parsecs"), None);
+    }
 }

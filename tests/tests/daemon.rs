@@ -7,8 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use kleene_tests::{
-    bin, describe, free_port, klee, sample_objects, seed_store, skip_host_tests, Certs, Daemon,
-    DaemonOptions, TestRoot,
+    bin, describe, free_port, klee, platform_config, sample_objects, seed_store, skip_host_tests,
+    Certs, Daemon, DaemonOptions, TestRoot,
 };
 
 fn stdout(output: &std::process::Output) -> String {
@@ -211,32 +211,37 @@ log_level: info
 pidfile: $DIR/kleened.pid
 ";
 
+/// A good configuration for this OS: `GOOD` plus what the OS requires (the pf paths on FreeBSD).
+fn good() -> String {
+    format!("{GOOD}{}", platform_config("$DIR"))
+}
+
 #[test]
 fn bad_configurations_stop_the_daemon_with_a_message_naming_the_problem() {
     if skip_host_tests() {
         return;
     }
     for (config, expected) in [
-        (GOOD.replace("log_level: info\n", ""), "'log_level' key not set in configuration file"),
-        (GOOD.replace("kleene_root: $ROOT\n", ""), "'kleene_root' key not set"),
+        (good().replace("log_level: info\n", ""), "'log_level' key not set in configuration file"),
+        (good().replace("kleene_root: $ROOT\n", ""), "'kleene_root' key not set"),
         (
-            GOOD.replace("kleene_root: $ROOT", "kleene_root: $ROOT/missing"),
+            good().replace("kleene_root: $ROOT", "kleene_root: $ROOT/missing"),
             "/missing' of 'kleene_root' does not exist: create it",
         ),
         (
-            GOOD.replace("http://$DIR/kleened.sock", "http://$DIR"),
+            good().replace("http://$DIR/kleened.sock", "http://$DIR"),
             "invalid value for 'api_listening_sockets[0].address'",
         ),
         (
-            GOOD.replace(
+            good().replace(
                 "  - address: http://$DIR/kleened.sock\n",
                 "  - address: http://$DIR/kleened.sock\n  - address: https://127.0.0.1:1\n    tlscert: $DIR/nope.pem\n",
             ),
             "invalid value for 'api_listening_sockets[1].tlscert': file '",
         ),
-        (GOOD.replace("log_level: info", "log_level: chatty"), "invalid value for 'log_level'"),
-        (format!("{GOOD}colour: blue\n"), "unknown field `colour`"),
-        (GOOD.replace("http://$DIR/kleened.sock", "http://$DIR/missing-dir/kleened.sock"), "does not exist"),
+        (good().replace("log_level: info", "log_level: chatty"), "invalid value for 'log_level'"),
+        (format!("{}colour: blue\n", good()), "unknown field `colour`"),
+        (good().replace("http://$DIR/kleened.sock", "http://$DIR/missing-dir/kleened.sock"), "does not exist"),
     ] {
         let out = kleened_with_config(&config);
         assert!(!out.status.success(), "{config}\n{}", describe(&out));
@@ -259,7 +264,7 @@ fn a_malformed_tls_certificate_stops_the_daemon() {
     if skip_host_tests() {
         return;
     }
-    let out = kleened_with_config(&GOOD.replace(
+    let out = kleened_with_config(&good().replace(
         "  - address: http://$DIR/kleened.sock\n",
         "  - address: http://$DIR/kleened.sock\n  - address: https://127.0.0.1:1\n    tlscert: $DIR/config.yaml\n",
     ));
