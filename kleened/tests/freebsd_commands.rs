@@ -132,10 +132,16 @@ const JAIL_PSEUDO_CHECKED: &str = "jail(8) pseudo-parameters exec.stop, exec.cle
     reference's default parameter list (kleene-api.md §5.2 step 4)";
 
 /// A container's first process: jail -c, then jexec; the same lines start every container.
-fn start_lines(spec: &ProcessSpec) -> Vec<String> {
+/// `login`: whether the user's home directory exists in the image.
+fn start_lines(spec: &ProcessSpec, login: bool) -> Vec<String> {
+    let user = if spec.user.is_empty() {
+        "root"
+    } else {
+        &spec.user
+    };
     vec![
         render(&jail::jail_create(spec)),
-        render_argv(&jail::jexec(spec)),
+        render_argv(&jail::jexec(spec, user, login)),
     ]
 }
 
@@ -153,12 +159,10 @@ fn catalogue() -> Vec<Case> {
                 "jexec(8): the first process, so its exit status is the process's; jail(8) \
                  with command= exits 0 or 1 only (usr.sbin/jail/command.c)",
             ],
-            lines: start_lines(&process(
-                NetworkDriver::Host,
-                "",
-                &[],
-                &["/bin/sh", "/etc/rc"],
-            )),
+            lines: start_lines(
+                &process(NetworkDriver::Host, "", &[], &["/bin/sh", "/etc/rc"]),
+                true,
+            ),
         },
         Case {
             name: "start-disabled-network-own-params",
@@ -170,20 +174,23 @@ fn catalogue() -> Vec<Case> {
                  later value of the same parameter wins, so the final persist beats a user's \
                  nopersist",
                 "jail(8) allow.raw_sockets",
-                "jexec(8) -U www: the user from the jail's password database (pwd.db); -l \
-                 changes to its home directory, which must exist",
+                "jexec(8) -U www: the user from the jail's password database (pwd.db); www's \
+                 home (/nonexistent) does not exist, so no -l (it would fail to chdir there)",
             ],
-            lines: start_lines(&process(
-                NetworkDriver::Disabled,
-                "www",
-                &[
-                    "mount.nodevfs",
-                    "exec.jail_user=www",
-                    "allow.raw_sockets=true",
-                    "nopersist",
-                ],
-                &["/usr/local/bin/httpd", "-f"],
-            )),
+            lines: start_lines(
+                &process(
+                    NetworkDriver::Disabled,
+                    "www",
+                    &[
+                        "mount.nodevfs",
+                        "exec.jail_user=www",
+                        "allow.raw_sockets=true",
+                        "nopersist",
+                    ],
+                    &["/usr/local/bin/httpd", "-f"],
+                ),
+                false,
+            ),
         },
         Case {
             name: "start-vnet-network",
@@ -191,12 +198,15 @@ fn catalogue() -> Vec<Case> {
                 "jail(8) vnet (no value means new): the jail gets its own virtual network \
                  stack; its interfaces (vnet.interface) come with the networks it is connected to",
             ],
-            lines: start_lines(&process(
-                NetworkDriver::Vnet,
-                "",
-                &[],
-                &["/bin/sh", "-c", "echo 'it''s up'"],
-            )),
+            lines: start_lines(
+                &process(
+                    NetworkDriver::Vnet,
+                    "",
+                    &[],
+                    &["/bin/sh", "-c", "echo 'it''s up'"],
+                ),
+                true,
+            ),
         },
         Case {
             name: "jexec",
@@ -205,22 +215,28 @@ fn catalogue() -> Vec<Case> {
                 "jexec(8) -l: a clean environment, as a login (login class environment, then \
                  chdir to the home directory); -U: the user name from the jail's password \
                  database; jexec execs the command, so its exit status is the command's",
-                "env(1): env [name=value ...] utility [argument ...]; exit status 127 when the \
-                 utility is not found, 126 when it cannot be run",
+                "jexec(8) without -l: the process starts in the jail's root directory; used when \
+                 the user's home directory does not exist in the jail (-l would fail to chdir)",
+                "env(1): env [-i] [name=value ...] utility [argument ...]; -i: start from an \
+                 empty environment; exit status 127 when the utility is not found, 126 when it \
+                 cannot be run",
             ],
             lines: vec![
-                render_argv(&jail::jexec(&process(
-                    NetworkDriver::Host,
-                    "",
-                    &[],
-                    &["/bin/echo", "two words"],
-                ))),
-                render_argv(&jail::jexec(&process(
-                    NetworkDriver::Host,
-                    "www",
-                    &[],
-                    &["/usr/bin/id", "-u"],
-                ))),
+                render_argv(&jail::jexec(
+                    &process(NetworkDriver::Host, "", &[], &["/bin/echo", "two words"]),
+                    "root",
+                    true,
+                )),
+                render_argv(&jail::jexec(
+                    &process(NetworkDriver::Host, "operator", &[], &["/usr/bin/id", "-u"]),
+                    "operator",
+                    true,
+                )),
+                render_argv(&jail::jexec(
+                    &process(NetworkDriver::Host, "nobody", &[], &["/usr/bin/id", "-u"]),
+                    "nobody",
+                    false,
+                )),
             ],
         },
         Case {

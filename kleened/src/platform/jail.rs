@@ -21,7 +21,9 @@ use std::time::Duration;
 use kleene_api::NetworkDriver;
 use kleene_runner::{CommandSpec, Runner};
 
+use super::host::in_root;
 use super::io::FdStream;
+use super::passwd;
 use super::runtime::{ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
 
 const JAIL: &str = "/usr/sbin/jail";
@@ -101,16 +103,38 @@ pub fn jail_release(container_id: &str) -> CommandSpec {
     ])
 }
 
-/// jexec(8): run a process in the running jail, in a clean environment, as a user of the jail.
-pub fn jexec(spec: &ProcessSpec) -> Vec<String> {
-    let mut argv = vec![
-        JEXEC.to_owned(),
-        "-l".to_owned(),
+/// The search path of a process whose user has no home directory (FreeBSD's login.conf default).
+const DEFAULT_PATH: &str = "PATH=/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin";
+
+/// jexec(8): run a process in the running jail as `user` (a name in the jail's password database).
+/// With `login` (the user's home directory exists in the jail) it gets the user's login
+/// environment and starts in the home directory (`-l`); otherwise (`nobody`, `www`: home
+/// `/nonexistent`, where `-l` fails) it starts in `/` with a minimal environment made here. The
+/// container's variables come last, over either.
+pub fn jexec(spec: &ProcessSpec, user: &str, login: bool) -> Vec<String> {
+    let mut argv = vec![JEXEC.to_owned()];
+    if login {
+        argv.push("-l".to_owned());
+    }
+    argv.extend([
         "-U".to_owned(),
-        user_or_root(&spec.user).to_owned(),
+        user.to_owned(),
         spec.container_id.clone(),
         ENV.to_owned(),
-    ];
+    ]);
+    if !login {
+        argv.extend([
+            "-i".to_owned(),
+            "HOME=/".to_owned(),
+            format!("USER={user}"),
+            format!("LOGNAME={user}"),
+            "SHELL=/bin/sh".to_owned(),
+            DEFAULT_PATH.to_owned(),
+        ]);
+        if spec.tty {
+            argv.push("TERM=xterm".to_owned());
+        }
+    }
     argv.extend(spec.env.iter().cloned());
     argv.extend(spec.cmd.iter().cloned());
     argv
@@ -227,6 +251,7 @@ impl Runtime for JailRuntime {
                 "no command given and the image has none".into(),
             ));
         }
+        let argv = process_argv(spec)?;
         // A devfs left by an earlier run would be mounted over, not replaced.
         self.cleanup(&spec.container_id)?;
         // jail(8) undoes its own steps when creation fails, so nothing is left to remove then.
@@ -235,7 +260,7 @@ impl Runtime for JailRuntime {
                 "could not create the jail ({JAIL} exited with {code}): {stderr}"
             ))
         })?;
-        self.spawn(jexec(spec), spec.tty).inspect_err(|_| {
+        self.spawn(argv, spec.tty).inspect_err(|_| {
             let _ = self.run(&jail_remove(&spec.container_id));
             let _ = self.cleanup(&spec.container_id);
         })
@@ -250,7 +275,7 @@ impl Runtime for JailRuntime {
         if !self.is_running(&spec.container_id)? {
             return Err(RuntimeError::Invalid("container not running".into()));
         }
-        self.spawn(jexec(spec), spec.tty)
+        self.spawn(process_argv(spec)?, spec.tty)
     }
 
     fn is_running(&self, container_id: &str) -> Result<bool, RuntimeError> {
@@ -323,6 +348,17 @@ impl Runtime for JailRuntime {
     }
 }
 
+/// The jexec line for a process: its user looked up in the container's own passwd and group files
+/// (a clear error for an unknown user before anything starts), `-l` when the home exists.
+fn process_argv(spec: &ProcessSpec) -> Result<Vec<String>, RuntimeError> {
+    let passwd_file = passwd::read_container_file(&spec.rootfs, "etc/passwd");
+    let group_file = passwd::read_container_file(&spec.rootfs, "etc/group");
+    let user = passwd::resolve(&spec.user, passwd_file.as_deref(), group_file.as_deref())
+        .map_err(RuntimeError::Invalid)?;
+    let login = in_root(&spec.rootfs, &user.home).is_dir();
+    Ok(jexec(spec, &user.name, login))
+}
+
 /// Makes the child a session leader with its standard input (a terminal) as its controlling
 /// terminal, which neither jail(8) nor jexec(8) does, so shells get job control and `^C`.
 fn controlling_terminal(command: &mut tokio::process::Command) {
@@ -344,6 +380,46 @@ fn controlling_terminal(command: &mut tokio::process::Command) {
 mod tests {
     use super::*;
     use kleene_runner::RecordingRunner;
+
+    #[test]
+    fn users_come_from_the_container_and_a_missing_home_means_no_login() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc")).unwrap();
+        std::fs::create_dir_all(root.path().join("root")).unwrap();
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "root:*:0:0:Charlie &:/root:/bin/sh\nnobody:*:65534:65534:Unprivileged user:/nonexistent:/usr/sbin/nologin\n",
+        )
+        .unwrap();
+        let mut spec = ProcessSpec {
+            container_id: "c0ffee000001".into(),
+            rootfs: root.path().to_owned(),
+            cmd: vec!["/usr/bin/id".into()],
+            env: vec!["A=1".into()],
+            user: String::new(),
+            tty: false,
+            network: NetworkDriver::Host,
+            jail_params: vec![],
+        };
+        assert_eq!(
+            process_argv(&spec).unwrap().join(" "),
+            "/usr/sbin/jexec -l -U root c0ffee000001 /usr/bin/env A=1 /usr/bin/id"
+        );
+        spec.user = "nobody".into();
+        assert_eq!(
+            process_argv(&spec).unwrap().join(" "),
+            "/usr/sbin/jexec -U nobody c0ffee000001 /usr/bin/env -i HOME=/ USER=nobody \
+             LOGNAME=nobody SHELL=/bin/sh \
+             PATH=/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin A=1 /usr/bin/id"
+        );
+        spec.user = "ghost".into();
+        let err = process_argv(&spec).unwrap_err();
+        assert!(matches!(err, RuntimeError::Invalid(_)));
+        assert!(
+            err.to_string().contains("unable to find user ghost"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_refused_modification_reports_jails_exit_code_and_message() {

@@ -7,6 +7,7 @@ pub mod io;
 pub mod jail;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod passwd;
 pub mod runtime;
 
 pub use host::{freebsd_base_url, in_root, Host, HostError, Release};

@@ -4,7 +4,6 @@
 
 pub mod cgroup;
 pub mod helper;
-pub mod passwd;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use std::time::Duration;
 use kleene_api::NetworkDriver;
 use nix::sys::signal::Signal;
 
+use super::passwd;
 use super::runtime::{ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
 use cgroup::Cgroups;
 use helper::{Mode, Spec, HELPER_ARG, SPEC_ENV};
