@@ -209,6 +209,18 @@ fn catalogue() -> Vec<Case> {
             ),
         },
         Case {
+            name: "start-ipnet-network",
+            checked: &[
+                "jail(8) ip4.addr/ip6.addr (setting them implies ip4=new/ip6=new): not given \
+                 here, so the jail has no addresses of its own; those of the networks the \
+                 container is connected to (and the exec.prestart aliases) come with networks",
+            ],
+            lines: start_lines(
+                &process(NetworkDriver::Ipnet, "", &[], &["/bin/sh", "/etc/rc"]),
+                true,
+            ),
+        },
+        Case {
             name: "jexec",
             checked: &[
                 "jexec(8) SYNOPSIS: jexec [-l] [-u username | -U username] jail [command ...]",
