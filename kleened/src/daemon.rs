@@ -53,6 +53,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         layout,
         host: Host::new(runner.clone(), os),
         runtime: container_runtime(&config, runner, &containers_mountpoint)?,
+        containers_mountpoint: Some(containers_mountpoint),
     })?;
     engine.startup().await?;
 

@@ -15,6 +15,18 @@ use super::{ids, Engine, EngineError};
 use crate::platform::runtime::{RuntimeError, DEFAULT_STOP_GRACE};
 use crate::platform::Runtime;
 
+/// Whether a file system is mounted at `path`: its device differs from its parent directory's.
+fn is_mount_point(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let (Ok(own), Some(Ok(parent))) = (
+        std::fs::symlink_metadata(path),
+        path.parent().map(std::fs::symlink_metadata),
+    ) else {
+        return false;
+    };
+    own.is_dir() && own.dev() != parent.dev()
+}
+
 /// Container names: `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn valid_name(name: &str) -> bool {
     let name = name.strip_prefix('/').unwrap_or(name);
@@ -140,6 +152,17 @@ impl Engine {
                 container.id
             ))
         })?;
+        // A clone inherits its parent's mountpoint: when a file system is mounted where the
+        // dataset's would be, that is it, and zfs need not be asked (a round trip per start).
+        if let Some(path) = self
+            .containers_mountpoint
+            .as_ref()
+            .map(|parent| parent.join(dataset.basename()))
+        {
+            if is_mount_point(&path) {
+                return Ok(path);
+            }
+        }
         self.zfs(move |zfs| match zfs.mounted_at(&dataset)? {
             Some(path) => Ok(Some(path)),
             None => {
@@ -505,6 +528,15 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_points_are_told_by_their_device() {
+        // /dev is a file system of its own on Linux (devtmpfs) and FreeBSD (devfs).
+        assert!(is_mount_point(std::path::Path::new("/dev")));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_mount_point(dir.path()));
+        assert!(!is_mount_point(&dir.path().join("missing")));
+    }
 
     #[test]
     fn names_follow_the_reference_pattern() {

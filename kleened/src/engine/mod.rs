@@ -9,6 +9,7 @@ mod images;
 pub mod layout;
 pub mod progress;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,8 @@ pub struct EngineParts {
     pub host: Host,
     /// The container runtime of the platform, if it has one.
     pub runtime: Option<Arc<dyn Runtime>>,
+    /// Where container datasets are mounted (their parent's mountpoint), if known.
+    pub containers_mountpoint: Option<PathBuf>,
 }
 
 /// Shared state of the daemon: everything a request may need.
@@ -69,6 +72,7 @@ pub struct Engine {
     layout: Layout,
     host: Host,
     runtime: Option<Arc<dyn Runtime>>,
+    containers_mountpoint: Option<PathBuf>,
     execs: exec::Execs,
     /// Held while an exec instance starts.
     starting: tokio::sync::Mutex<()>,
@@ -96,6 +100,7 @@ impl Engine {
             layout: parts.layout,
             host: parts.host,
             runtime: parts.runtime,
+            containers_mountpoint: parts.containers_mountpoint,
             execs: exec::Execs::default(),
             starting: tokio::sync::Mutex::new(()),
             http,
@@ -193,6 +198,7 @@ pub(crate) fn test_engine(store: Store) -> (Arc<Engine>, Arc<kleene_runner::Reco
         layout: Layout::new("zroot/kleene").expect("valid root"),
         host: Host::new(runner.clone(), TargetOs::Linux),
         runtime: None,
+        containers_mountpoint: None,
     })
     .expect("engine");
     (engine, runner)
