@@ -105,10 +105,14 @@ fn pf_template(path: &Path, dry_run: bool, say: &mut dyn FnMut(String)) -> bool 
                         .mode(0o644)
                         .open(path)
                 })
-                .and_then(|mut file| file.write_all(PF_TEMPLATE.as_bytes()));
+                .and_then(|mut file| {
+                    // A template cut short would be worse than none: remove what this made.
+                    file.write_all(PF_TEMPLATE.as_bytes()).inspect_err(|_| {
+                        let _ = std::fs::remove_file(path);
+                    })
+                });
             if let Err(err) = written {
                 say(format!("  failed: {err}"));
-                let _ = std::fs::remove_file(path);
                 return false;
             }
             true

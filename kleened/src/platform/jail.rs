@@ -314,15 +314,13 @@ impl Runtime for JailRuntime {
     }
 
     fn update(&self, container_id: &str, jail_params: &[String]) -> Result<(), RuntimeError> {
-        let output = self.run(&jail_modify(container_id, jail_params))?;
-        if output.succeeded() {
-            return Ok(());
-        }
-        Err(RuntimeError::Invalid(format!(
-            "'{JAIL}' returned non-zero exitcode {} when attempting to modify the container '{}'",
-            output.code.unwrap_or(-1),
-            output.stderr_text().trim_end()
-        )))
+        self.run_ok(&jail_modify(container_id, jail_params), |code, stderr| {
+            RuntimeError::Invalid(format!(
+                "'{JAIL}' returned non-zero exitcode {code} when attempting to modify the \
+                 container '{stderr}'"
+            ))
+        })
+        .map(drop)
     }
 
     fn cleanup(&self, container_id: &str) -> Result<(), RuntimeError> {
