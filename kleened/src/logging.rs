@@ -8,6 +8,9 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use tracing_appender::non_blocking::WorkerGuard;
+
+/// Log lines waiting for the writer thread before a logging call waits for it.
+const LOG_QUEUE_LINES: usize = 1024;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
@@ -28,7 +31,13 @@ pub fn init(config: &Config) -> anyhow::Result<LogGuard> {
         .with_writer(std::io::stderr)
         .with_filter(filter());
     let (file, guard) = if config.enable_logging {
-        let (writer, guard) = tracing_appender::non_blocking(open_log_file(&config.log_file)?);
+        // The writer thread's queue is allocated whole up front: 128k lines by default, about
+        // 4 MiB of resident memory. A short queue that makes a burst wait (not lossy: no line is
+        // dropped) keeps the daemon small.
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .buffered_lines_limit(LOG_QUEUE_LINES)
+            .lossy(false)
+            .finish(open_log_file(&config.log_file)?);
         let layer = fmt::layer()
             .with_ansi(false)
             .with_writer(writer)
