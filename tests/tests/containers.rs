@@ -32,11 +32,16 @@ fn containers(daemon: &Daemon) -> Vec<serde_json::Value> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn running(daemon: &Daemon, name: &str) -> bool {
+fn inspect(daemon: &Daemon, name: &str) -> serde_json::Value {
     let out = daemon.klee(&["isc", name]);
     assert!(out.status.success(), "{}", describe(&out));
-    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    inspect["container"]["running"].as_bool().unwrap()
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn running(daemon: &Daemon, name: &str) -> bool {
+    inspect(daemon, name)["container"]["running"]
+        .as_bool()
+        .unwrap()
 }
 
 /// Nothing of the daemon's containers is left on the host but their datasets.
@@ -646,12 +651,6 @@ asyncio.run(main())
     assert!(line("wrong-id ").contains(r#"[], 1011, {"data": "", "message": "could not find execution instance matching 'wrongid'""#), "{lines:#?}");
     assert_eq!(line("removed "), "removed 200");
     assert_no_runtime_leftovers(&daemon);
-}
-
-fn inspect(daemon: &Daemon, name: &str) -> serde_json::Value {
-    let out = daemon.klee(&["isc", name]);
-    assert!(out.status.success(), "{}", describe(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]

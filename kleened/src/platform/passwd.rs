@@ -19,12 +19,7 @@ pub struct User {
 /// text (either may be missing).
 pub fn resolve(user: &str, passwd: Option<&str>, group: Option<&str>) -> Result<User, String> {
     let user = if user.is_empty() { "root" } else { user };
-    let entries: Vec<Vec<&str>> = passwd
-        .unwrap_or("")
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 7)
-        .collect();
+    let entries = records(passwd, 7);
     let (spec_user, spec_group) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
@@ -69,12 +64,7 @@ pub fn resolve(user: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
             ))
         }
     };
-    let groups: Vec<Vec<&str>> = group
-        .unwrap_or("")
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 4)
-        .collect();
+    let groups = records(group, 4);
     if let Some(wanted) = spec_group {
         resolved.gid = match wanted.parse::<u32>() {
             Ok(gid) => gid,
@@ -93,6 +83,15 @@ pub fn resolve(user: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
         .filter_map(|f| f[2].parse().ok())
         .collect();
     Ok(resolved)
+}
+
+/// The `:`-separated records of a passwd or group file that have at least `fields` fields.
+fn records(text: Option<&str>, fields: usize) -> Vec<Vec<&str>> {
+    text.unwrap_or("")
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= fields)
+        .collect()
 }
 
 /// Reads a file of the container, refusing to follow a symlink out of it.
