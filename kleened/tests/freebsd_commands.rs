@@ -126,6 +126,16 @@ const JAIL_PARAMS_CHECKED: &str = "jail(8) PARAMETERS: path, name (never all dig
     (mounts devfs at path/dev, which must be a directory in the image); a value is taken verbatim \
     from its argument, with no quote removal";
 
+const JAIL_CONFINEMENT_CHECKED: &str = "jail(8) devfs_ruleset (\"A simple devfs ruleset for jails \
+    is available as ruleset #4\"; mount.devfs applies devfs_ruleset, or ruleset 4 when it is \
+    unset), enforce_statfs (2: statfs(2) only on the jail's own mount point; its default comes \
+    from the security.jail.enforce_statfs sysctl), children.max (0: no child jails); allow.* \
+    booleans given as allow.noX. Named: set_hostname (on by default: kern_jail.c \
+    JAIL_DEFAULT_ALLOW), sysvipc, raw_sockets, chflags, mount, mlock, quotas, socket_af, \
+    read_msgbuf, all in kern_jail.c's static pr_flag_allow table of every 13.x/14.x kernel; not \
+    named: reserved_ports, unprivileged_proc_debug, suser (kept on, as in JAIL_DEFAULT_ALLOW), \
+    newer or module-made allow.* (an unknown parameter fails jail -c), securelevel (the user's)";
+
 const JAIL_PSEUDO_CHECKED: &str = "jail(8) pseudo-parameters exec.stop, exec.clean, \
     exec.jail_user: used by this jail(8) run only (there is no command here, so they have no \
     effect; jail -r of a jail made on the command line does not run exec.stop); kept as the \
@@ -155,6 +165,7 @@ fn catalogue() -> Vec<Case> {
                 "jail(8) SYNOPSIS: jail -c [param=value ...]: no command, so nothing runs; \
                  persist keeps the jail without processes until jail -m ... nopersist",
                 JAIL_PARAMS_CHECKED,
+                JAIL_CONFINEMENT_CHECKED,
                 JAIL_PSEUDO_CHECKED,
                 "jexec(8): the first process, so its exit status is the process's; jail(8) \
                  with command= exits 0 or 1 only (usr.sbin/jail/command.c)",
@@ -167,13 +178,15 @@ fn catalogue() -> Vec<Case> {
         Case {
             name: "start-disabled-network-own-params",
             checked: &[
-                "jail(8) -c; ip4=disable, ip6=disable; a parameter of the user with a default's \
-                 prefix (mount.nodevfs, exec.jail_user=) replaces the default (kleene-api.md \
-                 §5.2 step 4)",
-                "jail(8): a boolean parameter may be given as name / noname (mount.nodevfs); a \
-                 later value of the same parameter wins, so the final persist beats a user's \
-                 nopersist",
-                "jail(8) allow.raw_sockets",
+                "jail(8) -c; ip4=disable, ip6=disable; a parameter of the user that sets the \
+                 same parameter as a default (mount.nodevfs, exec.jail_user=, allow.sysvipc, \
+                 allow.raw_sockets=true) replaces the default (kleene-api.md §5.2 step 4)",
+                "jail(8): a boolean parameter may be given as name / noname (mount.nodevfs) or \
+                 with the values true and false; a later value of the same parameter wins, so \
+                 the final persist beats a user's nopersist",
+                "jail(8) allow.raw_sockets (ping(8) in the jail), allow.sysvipc (System V IPC, \
+                 shared with the host), allow.reserved_ports (binding ports below 1024; \
+                 allow.noreserved_ports turns it off)",
                 "jexec(8) -U www: the user from the jail's password database (pwd.db); www's \
                  home (/nonexistent) does not exist, so no -l (it would fail to chdir there)",
             ],
@@ -185,6 +198,8 @@ fn catalogue() -> Vec<Case> {
                         "mount.nodevfs",
                         "exec.jail_user=www",
                         "allow.raw_sockets=true",
+                        "allow.sysvipc",
+                        "allow.noreserved_ports",
                         "nopersist",
                     ],
                     &["/usr/local/bin/httpd", "-f"],

@@ -42,27 +42,56 @@ pub fn network_params(driver: NetworkDriver) -> Vec<String> {
     }
 }
 
-/// The user's jail parameters after the defaults: each default is added only when no parameter of
-/// the user starts with one of its prefixes (so `mount.nodevfs` drops `mount.devfs=true`).
+/// What every container is confined to unless the user names the same parameter: devfs with
+/// ruleset 4 (`devfsrules_jail`) enforced, statfs(2) limited to the jail's own mount point, no
+/// child jails, and the `allow.*` permissions off. Only permissions that exist in every FreeBSD
+/// 13.x and 14.x kernel without extra modules are named (jail(8) refuses an unknown parameter).
+/// `allow.reserved_ports`, `allow.unprivileged_proc_debug` and `allow.suser` keep their kernel
+/// default (on), and `securelevel` is the user's. `docs/freebsd-jail-defaults.md` says why.
+pub const CONFINEMENT: [&str; 12] = [
+    "devfs_ruleset=4",
+    "enforce_statfs=2",
+    "children.max=0",
+    "allow.noset_hostname",
+    "allow.nosysvipc",
+    "allow.noraw_sockets",
+    "allow.nochflags",
+    "allow.nomount",
+    "allow.nomlock",
+    "allow.noquotas",
+    "allow.nosocket_af",
+    "allow.noread_msgbuf",
+];
+
+/// The parameter a jail(8) argument sets: its name before any `=`, without the `no` that negates
+/// a boolean in its last component, as jail(8) compares names: `allow.raw_sockets`,
+/// `allow.raw_sockets=1` and `allow.noraw_sockets` all set `allow.raw_sockets`, while
+/// `allow.mount.zfs` is a parameter of its own, not `allow.mount`.
+pub fn param_name(param: &str) -> String {
+    let name = param.split_once('=').map_or(param, |(name, _)| name);
+    match name.rsplit_once('.') {
+        Some((parent, last)) => format!("{parent}.{}", last.strip_prefix("no").unwrap_or(last)),
+        None => name.strip_prefix("no").unwrap_or(name).to_owned(),
+    }
+}
+
+/// The user's jail parameters after the defaults: each default is added only when no parameter
+/// of the user sets the same parameter (see [`param_name`]), so `mount.nodevfs` drops
+/// `mount.devfs=true` and `allow.raw_sockets` drops `allow.noraw_sockets`.
 pub fn jail_params(container_id: &str, user: &str, own: &[String]) -> Vec<String> {
-    let defaults: [(String, &[&str]); 5] = [
-        ("mount.devfs=true".into(), &["mount.devfs", "mount.nodevfs"]),
+    let defaults = [
+        "mount.devfs=true".to_owned(),
         // jail(8) takes a parameter's value verbatim from its argument: no quotes around it.
-        (
-            "exec.stop=/bin/sh /etc/rc.shutdown".into(),
-            &["exec.stop", "exec.nostop"],
-        ),
-        ("exec.clean=true".into(), &["exec.clean", "exec.noclean"]),
-        (format!("exec.jail_user={user}"), &["exec.jail_user"]),
-        (format!("host.hostname={container_id}"), &["host.hostname"]),
-    ];
+        "exec.stop=/bin/sh /etc/rc.shutdown".to_owned(),
+        "exec.clean=true".to_owned(),
+        format!("exec.jail_user={user}"),
+        format!("host.hostname={container_id}"),
+    ]
+    .into_iter()
+    .chain(CONFINEMENT.iter().map(|p| (*p).to_owned()));
+    let named: Vec<String> = own.iter().map(|p| param_name(p)).collect();
     let mut params: Vec<String> = defaults
-        .into_iter()
-        .filter(|(_, prefixes)| {
-            !own.iter()
-                .any(|p| prefixes.iter().any(|prefix| p.starts_with(prefix)))
-        })
-        .map(|(param, _)| param)
+        .filter(|default| !named.contains(&param_name(default)))
         .collect();
     params.extend(own.iter().cloned());
     params
@@ -378,6 +407,64 @@ fn controlling_terminal(command: &mut tokio::process::Command) {
 mod tests {
     use super::*;
     use kleene_runner::RecordingRunner;
+
+    #[test]
+    fn parameter_names_ignore_values_and_the_no_of_booleans() {
+        assert_eq!(param_name("allow.raw_sockets"), "allow.raw_sockets");
+        assert_eq!(param_name("allow.raw_sockets=1"), "allow.raw_sockets");
+        assert_eq!(param_name("allow.noraw_sockets"), "allow.raw_sockets");
+        assert_eq!(param_name("allow.mount.nodevfs"), "allow.mount.devfs");
+        assert_eq!(param_name("nopersist"), "persist");
+        assert_eq!(
+            param_name("exec.stop=/bin/sh /etc/rc.shutdown"),
+            "exec.stop"
+        );
+        // A value that looks like a negation is a value.
+        assert_eq!(param_name("host.hostname=nobody"), "host.hostname");
+    }
+
+    #[test]
+    fn confinement_is_on_unless_the_user_names_the_same_parameter() {
+        let defaults = jail_params("c0ffee000001", "root", &[]);
+        for param in CONFINEMENT {
+            assert!(
+                defaults.contains(&param.to_owned()),
+                "{param}: {defaults:?}"
+            );
+        }
+        // Every form of a user's parameter replaces the default, and goes to jail(8) as given.
+        for own in [
+            "allow.raw_sockets",
+            "allow.raw_sockets=true",
+            "allow.noraw_sockets",
+        ] {
+            let params = jail_params("c0ffee000001", "root", &[own.to_owned()]);
+            let raw: Vec<&String> = params
+                .iter()
+                .filter(|p| param_name(p) == "allow.raw_sockets")
+                .collect();
+            assert_eq!(raw, [own], "{params:?}");
+            assert!(params.contains(&"allow.nochflags".to_owned()), "{params:?}");
+        }
+        let params = jail_params(
+            "c0ffee000001",
+            "root",
+            &[
+                "enforce_statfs=1".into(),
+                "allow.mount".into(),
+                "allow.mount.zfs".into(),
+            ],
+        );
+        assert!(
+            !params.contains(&"enforce_statfs=2".to_owned()),
+            "{params:?}"
+        );
+        assert!(!params.contains(&"allow.nomount".to_owned()), "{params:?}");
+        // allow.mount.zfs is a parameter of its own: it does not turn allow.mount on.
+        let params = jail_params("c0ffee000001", "root", &["allow.mount.zfs".into()]);
+        assert!(params.contains(&"allow.nomount".to_owned()), "{params:?}");
+        assert_eq!(params.last().map(String::as_str), Some("allow.mount.zfs"));
+    }
 
     #[test]
     fn users_come_from_the_container_and_a_missing_home_means_no_login() {
