@@ -70,6 +70,7 @@ struct RawConfig {
     metadata_path: Option<PathBuf>,
     shutdown_timeout_secs: Option<u64>,
     cgroup_parent: Option<String>,
+    cgroup_hierarchy: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +144,15 @@ pub struct ListenerConfig {
     pub tls: Option<TlsSettings>,
 }
 
+impl ListenerConfig {
+    /// A TCP listener that admits clients without a certificate of the configured CA: anyone who
+    /// can reach it controls the daemon, and so the host, as root.
+    pub fn admits_anyone(&self) -> bool {
+        matches!(self.address.location, ApiLocation::Tcp { .. })
+            && !self.tls.as_ref().is_some_and(|tls| tls.verify_client)
+    }
+}
+
 impl fmt::Display for ListenerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.address.fmt(f)
@@ -174,6 +184,18 @@ pub struct Config {
     pub shutdown_timeout: std::time::Duration,
     /// Linux: the cgroup (below the daemon's own) holding one cgroup per container.
     pub cgroup_parent: String,
+    /// Linux: the cgroup hierarchy to track containers in; `None` means cgroup v2 where it is
+    /// mounted, else the v1 `pids` hierarchy.
+    pub cgroup_hierarchy: Option<CgroupHierarchy>,
+}
+
+/// A cgroup hierarchy the Linux runtime can track containers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupHierarchy {
+    /// The unified hierarchy (`v2`).
+    V2,
+    /// The v1 hierarchy with the `pids` controller (`v1`).
+    V1Pids,
 }
 
 impl Config {
@@ -287,6 +309,17 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
                 ))
             }
             None => "kleene".to_owned(),
+        },
+        cgroup_hierarchy: match raw.cgroup_hierarchy.as_deref() {
+            None | Some("auto") => None,
+            Some("v2") => Some(CgroupHierarchy::V2),
+            Some("v1") => Some(CgroupHierarchy::V1Pids),
+            Some(other) => {
+                return Err(invalid(
+                    "cgroup_hierarchy",
+                    format!("'{other}' is not one of auto, v2, v1"),
+                ))
+            }
         },
     })
 }
@@ -443,6 +476,31 @@ log_level: info
         assert_eq!(config.log_level, LogLevel::Info);
         assert_eq!(config.listeners.len(), 1);
         assert!(config.listeners[0].tls.is_none());
+    }
+
+    #[test]
+    fn the_cgroup_hierarchy_is_auto_v2_or_v1() {
+        let with = |value: &str| {
+            parse(
+                &format!("{MINIMAL}cgroup_hierarchy: {value}\n"),
+                TargetOs::Linux,
+            )
+        };
+        assert_eq!(
+            parse(MINIMAL, TargetOs::Linux).unwrap().cgroup_hierarchy,
+            None
+        );
+        assert_eq!(with("auto").unwrap().cgroup_hierarchy, None);
+        assert_eq!(
+            with("v2").unwrap().cgroup_hierarchy,
+            Some(CgroupHierarchy::V2)
+        );
+        assert_eq!(
+            with("v1").unwrap().cgroup_hierarchy,
+            Some(CgroupHierarchy::V1Pids)
+        );
+        let err = with("v3").unwrap_err();
+        assert!(err.to_string().contains("cgroup_hierarchy"), "{err}");
     }
 
     #[test]
@@ -631,6 +689,30 @@ log_level: info
         let tls = config.listeners[0].tls.clone().unwrap();
         assert_eq!(tls.cert, cert);
         assert!(!tls.verify_client);
+        assert!(
+            config.listeners[0].admits_anyone(),
+            "TLS without client certificates"
+        );
+        let plain = parse(
+            &with_listener(
+                "  - address: http:///var/run/kleened.sock\n  - address: http://127.0.0.1:8080\n",
+            ),
+            TargetOs::Linux,
+        )
+        .unwrap();
+        assert!(plain
+            .listeners
+            .iter()
+            .all(|l| l.address.scheme == ApiScheme::Http));
+        assert_eq!(
+            plain
+                .listeners
+                .iter()
+                .map(ListenerConfig::admits_anyone)
+                .collect::<Vec<_>>(),
+            vec![false, true],
+            "the unix socket is guarded by its mode, plain TCP by nothing"
+        );
 
         let err = parse(
             &with_listener(&format!("{base}    tlskey: /no/such/key.pem\n")),

@@ -84,7 +84,14 @@ fn container_runtime(
     _containers: &Path,
 ) -> anyhow::Result<Option<Arc<dyn crate::platform::Runtime>>> {
     let helper = std::env::current_exe().context("cannot find the daemon's own binary")?;
-    let runtime = crate::platform::linux::NamespaceRuntime::new(helper, &config.cgroup_parent)?;
+    use crate::config::CgroupHierarchy;
+    use crate::platform::linux::cgroup::Version;
+    let hierarchy = config.cgroup_hierarchy.map(|h| match h {
+        CgroupHierarchy::V2 => Version::V2,
+        CgroupHierarchy::V1Pids => Version::V1Pids,
+    });
+    let runtime =
+        crate::platform::linux::NamespaceRuntime::new(helper, &config.cgroup_parent, hierarchy)?;
     Ok(Some(Arc::new(runtime)))
 }
 

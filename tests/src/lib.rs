@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod probe;
+
 /// The directory holding the workspace's binaries (`target/debug`).
 fn bin_dir() -> PathBuf {
     // Test executables live in target/<profile>/deps.
@@ -164,6 +166,18 @@ pub struct Daemon {
     pub host: String,
     /// Its `kleene_root`.
     pub root: TestRoot,
+    /// Where its container cgroups are: the `cgroup_hierarchy` it was configured with.
+    hierarchy: CgroupHierarchy,
+}
+
+/// A cgroup hierarchy a daemon tracks containers in (configuration key `cgroup_hierarchy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CgroupHierarchy {
+    /// cgroup v2 where mounted, else v1 `pids` (the daemon's default).
+    #[default]
+    Auto,
+    /// The v1 `pids` hierarchy.
+    V1,
 }
 
 /// Extra listener entries and settings for a daemon's configuration.
@@ -171,6 +185,8 @@ pub struct Daemon {
 pub struct DaemonOptions {
     /// YAML list items appended to `api_listening_sockets` (each starting with `  - address:`).
     pub extra_listeners: String,
+    /// The cgroup hierarchy to track containers in.
+    pub cgroup_hierarchy: CgroupHierarchy,
 }
 
 impl Daemon {
@@ -207,13 +223,17 @@ impl Daemon {
             dir.path().join("kleened.log").display(),
             dir.path().join("kleened.pid").display(),
             platform_config(&dir.path().display().to_string()),
-        );
+        ) + match options.cgroup_hierarchy {
+            CgroupHierarchy::Auto => "",
+            CgroupHierarchy::V1 => "cgroup_hierarchy: v1\n",
+        };
         std::fs::write(dir.path().join("config.yaml"), config).expect("write config");
         let mut daemon = Daemon {
             host: format!("http://{}", socket.display()),
             dir,
             child: None,
             root,
+            hierarchy: options.cgroup_hierarchy,
         };
         daemon.spawn();
         daemon
@@ -250,7 +270,11 @@ impl Daemon {
     /// The directory of the daemon's container cgroups (named after its root dataset).
     pub fn cgroup_parent(&self) -> Option<PathBuf> {
         let name = self.root.name.rsplit('/').next()?.to_owned();
-        cgroup_mount().map(|mount| mount.join(name))
+        let mount = match self.hierarchy {
+            CgroupHierarchy::Auto => cgroup_mount(),
+            CgroupHierarchy::V1 => cgroup_v1_pids_mount(),
+        };
+        mount.map(|mount| mount.join(name))
     }
 
     /// Its metadata database (in the root dataset's mountpoint).
@@ -372,16 +396,7 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
         if let Some(parent) = self.cgroup_parent() {
-            if let Ok(entries) = std::fs::read_dir(&parent) {
-                for entry in entries.filter_map(Result::ok).filter(|e| e.path().is_dir()) {
-                    let _ = std::fs::write(entry.path().join("cgroup.kill"), "1");
-                    let deadline = Instant::now() + Duration::from_secs(5);
-                    while std::fs::remove_dir(entry.path()).is_err() && Instant::now() < deadline {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                }
-            }
-            let _ = std::fs::remove_dir(&parent);
+            remove_cgroup_tree(&parent);
         }
         #[cfg(target_os = "freebsd")]
         {
@@ -738,6 +753,48 @@ pub fn python(klee: &Path, daemon: &Daemon, args: &[&str]) -> Output {
         .env("COLUMNS", "200")
         .output()
         .expect("run the Python klee")
+}
+
+/// Kills every process in the cgroup tree at `root` and removes its cgroups, deepest first.
+fn remove_cgroup_tree(root: &Path) {
+    let mut dirs = vec![];
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            pending.extend(
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+        dirs.push(dir);
+    }
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for dir in &dirs {
+        if std::fs::write(dir.join("cgroup.kill"), "1").is_err() {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines() {
+                let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+            }
+        }
+        while dir.exists() && std::fs::remove_dir(dir).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Where the v1 `pids` hierarchy is mounted, if it is.
+pub fn cgroup_v1_pids_mount() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let point = left.split_whitespace().nth(4)?;
+        let mut fields = right.split_whitespace();
+        (fields.next() == Some("cgroup") && fields.nth(1)?.split(',').any(|o| o == "pids"))
+            .then(|| PathBuf::from(point))
+    })
 }
 
 /// Where cgroup v2 is mounted (or the v1 `pids` hierarchy), as the daemon finds it.

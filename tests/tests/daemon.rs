@@ -286,6 +286,7 @@ fn tcp_listeners_on_ipv4_and_ipv6_serve_the_same_api() {
         extra_listeners: format!(
             "  - address: http://127.0.0.1:{v4}\n  - address: \"http://[::1]:{v6}/\"\n"
         ),
+        ..Default::default()
     });
     for host in [
         format!("http://127.0.0.1:{v4}"),
@@ -295,6 +296,15 @@ fn tcp_listeners_on_ipv4_and_ipv6_serve_the_same_api() {
         let out = klee(&host, &["lsc", "-a"]);
         assert!(out.status.success(), "{host}: {}", describe(&out));
     }
+    // Anyone who reaches a plain TCP listener is root on the host: the daemon says so at start,
+    // once per such listener, and not for the unix socket.
+    let log = daemon.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("is root on this host"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{log}");
+    assert!(warnings[0].contains(&format!("127.0.0.1:{v4}")), "{log}");
 }
 
 #[test]
@@ -312,6 +322,7 @@ fn tls_with_client_certificates_admits_only_clients_of_the_ca() {
             certs.server_key.display(),
             certs.ca.display()
         ),
+        ..Default::default()
     });
     let host = format!("https://127.0.0.1:{port}");
     let p = |path: &std::path::Path| path.display().to_string();

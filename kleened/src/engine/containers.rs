@@ -72,32 +72,42 @@ impl Engine {
         })
     }
 
-    /// Whether a container runs, from the runtime (never from the store).
-    pub(super) async fn is_running(&self, id: &str) -> bool {
+    /// Whether a container runs, from the runtime (never from the store). When the runtime cannot
+    /// tell, this is an error: nothing may take the container for stopped.
+    pub(super) async fn is_running(&self, id: &str) -> Result<bool, EngineError> {
         let Some(runtime) = self.runtime.clone() else {
-            return false;
+            return Ok(false);
         };
-        let id = id.to_owned();
-        tokio::task::spawn_blocking(move || runtime.is_running(&id).unwrap_or(false))
+        let target = id.to_owned();
+        tokio::task::spawn_blocking(move || runtime.is_running(&target))
             .await
-            .unwrap_or(false)
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| {
+                EngineError::Internal(format!(
+                    "cannot tell whether container {id} is running: {e}"
+                ))
+            })
     }
 
-    async fn running_set(&self) -> std::collections::HashSet<String> {
+    /// IDs of the running containers; an error when the runtime cannot tell.
+    async fn running_set(&self) -> Result<std::collections::HashSet<String>, EngineError> {
         let Some(runtime) = self.runtime.clone() else {
-            return Default::default();
+            return Ok(Default::default());
         };
-        tokio::task::spawn_blocking(move || runtime.running().unwrap_or_default())
+        Ok(tokio::task::spawn_blocking(move || runtime.running())
             .await
-            .unwrap_or_default()
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| {
+                EngineError::Internal(format!("cannot tell which containers are running: {e}"))
+            })?
             .into_iter()
-            .collect()
+            .collect())
     }
 
     /// Containers, newest first: all of them, or only those running.
     pub async fn list_containers(&self, all: bool) -> Result<Vec<ContainerSummary>, EngineError> {
         let mut containers = self.store.read(|db| db.list_containers()).await?;
-        let running = self.running_set().await;
+        let running = self.running_set().await?;
         for summary in &mut containers {
             summary.container.running = running.contains(&summary.container.id);
         }
@@ -126,7 +136,7 @@ impl Engine {
             })
             .await?
             .ok_or_else(|| EngineError::NotFound("container not found".into()))?;
-        inspect.container.running = self.is_running(&inspect.container.id).await;
+        inspect.container.running = self.is_running(&inspect.container.id).await?;
         Ok(inspect)
     }
 
@@ -229,6 +239,11 @@ impl Engine {
                 validate_port(&port.container_port, true).map_err(refuse)?;
             }
         }
+        if let Some(runtime) = &self.runtime {
+            runtime
+                .check_jail_params(config.jail_param.as_deref().unwrap_or_default())
+                .map_err(|e| refuse(e.to_string()))?;
+        }
         if config.mounts.as_ref().is_some_and(|m| !m.is_empty()) {
             return Err(refuse(
                 "mounts are not available yet in this version of kleened".into(),
@@ -320,13 +335,14 @@ impl Engine {
         .await
     }
 
-    /// Removes a stopped container, its dataset and its records.
+    /// Removes a stopped container, its dataset and its records. Only a container the runtime
+    /// proves stopped is removed: when it cannot tell, nothing is destroyed.
     pub async fn remove_container(&self, identifier: String) -> Result<IdResponse, EngineError> {
         let container = self
             .find_container(&identifier)
             .await?
             .ok_or_else(|| EngineError::NotFound("no such container".into()))?;
-        if self.is_running(&container.id).await {
+        if self.is_running(&container.id).await? {
             return Err(EngineError::Conflict(
                 "you cannot remove a running container".into(),
             ));
@@ -365,7 +381,7 @@ impl Engine {
             .find_container(&identifier)
             .await?
             .ok_or_else(|| EngineError::NotFound("container not found".into()))?;
-        if !self.is_running(&container.id).await {
+        if !self.is_running(&container.id).await? {
             self.cleanup_container(&container.id).await;
             return Err(EngineError::NotFound("container not running".into()));
         }
@@ -423,10 +439,17 @@ impl Engine {
             updated.restart_policy = policy;
         }
         if let Some(params) = config.jail_param {
+            if let Some(runtime) = &self.runtime {
+                runtime.check_jail_params(&params).map_err(|e| {
+                    EngineError::Conflict(format!(
+                        "an error ocurred while updating the container: {e}"
+                    ))
+                })?;
+            }
             updated.jail_param = params;
         }
         if updated != container {
-            if updated.jail_param != container.jail_param && self.is_running(&container.id).await {
+            if updated.jail_param != container.jail_param && self.is_running(&container.id).await? {
                 // A running container gets its new parameters now (FreeBSD `jail -m`); when the
                 // host refuses them, nothing is saved.
                 let runtime = Arc::clone(self.runtime()?);
@@ -475,7 +498,7 @@ impl Engine {
         if self.runtime.is_none() {
             return Ok(());
         }
-        for id in self.running_set().await {
+        for id in self.running_set().await? {
             tracing::warn!(container = %id, "stopping a container left running by an earlier daemon");
             if let Err(err) = self.stop_running(&id).await {
                 tracing::error!(container = %id, error = %err, "could not stop it");
@@ -514,7 +537,14 @@ impl Engine {
 
     /// At daemon stop: every running container is stopped.
     pub(super) async fn stop_all(&self) {
-        for id in self.running_set().await {
+        let running = match self.running_set().await {
+            Ok(running) => running,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot stop the containers at shutdown");
+                Default::default()
+            }
+        };
+        for id in running {
             if let Err(err) = self.stop_running(&id).await {
                 tracing::error!(container = %id, error = %err, "could not stop container at shutdown");
             }

@@ -184,7 +184,10 @@ impl Engine {
             network: container.network_driver,
             jail_params: container.jail_param.clone(),
         };
-        let running = self.is_running(&container.id).await;
+        let running = self
+            .is_running(&container.id)
+            .await
+            .map_err(|e| e.to_string())?;
         if !running && !start_container {
             return Err("cannot start container when 'start_container' is false.".to_owned());
         }
@@ -198,7 +201,11 @@ impl Engine {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-        let pid = spawned.child.id().unwrap_or(0);
+        // A child the runtime just started has a PID; 0 would mean "my process group" to kill(2).
+        let pid = spawned
+            .child
+            .id()
+            .ok_or_else(|| "the started process has no PID".to_owned())?;
         let (exited, watcher) = watch::channel(None);
         self.execs.with(|map| {
             if let Some(instance) = map.get_mut(exec_id) {
@@ -234,11 +241,16 @@ impl Engine {
                 let _ = tokio::task::spawn_blocking(move || runtime.first_process_ended(&id)).await;
             }
         }
-        if self.is_running(container_id).await {
-            format!("{exec_id} has exited with exit-code {code}")
-        } else {
-            self.cleanup_container(container_id).await;
-            format!("executable {exec_id} and its container exited with exit-code {code}")
+        match self.is_running(container_id).await {
+            Ok(false) => {
+                self.cleanup_container(container_id).await;
+                format!("executable {exec_id} and its container exited with exit-code {code}")
+            }
+            Ok(true) => format!("{exec_id} has exited with exit-code {code}"),
+            Err(err) => {
+                tracing::error!(container = container_id, error = %err, "after its process ended");
+                format!("{exec_id} has exited with exit-code {code}")
+            }
         }
     }
 

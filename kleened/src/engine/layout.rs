@@ -35,7 +35,10 @@ impl Layout {
     }
 
     /// Checks that the root dataset exists and is mounted, and creates the image, container and
-    /// volume parents under it. Answers the root's mountpoint. Blocks (runs zfs).
+    /// volume parents under it, each with its mountpoint closed to everyone but root (mode 0700):
+    /// a container's root may hold setuid files, device nodes or secrets, and no user of the host
+    /// may reach them through the host's view of the dataset. Answers the root's mountpoint.
+    /// Blocks (runs zfs).
     pub fn prepare(&self, zfs: &Zfs) -> Result<PathBuf, String> {
         let root = self.root.as_str();
         let exists = zfs.exists(&self.root).map_err(|e| e.to_string())?;
@@ -52,6 +55,9 @@ impl Layout {
             if !zfs.exists(parent).map_err(|e| e.to_string())? {
                 zfs.create(parent, &[]).map_err(|e| e.to_string())?;
             }
+            if let Some(path) = zfs.mountpoint(parent).map_err(|e| e.to_string())? {
+                close_to_others(&path)?;
+            }
         }
         Ok(mountpoint)
     }
@@ -63,6 +69,13 @@ impl Layout {
             .and_then(|rest| rest.strip_prefix('/'))
             .filter(|id| !id.contains('/') && !id.contains('@'))
     }
+}
+
+/// Mode 0700 on a directory, so that only root can reach what is below it.
+pub fn close_to_others(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("cannot make {} private (mode 0700): {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -89,5 +102,15 @@ mod tests {
             Layout::id_under(&layout.containers, "zroot/kleene/image/c1"),
             None
         );
+    }
+
+    #[test]
+    fn closed_directories_are_mode_0700() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        close_to_others(dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(close_to_others(&dir.path().join("missing")).is_err());
     }
 }

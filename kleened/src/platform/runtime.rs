@@ -85,13 +85,20 @@ pub struct Spawned {
 
 /// A platform's way of running containers. Blocking methods are called off the async threads.
 pub trait Runtime: Send + Sync + std::fmt::Debug {
+    /// Checks a container's jail parameters before anything is made with them (create, update).
+    /// A refusal is [`RuntimeError::Invalid`] saying what is wrong. Pure.
+    fn check_jail_params(&self, _jail_params: &[String]) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
     /// Creates the container around its first process.
     fn start(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError>;
 
     /// Runs another process in a running container.
     fn exec(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError>;
 
-    /// Whether the container has processes now.
+    /// Whether the container has processes now. An error means the runtime cannot tell: the
+    /// caller must not take the container for stopped.
     fn is_running(&self, container_id: &str) -> Result<bool, RuntimeError>;
 
     /// IDs of every container that has processes now.

@@ -109,6 +109,13 @@ pub async fn bind_all(configs: &[ListenerConfig]) -> Result<Vec<BoundListener>, 
 
 async fn bind(config: &ListenerConfig) -> Result<BoundListener, ListenError> {
     let name = config.to_string();
+    if config.admits_anyone() {
+        tracing::warn!(
+            listener = %name,
+            "this TCP listener does not require client certificates (tlsverify): anyone who can \
+             reach it can run containers and so is root on this host"
+        );
+    }
     let fail = |reason: String| ListenError::Bind {
         address: name.clone(),
         reason,

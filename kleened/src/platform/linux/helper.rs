@@ -5,24 +5,24 @@
 //!
 //! - **init**: the helper moves into a new PID namespace and forks the container's PID 1 (placed in
 //!   the container's cgroup before it goes on). PID 1 makes new mount, UTS, IPC, cgroup and (unless
-//!   host networking) network namespaces, mounts `/proc`, a small `/dev` and `/sys`, pivots into the
-//!   container's dataset, sets the hostname, and forks the command as PID 2. It forwards signals to
-//!   the command and reaps orphans; when the command exits, PID 1 exits with its status and the
-//!   kernel ends every other process of the namespace.
+//!   host networking) network namespaces, sets up the root ([`super::rootfs`]), sets the hostname,
+//!   confines itself ([`super::confine`]: capabilities, system-call filter, not dumpable) and forks
+//!   the command as PID 2, which inherits that confinement. PID 1 forwards signals to the command
+//!   and reaps orphans; when the command exits, PID 1 exits with its status and the kernel ends
+//!   every other process of the namespace.
 //! - **exec**: the helper joins the cgroup and the namespaces of a running container's PID 1 and
-//!   forks the command there.
+//!   forks the command there, which confines itself before it runs anything of the container's.
 //!
 //! In both, the helper waits for its child, forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2/
 //! SIGWINCH to it, and exits with its status (a code, or 128 + the signal that killed it). The child
 //! has PR_SET_PDEATHSIG=SIGKILL, so killing the helper kills the process it runs.
 //!
 //! The daemon always hands the helper pipes. For a terminal, the process that forks the command
-//! (PID 1, or the exec helper once in the container's mount namespace) opens a pseudo-terminal from
-//! the container's own `/dev/pts`, so the command sees a terminal that exists in its filesystem, and
-//! relays between the pipes and the terminal until the command ends.
+//! (PID 1, or the exec helper once in the container's mount namespace) opens one from the
+//! container's own devpts and relays ([`super::tty`]).
 //!
-//! Besides registering descriptors with the reactor (`platform::io`), this is the only module of the
-//! daemon with `unsafe` code: fork(2), signal handlers and ioctl(2), each commented where it is.
+//! With [`super::tty`], [`super::seccomp`] and `platform::io` this is where the daemon has `unsafe`
+//! code: fork(2), signal handlers and ioctl(2), each commented where it is.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -30,18 +30,22 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{
-    chdir, execve, fork, pivot_root, setgid, setgroups, sethostname, setsid, setuid, ForkResult,
-    Gid, Pid, Uid,
+    chdir, execve, fork, setgid, setgroups, sethostname, setsid, setuid, ForkResult, Gid, Pid, Uid,
 };
 use serde::{Deserialize, Serialize};
 
+use super::confine::{self, Confinement};
+use super::rootfs::{self, RootOptions};
+use super::tty;
+
 /// The argument that starts the helper.
 pub const HELPER_ARG: &str = "__runtime-helper";
+/// The name the helper runs under (its `argv[0]`): what `ps` shows as the container's PID 1.
+pub const HELPER_NAME: &str = "kleene-init";
 /// The environment variable carrying the spec.
 pub const SPEC_ENV: &str = "KLEENE_RUNTIME_SPEC";
 
@@ -59,11 +63,15 @@ pub enum Mode {
         hostname: String,
         /// Give it a network namespace of its own (only `lo`).
         new_network: bool,
+        /// How its processes are confined.
+        confinement: Confinement,
     },
     /// Run the command in the container whose PID 1 has this host PID.
     Exec {
         /// Host PID of the container's PID 1.
         init_pid: i32,
+        /// How the process is confined (the container's confinement).
+        confinement: Confinement,
     },
     /// Change the hostname of the running container whose PID 1 has this host PID; no command.
     SetHostname {
@@ -139,12 +147,14 @@ fn default_signals() {
     );
 }
 
-fn fail(what: &str, err: impl std::fmt::Display) -> ! {
+/// Reports a set-up failure on stderr (which the daemon shows to the client) and exits 125.
+pub(super) fn fail(what: &str, err: impl std::fmt::Display) -> ! {
     eprintln!("kleened: {what}: {err}");
     std::process::exit(EXIT_SETUP)
 }
 
-fn status_code(status: WaitStatus) -> Option<i32> {
+/// The exit code of a wait status: the code, or 128 + the signal.
+pub(super) fn status_code(status: WaitStatus) -> Option<i32> {
     match status {
         WaitStatus::Exited(_, code) => Some(code),
         WaitStatus::Signaled(_, signal, _) => Some(128 + signal as i32),
@@ -180,7 +190,10 @@ pub fn main() -> ! {
     };
     match &spec.mode {
         Mode::Init { .. } => init(&spec),
-        Mode::Exec { init_pid } => exec_in(&spec, *init_pid),
+        Mode::Exec {
+            init_pid,
+            confinement,
+        } => exec_in(&spec, *init_pid, confinement),
         Mode::SetHostname { init_pid, hostname } => set_hostname(*init_pid, hostname),
     }
 }
@@ -225,6 +238,7 @@ fn container_init(spec: &Spec) -> ! {
         rootfs,
         hostname,
         new_network,
+        confinement,
     } = &spec.mode
     else {
         fail("init", "wrong mode")
@@ -240,7 +254,11 @@ fn container_init(spec: &Spec) -> ! {
     if let Err(err) = unshare(flags) {
         fail("cannot create namespaces", err);
     }
-    if let Err(err) = enter_rootfs(rootfs) {
+    let root = RootOptions {
+        rootfs: rootfs.clone(),
+        own_network: *new_network,
+    };
+    if let Err(err) = rootfs::apply(&root) {
         fail(
             &format!("cannot set up the root filesystem {}", rootfs.display()),
             err,
@@ -254,21 +272,28 @@ fn container_init(spec: &Spec) -> ! {
             fail("cannot bring up lo", err);
         }
     }
-    std::process::exit(fork_command(spec, false))
+    if let Err(err) = confine::apply(confinement) {
+        fail("cannot confine the container", err);
+    }
+    std::process::exit(fork_command(spec, None))
 }
 
 /// Forks the command (on a new terminal when the spec asks for one) and answers its exit code once
-/// it ended.
-fn fork_command(spec: &Spec, exec: bool) -> i32 {
+/// it ended. With `confinement`, the command's process confines itself first (exec); PID 1 is
+/// confined already and its command inherits that.
+fn fork_command(spec: &Spec, confinement: Option<&Confinement>) -> i32 {
     let terminal = spec
         .tty
-        .then(|| open_terminal().unwrap_or_else(|e| fail("cannot open a terminal", e)));
+        .then(|| tty::open_terminal().unwrap_or_else(|e| fail("cannot open a terminal", e)));
     // SAFETY: the helper is single-threaded.
     match unsafe { fork() } {
         Err(err) => fail("fork", err),
         Ok(ForkResult::Child) => {
-            if exec {
+            if let Some(confinement) = confinement {
                 let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+                if let Err(err) = confine::apply(confinement) {
+                    fail("cannot confine the process", err);
+                }
             }
             if let Some((master, slave)) = terminal {
                 drop(master);
@@ -284,110 +309,14 @@ fn fork_command(spec: &Spec, exec: bool) -> i32 {
                 None => wait_for(child),
                 Some((master, slave)) => {
                     drop(slave);
-                    relay(master, child)
+                    tty::relay(master, child)
                 }
             }
         }
     }
 }
 
-/// Opens a pseudo-terminal pair from this process's `/dev/ptmx`.
-fn open_terminal() -> Result<(nix::pty::PtyMaster, std::os::fd::OwnedFd), String> {
-    use nix::fcntl::OFlag;
-    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .map_err(|e| e.to_string())?;
-    nix::pty::grantpt(&master).map_err(|e| e.to_string())?;
-    nix::pty::unlockpt(&master).map_err(|e| e.to_string())?;
-    let name = nix::pty::ptsname_r(&master).map_err(|e| e.to_string())?;
-    let slave = nix::fcntl::open(
-        name.as_str(),
-        OFlag::O_RDWR | OFlag::O_NOCTTY,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| format!("{name}: {e}"))?;
-    Ok((master, slave))
-}
-
-/// Copies stdin to the terminal and the terminal to stdout until the command ends; answers its
-/// exit code. Reaps other children meanwhile (PID 1 inherits orphans).
-fn relay(master: nix::pty::PtyMaster, child: Pid) -> i32 {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use nix::sys::wait::WaitPidFlag;
-    use std::os::fd::BorrowedFd;
-    // SAFETY: descriptors 0 and 1 stay open for the helper's whole life.
-    let (stdin, stdout) = unsafe { (BorrowedFd::borrow_raw(0), BorrowedFd::borrow_raw(1)) };
-    let mut buf = [0u8; 16 * 1024];
-    let mut input_open = true;
-    let mut code = None;
-    loop {
-        loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(status) if status.pid() == Some(child) => code = status_code(status).or(code),
-                Ok(_) => {}
-            }
-        }
-        let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
-        if input_open {
-            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
-        }
-        // Once the command is gone, only what is left in the terminal is read.
-        let timeout = if code.is_some() {
-            PollTimeout::ZERO
-        } else {
-            PollTimeout::from(100u16)
-        };
-        match poll(&mut fds, timeout) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(err) => fail("poll", err),
-            Ok(_) => {}
-        }
-        let master_ready = fds[0].revents().unwrap_or(PollFlags::empty());
-        let input_ready = fds
-            .get(1)
-            .and_then(PollFd::revents)
-            .unwrap_or(PollFlags::empty());
-        let mut drained = true;
-        if master_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-            match nix::unistd::read(&master, &mut buf) {
-                Ok(n) if n > 0 => {
-                    drained = false;
-                    if write_all(stdout, &buf[..n]).is_err() {
-                        // Nobody reads the output any more: end the command.
-                        let _ = kill(child, Signal::SIGHUP);
-                    }
-                }
-                _ => {}
-            }
-        }
-        if input_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-            match nix::unistd::read(stdin, &mut buf) {
-                Ok(n) if n > 0 => {
-                    let _ = write_all(master.as_fd(), &buf[..n]);
-                }
-                _ => input_open = false,
-            }
-        }
-        if let Some(code) = code {
-            if drained {
-                return code;
-            }
-        }
-    }
-}
-
-fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) -> Result<(), nix::errno::Errno> {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(())
-}
-
-fn exec_in(spec: &Spec, init_pid: i32) -> ! {
+fn exec_in(spec: &Spec, init_pid: i32, confinement: &Confinement) -> ! {
     let open = |kind: &str| {
         std::fs::File::open(format!("/proc/{init_pid}/ns/{kind}")).unwrap_or_else(|e| {
             fail(
@@ -419,7 +348,7 @@ fn exec_in(spec: &Spec, init_pid: i32) -> ! {
         }
     }
     // The child is the first process of this helper in the joined PID namespace.
-    std::process::exit(fork_command(spec, true))
+    std::process::exit(fork_command(spec, Some(confinement)))
 }
 
 fn set_hostname(init_pid: i32, hostname: &str) -> ! {
@@ -432,106 +361,6 @@ fn set_hostname(init_pid: i32, hostname: &str) -> ! {
         fail(&format!("cannot set the hostname '{hostname}'"), err);
     }
     std::process::exit(0)
-}
-
-/// Mounts `/proc`, `/dev` and `/sys` in the container's root and makes it the root.
-fn enter_rootfs(rootfs: &Path) -> Result<(), String> {
-    fn err(what: &str) -> impl Fn(nix::errno::Errno) -> String + '_ {
-        move |e| format!("{what}: {e}")
-    }
-    // Nothing mounted from here on is seen by the host.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(err("make / private"))?;
-    mount(
-        Some(rootfs),
-        rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(err("bind the root"))?;
-    let at = |p: &str| rootfs.join(p);
-    let dir =
-        |p: &Path| std::fs::create_dir_all(p).map_err(|e| format!("mkdir {}: {e}", p.display()));
-    let plain = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-
-    dir(&at("proc"))?;
-    mount(Some("proc"), &at("proc"), Some("proc"), plain, None::<&str>)
-        .map_err(err("mount /proc"))?;
-
-    dir(&at("dev"))?;
-    mount(
-        Some("tmpfs"),
-        &at("dev"),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("mode=755,size=65536k"),
-    )
-    .map_err(err("mount /dev"))?;
-    for device in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let node = at("dev").join(device);
-        std::fs::File::create(&node).map_err(|e| format!("create {}: {e}", node.display()))?;
-        mount(
-            Some(Path::new("/dev").join(device).as_path()),
-            &node,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| format!("bind /dev/{device}: {e}"))?;
-    }
-    dir(&at("dev/pts"))?;
-    mount(
-        Some("devpts"),
-        &at("dev/pts"),
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
-    )
-    .map_err(err("mount /dev/pts"))?;
-    dir(&at("dev/shm"))?;
-    mount(
-        Some("shm"),
-        &at("dev/shm"),
-        Some("tmpfs"),
-        plain,
-        Some("mode=1777,size=65536k"),
-    )
-    .map_err(err("mount /dev/shm"))?;
-    for (link, target) in [
-        ("dev/ptmx", "pts/ptmx"),
-        ("dev/fd", "/proc/self/fd"),
-        ("dev/stdin", "/proc/self/fd/0"),
-        ("dev/stdout", "/proc/self/fd/1"),
-        ("dev/stderr", "/proc/self/fd/2"),
-    ] {
-        std::os::unix::fs::symlink(target, at(link))
-            .map_err(|e| format!("symlink /{link}: {e}"))?;
-    }
-    if at("sys").is_dir() {
-        mount(
-            Some("sysfs"),
-            &at("sys"),
-            Some("sysfs"),
-            plain | MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .map_err(err("mount /sys"))?;
-    }
-
-    let old_root = at(".kleene-oldroot");
-    dir(&old_root)?;
-    pivot_root(rootfs, &old_root).map_err(err("pivot_root"))?;
-    chdir("/").map_err(err("chdir /"))?;
-    umount2("/.kleene-oldroot", MntFlags::MNT_DETACH).map_err(err("detach the old root"))?;
-    std::fs::remove_dir("/.kleene-oldroot").map_err(|e| format!("remove /.kleene-oldroot: {e}"))?;
-    Ok(())
 }
 
 /// Brings up `lo` in a new network namespace.
@@ -639,6 +468,10 @@ mod tests {
                 rootfs: "/pool/c".into(),
                 hostname: "abc".into(),
                 new_network: true,
+                confinement: Confinement {
+                    capabilities: vec![caps::Capability::CAP_CHOWN],
+                    seccomp: true,
+                },
             },
             cgroup_procs: "/sys/fs/cgroup/kleene/abc/cgroup.procs".into(),
             argv: vec!["/bin/sh".into()],

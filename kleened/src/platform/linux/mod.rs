@@ -1,10 +1,17 @@
-//! The Linux runtime: containers as namespaced process trees rooted in their ZFS dataset, tracked by a
-//! cgroup each. The namespace work happens in a helper process ([`helper`]); this module prepares it
-//! (user lookup, environment, terminal or pipes, cgroup) and ends containers through their cgroup.
+//! The Linux runtime: containers as namespaced, confined process trees rooted in their ZFS dataset,
+//! tracked by a cgroup each. The namespace work happens in a helper process ([`helper`]); this
+//! module prepares it (user lookup, environment, confinement from the jail parameters
+//! ([`params`]), terminal or pipes, cgroup) and ends containers through their cgroup.
 
 pub mod cgroup;
+pub mod confine;
 pub mod helper;
+pub mod params;
+pub mod rootfs;
+pub mod seccomp;
+mod tty;
 
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,11 +20,29 @@ use nix::sys::signal::Signal;
 
 use super::passwd;
 use super::runtime::{ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
-use cgroup::Cgroups;
-use helper::{Mode, Spec, HELPER_ARG, SPEC_ENV};
+use cgroup::{CgroupError, Cgroups};
+use confine::Confinement;
+use helper::{Mode, Spec, HELPER_ARG, HELPER_NAME, SPEC_ENV};
 
 /// How long to wait for a container's processes to go after SIGKILL.
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn host(err: CgroupError) -> RuntimeError {
+    RuntimeError::Host(err.to_string())
+}
+
+/// The jail parameters of a spec, as the Linux runtime reads them; refusals are the user's.
+fn linux_params(jail_params: &[String]) -> Result<params::LinuxParams, RuntimeError> {
+    params::parse(jail_params).map_err(RuntimeError::Invalid)
+}
+
+/// How many PID namespaces deep this process is (1 in the initial one), from `NSpid`.
+fn pid_namespace_depth(status: &str) -> Option<usize> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|ids| ids.split_whitespace().count())
+}
 
 /// Containers as Linux namespaces.
 #[derive(Debug)]
@@ -28,9 +53,14 @@ pub struct NamespaceRuntime {
 }
 
 impl NamespaceRuntime {
-    /// A runtime whose containers' cgroups are under `cgroup_parent`, run by `helper`.
-    pub fn new(helper: PathBuf, cgroup_parent: &str) -> Result<NamespaceRuntime, RuntimeError> {
-        let cgroups = Cgroups::open(cgroup_parent).map_err(RuntimeError::Host)?;
+    /// A runtime whose containers' cgroups are under `cgroup_parent` (in the `hierarchy` asked
+    /// for, or the one found), run by `helper`.
+    pub fn new(
+        helper: PathBuf,
+        cgroup_parent: &str,
+        hierarchy: Option<cgroup::Version>,
+    ) -> Result<NamespaceRuntime, RuntimeError> {
+        let cgroups = Cgroups::open(cgroup_parent, hierarchy).map_err(host)?;
         tracing::info!(version = ?cgroups.version(), parent = %cgroups.path("").display(), "container cgroups");
         Ok(NamespaceRuntime { helper, cgroups })
     }
@@ -60,8 +90,12 @@ impl NamespaceRuntime {
         let text =
             serde_json::to_string(&helper_spec).map_err(|e| RuntimeError::Host(e.to_string()))?;
         let mut command = tokio::process::Command::new(&self.helper);
+        // The helper becomes the container's PID 1: a plain name, and nothing of the daemon's
+        // environment.
         command
+            .arg0(HELPER_NAME)
             .arg(HELPER_ARG)
+            .env_clear()
             .env(SPEC_ENV, text)
             .kill_on_drop(false);
         // The helper gets pipes; for a terminal it opens one inside the container and relays.
@@ -76,18 +110,30 @@ impl NamespaceRuntime {
         Ok(Spawned { child, io })
     }
 
-    /// The host PID of the container's PID 1: the process of its cgroup that is PID 1 in its own
-    /// PID namespace.
-    fn init_pid(&self, container_id: &str) -> Option<i32> {
-        self.cgroups.pids(container_id).into_iter().find(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("NSpid:"))
-                    .and_then(|ids| ids.split_whitespace().last())
-                    == Some("1")
-            })
-        })
+    /// The host PID of the container's PID 1: the process of its cgroup subtree that is PID 1 of a
+    /// PID namespace one level below the daemon's (a container cannot make PID namespaces, and one
+    /// it made would be deeper).
+    fn init_pid(&self, container_id: &str) -> Result<Option<i32>, RuntimeError> {
+        let own = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .as_deref()
+            .and_then(pid_namespace_depth)
+            .ok_or_else(|| RuntimeError::Host("cannot read NSpid of /proc/self/status".into()))?;
+        Ok(self
+            .cgroups
+            .pids(container_id)
+            .map_err(host)?
+            .into_iter()
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+                    let ids: Vec<&str> = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("NSpid:"))
+                        .map(|ids| ids.split_whitespace().collect())
+                        .unwrap_or_default();
+                    ids.len() == own + 1 && ids.last() == Some(&"1")
+                })
+            }))
     }
 }
 
@@ -114,128 +160,24 @@ fn process_env(env: &[String], user: &passwd::User, tty: bool) -> Vec<String> {
 
 /// The hostname a container gets: `host.hostname=` from its jail parameters, else its ID. The
 /// parameters without a Linux meaning are named in the log.
-fn hostname(container_id: &str, jail_params: &[String]) -> String {
-    let mut hostname = container_id.to_owned();
-    for param in jail_params {
-        match param.split_once('=') {
-            Some(("host.hostname", value)) => hostname = value.trim_matches('"').to_owned(),
-            _ => {
-                tracing::info!(container = container_id, parameter = %param, "jail parameter has no meaning on Linux; ignored")
-            }
-        }
+fn hostname(container_id: &str, params: &params::LinuxParams) -> String {
+    for param in &params.ignored {
+        tracing::info!(container = container_id, parameter = %param, "jail parameter has no meaning on Linux; ignored");
     }
-    hostname
+    params
+        .hostname
+        .clone()
+        .unwrap_or_else(|| container_id.to_owned())
 }
 
-impl Runtime for NamespaceRuntime {
-    fn start(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError> {
-        let new_network = match spec.network {
-            NetworkDriver::Host => false,
-            NetworkDriver::Disabled | NetworkDriver::Vnet => true,
-            NetworkDriver::Ipnet => {
-                return Err(RuntimeError::Invalid(
-                    "the 'ipnet' network driver is not available on Linux; use 'vnet', 'host' or 'disabled'".into(),
-                ))
-            }
-        };
-        self.cgroups
-            .create(&spec.container_id)
-            .map_err(RuntimeError::Host)?;
-        let mode = Mode::Init {
-            rootfs: spec.rootfs.clone(),
-            hostname: hostname(&spec.container_id, &spec.jail_params),
-            new_network,
-        };
-        let mut spawned = self.spawn(spec, mode).inspect_err(|_| {
-            let _ = self.cgroups.remove(&spec.container_id);
-        })?;
-        // The helper puts the container's PID 1 into the cgroup right after forking it; wait for
-        // that, so the container counts as running once start returns.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while self.cgroups.pids(&spec.container_id).is_empty()
-            && matches!(spawned.child.try_wait(), Ok(None))
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Ok(spawned)
-    }
-
-    fn exec(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError> {
-        let init_pid = self
-            .init_pid(&spec.container_id)
-            .ok_or_else(|| RuntimeError::Invalid("container not running".into()))?;
-        self.spawn(spec, Mode::Exec { init_pid })
-    }
-
-    fn is_running(&self, container_id: &str) -> Result<bool, RuntimeError> {
-        Ok(!self.cgroups.pids(container_id).is_empty())
-    }
-
-    fn running(&self) -> Result<Vec<String>, RuntimeError> {
-        Ok(self.cgroups.populated())
-    }
-
-    fn stop(&self, container_id: &str, grace: Duration) -> Result<(), RuntimeError> {
-        self.cgroups.signal_all(container_id, Signal::SIGTERM);
-        if !self.cgroups.wait_empty(container_id, grace) {
-            tracing::info!(
-                container = container_id,
-                "processes still running after {grace:?}; killing them"
-            );
-            self.cgroups.signal_all(container_id, Signal::SIGKILL);
-            if !self.cgroups.wait_empty(container_id, KILL_TIMEOUT) {
-                return Err(RuntimeError::Host(format!(
-                    "processes of container {container_id} are still there after SIGKILL"
-                )));
-            }
-        }
-        self.cleanup(container_id)
-    }
-
-    fn cleanup(&self, container_id: &str) -> Result<(), RuntimeError> {
-        // The container's mounts lived in its own mount namespace and went with its last process;
-        // what is left on the host is its cgroup.
-        if !self
-            .cgroups
-            .wait_empty(container_id, Duration::from_millis(500))
-        {
-            return Err(RuntimeError::Host(format!(
-                "container {container_id} still has processes"
-            )));
-        }
-        self.cgroups
-            .remove(container_id)
-            .map_err(RuntimeError::Host)
-    }
-
-    fn update(&self, container_id: &str, jail_params: &[String]) -> Result<(), RuntimeError> {
-        // Of the jail parameters only `host.hostname` has a Linux meaning; like `jail -m`, only
-        // the parameters given are changed.
-        if !jail_params.iter().any(|p| {
-            p.split_once('=')
-                .is_some_and(|(name, _)| name == "host.hostname")
-        }) {
-            return Ok(());
-        }
-        let hostname = hostname(container_id, jail_params);
-        let init_pid = self
-            .init_pid(container_id)
-            .ok_or_else(|| RuntimeError::Invalid("container not running".into()))?;
-        let spec = Spec {
-            mode: Mode::SetHostname { init_pid, hostname },
-            cgroup_procs: self.cgroups.procs_file(container_id),
-            argv: vec![],
-            env: vec![],
-            uid: 0,
-            gid: 0,
-            groups: vec![],
-            cwd: "/".into(),
-            tty: false,
-        };
-        let text = serde_json::to_string(&spec).map_err(|e| RuntimeError::Host(e.to_string()))?;
+impl NamespaceRuntime {
+    /// Runs the helper for a change without a process (the hostname); its stderr is the refusal.
+    fn run_helper(&self, spec: &Spec) -> Result<(), RuntimeError> {
+        let text = serde_json::to_string(spec).map_err(|e| RuntimeError::Host(e.to_string()))?;
         let output = std::process::Command::new(&self.helper)
+            .arg0(HELPER_NAME)
             .arg(HELPER_ARG)
+            .env_clear()
             .env(SPEC_ENV, text)
             .stdin(std::process::Stdio::null())
             .output()
@@ -252,11 +194,139 @@ impl Runtime for NamespaceRuntime {
             ))
         }
     }
+}
+
+impl Runtime for NamespaceRuntime {
+    fn check_jail_params(&self, jail_params: &[String]) -> Result<(), RuntimeError> {
+        linux_params(jail_params).map(drop)
+    }
+
+    fn start(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError> {
+        let new_network = match spec.network {
+            NetworkDriver::Host => false,
+            NetworkDriver::Disabled | NetworkDriver::Vnet => true,
+            NetworkDriver::Ipnet => {
+                return Err(RuntimeError::Invalid(
+                    "the 'ipnet' network driver is not available on Linux; use 'vnet', 'host' or 'disabled'".into(),
+                ))
+            }
+        };
+        let params = linux_params(&spec.jail_params)?;
+        self.cgroups.create(&spec.container_id).map_err(host)?;
+        let mode = Mode::Init {
+            rootfs: spec.rootfs.clone(),
+            hostname: hostname(&spec.container_id, &params),
+            new_network,
+            confinement: Confinement::from(&params),
+        };
+        let mut spawned = self.spawn(spec, mode).inspect_err(|_| {
+            let _ = self.cgroups.remove(&spec.container_id);
+        })?;
+        // The helper puts the container's PID 1 into the cgroup right after forking it; wait for
+        // that, so the container counts as running once start returns.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !self.cgroups.populated(&spec.container_id).map_err(host)?
+            && matches!(spawned.child.try_wait(), Ok(None))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(spawned)
+    }
+
+    fn exec(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError> {
+        let params = linux_params(&spec.jail_params)?;
+        let init_pid = self
+            .init_pid(&spec.container_id)?
+            .ok_or_else(|| RuntimeError::Invalid("container not running".into()))?;
+        let mode = Mode::Exec {
+            init_pid,
+            confinement: Confinement::from(&params),
+        };
+        self.spawn(spec, mode)
+    }
+
+    fn is_running(&self, container_id: &str) -> Result<bool, RuntimeError> {
+        self.cgroups.populated(container_id).map_err(host)
+    }
+
+    fn running(&self) -> Result<Vec<String>, RuntimeError> {
+        self.cgroups.running().map_err(host)
+    }
+
+    fn stop(&self, container_id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        self.cgroups
+            .signal_all(container_id, Signal::SIGTERM)
+            .map_err(host)?;
+        if !self.cgroups.wait_empty(container_id, grace).map_err(host)? {
+            tracing::info!(
+                container = container_id,
+                "processes still running after {grace:?}; killing them"
+            );
+            let deadline = std::time::Instant::now() + KILL_TIMEOUT;
+            loop {
+                self.cgroups.kill_all(container_id).map_err(host)?;
+                if self
+                    .cgroups
+                    .wait_empty(container_id, Duration::from_millis(100))
+                    .map_err(host)?
+                {
+                    break;
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(RuntimeError::Host(format!(
+                        "processes of container {container_id} are still there after SIGKILL"
+                    )));
+                }
+            }
+        }
+        self.cleanup(container_id)
+    }
+
+    fn cleanup(&self, container_id: &str) -> Result<(), RuntimeError> {
+        // The container's mounts lived in its own mount namespace and went with its last process;
+        // what is left on the host is its cgroup.
+        if !self
+            .cgroups
+            .wait_empty(container_id, Duration::from_millis(500))
+            .map_err(host)?
+        {
+            return Err(RuntimeError::Host(format!(
+                "container {container_id} still has processes"
+            )));
+        }
+        self.cgroups.remove(container_id).map_err(host)
+    }
+
+    fn update(&self, container_id: &str, jail_params: &[String]) -> Result<(), RuntimeError> {
+        // Of the jail parameters only `host.hostname` can change on a running container; like
+        // `jail -m`, only the parameters given are changed. The others apply at the next start.
+        let params = linux_params(jail_params)?;
+        let Some(hostname) = params.hostname else {
+            return Ok(());
+        };
+        let init_pid = self
+            .init_pid(container_id)?
+            .ok_or_else(|| RuntimeError::Invalid("container not running".into()))?;
+        self.run_helper(&Spec {
+            mode: Mode::SetHostname { init_pid, hostname },
+            cgroup_procs: self.cgroups.procs_file(container_id),
+            argv: vec![],
+            env: vec![],
+            uid: 0,
+            gid: 0,
+            groups: vec![],
+            cwd: "/".into(),
+            tty: false,
+        })
+    }
 
     fn close(&self) {
-        for id in self.cgroups.all() {
-            if self.cgroups.pids(&id).is_empty() {
-                let _ = self.cgroups.remove(&id);
+        if let Ok(ids) = self.cgroups.all() {
+            for id in ids {
+                if matches!(self.cgroups.populated(&id), Ok(false)) {
+                    let _ = self.cgroups.remove(&id);
+                }
             }
         }
         self.cgroups.remove_parent();
@@ -286,7 +356,15 @@ mod tests {
 
     #[test]
     fn host_hostname_sets_the_hostname() {
-        assert_eq!(hostname("abc", &["mount.devfs=true".into()]), "abc");
-        assert_eq!(hostname("abc", &["host.hostname=web".into()]), "web");
+        let parse = |p: &str| params::parse(&[p.to_owned()]).unwrap();
+        assert_eq!(hostname("abc", &parse("mount.devfs=true")), "abc");
+        assert_eq!(hostname("abc", &parse("host.hostname=web")), "web");
+    }
+
+    #[test]
+    fn the_pid_namespace_depth_is_read_from_nspid() {
+        assert_eq!(pid_namespace_depth("Name:\tx\nNSpid:\t4242\n"), Some(1));
+        assert_eq!(pid_namespace_depth("NSpid:\t4242\t7\t1\n"), Some(3));
+        assert_eq!(pid_namespace_depth("Name:\tx\n"), None);
     }
 }

@@ -1,0 +1,241 @@
+/*
+ * probe: what a hostile process inside a container tries, one attempt per sub-command. Built
+ * statically by the end-to-end tests (tests/src/confinement.rs) and put into a test image.
+ *
+ * Each attempt prints one line and exits:
+ *   0  "<what>: refused <ERRNO> (<text>)"  the kernel refused with EPERM, EACCES or ENOSYS
+ *   1  "<what>: ALLOWED ..."               the call got past the permission checks
+ *   2  "<what>: failed <ERRNO> ..."        another error: the attempt said nothing either way
+ * `ping ADDR` is the exception: it is an ordinary workload, and exits 0 when the echo came back.
+ *
+ * Every attempt is harmless when allowed: a bogus module image, reboot(2) with a command a
+ * container's PID namespace rejects, a clock that cannot be set, and so on.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#ifdef __linux__
+#include <sys/sysmacros.h>
+#endif
+#include <time.h>
+#include <unistd.h>
+
+#ifdef __linux__
+#include <arpa/inet.h>
+#include <linux/bpf.h>
+#include <linux/keyctl.h>
+#include <linux/perf_event.h>
+#include <linux/reboot.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/ptrace.h>
+#include <sys/swap.h>
+#include <sys/syscall.h>
+#endif
+
+static const char *errno_name(int e) {
+    switch (e) {
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case ENOSYS: return "ENOSYS";
+    case EINVAL: return "EINVAL";
+    case ENOENT: return "ENOENT";
+    case EFAULT: return "EFAULT";
+    case ENOEXEC: return "ENOEXEC";
+    case EBADF: return "EBADF";
+    case EROFS: return "EROFS";
+    case ESRCH: return "ESRCH";
+    default: return "E?";
+    }
+}
+
+/* Reports the outcome of a call that answered `result` with `err` as errno. */
+static int report(const char *what, long result, int err) {
+    if (result >= 0) {
+        printf("%s: ALLOWED (result %ld)\n", what, result);
+        return 1;
+    }
+    if (err == EPERM || err == EACCES || err == ENOSYS) {
+        printf("%s: refused %s (%s)\n", what, errno_name(err), strerror(err));
+        return 0;
+    }
+    printf("%s: ALLOWED past the permission check, then failed %s (%s)\n", what,
+           errno_name(err), strerror(err));
+    return 1;
+}
+
+#define TRY(what, call)                                                                            \
+    do {                                                                                           \
+        errno = 0;                                                                                 \
+        long result_ = (long)(call);                                                               \
+        return report(what, result_, errno);                                                       \
+    } while (0)
+
+static int raw_socket(void) {
+    TRY("raw socket", socket(AF_INET, SOCK_RAW, IPPROTO_ICMP));
+}
+
+static int device_node(void) {
+    /* A block device node (the first disk's major on most hosts). */
+    TRY("mknod of a block device", mknod("/tmp/probe-disk", S_IFBLK | 0600, makedev(8, 0)));
+}
+
+#ifdef __linux__
+static int keyring(void) {
+    TRY("keyctl", syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0));
+}
+
+static int load_module(void) {
+    static const char image[16] = "not a module";
+    TRY("init_module", syscall(SYS_init_module, image, sizeof image, ""));
+}
+
+static int reboot_host(void) {
+    /* Ctrl-Alt-Del handling: a PID namespace other than the host's answers EINVAL when allowed. */
+    TRY("reboot", syscall(SYS_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2,
+                          LINUX_REBOOT_CMD_CAD_OFF, NULL));
+}
+
+static int file_handle(void) {
+    struct {
+        struct file_handle handle;
+        unsigned char bytes[8];
+    } h;
+    memset(&h, 0, sizeof h);
+    h.handle.handle_bytes = 8;
+    h.handle.handle_type = 1;
+    int mount_fd = open("/", O_RDONLY | O_DIRECTORY);
+    TRY("open_by_handle_at", open_by_handle_at(mount_fd, &h.handle, O_RDONLY));
+}
+
+static int bpf_map(void) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.map_type = BPF_MAP_TYPE_ARRAY;
+    attr.key_size = 4;
+    attr.value_size = 4;
+    attr.max_entries = 1;
+    TRY("bpf", syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof attr));
+}
+
+static int perf_event(void) {
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.size = sizeof attr;
+    attr.config = PERF_COUNT_SW_CPU_CLOCK;
+    TRY("perf_event_open", syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0));
+}
+
+static int set_clock(void) {
+    /* CLOCK_MONOTONIC cannot be set: EINVAL when the call is allowed at all. */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    TRY("clock_settime", clock_settime(CLOCK_MONOTONIC, &now));
+}
+
+static int swap(void) {
+    TRY("swapon", swapon("/nonexistent-swap", 0));
+}
+
+static int join_namespace(void) {
+    int fd = open("/proc/self/ns/net", O_RDONLY);
+    TRY("setns", setns(fd, CLONE_NEWNET));
+}
+
+static int new_namespace(const char *kind) {
+    int flag = strcmp(kind, "user") == 0     ? CLONE_NEWUSER
+               : strcmp(kind, "mount") == 0  ? CLONE_NEWNS
+               : strcmp(kind, "net") == 0    ? CLONE_NEWNET
+               : strcmp(kind, "pid") == 0    ? CLONE_NEWPID
+               : strcmp(kind, "cgroup") == 0 ? CLONE_NEWCGROUP
+                                             : 0;
+    if (flag == 0) {
+        fprintf(stderr, "unknown namespace %s\n", kind);
+        return 2;
+    }
+    TRY("unshare", unshare(flag));
+}
+
+static int clone3_call(void) {
+    /* The filter answers ENOSYS, so C libraries fall back to clone(2). */
+    errno = 0;
+    long result = syscall(SYS_clone3, NULL, 0);
+    if (result < 0 && errno == ENOSYS) {
+        printf("clone3: ENOSYS\n");
+        return 0;
+    }
+    printf("clone3: %s\n", errno_name(errno));
+    return 1;
+}
+
+static int trace_init(void) {
+    TRY("ptrace of PID 1", ptrace(PTRACE_ATTACH, 1, NULL, NULL));
+}
+
+static int ping(const char *address) {
+    int fd = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+    if (fd < 0) {
+        printf("ping: cannot open an ICMP datagram socket: %s\n", strerror(errno));
+        return 1;
+    }
+    struct sockaddr_in to = {.sin_family = AF_INET};
+    if (inet_pton(AF_INET, address, &to.sin_addr) != 1) {
+        printf("ping: bad address %s\n", address);
+        return 2;
+    }
+    struct icmphdr echo = {.type = ICMP_ECHO};
+    echo.un.echo.sequence = htons(1);
+    if (sendto(fd, &echo, sizeof echo, 0, (struct sockaddr *)&to, sizeof to) < 0) {
+        printf("ping: send: %s\n", strerror(errno));
+        return 1;
+    }
+    struct pollfd ready = {.fd = fd, .events = POLLIN};
+    if (poll(&ready, 1, 2000) != 1) {
+        printf("ping: no reply from %s\n", address);
+        return 1;
+    }
+    struct icmphdr reply;
+    if (recv(fd, &reply, sizeof reply, 0) < (ssize_t)sizeof reply || reply.type != ICMP_ECHOREPLY) {
+        printf("ping: not an echo reply\n");
+        return 1;
+    }
+    printf("ping: reply from %s\n", address);
+    return 0;
+}
+#endif
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: probe ATTEMPT [ARG]\n");
+        return 2;
+    }
+    const char *what = argv[1];
+    if (strcmp(what, "raw-socket") == 0) return raw_socket();
+    if (strcmp(what, "mknod") == 0) return device_node();
+#ifdef __linux__
+    if (strcmp(what, "keyctl") == 0) return keyring();
+    if (strcmp(what, "init-module") == 0) return load_module();
+    if (strcmp(what, "reboot") == 0) return reboot_host();
+    if (strcmp(what, "open-by-handle") == 0) return file_handle();
+    if (strcmp(what, "bpf") == 0) return bpf_map();
+    if (strcmp(what, "perf") == 0) return perf_event();
+    if (strcmp(what, "settime") == 0) return set_clock();
+    if (strcmp(what, "swapon") == 0) return swap();
+    if (strcmp(what, "setns") == 0) return join_namespace();
+    if (strcmp(what, "unshare") == 0 && argc > 2) return new_namespace(argv[2]);
+    if (strcmp(what, "clone3") == 0) return clone3_call();
+    if (strcmp(what, "ptrace-init") == 0) return trace_init();
+    if (strcmp(what, "ping") == 0 && argc > 2) return ping(argv[2]);
+#endif
+    fprintf(stderr, "probe: unknown attempt %s\n", what);
+    return 2;
+}
