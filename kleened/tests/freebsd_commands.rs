@@ -31,6 +31,8 @@ use zfs::{DatasetName, DestroyFlags, SnapshotName, Zfs, ZfsPrograms};
 /// A container ID as the daemon makes them (12 hex digits, never all decimal).
 const ID: &str = "c0ffee000001";
 const MOUNTPOINT: &str = "/zroot/kleene/container/c0ffee000001";
+/// The jid `jail -i -c` printed for the container's jail.
+const JID: u32 = 7;
 
 struct Case {
     /// File name under `tests/goldens/freebsd/`, without `.txt`.
@@ -136,13 +138,25 @@ const JAIL_CONFINEMENT_CHECKED: &str = "jail(8) devfs_ruleset (\"A simple devfs 
     named: reserved_ports, unprivileged_proc_debug, suser (kept on, as in JAIL_DEFAULT_ALLOW), \
     newer or module-made allow.* (an unknown parameter fails jail -c), securelevel (the user's)";
 
-const JAIL_PSEUDO_CHECKED: &str = "jail(8) pseudo-parameters exec.stop, exec.clean, \
-    exec.jail_user: used by this jail(8) run only (there is no command here, so they have no \
-    effect; jail -r of a jail made on the command line does not run exec.stop); kept as the \
-    reference's default parameter list (kleene-api.md §5.2 step 4)";
+const JAIL_PSEUDO_CHECKED: &str = "jail(8) pseudo-parameters exec.clean, exec.jail_user: they \
+    apply to commands jail(8) runs in the jail, here only a user's exec.start (command.c: \
+    username = exec.jail_user for in-jail commands, clean = exec.clean), and kleened reads them \
+    for the exec.stop it runs itself before jail -R; exec.stop (kleene-api.md §5.2 step 4 lists \
+    it) is left off: a jail made on the command line never runs it (state.c gives a removed \
+    jail a record without parameters, command.c skips commands that are not set)";
 
-/// A container's first process: jail -c, then jexec; the same lines start every container.
-/// `login`: whether the user's home directory exists in the image.
+const JAIL_CREATE_CHECKED: &str = "jail(8) -i: \"Output (only) the jail identifier of the newly \
+    created jail(s). This implies the -q option.\" (command.c prints it right after jail_set, \
+    after a user's exec.prestart output and before exec.start's; when the output is not only the \
+    number, kleened asks jls -j <name> jid); the jid then addresses this run's jail";
+
+const JEXEC_CHECK_CHECKED: &str = "jexec(8) check run with env(1) -i and no utility (prints the \
+    empty environment: nothing, exit status 0): jexec exits 1 with its own message when -U names \
+    no user of the jail's pwd.db (jexec.c: errx \"%s: no such user\") or -l cannot chdir to the \
+    home (err \"chdir: %s\"); that message becomes the start error";
+
+/// A container's first process: jail -i -c, jexec's check, then jexec; the same lines start
+/// every container. `login`: whether the user's home directory exists in the image.
 fn start_lines(spec: &ProcessSpec, login: bool) -> Vec<String> {
     let user = if spec.user.is_empty() {
         "root"
@@ -150,8 +164,9 @@ fn start_lines(spec: &ProcessSpec, login: bool) -> Vec<String> {
         &spec.user
     };
     vec![
-        render(&jail::jail_create(spec)),
-        render_argv(&jail::jexec(spec, user, login)),
+        render(&jail::jail_create(spec, user)),
+        render(&jail::jexec_check(JID, user, login)),
+        render_argv(&jail::jexec(spec, JID, user, login)),
     ]
 }
 
@@ -164,11 +179,15 @@ fn catalogue() -> Vec<Case> {
             checked: &[
                 "jail(8) SYNOPSIS: jail -c [param=value ...]: no command, so nothing runs; \
                  persist keeps the jail without processes until jail -m ... nopersist",
+                JAIL_CREATE_CHECKED,
                 JAIL_PARAMS_CHECKED,
                 JAIL_CONFINEMENT_CHECKED,
                 JAIL_PSEUDO_CHECKED,
+                JEXEC_CHECK_CHECKED,
                 "jexec(8): the first process, so its exit status is the process's; jail(8) \
-                 with command= exits 0 or 1 only (usr.sbin/jail/command.c)",
+                 with command= exits 0 or 1 only (usr.sbin/jail/command.c); the jail by its \
+                 jid (jail(8): the jid \"can be used to identify the jail for later \
+                 modification, or for such commands as jls(8) or jexec(8)\")",
             ],
             lines: start_lines(
                 &process(NetworkDriver::Host, "", &[], &["/bin/sh", "/etc/rc"]),
@@ -238,66 +257,135 @@ fn catalogue() -> Vec<Case> {
         Case {
             name: "jexec",
             checked: &[
-                "jexec(8) SYNOPSIS: jexec [-l] [-u username | -U username] jail [command ...]",
+                "jexec(8) SYNOPSIS: jexec [-l] [-u username | -U username] jail [command ...]; \
+                 jail is a jid here (libjail jail_getid: a number is a jid)",
                 "jexec(8) -l: a clean environment, as a login (login class environment, then \
                  chdir to the home directory); -U: the user name from the jail's password \
                  database; jexec execs the command, so its exit status is the command's",
                 "jexec(8) without -l: the process starts in the jail's root directory; used when \
                  the user's home directory does not exist in the jail (-l would fail to chdir)",
+                "jexec.c -l: the environment is emptied and only the caller's TERM kept; the \
+                 daemon has none, so a process on a terminal gets TERM=xterm through env(1), \
+                 with or without -l; the container's variables come after it and win",
                 "env(1): env [-i] [name=value ...] utility [argument ...]; -i: start from an \
                  empty environment; exit status 127 when the utility is not found, 126 when it \
                  cannot be run",
+                JEXEC_CHECK_CHECKED,
             ],
-            lines: vec![
-                render_argv(&jail::jexec(
-                    &process(NetworkDriver::Host, "", &[], &["/bin/echo", "two words"]),
-                    "root",
-                    true,
-                )),
-                render_argv(&jail::jexec(
-                    &process(NetworkDriver::Host, "operator", &[], &["/usr/bin/id", "-u"]),
-                    "operator",
-                    true,
-                )),
-                render_argv(&jail::jexec(
-                    &process(NetworkDriver::Host, "nobody", &[], &["/usr/bin/id", "-u"]),
-                    "nobody",
-                    false,
-                )),
-            ],
+            lines: {
+                let mut tty = process(NetworkDriver::Host, "", &[], &["/bin/sh"]);
+                tty.tty = true;
+                let mut tty_nobody = process(NetworkDriver::Host, "nobody", &[], &["/bin/sh"]);
+                tty_nobody.tty = true;
+                vec![
+                    render_argv(&jail::jexec(
+                        &process(NetworkDriver::Host, "", &[], &["/bin/echo", "two words"]),
+                        JID,
+                        "root",
+                        true,
+                    )),
+                    render(&jail::jexec_check(JID, "operator", true)),
+                    render_argv(&jail::jexec(
+                        &process(NetworkDriver::Host, "operator", &[], &["/usr/bin/id", "-u"]),
+                        JID,
+                        "operator",
+                        true,
+                    )),
+                    render(&jail::jexec_check(JID, "nobody", false)),
+                    render_argv(&jail::jexec(
+                        &process(NetworkDriver::Host, "nobody", &[], &["/usr/bin/id", "-u"]),
+                        JID,
+                        "nobody",
+                        false,
+                    )),
+                    render_argv(&jail::jexec(&tty, JID, "root", true)),
+                    render_argv(&jail::jexec(&tty_nobody, JID, "nobody", false)),
+                ]
+            },
         },
         Case {
             name: "first-process-ended",
             checked: &[
-                "jail(8) -m name=... nopersist: \"persist: allow a jail to exist without any \
-                 processes\"; without it the jail is removed when its last process exits, \
-                 as jail(8) itself does after a command= (clear_persist)",
+                "jail(8) -m jid=... nopersist: -m \"Modify an existing jail. One of the jid or \
+                 name parameters must exist and refer to an existing jail.\"; persist: \"allow \
+                 a jail to exist without any processes\"; without it the jail is removed when \
+                 its last process exits, as jail(8) itself does after a command= (jail.c \
+                 clear_persist, which also addresses the jail by jid)",
+                "by jid: the jail of the run whose first process ended, never a newer jail of \
+                 the same name made by a quick stop and start",
             ],
-            lines: vec![render(&jail::jail_release(ID))],
+            lines: vec![render(&jail::jail_release(JID))],
         },
         Case {
             name: "stop",
             checked: &[
-                "jail(8) -r: SIGTERM to the jail's processes, wait stop.timeout (default 10 s), \
-                 then remove the jail (the kernel kills what is left); reads /etc/jail.conf when \
-                 it exists",
-                "mount(8) -p -t devfs and umount(8): the devfs at path/dev, which jail -r of a \
+                "jail(8) exec.stop: \"Command(s) to run in the jail environment before a jail is \
+                 removed\"; never run for a jail made on the command line (state.c: jail -r/-R \
+                 of it starts a record without parameters; command.c skips unset commands), so \
+                 kleened runs the container's effective exec.stop (default /bin/sh \
+                 /etc/rc.shutdown) itself, as exec.jail_user (default the first process's user), \
+                 with -l for exec.clean (default true); a command with shell special characters \
+                 runs as /bin/sh -c, others are split at white space (command.c)",
+                "timeout(1) -k 2 N: SIGTERM after N seconds (the container's stop.timeout, \
+                 default 10 as in jail(8)), SIGKILL 2 s later, to the command and its \
+                 descendants; exit status 124 when the time ran out; a failed exec.stop is \
+                 logged and the jail removed all the same",
+                "jail(8) -R: \"removes an existing jail without using the configuration file. \
+                 No removal-related parameters for this jail will be used\" (jail -r reads \
+                 /etc/jail.conf when it exists, jail.c: docf = !Rflag && stat(cfname) == 0, and \
+                 a syntax error there fails it); -r and -R take a jid; still SIGTERM to the \
+                 jail's processes, up to 10 s (command.c DEFAULT_STOP_TIMEOUT), then \
+                 jail_remove(2) kills what is left",
+                "mount(8) -p -t devfs and umount(8): the devfs at path/dev, which removing a \
                  jail made on the command line leaves mounted (reference kleene-api.md §5.3)",
             ],
             lines: vec![
-                render(&jail::jail_remove(ID)),
+                render(&jail::exec_stop(
+                    JID,
+                    &jail::stop_plan("root", &[]),
+                    jail::DEFAULT_EXEC_STOP,
+                    jail::DEFAULT_STOP_TIMEOUT_SECS,
+                )),
+                render(&jail::jail_remove(JID)),
                 render(&jail::devfs_mounts()),
                 render(&jail::unmount(&format!("{MOUNTPOINT}/dev"))),
             ],
         },
         Case {
+            name: "stop-own-exec-stop",
+            checked: &[
+                "jail(8) exec.stop=..., exec.jail_user=www, exec.noclean (jexec without -l), \
+                 stop.timeout=30; a command with ';' runs through /bin/sh -c, as jail(8) runs it \
+                 (command.c)",
+                "exec.nostop or an empty exec.stop: nothing is run before jail -R",
+            ],
+            lines: {
+                let own: Vec<String> = [
+                    "exec.stop=/usr/local/etc/rc.d/nginx stop; sync",
+                    "exec.jail_user=www",
+                    "exec.noclean",
+                    "stop.timeout=30",
+                ]
+                .map(str::to_owned)
+                .to_vec();
+                let plan = jail::stop_plan("root", &own);
+                plan.commands
+                    .iter()
+                    .map(|command| render(&jail::exec_stop(JID, &plan, command, plan.timeout_secs)))
+                    .chain([render(&jail::jail_remove(JID))])
+                    .collect()
+            },
+        },
+        Case {
             name: "jail-modify",
             checked: &[
-                "jail(8) -m: modify an existing jail, identified by the jid or name parameter",
+                "jail(8) -m: modify an existing jail, identified by the jid or name parameter; \
+                 the jid of the container's current run (jls -j <name> jid after a daemon \
+                 restart)",
                 "the Kleene reference's update of a running container (kleene-api.md §2.1.4)",
             ],
             lines: vec![render(&jail::jail_modify(
-                ID,
+                JID,
                 &["host.hostname=web".into(), "allow.raw_sockets=1".into()],
             ))],
         },
@@ -305,11 +393,12 @@ fn catalogue() -> Vec<Case> {
             name: "jls",
             checked: &[
                 "jls(8) -j jail: only the given jail, by name or jid (exit status 1 when it does \
-                 not exist or is dying)",
+                 not exist or is dying); parameter jid: prints its jid, which says whether the \
+                 container runs and addresses its jail when this daemon did not make it",
                 "jls(8) parameter list: prints the named parameters of each jail, one jail per \
                  line; no jails: no output, exit status 0",
             ],
-            lines: vec![render(&jail::jls_one(ID)), render(&jail::jls_all())],
+            lines: vec![render(&jail::jls_jid(ID)), render(&jail::jls_all())],
         },
         // Host initialisation (kleened/src/init.rs).
         Case {
