@@ -125,8 +125,9 @@ pub fn jail_params(container_id: &str, user: &str, own: &[String]) -> Vec<String
 
 /// Refuses jail parameters kleened cannot pass to jail(8): `command` or `command=...`, which
 /// jail(8) takes as the start of the command to run, making every later argument (the trailing
-/// `persist` included) part of that command. A container's first process is its `cmd`. Pure, so
-/// the engine can call it when a container is created or updated.
+/// `persist` included) part of that command. A container's first process is its `cmd`. Pure:
+/// the engine asks it through [`Runtime::check_jail_params`] when a container is created or
+/// updated, and start and update check again.
 pub fn validate_jail_params(params: &[String]) -> Result<(), RuntimeError> {
     match params
         .iter()
@@ -550,6 +551,10 @@ impl JailRuntime {
 }
 
 impl Runtime for JailRuntime {
+    fn check_jail_params(&self, jail_params: &[String]) -> Result<(), RuntimeError> {
+        validate_jail_params(jail_params)
+    }
+
     fn start(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError> {
         validate_jail_params(&spec.jail_params)?;
         if spec.cmd.is_empty() {
@@ -921,6 +926,12 @@ mod tests {
             assert!(err.to_string().contains(&format!("'{param}'")), "{err}");
         }
         let (runner, runtime) = recording();
+        // The engine asks at create and update time; start and update refuse too.
+        assert!(matches!(
+            runtime.check_jail_params(&["command".into()]),
+            Err(RuntimeError::Invalid(_))
+        ));
+        assert!(runtime.check_jail_params(&["allow.mlock".into()]).is_ok());
         let root = image();
         let mut spec = spec(root.path());
         spec.jail_params = vec!["command=/bin/sh".into()];
