@@ -648,7 +648,11 @@ fn parameters_a_platform_cannot_honour_are_refused_at_create() {
         ("linux.seccomp=off", "unconfined"),
     ];
     #[cfg(target_os = "freebsd")]
-    let refused = [("command=/bin/sh", "command")];
+    let refused = [
+        ("command=/bin/sh", "as a command"),
+        ("path=/", "kleened sets it"),
+        ("linux.seccomp=unconfined", "Linux runtime only"),
+    ];
     for (param, reason) in refused {
         let out = daemon.klee(&["create", "-J", param, "probe", "true"]);
         assert!(

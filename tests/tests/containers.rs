@@ -158,13 +158,13 @@ fn klee_run_streams_output_and_exits_with_the_process_code() {
         "-J",
         "host.hostname=web.local",
         "-J",
-        "allow.raw_sockets=true",
+        "mount.devfs=true",
         "base",
         "hostname",
     ]);
     assert_eq!(stdout(&out), "web.local\n", "{}", describe(&out));
     assert!(
-        daemon.log().contains("allow.raw_sockets=true"),
+        daemon.log().contains("mount.devfs=true"),
         "{}",
         if cfg!(target_os = "freebsd") {
             "jail parameters are in the logged jail(8) command line"

@@ -558,6 +558,89 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::{ProcessSpec, Spawned};
+    use crate::store::Store;
+
+    /// A runtime that cannot tell whether anything runs (its cgroups cannot be read).
+    #[derive(Debug)]
+    struct BlindRuntime;
+
+    impl Runtime for BlindRuntime {
+        fn start(&self, _: &ProcessSpec) -> Result<Spawned, RuntimeError> {
+            Err(RuntimeError::Host("blind".into()))
+        }
+        fn exec(&self, _: &ProcessSpec) -> Result<Spawned, RuntimeError> {
+            Err(RuntimeError::Host("blind".into()))
+        }
+        fn is_running(&self, _: &str) -> Result<bool, RuntimeError> {
+            Err(RuntimeError::Host("cannot read cgroup.events".into()))
+        }
+        fn running(&self) -> Result<Vec<String>, RuntimeError> {
+            Err(RuntimeError::Host("cannot read cgroup.events".into()))
+        }
+        fn stop(&self, _: &str, _: std::time::Duration) -> Result<(), RuntimeError> {
+            Err(RuntimeError::Host("blind".into()))
+        }
+        fn cleanup(&self, _: &str) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        fn update(&self, _: &str, _: &[String]) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_container_whose_state_is_unknown_is_neither_removed_nor_pruned() {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .write(|db| {
+                db.insert_image(&kleene_api::Image {
+                    id: "1a2b3c4d5e6f".into(),
+                    name: "base".into(),
+                    tag: "latest".into(),
+                    cmd: vec![],
+                    env: vec![],
+                    user: String::new(),
+                    instructions: vec![],
+                    created: "2026-01-01T00:00:00.000000Z".into(),
+                    dataset: "zroot/kleene/image/1a2b3c4d5e6f".into(),
+                })?;
+                db.insert_container(&Container {
+                    id: "c0ffee000001".into(),
+                    name: Some("web".into()),
+                    image_id: "1a2b3c4d5e6f".into(),
+                    cmd: vec![],
+                    user: String::new(),
+                    env: vec![],
+                    network_driver: NetworkDriver::Host,
+                    public_ports: vec![],
+                    jail_param: vec![],
+                    restart_policy: RestartPolicy::No,
+                    persist: false,
+                    created: "2026-01-01T00:00:00.000000Z".into(),
+                    dataset: "zroot/kleene/container/c0ffee000001".into(),
+                    running: false,
+                })
+            })
+            .await
+            .unwrap();
+        let (engine, runner) = crate::engine::test_engine_with(store, Some(Arc::new(BlindRuntime)));
+        let err = engine.remove_container("web".into()).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot tell whether container c0ffee000001 is running"),
+            "{err}"
+        );
+        assert!(engine.prune_containers().await.is_err());
+        assert!(engine.stop_container("web".into()).await.is_err());
+        assert!(engine.list_containers(true).await.is_err());
+        assert!(
+            runner.lines().is_empty(),
+            "nothing may run on the host: {:?}",
+            runner.lines()
+        );
+        assert!(engine.find_container("web").await.unwrap().is_some());
+    }
 
     #[test]
     fn mount_points_are_told_by_their_device() {

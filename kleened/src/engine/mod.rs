@@ -191,13 +191,22 @@ impl Engine {
 /// An engine over `store` whose commands go to a recording fake (for in-process tests).
 #[cfg(test)]
 pub(crate) fn test_engine(store: Store) -> (Arc<Engine>, Arc<kleene_runner::RecordingRunner>) {
+    test_engine_with(store, None)
+}
+
+/// [`test_engine`] with a container runtime (a fake).
+#[cfg(test)]
+pub(crate) fn test_engine_with(
+    store: Store,
+    runtime: Option<Arc<dyn Runtime>>,
+) -> (Arc<Engine>, Arc<kleene_runner::RecordingRunner>) {
     let runner = Arc::new(kleene_runner::RecordingRunner::new());
     let engine = Engine::new(EngineParts {
         store,
         zfs: Zfs::new(runner.clone()).with_retry(zfs::RetryPolicy::none()),
         layout: Layout::new("zroot/kleene").expect("valid root"),
         host: Host::new(runner.clone(), TargetOs::Linux),
-        runtime: None,
+        runtime,
         containers_mountpoint: None,
     })
     .expect("engine");

@@ -125,20 +125,33 @@ pub fn jail_params(container_id: &str, user: &str, own: &[String]) -> Vec<String
 
 /// Refuses jail parameters kleened cannot pass to jail(8): `command` or `command=...`, which
 /// jail(8) takes as the start of the command to run, making every later argument (the trailing
-/// `persist` included) part of that command. A container's first process is its `cmd`. Pure:
+/// `persist` included) part of that command (a container's first process is its `cmd`); `path`,
+/// `name` and `jid`, which kleened sets (a `path=/` would root the jail at the host's root); and
+/// the Linux runtime's `linux.*`, unknown to jail(8). Pure:
 /// the engine asks it through [`Runtime::check_jail_params`] when a container is created or
 /// updated, and start and update check again.
 pub fn validate_jail_params(params: &[String]) -> Result<(), RuntimeError> {
-    match params
-        .iter()
-        .find(|p| *p == "command" || p.starts_with("command="))
-    {
-        Some(param) => Err(RuntimeError::Invalid(format!(
-            "jail parameter '{param}' is not allowed: jail(8) would run it, with every parameter \
-             after it, as a command; a container's first process is its cmd"
-        ))),
-        None => Ok(()),
+    for param in params {
+        let name = param
+            .split_once('=')
+            .map_or(param.as_str(), |(name, _)| name);
+        let reason = match name {
+            "command" => {
+                "jail(8) would run it, with every parameter after it, as a command; a \
+                          container's first process is its cmd"
+            }
+            "path" | "name" | "jid" => {
+                "kleened sets it: the jail's root is the container's \
+                                        dataset, its name the container ID"
+            }
+            _ if name.starts_with("linux.") => "it applies to the Linux runtime only",
+            _ => continue,
+        };
+        return Err(RuntimeError::Invalid(format!(
+            "jail parameter '{param}' is not allowed: {reason}"
+        )));
     }
+    Ok(())
 }
 
 /// jail(8) `-i -c`: create the jail, persistent until its first process has ended (`persist`
@@ -915,6 +928,15 @@ mod tests {
         assert!(!jexec(&spec, 7, "root", true)
             .iter()
             .any(|a| a.starts_with("TERM=")));
+    }
+
+    #[test]
+    fn parameters_kleened_sets_or_linux_owns_are_refused() {
+        for param in ["path=/", "name=other", "jid=1", "linux.seccomp=unconfined"] {
+            let err = validate_jail_params(&[param.into()]).unwrap_err();
+            assert!(err.to_string().contains(&format!("'{param}'")), "{err}");
+        }
+        assert!(validate_jail_params(&["host.hostname=web".into(), "pathless=1".into()]).is_ok());
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The container runtime seam: what the engine needs from a platform to run containers.
 //!
-//! A container runs while its first process runs. [`Runtime::start`] creates the container around that
-//! process (on FreeBSD `jail -c ... command=...`, on Linux new namespaces and a pivot_root into the
-//! container's dataset); [`Runtime::exec`] runs another process in a running container (`jexec`, or
-//! joining the namespaces); [`Runtime::stop`] ends every process of a container (`jail -r`, or the
-//! container's cgroup); whether a container runs is always read from the kernel.
+//! A container runs while its processes run. [`Runtime::start`] creates the container around its
+//! first process (on FreeBSD `jail -i -c ... persist` and `jexec`, on Linux new namespaces and a
+//! pivot_root into the container's dataset, confined); [`Runtime::exec`] runs another process in a
+//! running container (`jexec`, or joining the namespaces); [`Runtime::stop`] ends every process of
+//! a container (`exec.stop` and `jail -R`, or the container's cgroup); whether a container runs is
+//! always read from the kernel, and "cannot tell" is an error.
 
 use std::path::PathBuf;
 use std::time::Duration;

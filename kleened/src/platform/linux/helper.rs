@@ -272,16 +272,16 @@ fn container_init(spec: &Spec) -> ! {
             fail("cannot bring up lo", err);
         }
     }
-    if let Err(err) = confine::apply(confinement) {
+    if let Err(err) = confine::enter(confinement) {
         fail("cannot confine the container", err);
     }
-    std::process::exit(fork_command(spec, None))
+    std::process::exit(fork_command(spec, confinement, false))
 }
 
 /// Forks the command (on a new terminal when the spec asks for one) and answers its exit code once
-/// it ended. With `confinement`, the command's process confines itself first (exec); PID 1 is
-/// confined already and its command inherits that.
-fn fork_command(spec: &Spec, confinement: Option<&Confinement>) -> i32 {
+/// it ended. With `enter`, the command's process takes the first stage of its confinement itself
+/// (exec); PID 1 took it already, and its command inherits that.
+fn fork_command(spec: &Spec, confinement: &Confinement, enter: bool) -> i32 {
     let terminal = spec
         .tty
         .then(|| tty::open_terminal().unwrap_or_else(|e| fail("cannot open a terminal", e)));
@@ -289,9 +289,9 @@ fn fork_command(spec: &Spec, confinement: Option<&Confinement>) -> i32 {
     match unsafe { fork() } {
         Err(err) => fail("fork", err),
         Ok(ForkResult::Child) => {
-            if let Some(confinement) = confinement {
+            if enter {
                 let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-                if let Err(err) = confine::apply(confinement) {
+                if let Err(err) = confine::enter(confinement) {
                     fail("cannot confine the process", err);
                 }
             }
@@ -301,7 +301,7 @@ fn fork_command(spec: &Spec, confinement: Option<&Confinement>) -> i32 {
                 let _ = nix::unistd::dup2_stdout(&slave);
                 let _ = nix::unistd::dup2_stderr(&slave);
             }
-            run_command(spec)
+            run_command(spec, confinement)
         }
         Ok(ForkResult::Parent { child }) => {
             forward_signals_to(child);
@@ -348,7 +348,7 @@ fn exec_in(spec: &Spec, init_pid: i32, confinement: &Confinement) -> ! {
         }
     }
     // The child is the first process of this helper in the joined PID namespace.
-    std::process::exit(fork_command(spec, Some(confinement)))
+    std::process::exit(fork_command(spec, confinement, true))
 }
 
 fn set_hostname(init_pid: i32, hostname: &str) -> ! {
@@ -394,8 +394,9 @@ fn loopback_up() -> Result<(), String> {
     Ok(())
 }
 
-/// Becomes the command: session and terminal, user, directory, signals, then execve.
-fn run_command(spec: &Spec) -> ! {
+/// Becomes the command: session and terminal, user, the rest of the confinement, directory,
+/// signals, then execve.
+fn run_command(spec: &Spec, confinement: &Confinement) -> ! {
     let _ = setsid();
     if spec.tty {
         // SAFETY: TIOCSCTTY on stdin (the terminal's slave side) takes no pointer argument.
@@ -408,8 +409,14 @@ fn run_command(spec: &Spec) -> ! {
     if let Err(err) = setgid(Gid::from_raw(spec.gid)) {
         fail("setgid", err);
     }
+    if let Err(err) = confine::bound(confinement) {
+        fail("cannot confine the process", err);
+    }
     if let Err(err) = setuid(Uid::from_raw(spec.uid)) {
         fail("setuid", err);
+    }
+    if let Err(err) = confine::finish(confinement) {
+        fail("cannot confine the process", err);
     }
     if chdir(spec.cwd.as_str()).is_err() {
         let _ = chdir("/");

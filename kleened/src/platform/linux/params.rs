@@ -12,9 +12,11 @@
 //! | `allow.mlock` | mlock(2) | `CAP_IPC_LOCK` (beyond `RLIMIT_MEMLOCK`) |
 //! | `allow.reserved_ports` | bind ports below 1024 | `CAP_NET_BIND_SERVICE` (on by default; `allow.noreserved_ports` drops it) |
 //! | `allow.sysvipc` | System V IPC | always: the container has its own IPC namespace |
+//! | `allow.suser` | root is privileged (on by default) | on by default; `allow.nosuser` leaves root without any capability |
+//! | `allow.unprivileged_proc_debug` | users debug their own processes (on by default) | always; turning it off is refused |
 //! | `allow.set_hostname`, `allow.mount*`, any other `allow.*` | | refused: it needs `CAP_SYS_ADMIN` or has no equivalent |
 //!
-//! Turning an `allow.*` off (`allow.nofoo`, `allow.foo=false`) is always accepted. `host.hostname`
+//! Turning off an `allow.*` that is off anyway (`allow.nofoo`, `allow.foo=false`) is accepted. `host.hostname`
 //! names the container's host. `linux.seccomp=unconfined` runs the container without the
 //! system-call filter (dangerous: it exposes every kernel interface the capabilities do not guard);
 //! `linux.seccomp=default` is the filter. Other parameters have no Linux meaning and are ignored
@@ -84,6 +86,7 @@ pub fn parse(params: &[String]) -> Result<LinuxParams, String> {
     let mut hostname = None;
     let mut seccomp = true;
     let mut ignored = vec![];
+    let mut suser = true;
     for param in params {
         if let Some(allow) = boolean("allow.", param) {
             let (name, on) = allow?;
@@ -93,6 +96,18 @@ pub fn parse(params: &[String]) -> Result<LinuxParams, String> {
                 "mlock" => Some(Capability::CAP_IPC_LOCK),
                 "reserved_ports" => Some(Capability::CAP_NET_BIND_SERVICE),
                 "sysvipc" => None,
+                "suser" => {
+                    // Root without privileges: no capability at all.
+                    suser = on;
+                    None
+                }
+                "unprivileged_proc_debug" if on => None,
+                "unprivileged_proc_debug" => {
+                    return Err(format!(
+                        "jail parameter '{param}' is not available on Linux: processes of a \
+                         container may always debug processes of the same user there"
+                    ))
+                }
                 _ if !on => None,
                 "set_hostname" => {
                     return Err(format!(
@@ -143,6 +158,9 @@ pub fn parse(params: &[String]) -> Result<LinuxParams, String> {
             }
             _ => ignored.push(param.clone()),
         }
+    }
+    if !suser {
+        capabilities.clear();
     }
     capabilities.sort_by_key(|c| c.index());
     Ok(LinuxParams {
@@ -229,6 +247,20 @@ mod tests {
         let err = params(&["linux.seccomp=off"]).unwrap_err();
         assert!(err.contains("unconfined"), "{err}");
         assert!(params(&["linux.apparmor=x"]).is_err());
+    }
+
+    #[test]
+    fn defaults_that_are_on_on_freebsd_are_on_here_too() {
+        let default = params(&[]).unwrap();
+        for on in [
+            "allow.suser",
+            "allow.unprivileged_proc_debug",
+            "allow.reserved_ports",
+        ] {
+            assert_eq!(params(&[on]).unwrap(), default, "{on}");
+        }
+        assert!(params(&["allow.nosuser"]).unwrap().capabilities.is_empty());
+        assert!(params(&["allow.nounprivileged_proc_debug"]).is_err());
     }
 
     #[test]
