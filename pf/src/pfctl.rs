@@ -1,0 +1,1 @@
+//! pfctl(8) command lines and their errors.
