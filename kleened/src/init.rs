@@ -33,15 +33,9 @@ pub const RC_VARIABLES: [(&str, &str); 8] = [
     ("/etc/rc.conf", "pflog_enable"),
 ];
 
-/// The pf.conf template kleened ships (`example/pf.conf.kleene`).
+/// The pf.conf template kleened ships (`example/pf.conf.kleene`); the placeholders it must have
+/// are [`pf::pfconf::PLACEHOLDERS`].
 pub const PF_TEMPLATE: &str = include_str!("../../example/pf.conf.kleene");
-
-/// What a pf.conf template must contain, in the order pf needs the rules.
-pub const PF_PLACEHOLDERS: [&str; 3] = [
-    "<%= kleene_macros %>",
-    "<%= kleene_translation %>",
-    "<%= kleene_filtering %>",
-];
 
 /// kldstat(8): `-q` quiet, `-m` a module; the exit status says whether it is loaded.
 pub fn kldstat(module: &str) -> CommandSpec {
@@ -73,10 +67,7 @@ fn pf_template(path: &Path, dry_run: bool, say: &mut dyn FnMut(String)) -> bool 
     let shown = path.display();
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            let missing: Vec<&str> = PF_PLACEHOLDERS
-                .into_iter()
-                .filter(|p| !text.contains(p))
-                .collect();
+            let missing = pf::pfconf::missing_placeholders(&text);
             if missing.is_empty() {
                 say(format!("pf template {shown}: exists"));
                 true
@@ -486,7 +477,7 @@ mod tests {
 
     #[test]
     fn the_shipped_pf_template_has_every_placeholder_in_order() {
-        let at: Vec<usize> = PF_PLACEHOLDERS
+        let at: Vec<usize> = pf::pfconf::PLACEHOLDERS
             .iter()
             .map(|p| PF_TEMPLATE.find(p).unwrap())
             .collect();

@@ -17,3 +17,5 @@ pub mod pfctl;
 pub use model::{
     ContainerPort, NetworkPolicy, Policy, PortError, PortRange, Protocol, PublishedPort,
 };
+pub use pfconf::{PfRules, TemplateError};
+pub use pfctl::{PfEnabled, Pfctl, PfctlError, RuleProblem};
