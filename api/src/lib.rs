@@ -22,7 +22,7 @@ pub use container::{
 pub use error::{ErrorResponse, IdResponse, ValidationError, ValidationErrors, ValidationSource};
 pub use exec::{ExecConfig, ExecStartConfig};
 pub use image::{Image, ImageCreateConfig, ImageCreateMethod};
-pub use network::{EndPoint, Network, NetworkInspect, NetworkType};
+pub use network::{EndPoint, EndPointConfig, Network, NetworkConfig, NetworkInspect, NetworkType};
 pub use volume::{Volume, VolumeInspect};
 pub use websocket::{MsgType, WebSocketMessage};
 

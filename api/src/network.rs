@@ -71,3 +71,64 @@ pub struct NetworkInspect {
     /// The containers connected to it.
     pub network_endpoints: Vec<EndPoint>,
 }
+
+fn host_gateway() -> String {
+    "<host-gateway>".to_owned()
+}
+
+/// A network to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NetworkConfig {
+    /// Network name.
+    pub name: String,
+    /// Kind of host interface.
+    #[serde(rename = "type")]
+    pub kind: NetworkType,
+    /// Host interface name; `""` picks `kleene<N>`. For `custom`, an existing interface.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 15))]
+    pub interface: String,
+    /// IPv4 subnet in CIDR notation (`""` for none).
+    #[serde(default)]
+    pub subnet: String,
+    /// IPv6 subnet in CIDR notation (`""` for none).
+    #[serde(default)]
+    pub subnet6: String,
+    /// IPv4 gateway of vnet containers on a bridge: `""`, an address, or `<auto>` (the subnet's
+    /// first address, put on the bridge).
+    #[serde(default)]
+    pub gateway: String,
+    /// IPv6 gateway, likewise.
+    #[serde(default)]
+    pub gateway6: String,
+    /// Interface outgoing IPv4 traffic is translated to: `<host-gateway>` (the interface of the
+    /// host's default route, resolved at creation), an interface, or `""` for none.
+    #[serde(default = "host_gateway")]
+    pub nat: String,
+    /// Containers of the network may talk to each other.
+    #[serde(
+        default = "crate::de::yes",
+        deserialize_with = "crate::de::lenient_bool"
+    )]
+    pub icc: bool,
+    /// Traffic may not leave the network.
+    #[serde(default, deserialize_with = "crate::de::lenient_bool")]
+    pub internal: bool,
+}
+
+/// A connection of a container to a network, as requested.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EndPointConfig {
+    /// Container ID, ID prefix or name.
+    pub container: String,
+    /// Network ID, ID prefix or name.
+    pub network: String,
+    /// IPv4 address: `<auto>` allocates one, `""` means none.
+    #[serde(default)]
+    pub ip_address: String,
+    /// IPv6 address: `<auto>` allocates one, `""` means none.
+    #[serde(default)]
+    pub ip_address6: String,
+}

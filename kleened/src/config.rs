@@ -71,6 +71,7 @@ struct RawConfig {
     shutdown_timeout_secs: Option<u64>,
     cgroup_parent: Option<String>,
     cgroup_hierarchy: Option<String>,
+    nft_table: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,6 +188,8 @@ pub struct Config {
     /// Linux: the cgroup hierarchy to track containers in; `None` means cgroup v2 where it is
     /// mounted, else the v1 `pids` hierarchy.
     pub cgroup_hierarchy: Option<CgroupHierarchy>,
+    /// Linux: the nftables table (`inet <name>`) holding the daemon's packet-filter rules.
+    pub nft_table: String,
 }
 
 /// A cgroup hierarchy the Linux runtime can track containers in.
@@ -305,6 +308,16 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
             Some(name) => {
                 return Err(invalid(
                     "cgroup_parent",
+                    format!("'{name}' is not a simple name"),
+                ))
+            }
+            None => "kleene".to_owned(),
+        },
+        nft_table: match raw.nft_table {
+            Some(name) if valid_cgroup_name(&name) && name.len() <= 64 => name,
+            Some(name) => {
+                return Err(invalid(
+                    "nft_table",
                     format!("'{name}' is not a simple name"),
                 ))
             }

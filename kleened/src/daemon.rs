@@ -47,12 +47,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await??;
     // Bound before the runtime makes anything on the host, so a bad address leaves nothing behind.
     let listeners = server::listen::bind_all(&config.listeners).await?;
+    let platform = platform(&config, runner.clone(), &containers_mountpoint)?;
     let engine = Engine::new(EngineParts {
         store,
         zfs,
         layout,
-        host: Host::new(runner.clone(), os),
-        runtime: container_runtime(&config, runner, &containers_mountpoint)?,
+        host: Host::new(runner, os),
+        runtime: platform.runtime,
+        network: platform.network,
         containers_mountpoint: Some(containers_mountpoint),
     })?;
     engine.startup().await?;
@@ -76,34 +78,57 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The platform's container runtime: namespaces on Linux.
+/// The platform's container runtime and host networking: namespaces, veth pairs, bridges and
+/// nftables on Linux.
 #[cfg(target_os = "linux")]
-fn container_runtime(
+fn platform(
     config: &Config,
-    _runner: Arc<dyn Runner>,
+    runner: Arc<dyn Runner>,
     _containers: &Path,
-) -> anyhow::Result<Option<Arc<dyn crate::platform::Runtime>>> {
-    let helper = std::env::current_exe().context("cannot find the daemon's own binary")?;
+) -> anyhow::Result<Platform> {
     use crate::config::CgroupHierarchy;
     use crate::platform::linux::cgroup::Version;
+    use crate::platform::linux::net::LinuxNetwork;
+    let helper = std::env::current_exe().context("cannot find the daemon's own binary")?;
     let hierarchy = config.cgroup_hierarchy.map(|h| match h {
         CgroupHierarchy::V2 => Version::V2,
         CgroupHierarchy::V1Pids => Version::V1Pids,
     });
-    let runtime =
-        crate::platform::linux::NamespaceRuntime::new(helper, &config.cgroup_parent, hierarchy)?;
-    Ok(Some(Arc::new(runtime)))
+    let network = Arc::new(LinuxNetwork::new(
+        runner,
+        &config.nft_table,
+        &format!("kleened:{}", config.kleene_root),
+    ));
+    let runtime = crate::platform::linux::NamespaceRuntime::new(
+        helper,
+        &config.cgroup_parent,
+        hierarchy,
+        Arc::clone(&network),
+    )?;
+    Ok(Platform {
+        runtime: Some(Arc::new(runtime)),
+        network: Some(network),
+    })
 }
 
 /// The platform's container runtime: jails on FreeBSD.
 #[cfg(not(target_os = "linux"))]
-fn container_runtime(
+fn platform(
     _config: &Config,
     runner: Arc<dyn Runner>,
     containers: &Path,
-) -> anyhow::Result<Option<Arc<dyn crate::platform::Runtime>>> {
+) -> anyhow::Result<Platform> {
     let runtime = crate::platform::jail::JailRuntime::new(runner, containers.display().to_string());
-    Ok(Some(Arc::new(runtime)))
+    Ok(Platform {
+        runtime: Some(Arc::new(runtime)),
+        network: None,
+    })
+}
+
+/// What the platform gives the engine.
+struct Platform {
+    runtime: Option<Arc<dyn crate::platform::Runtime>>,
+    network: Option<Arc<dyn crate::platform::NetworkHost>>,
 }
 
 async fn wait_for_signal() -> anyhow::Result<&'static str> {

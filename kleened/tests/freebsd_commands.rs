@@ -93,6 +93,7 @@ fn process(network: NetworkDriver, user: &str, params: &[&str], cmd: &[&str]) ->
         tty: false,
         network,
         jail_params: params.iter().map(|p| (*p).to_owned()).collect(),
+        endpoints: vec![],
     }
 }
 

@@ -48,23 +48,6 @@ pub fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
     merged
 }
 
-/// Checks `N` / `N:M` host ports and `N` / `N:M` / `N:*` container ports.
-fn validate_port(spec: &str, container: bool) -> Result<(), String> {
-    let parse = |text: &str| match text.parse::<u32>() {
-        Ok(n) if n <= 65535 => Ok(()),
-        Ok(_) => Err("invalid port value (should be in the range 0 - 65535)".to_owned()),
-        Err(_) if text.chars().all(|c| c.is_ascii_digit()) && !text.is_empty() => {
-            Err("invalid port value (should be in the range 0 - 65535)".to_owned())
-        }
-        Err(_) => Err("could not decode port publishing specification".to_owned()),
-    };
-    match spec.split_once(':') {
-        None => parse(spec),
-        Some((first, "*")) if container => parse(first),
-        Some((first, last)) => parse(first).and_then(|()| parse(last)),
-    }
-}
-
 impl Engine {
     pub(super) fn runtime(&self) -> Result<&Arc<dyn Runtime>, EngineError> {
         self.runtime.as_ref().ok_or_else(|| {
@@ -223,7 +206,7 @@ impl Engine {
                 "the 'ipnet' network driver is not available on Linux; use 'vnet', 'host' or 'disabled'".into(),
             ));
         }
-        let ports = config.public_ports.clone().unwrap_or_default();
+        let mut ports = config.public_ports.clone().unwrap_or_default();
         if !ports.is_empty() {
             if matches!(driver, NetworkDriver::Host | NetworkDriver::Disabled) {
                 let driver = serde_json::to_value(driver)
@@ -234,9 +217,23 @@ impl Engine {
                     "cannot publish ports of a container using the '{driver}' network driver"
                 )));
             }
-            for port in &ports {
-                validate_port(&port.host_port, false).map_err(refuse)?;
-                validate_port(&port.container_port, true).map_err(refuse)?;
+            let gateway = self.host_gateway();
+            for port in &mut ports {
+                let host =
+                    pf::PortRange::parse(&port.host_port).map_err(|e| refuse(e.to_string()))?;
+                pf::ContainerPort::parse(&port.container_port, host)
+                    .map_err(|e| refuse(e.to_string()))?;
+                if let Some(bad) = port
+                    .interfaces
+                    .iter()
+                    .find(|i| !super::networks::valid_interface(i))
+                {
+                    return Err(refuse(format!("invalid interface name '{bad}'")));
+                }
+                // `[]` means the interface of the host's default route.
+                if port.interfaces.is_empty() {
+                    port.interfaces.extend(gateway.clone());
+                }
             }
         }
         if let Some(runtime) = &self.runtime {
@@ -357,13 +354,39 @@ impl Engine {
             ))
         })?;
         let id = container.id.clone();
-        self.store.write(move |db| db.delete_container(&id)).await?;
+        // Its endpoints go with it (and its published ports from the packet filter).
+        self.change_with_firewall(move |db| Ok(db.delete_container(&id)?))
+            .await?;
         tracing::info!(container = %container.id, "container removed");
         Ok(IdResponse { id: container.id })
     }
 
-    /// Runs the runtime's cleanup for a container that is not running; failures are logged.
+    /// Runs the runtime's cleanup for a container that is not running, and forgets the host-side
+    /// interfaces of its endpoints; failures are logged.
     pub(super) async fn cleanup_container(&self, id: &str) {
+        let wiring = self.wiring_of(id).await.unwrap_or_default();
+        let stale: Vec<_> = wiring
+            .into_iter()
+            .filter(|e| e.host_interface.is_some())
+            .collect();
+        if !stale.is_empty() {
+            if let Some(runtime) = self.runtime.clone() {
+                let (container_id, endpoints) = (id.to_owned(), stale.clone());
+                let released = tokio::task::spawn_blocking(move || {
+                    endpoints
+                        .iter()
+                        .try_for_each(|e| runtime.disconnected(&container_id, e))
+                })
+                .await;
+                if let Ok(Err(err)) = released {
+                    tracing::warn!(container = id, error = %err, "could not remove the container's interfaces");
+                }
+            }
+            let forget = stale.into_iter().map(|e| (e.endpoint_id, None)).collect();
+            if let Err(err) = self.record_interfaces(id, forget).await {
+                tracing::warn!(container = id, error = %err, "could not forget the container's interfaces");
+            }
+        }
         let Some(runtime) = self.runtime.clone() else {
             return;
         };
@@ -396,6 +419,8 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
             .map_err(|e| EngineError::NotFound(format!("could not stop container {id}: {e}")))?;
+        // What the container left on the host goes now, not when its exec notices.
+        self.cleanup_container(id).await;
         tracing::info!(container = id, "container stopped");
         Ok(())
     }
@@ -508,6 +533,7 @@ impl Engine {
         for summary in &containers {
             self.cleanup_container(&summary.container.id).await;
         }
+        self.networks_startup().await;
         for summary in containers {
             let c = summary.container;
             if c.restart_policy != RestartPolicy::OnStartup {
@@ -665,21 +691,5 @@ mod tests {
     fn container_env_overrides_image_env() {
         let merged = merge_env(&["A=1".into(), "B=2".into()], &["B=3".into(), "C=4".into()]);
         assert_eq!(merged, vec!["A=1", "B=3", "C=4"]);
-    }
-
-    #[test]
-    fn port_specifications() {
-        assert!(validate_port("8080", false).is_ok());
-        assert!(validate_port("8080:8090", false).is_ok());
-        assert!(validate_port("80:*", true).is_ok());
-        assert!(validate_port("80:*", false).is_err());
-        assert_eq!(
-            validate_port("70000", false).unwrap_err(),
-            "invalid port value (should be in the range 0 - 65535)"
-        );
-        assert_eq!(
-            validate_port("http", false).unwrap_err(),
-            "could not decode port publishing specification"
-        );
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kleene_api::{ExecConfig, IdResponse};
+use kleene_api::{ExecConfig, IdResponse, NetworkDriver};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
@@ -166,6 +166,25 @@ impl Engine {
             .container_rootfs(&container)
             .await
             .map_err(|e| e.to_string())?;
+        let running = self
+            .is_running(&container.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !running && !start_container {
+            return Err("cannot start container when 'start_container' is false.".to_owned());
+        }
+        // A container starting is wired to its networks (vnet, and ipnet on FreeBSD).
+        let endpoints = if running
+            || matches!(
+                container.network_driver,
+                NetworkDriver::Host | NetworkDriver::Disabled
+            ) {
+            vec![]
+        } else {
+            self.wiring_of(&container.id)
+                .await
+                .map_err(|e| e.to_string())?
+        };
         let spec = ProcessSpec {
             container_id: container.id.clone(),
             rootfs,
@@ -183,14 +202,8 @@ impl Engine {
             tty,
             network: container.network_driver,
             jail_params: container.jail_param.clone(),
+            endpoints,
         };
-        let running = self
-            .is_running(&container.id)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !running && !start_container {
-            return Err("cannot start container when 'start_container' is false.".to_owned());
-        }
         let spawned = tokio::task::spawn_blocking(move || {
             if running {
                 runtime.exec(&spec)
@@ -206,6 +219,14 @@ impl Engine {
             .child
             .id()
             .ok_or_else(|| "the started process has no PID".to_owned())?;
+        let interfaces: Vec<(String, Option<String>)> = spawned
+            .interfaces
+            .iter()
+            .map(|(endpoint, interface)| (endpoint.clone(), Some(interface.clone())))
+            .collect();
+        if let Err(err) = self.record_interfaces(&container.id, interfaces).await {
+            tracing::warn!(container = %container.id, error = %err, "could not record the container's interfaces");
+        }
         let (exited, watcher) = watch::channel(None);
         self.execs.with(|map| {
             if let Some(instance) = map.get_mut(exec_id) {

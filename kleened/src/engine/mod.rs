@@ -4,22 +4,25 @@
 mod containers;
 mod exec;
 mod fetch;
+pub mod firewall;
 pub mod ids;
 mod images;
+pub mod ipam;
 pub mod layout;
+mod networks;
 pub mod progress;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kleene_api::{Network, NetworkInspect, Volume, VolumeInspect};
+use kleene_api::{Volume, VolumeInspect};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use zfs::{Zfs, ZfsError};
 
 use crate::config::TargetOs;
-use crate::platform::{Host, Runtime};
+use crate::platform::{Host, NetworkHost, Runtime};
 
 use crate::store::{Store, StoreError};
 pub use exec::{ExitRecorder, RunningExec};
@@ -60,6 +63,8 @@ pub struct EngineParts {
     pub host: Host,
     /// The container runtime of the platform, if it has one.
     pub runtime: Option<Arc<dyn Runtime>>,
+    /// Host networking of the platform, if it has it.
+    pub network: Option<Arc<dyn NetworkHost>>,
     /// Where container datasets are mounted (their parent's mountpoint), if known.
     pub containers_mountpoint: Option<PathBuf>,
 }
@@ -72,6 +77,10 @@ pub struct Engine {
     layout: Layout,
     host: Host,
     runtime: Option<Arc<dyn Runtime>>,
+    network: Option<Arc<dyn NetworkHost>>,
+    /// The interface of the host's default route, found at start (NAT `<host-gateway>`, and the
+    /// interface of ports published on `[]`).
+    host_gateway: std::sync::Mutex<Option<String>>,
     containers_mountpoint: Option<PathBuf>,
     execs: exec::Execs,
     /// Held while an exec instance starts.
@@ -100,6 +109,8 @@ impl Engine {
             layout: parts.layout,
             host: parts.host,
             runtime: parts.runtime,
+            network: parts.network,
+            host_gateway: std::sync::Mutex::new(None),
             containers_mountpoint: parts.containers_mountpoint,
             execs: exec::Execs::default(),
             starting: tokio::sync::Mutex::new(()),
@@ -118,6 +129,7 @@ impl Engine {
     /// up.
     pub async fn shutdown(&self, grace: Duration) {
         self.stop_all().await;
+        self.networks_shutdown().await;
         self.cancel.cancel();
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait())
@@ -143,27 +155,6 @@ impl Engine {
                 code: None,
             }),
         }
-    }
-
-    /// Every network, by name.
-    pub async fn list_networks(&self) -> Result<Vec<Network>, EngineError> {
-        Ok(self.store.read(|db| db.list_networks()).await?)
-    }
-
-    /// One network with its endpoints, by ID, ID prefix or name.
-    pub async fn inspect_network(&self, identifier: String) -> Result<NetworkInspect, EngineError> {
-        self.store
-            .read(move |db| {
-                let Some(network) = db.find_network(&identifier)? else {
-                    return Ok(None);
-                };
-                Ok(Some(NetworkInspect {
-                    network_endpoints: db.endpoints_of_network(&network.id)?,
-                    network,
-                }))
-            })
-            .await?
-            .ok_or_else(|| EngineError::NotFound("network not found".into()))
     }
 
     /// Every volume, newest first.
@@ -207,6 +198,7 @@ pub(crate) fn test_engine_with(
         layout: Layout::new("zroot/kleene").expect("valid root"),
         host: Host::new(runner.clone(), TargetOs::Linux),
         runtime,
+        network: None,
         containers_mountpoint: None,
     })
     .expect("engine");

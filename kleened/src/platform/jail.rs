@@ -451,7 +451,11 @@ impl JailRuntime {
             .spawn()
             .map_err(|e| host(&format!("cannot start {}", argv[0]), &e))?;
         drop(command);
-        Ok(Spawned { child, io })
+        Ok(Spawned {
+            child,
+            io,
+            interfaces: vec![],
+        })
     }
 
     /// Runs `spec`, answering its output when it exited 0 and `fail(code, stderr)` otherwise.
@@ -798,6 +802,7 @@ mod tests {
             tty: false,
             network: NetworkDriver::Host,
             jail_params: vec![],
+            endpoints: vec![],
         }
     }
 
@@ -1068,6 +1073,7 @@ mod tests {
             tty: false,
             network: NetworkDriver::Host,
             jail_params: vec![],
+            endpoints: vec![],
         };
         // No stale devfs; jail -i -c prints the jid; jexec's check passes (without -l: the image
         // has no /root); the process cannot start: the jail is removed by its jid and cleaned up.

@@ -13,6 +13,7 @@ use std::time::Duration;
 use kleene_api::NetworkDriver;
 
 use super::io::FdStream;
+use super::network::ContainerEndpoint;
 
 /// A runtime failure, with a message for the user.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,8 @@ pub struct ProcessSpec {
     pub network: NetworkDriver,
     /// The container's jail parameters (only used by `start`).
     pub jail_params: Vec<String>,
+    /// The container's connections to networks, to wire at its start (only used by `start`).
+    pub endpoints: Vec<ContainerEndpoint>,
 }
 
 /// How the daemon talks to a started process: pipes. With a terminal, the runtime relays between
@@ -82,6 +85,8 @@ pub struct Spawned {
     pub child: tokio::process::Child,
     /// Its input and output.
     pub io: ProcessIo,
+    /// The host-side interfaces made for the container's endpoints at its start, by endpoint ID.
+    pub interfaces: Vec<(String, String)>,
 }
 
 /// A platform's way of running containers. Blocking methods are called off the async threads.
@@ -116,6 +121,27 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     /// platform cannot change on a running container apply at its next start. A refusal is
     /// [`RuntimeError::Invalid`] with the host's reason, and nothing was changed. Blocks.
     fn update(&self, container_id: &str, jail_params: &[String]) -> Result<(), RuntimeError>;
+
+    /// Wires a running container to a network it was just connected to (FreeBSD ipnet: the
+    /// address is aliased and given to the jail). A refusal means the connection is undone.
+    fn connected(
+        &self,
+        _container_id: &str,
+        _endpoint: &ContainerEndpoint,
+    ) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    /// Takes a running container off a network it is being disconnected from (its interface or
+    /// address goes); also called for the endpoints of a container that stopped, to remove what
+    /// is left of their wiring. What is gone already is fine.
+    fn disconnected(
+        &self,
+        _container_id: &str,
+        _endpoint: &ContainerEndpoint,
+    ) -> Result<(), RuntimeError> {
+        Ok(())
+    }
 
     /// Hears that the container's first process ended. On FreeBSD the container then lives on
     /// while other processes remain in it, as a jail does; on Linux it ended with that process.

@@ -27,9 +27,9 @@ pub fn invalid(errors: ValidationErrors) -> Response {
     json(StatusCode::UNPROCESSABLE_ENTITY, &errors)
 }
 
-/// The plain-text answer to a path the API does not have.
+/// The answer to a path the API does not have (or has with another method).
 pub fn route_not_found() -> Response {
-    warp::reply::with_status("not found", StatusCode::NOT_FOUND).into_response()
+    message(StatusCode::NOT_FOUND, "not found")
 }
 
 /// Maps an engine failure to its status and body. Internal failures are logged here, once.

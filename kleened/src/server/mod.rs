@@ -252,7 +252,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_paths_and_methods_answer_plain_not_found() {
+    async fn unknown_paths_and_methods_answer_a_json_not_found() {
         for (method, path) in [
             ("GET", "/nope"),
             ("GET", "/images"),
@@ -265,7 +265,11 @@ mod tests {
                 .reply(&api().await)
                 .await;
             assert_eq!(res.status(), StatusCode::NOT_FOUND, "{method} {path}");
-            assert_eq!(res.body().as_ref(), b"not found", "{method} {path}");
+            assert_eq!(
+                res.body().as_ref(),
+                br#"{"message":"not found"}"#,
+                "{method} {path}"
+            );
         }
     }
 }

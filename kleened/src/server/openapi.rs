@@ -32,6 +32,11 @@ use super::{containers, exec, images, networks, volumes};
         images::create,
         networks::list,
         networks::inspect,
+        networks::create,
+        networks::remove,
+        networks::prune,
+        networks::connect,
+        networks::disconnect,
         volumes::list,
         volumes::inspect,
     )

@@ -107,6 +107,18 @@ impl Db<'_> {
         Ok(())
     }
 
+    /// Saves the addresses a container's published ports forward to.
+    pub fn set_public_ports(
+        &self,
+        id: &str,
+        ports: &[kleene_api::PublishedPort],
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE containers SET public_ports = ?2 WHERE id = ?1")?
+            .execute(params![id, to_json(&ports)])?;
+        Ok(())
+    }
+
     /// Removes a container's row with its endpoints and mounts. Returns false when there was none.
     pub fn delete_container(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self

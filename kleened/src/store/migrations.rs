@@ -79,6 +79,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX mounts_container ON mounts (container_id);
     ",
+    // 2: an address is used by one endpoint of a network at most.
+    "
+    CREATE UNIQUE INDEX endpoints_ip4 ON endpoints (network_id, ip_address) WHERE ip_address != '';
+    CREATE UNIQUE INDEX endpoints_ip6 ON endpoints (network_id, ip_address6) WHERE ip_address6 != '';
+    ",
 ];
 
 /// The schema version this build of the daemon writes.

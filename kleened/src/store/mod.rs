@@ -114,18 +114,30 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_with(f).await
+    }
+
+    /// [`Store::write`] for a change that also does something outside the store (loading a
+    /// packet-filter ruleset) and fails with its own error: the store change is kept only if the
+    /// whole closure succeeds. Other writers wait meanwhile, so such changes are serialised.
+    pub async fn write_with<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T, E> + Send + 'static,
+    {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             let mut conn = conn
                 .lock()
                 .map_err(|_| StoreError::Task("connection lock poisoned".into()))?;
-            let tx = conn.transaction()?;
+            let tx = conn.transaction().map_err(StoreError::from)?;
             let value = f(&Db { conn: &tx })?;
-            tx.commit()?;
+            tx.commit().map_err(StoreError::from)?;
             Ok(value)
         })
         .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
     }
 }
 

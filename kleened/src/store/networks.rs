@@ -115,13 +115,52 @@ impl Db<'_> {
         self.endpoints_where("container_id", container_id)
     }
 
+    /// Every endpoint, in the order they were made.
+    pub fn list_endpoints(&self) -> Result<Vec<EndPoint>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints ORDER BY rowid"
+        ))?;
+        let rows = stmt.query_map([], endpoint_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The endpoint connecting a container to a network, if there is one.
+    pub fn find_endpoint(
+        &self,
+        container_id: &str,
+        network_id: &str,
+    ) -> Result<Option<EndPoint>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE container_id = ?1 AND network_id = ?2"
+        ))?;
+        let mut rows = stmt.query_map([container_id, network_id], endpoint_from_row)?;
+        Ok(rows.next().transpose()?)
+    }
+
+    /// Removes an endpoint. Returns false when there was none.
+    pub fn delete_endpoint(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM endpoints WHERE id = ?1")?
+            .execute([id])?
+            == 1)
+    }
+
+    /// Records the host-side interface of a running vnet endpoint (`None` once it stopped).
+    pub fn set_endpoint_epair(&self, id: &str, epair: Option<&str>) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE endpoints SET epair = ?2 WHERE id = ?1")?
+            .execute(params![id, epair])?;
+        Ok(())
+    }
+
     fn endpoints_where(
         &self,
         column: &'static str,
         value: &str,
     ) -> Result<Vec<EndPoint>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE {column} = ?1 ORDER BY id"
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE {column} = ?1 ORDER BY rowid"
         ))?;
         let rows = stmt.query_map([value], endpoint_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -26,7 +26,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use super::confine::{self, Confinement};
 use super::rootfs::{self, RootOptions};
-use super::tty;
+use super::tty::{self, write_all};
 
 /// The argument that starts the helper.
 pub const HELPER_ARG: &str = "__runtime-helper";
@@ -65,6 +65,8 @@ pub enum Mode {
         new_network: bool,
         /// How its processes are confined.
         confinement: Confinement,
+        /// Wait for the daemon to wire the network namespace (vnet) before the command runs.
+        wait_for_network: bool,
     },
     /// Run the command in the container whose PID 1 has this host PID.
     Exec {
@@ -95,6 +97,10 @@ pub struct Spec {
     pub groups: Vec<u32>,
     pub cwd: String,
     pub tty: bool,
+    /// The descriptor of the start-up conversation with the daemon, when there is one: the helper
+    /// writes PID 1's host PID and a newline, PID 1 writes `n` once its network namespace exists
+    /// and waits for `g` before it runs the command.
+    pub sync_fd: Option<i32>,
 }
 
 /// The PID signals are forwarded to (0: none yet).
@@ -225,6 +231,15 @@ fn init(spec: &Spec) -> ! {
                 );
             }
             forward_signals_to(child);
+            if let Some(fd) = spec.sync_fd {
+                // SAFETY: the descriptor was handed to this process by the daemon for this
+                // conversation; PID 1 has its own copy.
+                let sync = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+                if let Err(err) = write_all(sync.as_fd(), format!("{child}\n").as_bytes()) {
+                    let _ = kill(child, Signal::SIGKILL);
+                    fail("cannot tell the daemon the container's PID", err);
+                }
+            }
             let _ = nix::unistd::write(&ready_write, b"1");
             drop(ready_write);
             std::process::exit(wait_for(child))
@@ -239,10 +254,16 @@ fn container_init(spec: &Spec) -> ! {
         hostname,
         new_network,
         confinement,
+        wait_for_network,
     } = &spec.mode
     else {
         fail("init", "wrong mode")
     };
+    // SAFETY: the descriptor was handed to the helper by the daemon for this conversation.
+    let sync = wait_for_network
+        .then_some(spec.sync_fd)
+        .flatten()
+        .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
@@ -253,6 +274,12 @@ fn container_init(spec: &Spec) -> ! {
     }
     if let Err(err) = unshare(flags) {
         fail("cannot create namespaces", err);
+    }
+    if let Some(sync) = &sync {
+        // The daemon wires the new network namespace while the root is set up.
+        if let Err(err) = write_all(sync.as_fd(), b"n") {
+            fail("cannot tell the daemon the network namespace is there", err);
+        }
     }
     let root = RootOptions {
         rootfs: rootfs.clone(),
@@ -270,6 +297,12 @@ fn container_init(spec: &Spec) -> ! {
     if *new_network {
         if let Err(err) = loopback_up() {
             fail("cannot bring up lo", err);
+        }
+    }
+    if let Some(sync) = sync {
+        let mut go = [0u8; 1];
+        if !matches!(nix::unistd::read(&sync, &mut go), Ok(1) if go == *b"g") {
+            fail("the network was not set up", "the daemon gave up");
         }
     }
     if let Err(err) = confine::enter(confinement) {
@@ -475,6 +508,7 @@ mod tests {
                 rootfs: "/pool/c".into(),
                 hostname: "abc".into(),
                 new_network: true,
+                wait_for_network: false,
                 confinement: Confinement {
                     capabilities: vec![caps::Capability::CAP_CHOWN],
                     seccomp: true,
@@ -488,6 +522,7 @@ mod tests {
             groups: vec![],
             cwd: "/root".into(),
             tty: false,
+            sync_fd: Some(3),
         };
         let text = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<Spec>(&text).unwrap(), spec);

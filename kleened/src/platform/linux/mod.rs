@@ -6,6 +6,7 @@
 pub mod cgroup;
 pub mod confine;
 pub mod helper;
+pub mod net;
 pub mod params;
 pub mod rootfs;
 pub mod seccomp;
@@ -13,6 +14,7 @@ mod tty;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kleene_api::NetworkDriver;
@@ -23,6 +25,7 @@ use super::runtime::{ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
 use cgroup::{CgroupError, Cgroups};
 use confine::Confinement;
 use helper::{Mode, Spec, HELPER_ARG, HELPER_NAME, SPEC_ENV};
+use net::LinuxNetwork;
 
 /// How long to wait for a container's processes to go after SIGKILL.
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,7 +53,15 @@ pub struct NamespaceRuntime {
     /// The program started as the helper (the daemon's own binary).
     helper: PathBuf,
     cgroups: Cgroups,
+    /// Wires vnet containers to their networks.
+    network: Arc<LinuxNetwork>,
 }
+
+/// The descriptor the helper is given for the start-up conversation with the daemon (vnet).
+const SYNC_FD: i32 = 3;
+
+/// How long the daemon waits for the helper to reach the point where the network is wired.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl NamespaceRuntime {
     /// A runtime whose containers' cgroups are under `cgroup_parent` (in the `hierarchy` asked
@@ -59,13 +70,24 @@ impl NamespaceRuntime {
         helper: PathBuf,
         cgroup_parent: &str,
         hierarchy: Option<cgroup::Version>,
+        network: Arc<LinuxNetwork>,
     ) -> Result<NamespaceRuntime, RuntimeError> {
         let cgroups = Cgroups::open(cgroup_parent, hierarchy).map_err(host)?;
         tracing::info!(version = ?cgroups.version(), parent = %cgroups.path("").display(), "container cgroups");
-        Ok(NamespaceRuntime { helper, cgroups })
+        Ok(NamespaceRuntime {
+            helper,
+            cgroups,
+            network,
+        })
     }
 
-    fn spawn(&self, spec: &ProcessSpec, mode: Mode) -> Result<Spawned, RuntimeError> {
+    /// Starts the helper. With `sync`, the helper gets that socket as descriptor [`SYNC_FD`].
+    fn spawn(
+        &self,
+        spec: &ProcessSpec,
+        mode: Mode,
+        sync: Option<&std::os::unix::net::UnixStream>,
+    ) -> Result<Spawned, RuntimeError> {
         if spec.cmd.is_empty() {
             return Err(RuntimeError::Invalid(
                 "no command given and the image has none".into(),
@@ -86,6 +108,7 @@ impl NamespaceRuntime {
             groups: user.groups,
             cwd: user.home,
             tty: spec.tty,
+            sync_fd: sync.map(|_| SYNC_FD),
         };
         let text =
             serde_json::to_string(&helper_spec).map_err(|e| RuntimeError::Host(e.to_string()))?;
@@ -101,13 +124,59 @@ impl NamespaceRuntime {
         // The helper gets pipes; for a terminal it opens one inside the container and relays.
         let io = ProcessIo::pipes_for(&mut command)
             .map_err(|e| RuntimeError::Host(format!("pipes: {e}")))?;
+        if let Some(sync) = sync {
+            pass_descriptor(&mut command, sync);
+        }
         let child = command.spawn().map_err(|e| {
             RuntimeError::Host(format!("cannot start {}: {e}", self.helper.display()))
         })?;
         // `command` still holds the child's ends of the pipes or terminal; drop them so the daemon
         // sees end-of-file when the process is done.
         drop(command);
-        Ok(Spawned { child, io })
+        Ok(Spawned {
+            child,
+            io,
+            interfaces: vec![],
+        })
+    }
+
+    /// The start-up conversation of a vnet container: the helper says the container's PID 1
+    /// (`<pid>\n`) and that its network namespace exists (`n`); the daemon wires the container's
+    /// endpoints and answers `g` (go). Answers the host-side interfaces, by endpoint ID.
+    fn wire(
+        &self,
+        sync: &mut std::os::unix::net::UnixStream,
+        endpoints: &[crate::platform::ContainerEndpoint],
+    ) -> Result<Vec<(String, String)>, RuntimeError> {
+        use std::io::{Read, Write};
+        let broken = |e: std::io::Error| {
+            RuntimeError::Host(format!("the container's helper did not get ready: {e}"))
+        };
+        sync.set_read_timeout(Some(SYNC_TIMEOUT)).map_err(broken)?;
+        let mut said = Vec::new();
+        let mut byte = [0u8; 1];
+        while !said.ends_with(b"n") {
+            match sync.read(&mut byte).map_err(broken)? {
+                0 => {
+                    return Err(RuntimeError::Host(
+                        "the container's helper ended before its network was set up".into(),
+                    ))
+                }
+                _ => said.push(byte[0]),
+            }
+        }
+        let text = String::from_utf8_lossy(&said);
+        let pid: i32 = text
+            .split('\n')
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(|| RuntimeError::Host(format!("the helper said '{text}'")))?;
+        let interfaces = self
+            .network
+            .wire(pid, endpoints)
+            .map_err(|e| RuntimeError::Host(e.to_string()))?;
+        sync.write_all(b"g").map_err(broken)?;
+        Ok(interfaces)
     }
 
     /// The host PID of the container's PID 1: the process of its cgroup subtree that is PID 1 of a
@@ -134,6 +203,30 @@ impl NamespaceRuntime {
                     ids.len() == own + 1 && ids.last() == Some(&"1")
                 })
             }))
+    }
+}
+
+/// Gives the helper `sync` as descriptor [`SYNC_FD`] (dup2(2) in the child before exec, which also
+/// clears close-on-exec on the copy).
+#[allow(unsafe_code)]
+fn pass_descriptor(command: &mut tokio::process::Command, sync: &std::os::unix::net::UnixStream) {
+    use std::os::fd::AsRawFd;
+    let fd = sync.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec and only calls dup2(2) or fcntl(2),
+    // which are async-signal-safe; `fd` stays open in the parent until the spawn returns.
+    unsafe {
+        command.pre_exec(move || {
+            let result = if fd == SYNC_FD {
+                // Already in place: only close-on-exec must go.
+                nix::libc::fcntl(fd, nix::libc::F_SETFD, 0)
+            } else {
+                nix::libc::dup2(fd, SYNC_FD)
+            };
+            if result < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
@@ -212,16 +305,40 @@ impl Runtime for NamespaceRuntime {
             }
         };
         let params = linux_params(&spec.jail_params)?;
+        if !spec.endpoints.is_empty() && spec.network != NetworkDriver::Vnet {
+            return Err(RuntimeError::Invalid(
+                "only vnet containers are connected to networks on Linux".into(),
+            ));
+        }
         self.cgroups.create(&spec.container_id).map_err(host)?;
+        let wait_for_network = !spec.endpoints.is_empty();
         let mode = Mode::Init {
             rootfs: spec.rootfs.clone(),
             hostname: hostname(&spec.container_id, &params),
             new_network,
             confinement: Confinement::from(&params),
+            wait_for_network,
         };
-        let mut spawned = self.spawn(spec, mode).inspect_err(|_| {
-            let _ = self.cgroups.remove(&spec.container_id);
-        })?;
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| RuntimeError::Host(format!("socket pair: {e}")))?;
+        let mut spawned = self
+            .spawn(spec, mode, wait_for_network.then_some(&theirs))
+            .inspect_err(|_| {
+                let _ = self.cgroups.remove(&spec.container_id);
+            })?;
+        drop(theirs);
+        if wait_for_network {
+            match self.wire(&mut ours, &spec.endpoints) {
+                Ok(interfaces) => spawned.interfaces = interfaces,
+                Err(err) => {
+                    let _ = spawned.child.start_kill();
+                    let _ = self.cgroups.kill_all(&spec.container_id);
+                    let _ = self.cgroups.wait_empty(&spec.container_id, KILL_TIMEOUT);
+                    let _ = self.cgroups.remove(&spec.container_id);
+                    return Err(err);
+                }
+            }
+        }
         // The helper puts the container's PID 1 into the cgroup right after forking it; wait for
         // that, so the container counts as running once start returns.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -243,7 +360,7 @@ impl Runtime for NamespaceRuntime {
             init_pid,
             confinement: Confinement::from(&params),
         };
-        self.spawn(spec, mode)
+        self.spawn(spec, mode, None)
     }
 
     fn is_running(&self, container_id: &str) -> Result<bool, RuntimeError> {
@@ -318,7 +435,18 @@ impl Runtime for NamespaceRuntime {
             groups: vec![],
             cwd: "/".into(),
             tty: false,
+            sync_fd: None,
         })
+    }
+
+    fn disconnected(
+        &self,
+        _container_id: &str,
+        endpoint: &crate::platform::ContainerEndpoint,
+    ) -> Result<(), RuntimeError> {
+        self.network
+            .unwire(&endpoint.endpoint_id)
+            .map_err(|e| RuntimeError::Host(e.to_string()))
     }
 
     fn close(&self) {

@@ -96,7 +96,10 @@ pub(super) fn relay(master: nix::pty::PtyMaster, child: Pid) -> i32 {
     }
 }
 
-fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) -> Result<(), nix::errno::Errno> {
+pub(super) fn write_all(
+    fd: std::os::fd::BorrowedFd<'_>,
+    mut data: &[u8],
+) -> Result<(), nix::errno::Errno> {
     while !data.is_empty() {
         match nix::unistd::write(fd, data) {
             Ok(n) => data = &data[n..],

@@ -1,0 +1,845 @@
+//! Networks and endpoints: create, list, inspect, remove, prune, connect and disconnect, with the
+//! Kleened API's checks and messages; the host side through [`NetworkHost`] and the runtime; the
+//! packet filter applied after every change, inside the store transaction, so a ruleset the host
+//! refuses leaves the store as it was.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use kleene_api::{
+    Container, EndPoint, EndPointConfig, IdResponse, Network, NetworkConfig, NetworkDriver,
+    NetworkInspect, NetworkType,
+};
+
+use super::{firewall, ids, ipam, Engine, EngineError};
+use crate::platform::{ContainerEndpoint, NetworkError, NetworkHost, NetworkSetup};
+use crate::store::{Db, StoreError};
+
+/// Interface names: what Linux and FreeBSD both accept, at most 15 bytes (they are written into
+/// packet-filter rules, so nothing else may pass).
+pub(super) fn valid_interface(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && !name.starts_with(['-', '.'])
+}
+
+/// What the host needs to make a network's interface.
+pub(super) fn setup_of(network: &Network) -> NetworkSetup {
+    let subnet = ipam::subnet4(&network.subnet).ok().flatten();
+    let subnet6 = ipam::subnet6(&network.subnet6).ok().flatten();
+    let bridge = network.kind == NetworkType::Bridge;
+    NetworkSetup {
+        kind: network.kind,
+        interface: network.interface.clone(),
+        // Only `<auto>` gateways are put on the bridge; explicit ones are somebody else's.
+        gateway: (bridge && network.gateway == ipam::AUTO)
+            .then(|| ipam::gateway4(&network.gateway, subnet))
+            .flatten()
+            .zip(subnet)
+            .and_then(|(gw, net)| ipnet::Ipv4Net::new(gw, net.prefix_len()).ok()),
+        gateway6: (bridge && network.gateway6 == ipam::AUTO)
+            .then(|| ipam::gateway6(&network.gateway6, subnet6))
+            .flatten()
+            .zip(subnet6)
+            .and_then(|(gw, net)| ipnet::Ipv6Net::new(gw, net.prefix_len()).ok()),
+    }
+}
+
+/// How a container is wired to a network at its start (vnet on bridges).
+pub(super) fn container_endpoint(network: &Network, endpoint: &EndPoint) -> ContainerEndpoint {
+    let subnet = ipam::subnet4(&network.subnet).ok().flatten();
+    let subnet6 = ipam::subnet6(&network.subnet6).ok().flatten();
+    ContainerEndpoint {
+        endpoint_id: endpoint.id.clone(),
+        interface: network.interface.clone(),
+        isolated: !network.icc,
+        address: endpoint
+            .ip_address
+            .parse::<Ipv4Addr>()
+            .ok()
+            .zip(subnet)
+            .and_then(|(ip, net)| ipnet::Ipv4Net::new(ip, net.prefix_len()).ok()),
+        gateway: ipam::gateway4(&network.gateway, subnet),
+        address6: endpoint
+            .ip_address6
+            .parse::<Ipv6Addr>()
+            .ok()
+            .zip(subnet6)
+            .and_then(|(ip, net)| ipnet::Ipv6Net::new(ip, net.prefix_len()).ok()),
+        gateway6: ipam::gateway6(&network.gateway6, subnet6),
+        host_interface: endpoint.epair.clone(),
+    }
+}
+
+/// Why a change that applies the packet filter failed: the store, or the host.
+#[derive(Debug, thiserror::Error)]
+enum ChangeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<ChangeError> for EngineError {
+    fn from(err: ChangeError) -> EngineError {
+        match err {
+            ChangeError::Store(e) => EngineError::Store(e),
+            ChangeError::Engine(e) => e,
+        }
+    }
+}
+
+/// The API's answer to a host failure.
+fn host_failure(err: NetworkError) -> EngineError {
+    match err {
+        NetworkError::Invalid(message) => EngineError::Conflict(message),
+        refused @ NetworkError::Refused { .. } => EngineError::Internal(refused.to_string()),
+        NetworkError::Host(message) => EngineError::Internal(message),
+    }
+}
+
+/// Builds the policy from the store as it is in this transaction, loads it, and saves the
+/// published ports' new addresses. An error undoes the transaction.
+fn apply_in(
+    db: &Db<'_>,
+    network: &Arc<dyn NetworkHost>,
+    host_gateway: Option<&str>,
+) -> Result<(), ChangeError> {
+    let networks = db.list_networks()?;
+    let endpoints = db.list_endpoints()?;
+    let mut containers: Vec<Container> = db
+        .list_containers()?
+        .into_iter()
+        .map(|s| s.container)
+        .collect();
+    containers.reverse();
+    let built = firewall::build(host_gateway, &networks, &endpoints, &containers);
+    network
+        .apply_firewall(&built.policy)
+        .map_err(host_failure)?;
+    for (id, ports) in built.changed {
+        db.set_public_ports(&id, &ports)?;
+    }
+    Ok(())
+}
+
+impl Engine {
+    fn network_host(&self) -> Result<Arc<dyn NetworkHost>, EngineError> {
+        self.network.clone().ok_or_else(|| {
+            EngineError::Internal("this daemon has no networking for its platform".into())
+        })
+    }
+
+    /// The interface of the host's default route, as found at start.
+    pub(super) fn host_gateway(&self) -> Option<String> {
+        self.host_gateway
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Runs blocking host networking work off the async threads.
+    async fn on_host<T, F>(&self, f: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn NetworkHost) -> Result<T, NetworkError> + Send + 'static,
+    {
+        let host = self.network_host()?;
+        tokio::task::spawn_blocking(move || f(host.as_ref()))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(host_failure)
+    }
+
+    /// Applies a store change and the packet filter that follows from it, in one transaction:
+    /// when the host refuses the rules, the change is undone and the old rules stay.
+    pub(super) async fn change_with_firewall<T, F>(&self, change: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T, EngineError> + Send + 'static,
+    {
+        let host = self.network.clone();
+        let gateway = self.host_gateway();
+        Ok(self
+            .store
+            .write_with(move |db| -> Result<T, ChangeError> {
+                let value = change(db)?;
+                if let Some(host) = &host {
+                    apply_in(db, host, gateway.as_deref())?;
+                }
+                Ok(value)
+            })
+            .await?)
+    }
+
+    /// Loads the packet filter for the store as it is.
+    pub(super) async fn apply_firewall(&self) -> Result<(), EngineError> {
+        self.change_with_firewall(|_| Ok(())).await
+    }
+
+    /// Every network, by name.
+    pub async fn list_networks(&self) -> Result<Vec<Network>, EngineError> {
+        Ok(self.store.read(|db| db.list_networks()).await?)
+    }
+
+    /// One network with its endpoints, by ID, ID prefix or name.
+    pub async fn inspect_network(&self, identifier: String) -> Result<NetworkInspect, EngineError> {
+        self.store
+            .read(move |db| {
+                let Some(network) = db.find_network(&identifier)? else {
+                    return Ok(None);
+                };
+                Ok(Some(NetworkInspect {
+                    network_endpoints: db.endpoints_of_network(&network.id)?,
+                    network,
+                }))
+            })
+            .await?
+            .ok_or_else(|| EngineError::NotFound("network not found".into()))
+    }
+
+    /// Creates a network: its record, its host interface, and the packet filter with it.
+    pub async fn create_network(&self, config: NetworkConfig) -> Result<IdResponse, EngineError> {
+        let conflict = |m: String| EngineError::Conflict(m);
+        if config.name.is_empty() || config.name.len() > 255 {
+            return Err(conflict(
+                "a network name is 1 to 255 characters long".into(),
+            ));
+        }
+        let subnet =
+            ipam::subnet4(&config.subnet).map_err(|e| conflict(format!("invalid subnet: {e}")))?;
+        let subnet6 = ipam::subnet6(&config.subnet6)
+            .map_err(|e| conflict(format!("invalid subnet6: {e}")))?;
+        ipam::check_gateway(&config.gateway, false)
+            .map_err(|e| conflict(format!("invalid gateway: {e}")))?;
+        ipam::check_gateway(&config.gateway6, true)
+            .map_err(|e| conflict(format!("invalid gateway6: {e}")))?;
+        if !config.interface.is_empty() && !valid_interface(&config.interface) {
+            return Err(conflict(format!(
+                "invalid interface name '{}': at most 15 letters, digits, '_', '.' or '-'",
+                config.interface
+            )));
+        }
+        if config.kind == NetworkType::Custom && config.interface.is_empty() {
+            return Err(conflict(
+                "a custom network needs the name of an existing interface".into(),
+            ));
+        }
+        let nat = match config.nat.as_str() {
+            "<host-gateway>" => self.host_gateway().unwrap_or_default(),
+            "" => String::new(),
+            other if valid_interface(other) => other.to_owned(),
+            other => {
+                return Err(conflict(format!(
+                    "invalid nat interface '{other}': at most 15 letters, digits, '_', '.' or '-'"
+                )))
+            }
+        };
+        let name = config.name.clone();
+        let wanted = config.interface.clone();
+        let kind = config.kind;
+        // The name and the interface are decided against the stored networks; the record is made
+        // only once the interface exists, in the transaction that loads the packet filter.
+        let taken: Vec<Network> = self.store.read(|db| db.list_networks()).await?;
+        let lookup = name.clone();
+        if self
+            .store
+            .read(move |db| db.find_network(&lookup))
+            .await?
+            .is_some()
+        {
+            return Err(conflict("network name is already taken".into()));
+        }
+        let interface = if wanted.is_empty() {
+            let used: HashSet<String> = taken.iter().map(|n| n.interface.clone()).collect();
+            let mut n = 0;
+            loop {
+                let candidate = format!("kleene{n}");
+                if !used.contains(&candidate)
+                    && !self
+                        .on_host({
+                            let candidate = candidate.clone();
+                            move |host| host.interface_exists(&candidate)
+                        })
+                        .await?
+                {
+                    break candidate;
+                }
+                n += 1;
+            }
+        } else {
+            if let Some(other) = taken.iter().find(|n| n.interface == wanted) {
+                if kind != NetworkType::Custom || other.kind != NetworkType::Custom {
+                    return Err(conflict(format!(
+                        "interface '{wanted}' is already used by network '{}'",
+                        other.name
+                    )));
+                }
+            }
+            wanted
+        };
+        let network = Network {
+            id: ids::new_id(),
+            name,
+            kind,
+            subnet: subnet.map(|s| s.to_string()).unwrap_or_default(),
+            subnet6: subnet6.map(|s| s.to_string()).unwrap_or_default(),
+            interface,
+            gateway: config.gateway,
+            gateway6: config.gateway6,
+            nat,
+            icc: config.icc,
+            internal: config.internal,
+        };
+        let setup = setup_of(&network);
+        self.on_host({
+            let setup = setup.clone();
+            move |host| host.create(&setup)
+        })
+        .await?;
+        let record = network.clone();
+        let stored = self
+            .change_with_firewall(move |db| {
+                if db.find_network(&record.name)?.is_some() {
+                    return Err(EngineError::Conflict(
+                        "network name is already taken".into(),
+                    ));
+                }
+                db.insert_network(&record)?;
+                Ok(())
+            })
+            .await;
+        if let Err(err) = stored {
+            if let Err(undo) = self.on_host(move |host| host.remove(&setup)).await {
+                tracing::error!(network = %network.id, error = %undo, "could not remove the interface of a network that failed");
+            }
+            return Err(err);
+        }
+        tracing::info!(network = %network.id, name = %network.name, interface = %network.interface, "network created");
+        Ok(IdResponse { id: network.id })
+    }
+
+    /// Removes a network: its containers are disconnected first (running ones too), then its
+    /// record goes, the packet filter follows, and its interface is removed.
+    pub async fn remove_network(&self, identifier: String) -> Result<IdResponse, EngineError> {
+        let lookup = identifier.clone();
+        let network = self
+            .store
+            .read(move |db| db.find_network(&lookup))
+            .await?
+            .ok_or_else(|| EngineError::NotFound("network not found.".into()))?;
+        let endpoints = {
+            let id = network.id.clone();
+            self.store
+                .read(move |db| db.endpoints_of_network(&id))
+                .await?
+        };
+        for endpoint in &endpoints {
+            self.unwire_running(&network, endpoint).await?;
+        }
+        let id = network.id.clone();
+        self.change_with_firewall(move |db| {
+            db.delete_network(&id)?;
+            Ok(())
+        })
+        .await?;
+        let setup = setup_of(&network);
+        self.on_host(move |host| host.remove(&setup)).await?;
+        tracing::info!(network = %network.id, "network removed");
+        Ok(IdResponse { id: network.id })
+    }
+
+    /// Removes every network without endpoints; answers their IDs.
+    pub async fn prune_networks(&self) -> Result<Vec<String>, EngineError> {
+        let unused: Vec<Network> = self
+            .store
+            .read(|db| {
+                let endpoints = db.list_endpoints()?;
+                Ok(db
+                    .list_networks()?
+                    .into_iter()
+                    .filter(|n| !endpoints.iter().any(|e| e.network_id == n.id))
+                    .collect())
+            })
+            .await?;
+        let mut removed = vec![];
+        for network in unused {
+            match self.remove_network(network.id.clone()).await {
+                Ok(_) => removed.push(network.id),
+                Err(err) => {
+                    tracing::warn!(network = %network.id, error = %err, "prune could not remove network")
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Takes the host side of an endpoint of a running container away (disconnect, network
+    /// removal).
+    async fn unwire_running(
+        &self,
+        network: &Network,
+        endpoint: &EndPoint,
+    ) -> Result<(), EngineError> {
+        if !self.is_running(&endpoint.container_id).await? {
+            return Ok(());
+        }
+        let runtime = Arc::clone(self.runtime()?);
+        let container_id = endpoint.container_id.clone();
+        let wiring = container_endpoint(network, endpoint);
+        tokio::task::spawn_blocking(move || runtime.disconnected(&container_id, &wiring))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| EngineError::Conflict(e.to_string()))
+    }
+
+    /// Connects a container to a network, allocating its addresses.
+    pub async fn connect(&self, config: EndPointConfig) -> Result<(), EngineError> {
+        let conflict = |m: &str| EngineError::Conflict(m.to_owned());
+        let container = self
+            .find_container(&config.container)
+            .await?
+            .ok_or_else(|| EngineError::NotFound("container not found".into()))?;
+        let lookup = config.network.clone();
+        let network = self
+            .store
+            .read(move |db| db.find_network(&lookup))
+            .await?
+            .ok_or_else(|| EngineError::NotFound("network not found".into()))?;
+        match (container.network_driver, network.kind) {
+            (NetworkDriver::Disabled, _) => {
+                return Err(conflict(
+                    "containers with the 'disabled' network-driver cannot connect to networks.",
+                ))
+            }
+            (NetworkDriver::Host, _) => {
+                return Err(conflict(
+                    "containers with the 'host' network-driver cannot connect to networks.",
+                ))
+            }
+            (NetworkDriver::Vnet, NetworkType::Loopback) => {
+                return Err(conflict(
+                    "containers using the 'vnet' network-driver can't connect to loopback networks",
+                ))
+            }
+            (NetworkDriver::Vnet, NetworkType::Custom) => {
+                return Err(conflict(
+                    "containers using the 'vnet' network-driver can't connect to custom networks",
+                ))
+            }
+            _ => {}
+        }
+        let running = self.is_running(&container.id).await?;
+        if running && container.network_driver == NetworkDriver::Vnet {
+            return Err(conflict(
+                "cannot connect a running vnet container to a network",
+            ));
+        }
+        // Addresses on the network's interface are taken (the <auto> gateway among them).
+        let on_interface: Vec<IpAddr> = {
+            let interface = network.interface.clone();
+            self.on_host(move |host| host.addresses(&interface)).await?
+        };
+        // A container on a bridge cannot use the broadcast address; an alias (ipnet) can.
+        let keep_broadcast = container.network_driver == NetworkDriver::Ipnet;
+        let endpoint_id = ids::new_id();
+        let record_network = network.clone();
+        let container_id = container.id.clone();
+        let endpoint = self
+            .change_with_firewall(move |db| {
+                if db
+                    .find_endpoint(&container_id, &record_network.id)?
+                    .is_some()
+                {
+                    return Err(EngineError::Conflict(
+                        "container already connected to the network".into(),
+                    ));
+                }
+                let others = db.endpoints_of_network(&record_network.id)?;
+                let ip_address = address4(
+                    &record_network,
+                    &config.ip_address,
+                    &others,
+                    &on_interface,
+                    keep_broadcast,
+                )?;
+                let ip_address6 =
+                    address6(&record_network, &config.ip_address6, &others, &on_interface)?;
+                let endpoint = EndPoint {
+                    id: endpoint_id,
+                    network_id: record_network.id.clone(),
+                    container_id,
+                    epair: None,
+                    ip_address,
+                    ip_address6,
+                };
+                db.insert_endpoint(&endpoint)?;
+                Ok(endpoint)
+            })
+            .await?;
+        if running {
+            let runtime = Arc::clone(self.runtime()?);
+            let id = container.id.clone();
+            let wiring = container_endpoint(&network, &endpoint);
+            let live = tokio::task::spawn_blocking(move || runtime.connected(&id, &wiring))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+            if let Err(err) = live {
+                let id = endpoint.id.clone();
+                self.change_with_firewall(move |db| {
+                    db.delete_endpoint(&id)?;
+                    Ok(())
+                })
+                .await?;
+                return Err(EngineError::Conflict(err.to_string()));
+            }
+        }
+        tracing::info!(container = %container.id, network = %network.id, ip = %endpoint.ip_address, ip6 = %endpoint.ip_address6, "connected");
+        Ok(())
+    }
+
+    /// Disconnects a container from a network (a running one loses the interface at once).
+    pub async fn disconnect(&self, network: String, container: String) -> Result<(), EngineError> {
+        let conflict = |m: &str| EngineError::Conflict(m.to_owned());
+        let container = self
+            .find_container(&container)
+            .await?
+            .ok_or_else(|| conflict("container not found"))?;
+        let network = self
+            .store
+            .read(move |db| db.find_network(&network))
+            .await?
+            .ok_or_else(|| conflict("network not found"))?;
+        let (container_id, network_id) = (container.id.clone(), network.id.clone());
+        let endpoint = self
+            .store
+            .read(move |db| db.find_endpoint(&container_id, &network_id))
+            .await?
+            .ok_or_else(|| conflict("endpoint configuration not found"))?;
+        self.unwire_running(&network, &endpoint).await?;
+        let id = endpoint.id.clone();
+        self.change_with_firewall(move |db| {
+            db.delete_endpoint(&id)?;
+            Ok(())
+        })
+        .await?;
+        tracing::info!(container = %container.id, network = %network.id, "disconnected");
+        Ok(())
+    }
+
+    /// The wiring of a container's endpoints for its start, in the order they were made.
+    pub(super) async fn wiring_of(
+        &self,
+        container_id: &str,
+    ) -> Result<Vec<ContainerEndpoint>, EngineError> {
+        let id = container_id.to_owned();
+        Ok(self
+            .store
+            .read(move |db| {
+                let networks = db.list_networks()?;
+                Ok(db
+                    .endpoints_of_container(&id)?
+                    .iter()
+                    .filter_map(|e| {
+                        networks
+                            .iter()
+                            .find(|n| n.id == e.network_id)
+                            .map(|n| container_endpoint(n, e))
+                    })
+                    .collect())
+            })
+            .await?)
+    }
+
+    /// Records the host-side interfaces of a started container's endpoints (`None`: stopped),
+    /// and applies the packet filter again when it names them.
+    pub(super) async fn record_interfaces(
+        &self,
+        container_id: &str,
+        interfaces: Vec<(String, Option<String>)>,
+    ) -> Result<(), EngineError> {
+        let _ = container_id;
+        if interfaces.is_empty() {
+            return Ok(());
+        }
+        let names_members = self
+            .network
+            .as_ref()
+            .is_some_and(|host| host.policy_names_members());
+        let update = move |db: &Db<'_>| -> Result<(), EngineError> {
+            for (endpoint, interface) in &interfaces {
+                db.set_endpoint_epair(endpoint, interface.as_deref())?;
+            }
+            Ok(())
+        };
+        if names_members {
+            self.change_with_firewall(update).await
+        } else {
+            Ok(self
+                .store
+                .write_with(move |db| -> Result<(), ChangeError> { Ok(update(db)?) })
+                .await?)
+        }
+    }
+
+    /// At daemon start: forwarding on, interfaces of networks no longer stored removed, every
+    /// stored network's interface made again, no endpoint marked running, and the packet filter
+    /// loaded. A failure is logged: containers without networks still run.
+    pub(super) async fn networks_startup(&self) {
+        let Some(host) = self.network.clone() else {
+            return;
+        };
+        let networks = match self.store.read(|db| db.list_networks()).await {
+            Ok(networks) => networks,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the networks");
+                return;
+            }
+        };
+        let result = tokio::task::spawn_blocking({
+            let host = Arc::clone(&host);
+            move || -> Result<Option<String>, NetworkError> {
+                host.prepare()?;
+                let gateway = host.host_gateway()?;
+                for stale in host.own_interfaces()? {
+                    if !networks.iter().any(|n| n.interface == stale) {
+                        tracing::info!(interface = %stale, "removing an interface of a network that is gone");
+                        host.remove(&NetworkSetup {
+                            kind: NetworkType::Bridge,
+                            interface: stale,
+                            gateway: None,
+                            gateway6: None,
+                        })?;
+                    }
+                }
+                for network in &networks {
+                    if let Err(err) = host.create(&setup_of(network)) {
+                        tracing::error!(network = %network.id, interface = %network.interface, error = %err, "cannot make the network's interface");
+                    }
+                }
+                Ok(gateway)
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(gateway)) => {
+                if gateway.is_none() {
+                    tracing::warn!("no default route: networks with nat <host-gateway> get no NAT");
+                }
+                *self.host_gateway.lock().unwrap_or_else(|e| e.into_inner()) = gateway;
+            }
+            Ok(Err(err)) => tracing::error!(error = %err, "cannot prepare host networking"),
+            Err(err) => tracing::error!(error = %err, "cannot prepare host networking"),
+        }
+        let cleared = self
+            .store
+            .write(|db| {
+                for endpoint in db.list_endpoints()? {
+                    if endpoint.epair.is_some() {
+                        db.set_endpoint_epair(&endpoint.id, None)?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(err) = cleared {
+            tracing::error!(error = %err, "cannot reset the endpoints");
+        }
+        if let Err(err) = self.apply_firewall().await {
+            tracing::error!(error = %err, "cannot load the packet filter rules");
+        }
+    }
+
+    /// At daemon stop (after the containers stopped): the networks' interfaces and the packet
+    /// filter rules are removed; the next start makes them again from the store.
+    pub(super) async fn networks_shutdown(&self) {
+        let Some(host) = self.network.clone() else {
+            return;
+        };
+        let networks = self
+            .store
+            .read(|db| db.list_networks())
+            .await
+            .unwrap_or_default();
+        let result = tokio::task::spawn_blocking(move || {
+            for network in &networks {
+                if let Err(err) = host.remove(&setup_of(network)) {
+                    tracing::error!(network = %network.id, error = %err, "cannot remove the network's interface");
+                }
+            }
+            host.clear_firewall()
+        })
+        .await;
+        if let Ok(Err(err)) = result {
+            tracing::error!(error = %err, "cannot remove the packet filter rules");
+        }
+    }
+}
+
+/// The IPv4 address of a new endpoint, per the request (`""`, `<auto>` or an address).
+fn address4(
+    network: &Network,
+    wanted: &str,
+    others: &[EndPoint],
+    on_interface: &[IpAddr],
+    keep_broadcast: bool,
+) -> Result<String, EngineError> {
+    let conflict = |m: String| EngineError::Conflict(m);
+    let subnet = ipam::subnet4(&network.subnet).ok().flatten();
+    let taken: HashSet<Ipv4Addr> = others
+        .iter()
+        .filter_map(|e| e.ip_address.parse().ok())
+        .chain(on_interface.iter().filter_map(|ip| match ip {
+            IpAddr::V4(ip) => Some(*ip),
+            IpAddr::V6(_) => None,
+        }))
+        .collect();
+    match (wanted, subnet) {
+        ("", _) | (ipam::AUTO, None) => Ok(String::new()),
+        (ipam::AUTO, Some(subnet)) => ipam::next4(subnet, &taken, keep_broadcast)
+            .map(|ip| ip.to_string())
+            .ok_or_else(|| conflict("no more inet IP's left in the network".into())),
+        (_, None) => Err(conflict(
+            "cannot set ip address because there is no IPv4 subnet defined for this network".into(),
+        )),
+        (text, Some(subnet)) => {
+            let ip: Ipv4Addr = text
+                .parse()
+                .map_err(|_| conflict(format!("could not parse inet address {text}: einval")))?;
+            if !subnet.contains(&ip) {
+                return Err(conflict(format!(
+                    "address {ip} is not in the subnet {subnet} of network {}",
+                    network.name
+                )));
+            }
+            if taken.contains(&ip) {
+                return Err(conflict(format!(
+                    "address {ip} is already used in network {}",
+                    network.name
+                )));
+            }
+            Ok(ip.to_string())
+        }
+    }
+}
+
+/// The IPv6 address of a new endpoint, likewise.
+fn address6(
+    network: &Network,
+    wanted: &str,
+    others: &[EndPoint],
+    on_interface: &[IpAddr],
+) -> Result<String, EngineError> {
+    let conflict = |m: String| EngineError::Conflict(m);
+    let subnet = ipam::subnet6(&network.subnet6).ok().flatten();
+    let taken: HashSet<Ipv6Addr> = others
+        .iter()
+        .filter_map(|e| e.ip_address6.parse().ok())
+        .chain(on_interface.iter().filter_map(|ip| match ip {
+            IpAddr::V6(ip) => Some(*ip),
+            IpAddr::V4(_) => None,
+        }))
+        .collect();
+    match (wanted, subnet) {
+        ("", _) | (ipam::AUTO, None) => Ok(String::new()),
+        (ipam::AUTO, Some(subnet)) => ipam::next6(subnet, &taken)
+            .map(|ip| ip.to_string())
+            .ok_or_else(|| conflict("no more inet6 IP's left in the network".into())),
+        (_, None) => Err(conflict(
+            "cannot set ip address because there is no IPv6 subnet defined for this network".into(),
+        )),
+        (text, Some(subnet)) => {
+            let ip: Ipv6Addr = text
+                .parse()
+                .map_err(|_| conflict(format!("could not parse inet6 address {text}: einval")))?;
+            if !subnet.contains(&ip) {
+                return Err(conflict(format!(
+                    "address {ip} is not in the subnet {subnet} of network {}",
+                    network.name
+                )));
+            }
+            if taken.contains(&ip) {
+                return Err(conflict(format!(
+                    "address {ip} is already used in network {}",
+                    network.name
+                )));
+            }
+            Ok(ip.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_are_short_and_plain() {
+        for good in ["kleene0", "br-web", "a.b_c"] {
+            assert!(valid_interface(good), "{good}");
+        }
+        for bad in ["", "sixteen-chars-xx", "a/b", "-x", "a b", "eth0:1"] {
+            assert!(!valid_interface(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn explicit_addresses_must_be_in_the_subnet_and_free() {
+        let mut network = crate::store::testdata::network("n1", "web");
+        network.subnet = "10.0.0.0/24".into();
+        let other = EndPoint {
+            id: "e1".into(),
+            network_id: "n1".into(),
+            container_id: "c1".into(),
+            epair: None,
+            ip_address: "10.0.0.5".into(),
+            ip_address6: String::new(),
+        };
+        let err = |wanted| {
+            address4(&network, wanted, std::slice::from_ref(&other), &[], false)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("10.0.1.5"),
+            "address 10.0.1.5 is not in the subnet 10.0.0.0/24 of network web"
+        );
+        assert_eq!(
+            err("10.0.0.5"),
+            "address 10.0.0.5 is already used in network web"
+        );
+        assert_eq!(
+            err("10.0.0.x"),
+            "could not parse inet address 10.0.0.x: einval"
+        );
+        assert_eq!(
+            address4(
+                &network,
+                "<auto>",
+                std::slice::from_ref(&other),
+                &["10.0.0.1".parse().unwrap()],
+                false
+            )
+            .unwrap(),
+            "10.0.0.2"
+        );
+        network.subnet.clear();
+        assert_eq!(address4(&network, "<auto>", &[], &[], false).unwrap(), "");
+        assert_eq!(
+            address4(&network, "10.0.0.9", &[], &[], false)
+                .unwrap_err()
+                .to_string(),
+            "cannot set ip address because there is no IPv4 subnet defined for this network"
+        );
+        assert_eq!(
+            address6(&network, "fdef:1234:5678::10", &[], &[])
+                .unwrap_err()
+                .to_string(),
+            "cannot set ip address because there is no IPv6 subnet defined for this network"
+        );
+    }
+}

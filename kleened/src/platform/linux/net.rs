@@ -1,0 +1,496 @@
+//! Host networking on Linux: bridge networks as Linux bridges, loopback networks as dummy
+//! interfaces, `custom` networks on an existing interface; vnet containers on a veth pair whose
+//! host end is a port of the bridge; the packet filter as an nftables table ([`pf::nft`]).
+//!
+//! Everything is done with ip(8) and nft(8) through the runner: the command lines come from the
+//! pure functions below (pinned by `kleened/tests/goldens/linux/network.txt`), and the few kernel
+//! settings are written to `/proc/sys`. The interfaces the daemon makes carry its identity as their
+//! alias (`ip link set ... alias`), which is how they are told from anyone else's.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use kleene_api::NetworkType;
+use kleene_runner::{CommandSpec, Runner};
+
+use crate::platform::network::{ContainerEndpoint, NetworkError, NetworkHost, NetworkSetup};
+
+const IP: &str = "ip";
+const NFT: &str = "nft";
+const NSENTER: &str = "nsenter";
+
+/// ip(8) reading its commands from standard input, one per line (`ip -batch -`): one process for
+/// several changes.
+pub fn ip_batch(lines: &[String]) -> CommandSpec {
+    CommandSpec::new(IP)
+        .args(["-batch", "-"])
+        .stdin(lines.iter().map(|l| format!("{l}\n")).collect::<String>())
+}
+
+/// The `ip -batch` lines that make a network's interface: a bridge or a dummy interface, marked
+/// with `marker` as its alias, up, with the gateway addresses of the network.
+pub fn create_lines(network: &NetworkSetup, marker: &str) -> Vec<String> {
+    let kind = match network.kind {
+        NetworkType::Bridge => "bridge",
+        NetworkType::Loopback => "dummy",
+        NetworkType::Custom => return vec![],
+    };
+    let name = &network.interface;
+    let mut lines = vec![
+        format!("link add name {name} type {kind}"),
+        format!("link set dev {name} alias {marker}"),
+        format!("link set dev {name} up"),
+    ];
+    if let Some(gateway) = network.gateway {
+        lines.push(format!("address add {gateway} dev {name}"));
+    }
+    if let Some(gateway) = network.gateway6 {
+        // No duplicate address detection: the address is usable at once.
+        lines.push(format!("address add {gateway} dev {name} nodad"));
+    }
+    lines
+}
+
+/// ip(8): remove an interface.
+pub fn delete_link(name: &str) -> CommandSpec {
+    CommandSpec::new(IP).args(["link", "delete", "dev", name])
+}
+
+/// ip(8): every link, as JSON.
+pub fn list_links() -> CommandSpec {
+    CommandSpec::new(IP).args(["-json", "link", "show"])
+}
+
+/// ip(8): the addresses of an interface, as JSON.
+pub fn list_addresses(name: &str) -> CommandSpec {
+    CommandSpec::new(IP).args(["-json", "address", "show", "dev", name])
+}
+
+/// ip(8): the default IPv4 routes, as JSON.
+pub fn default_routes() -> CommandSpec {
+    CommandSpec::new(IP).args(["-json", "-4", "route", "show", "default"])
+}
+
+/// nft(8): check a script without loading it (`-c`), read from standard input.
+pub fn nft_check(script: &str) -> CommandSpec {
+    CommandSpec::new(NFT).args(["-c", "-f", "-"]).stdin(script)
+}
+
+/// nft(8): run a script (one transaction), read from standard input.
+pub fn nft_load(script: &str) -> CommandSpec {
+    CommandSpec::new(NFT).args(["-f", "-"]).stdin(script)
+}
+
+/// The host end of a container's veth: `kv` and the endpoint's ID (at most 15 characters).
+pub fn host_end(endpoint_id: &str) -> String {
+    format!("kv{}", &endpoint_id[..endpoint_id.len().min(13)])
+}
+
+/// The container's end of its `index`th veth: `eth<index>`.
+pub fn inner_end(index: usize) -> String {
+    format!("eth{index}")
+}
+
+/// The commands that wire a vnet container whose PID 1 has host PID `pid` (in its own, new
+/// network namespace) to its networks: per endpoint a veth pair with one end moved into the
+/// container's namespace, the other a port of the bridge (isolated when icc is off); then, inside,
+/// the addresses, the links up and the default routes (the first endpoint's gateway of each
+/// family).
+pub fn wiring(pid: i32, endpoints: &[ContainerEndpoint]) -> Vec<CommandSpec> {
+    let mut host = vec![];
+    let mut inside = vec![];
+    let (mut route4, mut route6) = (false, false);
+    for (index, endpoint) in endpoints.iter().enumerate() {
+        let outer = host_end(&endpoint.endpoint_id);
+        let inner = inner_end(index);
+        host.push(format!(
+            "link add name {outer} type veth peer name {inner} netns {pid}"
+        ));
+        host.push(format!(
+            "link set dev {outer} master {} up",
+            endpoint.interface
+        ));
+        if endpoint.isolated {
+            host.push(format!(
+                "link set dev {outer} type bridge_slave isolated on"
+            ));
+        }
+        if let Some(address) = endpoint.address {
+            inside.push(format!("address add {address} dev {inner}"));
+        }
+        if let Some(address) = endpoint.address6 {
+            inside.push(format!("address add {address} dev {inner} nodad"));
+        }
+        inside.push(format!("link set dev {inner} up"));
+        if let (Some(gateway), false) = (endpoint.gateway, route4) {
+            inside.push(format!("route add default via {gateway} dev {inner}"));
+            route4 = true;
+        }
+        if let (Some(gateway), false) = (endpoint.gateway6, route6) {
+            inside.push(format!("route add ::/0 via {gateway} dev {inner}"));
+            route6 = true;
+        }
+    }
+    let inside_batch = ip_batch(&inside);
+    vec![
+        ip_batch(&host),
+        CommandSpec::new(NSENTER)
+            .args(["-t".to_owned(), pid.to_string(), "-n".to_owned()])
+            .arg(IP)
+            .args(["-batch", "-"])
+            .stdin(inside_batch.stdin.unwrap_or_default()),
+    ]
+}
+
+/// Host networking on Linux.
+#[derive(Debug)]
+pub struct LinuxNetwork {
+    runner: Arc<dyn Runner>,
+    /// The daemon's nftables table (`inet <table>`).
+    table: String,
+    /// The alias the daemon's interfaces carry.
+    marker: String,
+}
+
+fn host_error(what: &str, spec: &CommandSpec, err: impl std::fmt::Display) -> NetworkError {
+    NetworkError::Host(format!("{what}: {spec}: {err}"))
+}
+
+impl LinuxNetwork {
+    /// Host networking whose rules live in `inet <table>` and whose interfaces carry `marker`.
+    pub fn new(runner: Arc<dyn Runner>, table: &str, marker: &str) -> LinuxNetwork {
+        LinuxNetwork {
+            runner,
+            table: table.to_owned(),
+            // An alias is one word for ip(8)'s batch mode.
+            marker: marker.replace(char::is_whitespace, "_"),
+        }
+    }
+
+    /// Runs a command that must succeed; answers its standard output.
+    fn run(&self, what: &str, spec: &CommandSpec) -> Result<String, NetworkError> {
+        tracing::debug!(command = %spec, "network command");
+        let output = self
+            .runner
+            .run(spec)
+            .map_err(|e| host_error(what, spec, e))?;
+        if output.code != Some(0) {
+            return Err(host_error(
+                what,
+                spec,
+                String::from_utf8_lossy(&output.stderr).trim(),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// `ip -json link show`, parsed: (name, alias) of every link.
+    fn links(&self) -> Result<Vec<(String, Option<String>)>, NetworkError> {
+        let text = self.run("cannot list interfaces", &list_links())?;
+        let links: Vec<serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| NetworkError::Host(format!("cannot read ip -json link: {e}")))?;
+        Ok(links
+            .iter()
+            .filter_map(|link| {
+                let name = link["ifname"].as_str()?.to_owned();
+                Some((name, link["ifalias"].as_str().map(str::to_owned)))
+            })
+            .collect())
+    }
+
+    /// Wires a vnet container whose PID 1 has host PID `pid` to its endpoints; answers the host
+    /// ends of the veth pairs, by endpoint ID. A failure removes what was made.
+    pub fn wire(
+        &self,
+        pid: i32,
+        endpoints: &[ContainerEndpoint],
+    ) -> Result<Vec<(String, String)>, NetworkError> {
+        let commands = wiring(pid, endpoints);
+        for spec in &commands {
+            if let Err(err) = self.run("cannot wire the container to its networks", spec) {
+                for endpoint in endpoints {
+                    let _ = self
+                        .runner
+                        .run(&delete_link(&host_end(&endpoint.endpoint_id)));
+                }
+                return Err(err);
+            }
+        }
+        Ok(endpoints
+            .iter()
+            .map(|e| (e.endpoint_id.clone(), host_end(&e.endpoint_id)))
+            .collect())
+    }
+
+    /// Removes the veth of an endpoint of a running container (disconnect); the container's end
+    /// goes with it. One that is already gone is fine.
+    pub fn unwire(&self, endpoint_id: &str) -> Result<(), NetworkError> {
+        let name = host_end(endpoint_id);
+        match self.run(
+            "cannot remove the container's interface",
+            &delete_link(&name),
+        ) {
+            Ok(_) => Ok(()),
+            // The kernel removes it with the container's network namespace, asynchronously.
+            Err(_) if !self.interface_exists(&name)? => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// Writes a kernel setting.
+fn sysctl(path: &str, value: &str) -> Result<(), NetworkError> {
+    std::fs::write(Path::new("/proc/sys").join(path), value)
+        .map_err(|e| NetworkError::Host(format!("cannot set {path} to {value}: {e}")))
+}
+
+impl NetworkHost for LinuxNetwork {
+    fn prepare(&self) -> Result<(), NetworkError> {
+        sysctl("net/ipv4/ip_forward", "1")
+    }
+
+    fn host_gateway(&self) -> Result<Option<String>, NetworkError> {
+        let text = self.run("cannot read the default route", &default_routes())?;
+        let routes: Vec<serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| NetworkError::Host(format!("cannot read ip -json route: {e}")))?;
+        Ok(routes
+            .iter()
+            .find_map(|r| r["dev"].as_str().map(str::to_owned)))
+    }
+
+    fn interface_exists(&self, name: &str) -> Result<bool, NetworkError> {
+        Ok(self.links()?.iter().any(|(link, _)| link == name))
+    }
+
+    fn own_interfaces(&self) -> Result<Vec<String>, NetworkError> {
+        Ok(self
+            .links()?
+            .into_iter()
+            .filter(|(_, alias)| alias.as_deref() == Some(self.marker.as_str()))
+            .map(|(name, _)| name)
+            .collect())
+    }
+
+    fn addresses(&self, interface: &str) -> Result<Vec<IpAddr>, NetworkError> {
+        if !self.interface_exists(interface)? {
+            return Ok(vec![]);
+        }
+        let text = self.run(
+            &format!("cannot read the addresses of {interface}"),
+            &list_addresses(interface),
+        )?;
+        let links: Vec<serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| NetworkError::Host(format!("cannot read ip -json address: {e}")))?;
+        Ok(links
+            .iter()
+            .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a["local"].as_str().and_then(|ip| ip.parse().ok()))
+            .collect())
+    }
+
+    fn create(&self, network: &NetworkSetup) -> Result<(), NetworkError> {
+        let name = &network.interface;
+        if network.kind == NetworkType::Custom {
+            return if self.interface_exists(name)? {
+                Ok(())
+            } else {
+                Err(NetworkError::Invalid(format!(
+                    "interface '{name}' of the custom network does not exist"
+                )))
+            };
+        }
+        match self.links()?.into_iter().find(|(link, _)| link == name) {
+            Some((_, alias)) if alias.as_deref() == Some(self.marker.as_str()) => {
+                self.run("cannot remove the old interface", &delete_link(name))?;
+            }
+            Some(_) => {
+                return Err(NetworkError::Invalid(format!(
+                    "interface '{name}' exists and is not kleened's: choose another name"
+                )))
+            }
+            None => {}
+        }
+        if network.gateway6.is_some() {
+            sysctl("net/ipv6/conf/all/forwarding", "1")?;
+        }
+        let result = self
+            .run(
+                &format!("cannot make interface {name}"),
+                &ip_batch(&create_lines(network, &self.marker)),
+            )
+            .and_then(|_| {
+                // Connections of the host to 127.0.0.1 may be sent to a container (published
+                // ports): the bridge must route loopback sources.
+                sysctl(&format!("net/ipv4/conf/{name}/route_localnet"), "1")
+            });
+        if result.is_err() {
+            let _ = self.runner.run(&delete_link(name));
+        }
+        result
+    }
+
+    fn remove(&self, network: &NetworkSetup) -> Result<(), NetworkError> {
+        if network.kind == NetworkType::Custom || !self.interface_exists(&network.interface)? {
+            return Ok(());
+        }
+        self.run(
+            &format!("cannot remove interface {}", network.interface),
+            &delete_link(&network.interface),
+        )
+        .map(drop)
+    }
+
+    fn apply_firewall(&self, policy: &pf::Policy) -> Result<(), NetworkError> {
+        let script = pf::nft::render(policy, &self.table);
+        let check = nft_check(&script);
+        tracing::debug!(command = %check, "checking the packet filter rules");
+        let output = self
+            .runner
+            .run(&check)
+            .map_err(|e| host_error("cannot check the packet filter rules", &check, e))?;
+        if output.code != Some(0) {
+            return Err(NetworkError::Refused {
+                checker: check.to_string(),
+                message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        self.run("cannot load the packet filter rules", &nft_load(&script))
+            .map(drop)
+    }
+
+    fn clear_firewall(&self) -> Result<(), NetworkError> {
+        self.run(
+            "cannot remove the packet filter rules",
+            &nft_load(&pf::nft::render_removal(&self.table)),
+        )
+        .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kleene_runner::RecordingRunner;
+
+    fn render(spec: &CommandSpec) -> String {
+        let mut line = spec.to_string();
+        if let Some(stdin) = &spec.stdin {
+            for l in String::from_utf8_lossy(stdin).lines() {
+                line.push_str(&format!("\n    < {l}"));
+            }
+        }
+        line
+    }
+
+    #[test]
+    fn the_command_lines_match_their_golden_file() {
+        let bridge = NetworkSetup {
+            kind: NetworkType::Bridge,
+            interface: "kleene0".into(),
+            gateway: Some("10.13.37.1/24".parse().unwrap()),
+            gateway6: Some("fd00:13:37::1/64".parse().unwrap()),
+        };
+        let dummy = NetworkSetup {
+            kind: NetworkType::Loopback,
+            interface: "kleene1".into(),
+            gateway: None,
+            gateway6: None,
+        };
+        let endpoints = [
+            ContainerEndpoint {
+                endpoint_id: "e1e1e1e1e1e1".into(),
+                interface: "kleene0".into(),
+                isolated: false,
+                address: Some("10.13.37.2/24".parse().unwrap()),
+                gateway: Some("10.13.37.1".parse().unwrap()),
+                address6: Some("fd00:13:37::2/64".parse().unwrap()),
+                gateway6: Some("fd00:13:37::1".parse().unwrap()),
+                host_interface: None,
+            },
+            ContainerEndpoint {
+                endpoint_id: "e2e2e2e2e2e2".into(),
+                interface: "kleene2".into(),
+                isolated: true,
+                address: Some("10.13.38.2/24".parse().unwrap()),
+                gateway: Some("10.13.38.1".parse().unwrap()),
+                address6: None,
+                gateway6: None,
+                host_interface: None,
+            },
+        ];
+        let mut lines = vec![
+            "# ip(8) -batch: one command per line of standard input (ip-link(8), ip-address(8), ip-route(8))".to_owned(),
+            "# bridge network with <auto> gateways, then a loopback network (a dummy interface)".to_owned(),
+        ];
+        lines.push(render(&ip_batch(&create_lines(
+            &bridge,
+            "kleened:zroot/kleene",
+        ))));
+        lines.push(render(&ip_batch(&create_lines(
+            &dummy,
+            "kleened:zroot/kleene",
+        ))));
+        lines.push("# remove, list, addresses, default route".to_owned());
+        lines.push(render(&delete_link("kleene0")));
+        lines.push(render(&list_links()));
+        lines.push(render(&list_addresses("kleene0")));
+        lines.push(render(&default_routes()));
+        lines.push("# a vnet container (PID 4242) on two networks, the second with icc off; nsenter(1) -n runs ip inside its namespace".to_owned());
+        for spec in wiring(4242, &endpoints) {
+            lines.push(render(&spec));
+        }
+        lines
+            .push("# nft(8): check (-c), then load; the script comes on standard input".to_owned());
+        lines.push(nft_check("...").to_string());
+        lines.push(nft_load("...").to_string());
+        let text = lines.join("\n") + "\n";
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens/linux/network.txt");
+        if std::env::var("KLEENE_UPDATE_GOLDENS").as_deref() == Ok("1") {
+            std::fs::write(&golden, &text).unwrap();
+        }
+        assert_eq!(
+            text,
+            std::fs::read_to_string(&golden).unwrap_or_default(),
+            "{} differs; KLEENE_UPDATE_GOLDENS=1 rewrites it",
+            golden.display()
+        );
+    }
+
+    #[test]
+    fn host_ends_fit_the_interface_name_limit() {
+        assert_eq!(host_end("abcdef012345"), "kvabcdef012345");
+        assert!(host_end("abcdef0123456789").len() <= 15);
+    }
+
+    #[test]
+    fn a_rule_set_the_checker_refuses_is_never_loaded() {
+        let runner = Arc::new(RecordingRunner::new());
+        runner.push_err(1, "Error: syntax error, unexpected junk\n");
+        let network = LinuxNetwork::new(runner.clone(), "kleene", "kleened:x");
+        let err = network.apply_firewall(&pf::Policy::default()).unwrap_err();
+        assert!(
+            matches!(&err, NetworkError::Refused { message, .. } if message.contains("unexpected junk")),
+            "{err}"
+        );
+        let lines = runner.lines();
+        assert_eq!(lines.len(), 1, "only the check ran: {lines:?}");
+        assert!(lines[0].starts_with("nft -c -f -"), "{lines:?}");
+    }
+
+    #[test]
+    fn an_interface_that_is_not_the_daemons_is_never_replaced() {
+        let runner = Arc::new(RecordingRunner::new());
+        runner.push_ok(r#"[{"ifname":"lo"},{"ifname":"kleene0","ifalias":"someone else"}]"#);
+        let network = LinuxNetwork::new(runner.clone(), "kleene", "kleened:x");
+        let setup = NetworkSetup {
+            kind: NetworkType::Bridge,
+            interface: "kleene0".into(),
+            gateway: None,
+            gateway6: None,
+        };
+        let err = network.create(&setup).unwrap_err();
+        assert!(err.to_string().contains("is not kleened's"), "{err}");
+        assert_eq!(runner.lines().len(), 1, "{:?}", runner.lines());
+    }
+}
