@@ -10,6 +10,7 @@ pub mod de;
 pub mod error;
 pub mod exec;
 pub mod image;
+pub mod info;
 pub mod network;
 pub mod volume;
 pub mod websocket;
@@ -22,6 +23,7 @@ pub use container::{
 pub use error::{ErrorResponse, IdResponse, ValidationError, ValidationErrors, ValidationSource};
 pub use exec::{ExecConfig, ExecStartConfig};
 pub use image::{Image, ImageCreateConfig, ImageCreateMethod};
+pub use info::Info;
 pub use network::{EndPoint, EndPointConfig, Network, NetworkConfig, NetworkInspect, NetworkType};
 pub use volume::{Volume, VolumeInspect};
 pub use websocket::{MsgType, WebSocketMessage};

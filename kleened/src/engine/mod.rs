@@ -125,6 +125,22 @@ impl Engine {
         self.host.os()
     }
 
+    /// What the daemon says about itself.
+    pub fn info(&self) -> kleene_api::Info {
+        let (os, runtime, driver) = match self.os() {
+            TargetOs::FreeBsd => ("freebsd", "jail", kleene_api::NetworkDriver::Ipnet),
+            TargetOs::Linux => ("linux", "namespaces", kleene_api::NetworkDriver::Vnet),
+        };
+        kleene_api::Info {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            api_version: kleene_api::API_VERSION.to_owned(),
+            os: os.to_owned(),
+            runtime: runtime.to_owned(),
+            default_network_driver: driver,
+            kleene_root: self.layout.root.as_str().to_owned(),
+        }
+    }
+
     /// Stops long operations and running containers, and waits (at most `grace`) for them to clean
     /// up.
     pub async fn shutdown(&self, grace: Duration) {

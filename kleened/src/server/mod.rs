@@ -8,6 +8,7 @@ mod containers;
 pub mod error;
 mod exec;
 mod images;
+mod info;
 pub mod listen;
 mod networks;
 pub mod openapi;
@@ -28,6 +29,8 @@ pub use request::{json_body, BODY_LIMIT};
 /// The full API as one filter.
 pub fn routes(engine: Arc<Engine>) -> warp::filters::BoxedFilter<(Response,)> {
     images::routes(engine.clone())
+        .or(info::routes(engine.clone()))
+        .unify()
         .or(containers::routes(engine.clone()))
         .unify()
         .or(networks::routes(engine.clone()))

@@ -4,7 +4,7 @@
 
 use utoipa::OpenApi;
 
-use super::{containers, exec, images, networks, volumes};
+use super::{containers, exec, images, info, networks, volumes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,7 @@ use super::{containers, exec, images, networks, volumes};
         images::tag,
         images::prune,
         images::create,
+        info::info,
         networks::list,
         networks::inspect,
         networks::create,
