@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use kleene_api::PublishedPortConfig;
 
 /// klee: the command-line client of kleened.
 #[derive(Debug, Parser)]
@@ -78,6 +79,8 @@ pub enum Command {
     Isc(ObjectArg),
     /// Inspect a network (network inspect).
     Isn(ObjectArg),
+    /// Remove networks (network rm).
+    Rmn(NetworksArg),
     /// Inspect a volume (volume inspect).
     Isv(ObjectArg),
 }
@@ -193,7 +196,7 @@ pub enum ContainerCommand {
 }
 
 /// Network driver of a container.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DriverArg {
     /// The host's network stack.
     Host,
@@ -229,9 +232,25 @@ pub struct CreateArgs {
     /// Jail parameter name=value (repeatable).
     #[arg(short = 'J', long = "jailparam", value_name = "PARAM")]
     pub jail_param: Vec<String>,
-    /// Network driver.
-    #[arg(short = 'l', long = "driver", value_enum, default_value = "host")]
-    pub driver: DriverArg,
+    /// Network driver [default: host; with -n the daemon's default: ipnet on FreeBSD, vnet on
+    /// Linux].
+    #[arg(short = 'l', long = "driver", value_enum)]
+    pub driver: Option<DriverArg>,
+    /// Connect the container to this network (ID, ID prefix or name) once it is created.
+    #[arg(short = 'n', long)]
+    pub network: Option<String>,
+    /// IPv4 address on the network [default: an unused one of its subnet, if it has one].
+    #[arg(long, value_name = "IP", requires = "network")]
+    pub ip: Option<String>,
+    /// IPv6 address on the network [default: an unused one of its IPv6 subnet, if it has one].
+    #[arg(long, value_name = "IP", requires = "network")]
+    pub ip6: Option<String>,
+    /// Publish ports (repeatable): HOST_PORT[:CONTAINER_PORT][/PROTOCOL] or
+    /// INTERFACE:HOST_PORT:CONTAINER_PORT[/PROTOCOL]. CONTAINER_PORT defaults to HOST_PORT,
+    /// PROTOCOL (tcp or udp) to tcp, the interface to the host's gateway interface; a port may be
+    /// a range N-M.
+    #[arg(short = 'p', long, value_name = "SPEC", value_parser = crate::publish::parse)]
+    pub publish: Vec<PublishedPortConfig>,
     /// Restart policy.
     #[arg(long, value_enum, default_value = "no")]
     pub restart: RestartArg,
@@ -348,11 +367,126 @@ pub struct ForceArg {
 
 #[derive(Debug, Subcommand)]
 pub enum NetworkCommand {
+    /// Create a network.
+    Create(NetworkCreateArgs),
     /// List networks.
     #[command(visible_alias = "list")]
     Ls,
-    /// Show everything about a network.
+    /// Show everything about a network and the containers connected to it.
     Inspect(ObjectArg),
+    /// Remove networks, disconnecting their containers first (stops at the first failure).
+    Rm(NetworksArg),
+    /// Remove every network no container is connected to.
+    Prune(ForceArg),
+    /// Connect a container to a network.
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network (a running one too).
+    Disconnect {
+        /// The network: ID, ID prefix or name.
+        network: String,
+        /// The container: ID, ID prefix or name.
+        container: String,
+    },
+}
+
+/// Kind of a network's host interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkTypeArg {
+    /// A bridge; vnet containers are wired to it and may get a gateway.
+    Bridge,
+    /// A loopback interface (FreeBSD; a dummy interface on Linux).
+    Loopback,
+    /// An existing interface, named by --interface, that kleened neither creates nor destroys.
+    Custom,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// Kind of host interface.
+    #[arg(
+        short = 't',
+        long = "type",
+        value_name = "TYPE",
+        value_enum,
+        default_value = "loopback"
+    )]
+    pub kind: NetworkTypeArg,
+    /// Host interface [default: kleene<N>]; for a custom network an existing interface.
+    #[arg(
+        short,
+        long,
+        value_name = "IFACE",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub interface: String,
+    /// IPv4 subnet in CIDR notation [default: none].
+    #[arg(
+        long,
+        value_name = "CIDR",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub subnet: String,
+    /// IPv6 subnet in CIDR notation [default: none].
+    #[arg(
+        long,
+        value_name = "CIDR",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub subnet6: String,
+    /// Bridge networks only: IPv4 default route of vnet containers; `auto` is the first address
+    /// of the subnet, put on the bridge; "" for none [default: auto].
+    #[arg(long = "gw", value_name = "IP|auto")]
+    pub gateway: Option<String>,
+    /// Bridge networks only: IPv6 default route of vnet containers, as --gw [default: auto].
+    #[arg(long = "gw6", value_name = "IP|auto")]
+    pub gateway6: Option<String>,
+    /// Translate outgoing IPv4 traffic to this interface's address [default: the interface of
+    /// the host's default route].
+    #[arg(
+        long,
+        visible_alias = "nat-if",
+        value_name = "IFACE",
+        conflicts_with = "no_nat"
+    )]
+    pub nat: Option<String>,
+    /// No NAT for outgoing traffic.
+    #[arg(long)]
+    pub no_nat: bool,
+    /// Containers of the network may talk to each other (the default).
+    #[arg(long, overrides_with = "no_icc")]
+    pub icc: bool,
+    /// Containers of the network may not talk to each other.
+    #[arg(long, overrides_with = "icc")]
+    pub no_icc: bool,
+    /// No traffic may leave the network.
+    #[arg(long)]
+    pub internal: bool,
+    /// Name of the network.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworksArg {
+    /// Networks: IDs, ID prefixes or names.
+    #[arg(required = true)]
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// IPv4 address [default: an unused one of the network's subnet, if it has one].
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+    /// IPv6 address [default: an unused one of the network's IPv6 subnet, if it has one].
+    #[arg(long, value_name = "IP")]
+    pub ip6: Option<String>,
+    /// The network: ID, ID prefix or name.
+    pub network: String,
+    /// The container: ID, ID prefix or name.
+    pub container: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -399,6 +533,82 @@ mod tests {
         assert!(run.rm && run.attach.interactive && run.attach.tty && !run.attach.detach);
         assert_eq!(run.create.image, "base");
         assert_eq!(run.create.cmd, ["/bin/sh", "-c", "ls -l"]);
+    }
+
+    #[test]
+    fn network_commands_and_their_shortcuts() {
+        let cli = Cli::try_parse_from(["klee", "rmn", "a", "b"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Rmn(NetworksArg { networks }) if networks == ["a", "b"])
+        );
+        assert!(
+            Cli::try_parse_from(["klee", "rmn"]).is_err(),
+            "a network is required"
+        );
+        let cli = Cli::try_parse_from(["klee", "isn", "net"]).unwrap();
+        assert!(matches!(cli.command, Command::Isn(ObjectArg { name }) if name == "net"));
+        let cli = Cli::try_parse_from(["klee", "network", "prune", "-f"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Network(NetworkCommand::Prune(ForceArg { force: true }))
+        ));
+        let cli = Cli::try_parse_from([
+            "klee", "network", "connect", "--ip6", "fd00::3", "net", "web",
+        ])
+        .unwrap();
+        let Command::Network(NetworkCommand::Connect(args)) = cli.command else {
+            panic!("not network connect")
+        };
+        assert_eq!(
+            (args.network.as_str(), args.container.as_str()),
+            ("net", "web")
+        );
+        assert_eq!((args.ip, args.ip6.as_deref()), (None, Some("fd00::3")));
+        let cli = Cli::try_parse_from(["klee", "network", "disconnect", "net", "web"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Network(NetworkCommand::Disconnect { network, container })
+                if network == "net" && container == "web"
+        ));
+    }
+
+    #[test]
+    fn run_takes_network_options_before_the_image_and_repeats_publish() {
+        let cli = Cli::try_parse_from([
+            "klee",
+            "run",
+            "-d",
+            "-n",
+            "net",
+            "--ip",
+            "10.13.0.9",
+            "-l",
+            "vnet",
+            "-p",
+            "8080:80",
+            "-p",
+            "53/udp",
+            "base",
+            "httpd",
+            "-p",
+            "80",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        let create = run.create;
+        assert_eq!(create.network.as_deref(), Some("net"));
+        assert_eq!(create.ip.as_deref(), Some("10.13.0.9"));
+        assert_eq!(create.driver, Some(DriverArg::Vnet));
+        let ports: Vec<_> = create
+            .publish
+            .iter()
+            .map(|p| p.host_port.as_str())
+            .collect();
+        assert_eq!(ports, ["8080", "53"]);
+        // Options after the image belong to the command.
+        assert_eq!(create.cmd, ["httpd", "-p", "80"]);
     }
 
     #[test]

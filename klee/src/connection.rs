@@ -38,6 +38,9 @@ pub enum ClientError {
     /// The connection settings or arguments are wrong (a certificate file, an address).
     #[error("{0}")]
     Settings(String),
+    /// The command line asks for something that cannot be done, found after clap parsed it.
+    #[error("{0}")]
+    Usage(String),
     /// A streamed operation ended in failure; the text is the daemon's status.
     #[error("{0}")]
     Failed(String),
@@ -47,10 +50,11 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// 2 when the daemon is not there, 1 for everything else.
+    /// 2 when the daemon is not there or the command line is wrong (as clap's own usage errors),
+    /// 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClientError::Unreachable { .. } => 2,
+            ClientError::Unreachable { .. } | ClientError::Usage(_) => 2,
             _ => 1,
         }
     }
@@ -239,6 +243,21 @@ impl Connection {
             host: self.host(),
             reason: format!("{path}: {e}"),
         })
+    }
+
+    /// Sends a request whose successful answer has no body (`204 No Content`); an error answer
+    /// becomes [`ClientError::Api`] with the daemon's message.
+    pub async fn call_empty(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(), ClientError> {
+        let (status, bytes) = self.request(method, path, body).await?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        Ok(())
     }
 }
 

@@ -7,7 +7,10 @@ mod attach;
 mod cli;
 mod commands;
 mod connection;
+#[cfg(test)]
+mod fake_daemon;
 mod output;
+mod publish;
 mod session;
 
 use std::process::ExitCode;

@@ -2,12 +2,13 @@
 
 use http::Method;
 use kleene_api::{
-    ContainerConfig, ContainerSummary, ExecConfig, ExecStartConfig, IdResponse, NetworkDriver,
-    RestartPolicy,
+    ContainerConfig, ContainerSummary, ExecConfig, ExecStartConfig, IdResponse, Info,
+    NetworkDriver, RestartPolicy,
 };
 use time::OffsetDateTime;
 
-use super::{confirm, segment, Output};
+use super::networks::{connect_endpoint, endpoint_config};
+use super::{body, confirm, segment, Output};
 use crate::attach::{self, Attach};
 use crate::cli::{
     AttachArgs, CreateArgs, DriverArg, ExecArgs, RestartArg, RunArgs, StartArgs, UpdateArgs,
@@ -78,15 +79,45 @@ fn restart_policy(arg: RestartArg) -> RestartPolicy {
     }
 }
 
-fn body<T: serde::Serialize>(value: &T) -> Result<Option<Vec<u8>>, ClientError> {
-    serde_json::to_vec(value)
-        .map(Some)
-        .map_err(|e| ClientError::Settings(format!("cannot encode the request: {e}")))
+/// Where a container's network driver comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DriverChoice {
+    /// Given with `-l`, or `host` for a container without a network.
+    Given(NetworkDriver),
+    /// A network without `-l`: the daemon's default for its platform.
+    DaemonDefault,
 }
 
-/// Creates a container; answers its ID.
-async fn create_container(conn: &Connection, args: &CreateArgs) -> Result<String, ClientError> {
-    let config = ContainerConfig {
+/// The Python client's defaults: no network means `host`; a network means a driver that can join
+/// it, which the Python client fixes to `ipnet`. Linux has no `ipnet`, so klee asks the daemon.
+fn driver_choice(args: &CreateArgs) -> DriverChoice {
+    match (args.driver, &args.network) {
+        (Some(driver), _) => DriverChoice::Given(match driver {
+            DriverArg::Host => NetworkDriver::Host,
+            DriverArg::Vnet => NetworkDriver::Vnet,
+            DriverArg::Ipnet => NetworkDriver::Ipnet,
+            DriverArg::Disabled => NetworkDriver::Disabled,
+        }),
+        (None, None) => DriverChoice::Given(NetworkDriver::Host),
+        (None, Some(_)) => DriverChoice::DaemonDefault,
+    }
+}
+
+/// The driver a container on a network gets from this daemon (`GET /info`); `ipnet`, the Kleened
+/// API's own default, from a daemon that predates `/info`.
+async fn default_network_driver(conn: &Connection) -> Result<NetworkDriver, ClientError> {
+    match conn.call::<Info>(Method::GET, "/info", None).await {
+        Ok(info) => Ok(info.default_network_driver),
+        Err(ClientError::Api { status, .. }) if status == http::StatusCode::NOT_FOUND => {
+            Ok(NetworkDriver::Ipnet)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The body of `/containers/create`.
+fn container_config(args: &CreateArgs, driver: NetworkDriver) -> ContainerConfig {
+    ContainerConfig {
         name: args.name.clone(),
         image: Some(args.image.clone()),
         cmd: Some(args.cmd.clone()),
@@ -94,20 +125,44 @@ async fn create_container(conn: &Connection, args: &CreateArgs) -> Result<String
         env: Some(args.env.clone()),
         mounts: Some(vec![]),
         jail_param: Some(args.jail_param.clone()),
-        network_driver: Some(match args.driver {
-            DriverArg::Host => NetworkDriver::Host,
-            DriverArg::Vnet => NetworkDriver::Vnet,
-            DriverArg::Ipnet => NetworkDriver::Ipnet,
-            DriverArg::Disabled => NetworkDriver::Disabled,
-        }),
-        public_ports: Some(vec![]),
+        network_driver: Some(driver),
+        public_ports: Some(args.publish.clone()),
         restart_policy: Some(restart_policy(args.restart)),
         persist: Some(args.persist),
+    }
+}
+
+/// Creates a container and, with `-n`, connects it to the network; answers its ID. A container
+/// that cannot be connected is removed again, so a failed command leaves nothing behind.
+async fn create_container(conn: &Connection, args: &CreateArgs) -> Result<String, ClientError> {
+    let driver = match driver_choice(args) {
+        DriverChoice::Given(driver) => driver,
+        DriverChoice::DaemonDefault => default_network_driver(conn).await?,
     };
+    let config = container_config(args, driver);
     let created: IdResponse = conn
         .call(Method::POST, "/containers/create", body(&config)?)
         .await?;
-    Ok(created.id)
+    let id = created.id;
+    let Some(network) = &args.network else {
+        return Ok(id);
+    };
+    let endpoint = endpoint_config(network, &id, args.ip.as_deref(), args.ip6.as_deref());
+    if let Err(err) = connect_endpoint(conn, &endpoint).await {
+        let err = match err {
+            ClientError::Api { message, .. } => {
+                eprintln!("klee: could not connect the container to network {network}: {message}");
+                ClientError::Reported
+            }
+            other => other,
+        };
+        let path = format!("/containers/{}", segment(&id));
+        if let Err(remove_err) = conn.call::<IdResponse>(Method::DELETE, &path, None).await {
+            eprintln!("klee: could not remove container {id} again: {remove_err}");
+        }
+        return Err(err);
+    }
+    Ok(id)
 }
 
 pub async fn create(conn: &Connection, args: &CreateArgs) -> Result<(), ClientError> {
@@ -313,5 +368,192 @@ where
         Err(ClientError::Reported)
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use serde_json::json;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::fake_daemon::FakeDaemon;
+
+    fn create_args(argv: &[&str]) -> CreateArgs {
+        let cli = Cli::try_parse_from(["klee", "create"].iter().chain(argv)).unwrap();
+        let Command::Create(args) = cli.command else {
+            panic!("not create")
+        };
+        args
+    }
+
+    const CREATED: (&str, u16, &str) = ("POST /containers/create", 201, r#"{"id":"c0ffee"}"#);
+    const CONNECTED: (&str, u16, &str) = ("POST /networks/connect", 204, "");
+    const INFO_VNET: (&str, u16, &str) = (
+        "GET /info",
+        200,
+        r#"{"version":"0.1.0","api_version":"0.1.1","os":"linux","runtime":"namespaces",
+            "default_network_driver":"vnet","kleene_root":"pool/kleene"}"#,
+    );
+
+    #[test]
+    fn the_driver_is_host_without_a_network_and_the_daemons_with_one() {
+        let choice = |argv: &[&str]| driver_choice(&create_args(argv));
+        assert_eq!(choice(&["base"]), DriverChoice::Given(NetworkDriver::Host));
+        assert_eq!(choice(&["-n", "net", "base"]), DriverChoice::DaemonDefault);
+        assert_eq!(
+            choice(&["-n", "net", "-l", "vnet", "base"]),
+            DriverChoice::Given(NetworkDriver::Vnet)
+        );
+        assert_eq!(
+            choice(&["--driver", "disabled", "base"]),
+            DriverChoice::Given(NetworkDriver::Disabled)
+        );
+        assert_eq!(
+            choice(&["-l", "ipnet", "--network", "net", "base"]),
+            DriverChoice::Given(NetworkDriver::Ipnet)
+        );
+    }
+
+    #[test]
+    fn published_ports_go_into_the_create_body() {
+        let args = create_args(&["-l", "vnet", "-p", "8080:80", "-p", "em0:53:53/udp", "base"]);
+        let config = container_config(&args, NetworkDriver::Vnet);
+        assert_eq!(
+            serde_json::to_value(&config.public_ports).unwrap(),
+            json!([
+                {"interfaces": [], "host_port": "8080", "container_port": "80", "protocol": "tcp"},
+                {"interfaces": ["em0"], "host_port": "53", "container_port": "53", "protocol": "udp"},
+            ])
+        );
+        let config = container_config(&create_args(&["base"]), NetworkDriver::Host);
+        assert_eq!(config.public_ports, Some(vec![]));
+    }
+
+    #[test]
+    fn bad_network_options_are_usage_errors() {
+        let exit = |argv: &[&str]| {
+            Cli::try_parse_from(["klee", "run"].iter().chain(argv))
+                .unwrap_err()
+                .exit_code()
+        };
+        assert_eq!(exit(&["-p", "1:2:3:4", "base"]), 2);
+        assert_eq!(exit(&["-p", "80/sctp", "base"]), 2);
+        assert_eq!(exit(&["--ip", "10.0.0.2", "base"]), 2, "--ip needs -n");
+        assert_eq!(exit(&["--ip6", "fd00::2", "base"]), 2, "--ip6 needs -n");
+        assert_eq!(exit(&["-l", "bridge", "base"]), 2);
+    }
+
+    #[tokio::test]
+    async fn without_a_network_only_the_container_is_created() {
+        let daemon = FakeDaemon::start(&[CREATED]);
+        let id = create_container(&daemon.connection(), &create_args(&["base", "echo", "hi"]))
+            .await
+            .unwrap();
+        assert_eq!(id, "c0ffee");
+        assert_eq!(daemon.lines(), ["POST /containers/create"]);
+        let body = daemon.body("POST /containers/create");
+        assert_eq!(body["network_driver"], "host");
+        assert_eq!(body["cmd"], json!(["echo", "hi"]));
+    }
+
+    #[tokio::test]
+    async fn a_network_without_a_driver_takes_the_daemons_default_then_connects() {
+        let daemon = FakeDaemon::start(&[INFO_VNET, CREATED, CONNECTED]);
+        let args = create_args(&["-n", "net", "base"]);
+        let id = create_container(&daemon.connection(), &args).await.unwrap();
+        assert_eq!(id, "c0ffee");
+        assert_eq!(
+            daemon.lines(),
+            [
+                "GET /info",
+                "POST /containers/create",
+                "POST /networks/connect"
+            ]
+        );
+        assert_eq!(
+            daemon.body("POST /containers/create")["network_driver"],
+            "vnet"
+        );
+        assert_eq!(
+            daemon.body("POST /networks/connect"),
+            json!({"container": "c0ffee", "network": "net", "ip_address": "<auto>",
+                   "ip_address6": "<auto>"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_daemon_without_info_means_ipnet() {
+        let daemon = FakeDaemon::start(&[CREATED, CONNECTED]);
+        let args = create_args(&["-n", "net", "base"]);
+        create_container(&daemon.connection(), &args).await.unwrap();
+        assert_eq!(
+            daemon.body("POST /containers/create")["network_driver"],
+            "ipnet"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_given_driver_and_addresses_need_no_info() {
+        let daemon = FakeDaemon::start(&[CREATED, CONNECTED]);
+        let args = create_args(&["-l", "vnet", "-n", "net", "--ip", "10.13.0.5", "base"]);
+        create_container(&daemon.connection(), &args).await.unwrap();
+        assert_eq!(
+            daemon.lines(),
+            ["POST /containers/create", "POST /networks/connect"]
+        );
+        assert_eq!(
+            daemon.body("POST /containers/create")["network_driver"],
+            "vnet"
+        );
+        let endpoint = daemon.body("POST /networks/connect");
+        assert_eq!(endpoint["ip_address"], "10.13.0.5");
+        assert_eq!(endpoint["ip_address6"], "<auto>");
+    }
+
+    #[tokio::test]
+    async fn a_failed_connect_removes_the_container_again_and_exits_1() {
+        let daemon = FakeDaemon::start(&[
+            CREATED,
+            (
+                "POST /networks/connect",
+                409,
+                r#"{"message":"containers with the 'host' network-driver cannot connect to networks."}"#,
+            ),
+            ("DELETE /containers/c0ffee", 200, r#"{"id":"c0ffee"}"#),
+        ]);
+        let args = create_args(&["-l", "host", "-n", "net", "base"]);
+        let err = create_container(&daemon.connection(), &args)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Reported), "{err:?}");
+        assert_eq!(err.exit_code(), 1);
+        assert_eq!(
+            daemon.lines(),
+            [
+                "POST /containers/create",
+                "POST /networks/connect",
+                "DELETE /containers/c0ffee"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_create_connects_nothing() {
+        let daemon = FakeDaemon::start(&[
+            INFO_VNET,
+            (
+                "POST /containers/create",
+                404,
+                r#"{"message":"no such image 'nope'"}"#,
+            ),
+        ]);
+        let args = create_args(&["-n", "net", "nope"]);
+        let err = create_container(&daemon.connection(), &args)
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "no such image 'nope'");
+        assert_eq!(daemon.lines(), ["GET /info", "POST /containers/create"]);
     }
 }

@@ -79,6 +79,19 @@ pub async fn run(command: Command, conn: &Connection, out: Output) -> Result<i32
         Command::Network(NetworkCommand::Inspect(arg)) | Command::Isn(arg) => {
             done(networks::inspect(conn, &arg.name).await)
         }
+        Command::Network(NetworkCommand::Create(args)) => done(networks::create(conn, &args).await),
+        Command::Network(NetworkCommand::Rm(args)) | Command::Rmn(args) => {
+            done(networks::remove(conn, &args.networks).await)
+        }
+        Command::Network(NetworkCommand::Prune(args)) => {
+            done(networks::prune(conn, args.force).await)
+        }
+        Command::Network(NetworkCommand::Connect(args)) => {
+            done(networks::connect(conn, &args).await)
+        }
+        Command::Network(NetworkCommand::Disconnect { network, container }) => {
+            done(networks::disconnect(conn, &network, &container).await)
+        }
         Command::Volume(VolumeCommand::Ls) | Command::Lsv => done(volumes::list(conn, out).await),
         Command::Volume(VolumeCommand::Inspect(arg)) | Command::Isv(arg) => {
             done(volumes::inspect(conn, &arg.name).await)
@@ -111,6 +124,13 @@ async fn inspect(conn: &Connection, path: &str) -> Result<(), ClientError> {
     let object: serde_json::Value = conn.call(Method::GET, path, None).await?;
     print_json(&object);
     Ok(())
+}
+
+/// A request body as JSON.
+fn body<T: serde::Serialize>(value: &T) -> Result<Option<Vec<u8>>, ClientError> {
+    serde_json::to_vec(value)
+        .map(Some)
+        .map_err(|e| ClientError::Settings(format!("cannot encode the request: {e}")))
 }
 
 fn print_json(value: &serde_json::Value) {
