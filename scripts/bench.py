@@ -10,7 +10,11 @@ It needs httpx and websockets, which the test command installs with the Python c
   2. create + start + exit + remove through the API (HTTP and the /exec/start websocket);
   3. the floor: the same command run bare with `unshare -fpmuin --mount-proc -R <rootfs> /bin/true`;
   4. the daemon's RSS when idle and with 100 stopped containers;
-  5. output throughput of `klee start` on a container that cats a 1 GiB file, against `cat` of it.
+  5. output throughput of `klee start` on a container that cats a 1 GiB file, against `cat` of it;
+  6. the start of a vnet container on a bridge network against a host-network one (the
+     /exec/start websocket of a /bin/true container to its end), alternating, so the ratio is of
+     the same moment. The network
+     has no gateway and no NAT, so nothing is routed on the host; it is removed at the end.
 """
 
 import argparse
@@ -62,6 +66,22 @@ def api_cycle(client):
     closing = asyncio.run(exec_start(eid))
     assert closing["message"].endswith("exit-code 0"), closing
     assert client.delete(f"/containers/{cid}").status_code == 200
+
+
+def start_only(client, network=None):
+    """Milliseconds from /exec/start to the end of the container's /bin/true, for a container made
+    (and connected to `network`, vnet) beforehand and removed afterwards."""
+    driver = "vnet" if network else "host"
+    cid = client.post("/containers/create", json={"image": "base", "cmd": ["/bin/true"], "network_driver": driver}).json()["id"]
+    if network:
+        answer = client.post("/networks/connect", json={"container": cid, "network": network, "ip_address": "<auto>"})
+        assert answer.status_code == 204, answer.text
+    eid = client.post("/exec/create", json={"container_id": cid, "cmd": [], "env": [], "user": "", "tty": False}).json()["id"]
+    start = time.perf_counter()
+    asyncio.run(exec_start(eid))
+    took = (time.perf_counter() - start) * 1000
+    client.delete(f"/containers/{cid}")
+    return took
 
 
 def rss_kb(pid):
@@ -136,6 +156,22 @@ def main():
     print("\noutput throughput, 1 GiB")
     print(f"  cat file | cat (host)         {gib / (statistics.median(host) / 1000):6.2f} GiB/s")
     print(f"  klee start (cat file) | cat   {gib / (statistics.median(streamed) / 1000):6.2f} GiB/s   x{statistics.median(host) / statistics.median(streamed):.2f} of host")
+
+    answer = client.post("/networks/create", json={"name": "bench-net", "type": "bridge", "subnet": "10.250.0.0/24",
+                                                   "gateway": "", "nat": ""})
+    assert answer.status_code == 201, answer.text
+    try:
+        start_only(client, "bench-net")  # warm
+        host_runs, vnet_runs = [], []
+        for _ in range(args.runs):
+            host_runs.append(start_only(client))
+            vnet_runs.append(start_only(client, "bench-net"))
+    finally:
+        client.delete("/networks/bench-net")
+    extra = statistics.median(vnet_runs) - statistics.median(host_runs)
+    print("\nvnet on a bridge against the host network (/exec/start of /bin/true to its end)")
+    print(f"  host network                  {describe(host_runs)}")
+    print(f"  vnet, one network             {describe(vnet_runs)}   x{statistics.median(vnet_runs) / statistics.median(host_runs):.2f} of host, {extra:+.1f} ms")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
  *   0  "<what>: refused <ERRNO> (<text>)"  the kernel refused with EPERM, EACCES or ENOSYS
  *   1  "<what>: ALLOWED ..."               the call got past the permission checks
  *   2  "<what>: failed <ERRNO> ..."        another error: the attempt said nothing either way
- * `ping ADDR` is the exception: it is an ordinary workload, and exits 0 when the echo came back.
+ * `ping ADDR` and `udp-echo PORT` are the exceptions: ordinary workloads for the network tests
+ * (`ping` exits 0 when the echo came back; `udp-echo` answers datagrams until it is killed).
  *
  * Every attempt is harmless when allowed: a bogus module image, reboot(2) with a command a
  * container's PID namespace rejects, a clock that cannot be set, and so on.
@@ -14,6 +15,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +215,25 @@ static int ping(const char *address) {
 }
 #endif
 
+/* An ordinary workload: answers every UDP datagram on `port` with the same bytes, for ever. */
+static int udp_echo(const char *port) {
+    int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+    int off = 0;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    struct sockaddr_in6 at = {.sin6_family = AF_INET6, .sin6_port = htons((unsigned short)atoi(port))};
+    if (fd < 0 || bind(fd, (struct sockaddr *)&at, sizeof at) < 0) {
+        printf("udp-echo: cannot bind port %s: %s\n", port, strerror(errno));
+        return 1;
+    }
+    for (;;) {
+        char buf[2048];
+        struct sockaddr_in6 from;
+        socklen_t length = sizeof from;
+        ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &length);
+        if (n > 0) sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, length);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: probe ATTEMPT [ARG]\n");
@@ -221,6 +242,7 @@ int main(int argc, char **argv) {
     const char *what = argv[1];
     if (strcmp(what, "raw-socket") == 0) return raw_socket();
     if (strcmp(what, "mknod") == 0) return device_node();
+    if (strcmp(what, "udp-echo") == 0 && argc > 2) return udp_echo(argv[2]);
 #ifdef __linux__
     if (strcmp(what, "keyctl") == 0) return keyring();
     if (strcmp(what, "init-module") == 0) return load_module();

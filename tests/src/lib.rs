@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod netns;
 pub mod probe;
 
 /// The directory holding the workspace's binaries (`target/debug`).
@@ -168,6 +169,8 @@ pub struct Daemon {
     pub root: TestRoot,
     /// Where its container cgroups are: the `cgroup_hierarchy` it was configured with.
     hierarchy: CgroupHierarchy,
+    /// The network namespace it runs in (`/run/netns/<name>`), if not the host's.
+    netns: Option<String>,
 }
 
 /// A cgroup hierarchy a daemon tracks containers in (configuration key `cgroup_hierarchy`).
@@ -187,6 +190,8 @@ pub struct DaemonOptions {
     pub extra_listeners: String,
     /// The cgroup hierarchy to track containers in.
     pub cgroup_hierarchy: CgroupHierarchy,
+    /// Run the daemon in this network namespace (`/run/netns/<name>`, see [`netns::NetHost`]).
+    pub netns: Option<String>,
 }
 
 impl Daemon {
@@ -234,6 +239,7 @@ impl Daemon {
             child: None,
             root,
             hierarchy: options.cgroup_hierarchy,
+            netns: options.netns,
         };
         daemon.spawn();
         daemon
@@ -241,7 +247,18 @@ impl Daemon {
 
     fn spawn(&mut self) {
         let log_offset = self.log().len();
-        let child = Command::new(bin("kleened"))
+        let mut command = match &self.netns {
+            None => Command::new(bin("kleened")),
+            Some(ns) => {
+                // nsenter enters only the network namespace and then becomes kleened.
+                let mut command = Command::new("nsenter");
+                command
+                    .arg(format!("--net=/run/netns/{ns}"))
+                    .arg(bin("kleened"));
+                command
+            }
+        };
+        let child = command
             .arg("--config")
             .arg(self.config_path())
             .stdout(Stdio::null())

@@ -776,6 +776,99 @@ fn address6(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
+
+    /// A host that makes interfaces and refuses every ruleset after the first `accept` ones.
+    #[derive(Debug, Default)]
+    struct FussyHost {
+        accept: std::sync::atomic::AtomicUsize,
+        made: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl NetworkHost for FussyHost {
+        fn prepare(&self) -> Result<(), NetworkError> {
+            Ok(())
+        }
+        fn host_gateway(&self) -> Result<Option<String>, NetworkError> {
+            Ok(Some("eth0".into()))
+        }
+        fn interface_exists(&self, name: &str) -> Result<bool, NetworkError> {
+            Ok(self.made.lock().unwrap().iter().any(|m| m == name))
+        }
+        fn own_interfaces(&self) -> Result<Vec<String>, NetworkError> {
+            Ok(self.made.lock().unwrap().clone())
+        }
+        fn addresses(&self, _: &str) -> Result<Vec<IpAddr>, NetworkError> {
+            Ok(vec![])
+        }
+        fn create(&self, network: &NetworkSetup) -> Result<(), NetworkError> {
+            self.made.lock().unwrap().push(network.interface.clone());
+            Ok(())
+        }
+        fn remove(&self, network: &NetworkSetup) -> Result<(), NetworkError> {
+            self.made
+                .lock()
+                .unwrap()
+                .retain(|m| *m != network.interface);
+            Ok(())
+        }
+        fn apply_firewall(&self, _: &pf::Policy) -> Result<(), NetworkError> {
+            use std::sync::atomic::Ordering;
+            let left = self.accept.load(Ordering::SeqCst);
+            if left == 0 {
+                return Err(NetworkError::Refused {
+                    checker: "nft -c -f -".into(),
+                    message: "Error: syntax error in rule 3".into(),
+                });
+            }
+            self.accept.store(left - 1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn clear_firewall(&self) -> Result<(), NetworkError> {
+            Ok(())
+        }
+    }
+
+    fn engine_with(host: Arc<FussyHost>) -> Arc<Engine> {
+        let (engine, _) = crate::engine::test_engine_with(Store::open_in_memory().unwrap(), None);
+        let mut engine = Arc::try_unwrap(engine).unwrap();
+        engine.network = Some(host);
+        Arc::new(engine)
+    }
+
+    fn config(name: &str) -> NetworkConfig {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "type": "bridge", "subnet": "10.9.0.0/24", "gateway": "<auto>"
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refused_ruleset_undoes_the_network_and_its_interface() {
+        let host = Arc::new(FussyHost::default());
+        host.accept.store(1, std::sync::atomic::Ordering::SeqCst);
+        let engine = engine_with(host.clone());
+        engine.create_network(config("first")).await.unwrap();
+        let err = engine.create_network(config("second")).await.unwrap_err();
+        assert!(err.to_string().contains("syntax error in rule 3"), "{err}");
+        let names: Vec<String> = engine
+            .list_networks()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        assert_eq!(
+            names,
+            vec!["first".to_owned()],
+            "the refused network is not stored"
+        );
+        assert_eq!(
+            host.made.lock().unwrap().clone(),
+            vec!["kleene0".to_owned()],
+            "its interface was removed again"
+        );
+    }
 
     #[test]
     fn interface_names_are_short_and_plain() {

@@ -28,14 +28,10 @@ pub fn ip_batch(lines: &[String]) -> CommandSpec {
         .stdin(lines.iter().map(|l| format!("{l}\n")).collect::<String>())
 }
 
-/// The `ip -batch` lines that make a network's interface: a bridge or a dummy interface, marked
-/// with `marker` as its alias, up, with the gateway addresses of the network.
-pub fn create_lines(network: &NetworkSetup, marker: &str) -> Vec<String> {
-    let kind = match network.kind {
-        NetworkType::Bridge => "bridge",
-        NetworkType::Loopback => "dummy",
-        NetworkType::Custom => return vec![],
-    };
+/// The `ip -batch` lines that make a network's interface of link type `kind` (`bridge`, or
+/// `dummy` for a loopback network), marked with `marker` as its alias, up, with the gateway
+/// addresses of the network.
+pub fn create_lines(network: &NetworkSetup, kind: &str, marker: &str) -> Vec<String> {
     let name = &network.interface;
     let mut lines = vec![
         format!("link add name {name} type {kind}"),
@@ -314,12 +310,23 @@ impl NetworkHost for LinuxNetwork {
         if network.gateway6.is_some() {
             sysctl("net/ipv6/conf/all/forwarding", "1")?;
         }
-        let result = self
-            .run(
-                &format!("cannot make interface {name}"),
-                &ip_batch(&create_lines(network, &self.marker)),
-            )
-            .and_then(|_| {
+        let what = format!("cannot make interface {name}");
+        let result = match network.kind {
+            NetworkType::Bridge => self.run(&what, &ip_batch(&create_lines(network, "bridge", &self.marker))),
+            // A loopback network is a dummy interface; a kernel without the dummy driver gets a
+            // bridge without ports, which carries addresses the same way.
+            _ => self
+                .run(&what, &ip_batch(&create_lines(network, "dummy", &self.marker)))
+                .or_else(|err| match &err {
+                    NetworkError::Host(message) if message.contains("Unknown device type") => {
+                        tracing::info!(interface = %name, "no dummy interfaces in this kernel; a bridge without ports stands in");
+                        let _ = self.runner.run(&delete_link(name));
+                        self.run(&what, &ip_batch(&create_lines(network, "bridge", &self.marker)))
+                    }
+                    _ => Err(err),
+                }),
+        }
+        .and_then(|_| {
                 // Connections of the host to 127.0.0.1 may be sent to a container (published
                 // ports): the bridge must route loopback sources.
                 sysctl(&format!("net/ipv4/conf/{name}/route_localnet"), "1")
@@ -425,10 +432,12 @@ mod tests {
         ];
         lines.push(render(&ip_batch(&create_lines(
             &bridge,
+            "bridge",
             "kleened:zroot/kleene",
         ))));
         lines.push(render(&ip_batch(&create_lines(
             &dummy,
+            "dummy",
             "kleened:zroot/kleene",
         ))));
         lines.push("# remove, list, addresses, default route".to_owned());
