@@ -758,3 +758,92 @@ fn python_klee_manages_networks_unchanged() {
     py(&["network", "rm", "pynet"]);
     assert!(!py(&["network", "ls"]).contains("pynet"));
 }
+
+#[test]
+fn klee_creates_networks_runs_containers_on_them_and_publishes_ports() {
+    if skip_host_tests() {
+        return;
+    }
+    let (host, daemon) = setup();
+    let klee = |args: &[&str]| {
+        let out = daemon.klee(args);
+        assert!(out.status.success(), "{args:?}: {}", describe(&out));
+        text(&out)
+    };
+    klee(&[
+        "network",
+        "create",
+        "-t",
+        "bridge",
+        "--subnet",
+        "10.33.0.0/24",
+        "--subnet6",
+        "fd00:33::/64",
+        "front",
+    ]);
+    assert!(klee(&["lsn"]).contains("front"));
+    // No -l with -n: the daemon's default driver, vnet on Linux.
+    klee(&[
+        "run", "-d", "--name", "site", "-n", "front", "-p", "18081:80", "probe", "httpd", "-f",
+        "-p", "80", "-h", "/etc",
+    ]);
+    let inspect: serde_json::Value = serde_json::from_str(&klee(&["isc", "site"])).unwrap();
+    assert_eq!(inspect["container"]["network_driver"], "vnet");
+    assert_eq!(inspect["container_endpoints"][0]["ip_address"], "10.33.0.2");
+    assert_eq!(
+        inspect["container_endpoints"][0]["ip_address6"],
+        "fd00:33::2"
+    );
+    assert_eq!(
+        fetch_outside(&host, true, &format!("http://{HOST_IP}:18081/hostname")),
+        "base",
+        "the image's /etc/hostname, served by the container"
+    );
+    klee(&[
+        "run",
+        "--rm",
+        "-n",
+        "front",
+        "--ip",
+        "10.33.0.77",
+        "probe",
+        "true",
+    ]);
+    // A container that cannot join its network is not left behind.
+    let out = daemon.klee(&[
+        "run",
+        "--name",
+        "lost",
+        "-n",
+        "front",
+        "--ip",
+        "10.34.0.1",
+        "probe",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("not in the subnet"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!klee(&["lsc", "-a"]).contains("lost"));
+    klee(&["network", "disconnect", "front", "site"]);
+    let out = daemon.klee(&["network", "connect", "front", "site"]);
+    assert!(
+        text(&out).contains("cannot connect a running vnet container to a network"),
+        "{}",
+        describe(&out)
+    );
+    klee(&["stop", "site"]);
+    klee(&["network", "connect", "--ip", "10.33.0.9", "front", "site"]);
+    let inspect: serde_json::Value = serde_json::from_str(&klee(&["isc", "site"])).unwrap();
+    assert_eq!(inspect["container_endpoints"][0]["ip_address"], "10.33.0.9");
+    klee(&["rmn", "front"]);
+    assert!(!klee(&["lsn"]).contains("front"));
+    assert!(
+        !host.links().iter().any(|l| l.starts_with("kleene")),
+        "{:?}",
+        host.links()
+    );
+}
