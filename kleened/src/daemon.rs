@@ -111,17 +111,34 @@ fn platform(
     })
 }
 
-/// The platform's container runtime: jails on FreeBSD.
+/// The platform's container runtime and host networking: jails, epairs, bridges and pf on
+/// FreeBSD. Interfaces the daemon makes (networks' bridges, the epairs of vnet containers) carry
+/// its identity as their description.
 #[cfg(not(target_os = "linux"))]
 fn platform(
-    _config: &Config,
+    config: &Config,
     runner: Arc<dyn Runner>,
     containers: &Path,
 ) -> anyhow::Result<Platform> {
-    let runtime = crate::platform::jail::JailRuntime::new(runner, containers.display().to_string());
+    use crate::platform::freebsd_net::PfNetwork;
+    let marker = format!("kleened:{}", config.kleene_root);
+    let (Some(pf_conf), Some(template)) = (
+        config.pf_config_path.clone(),
+        config.pf_config_template_path.clone(),
+    ) else {
+        anyhow::bail!("pf_config_path and pf_config_template_path must be set on FreeBSD");
+    };
+    let network = Arc::new(PfNetwork::new(
+        Arc::clone(&runner),
+        pf_conf,
+        template,
+        &marker,
+    ));
+    let runtime = crate::platform::jail::JailRuntime::new(runner, containers.display().to_string())
+        .with_interface_marker(&marker);
     Ok(Platform {
         runtime: Some(Arc::new(runtime)),
-        network: None,
+        network: Some(network),
     })
 }
 

@@ -18,14 +18,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kleene_api::NetworkDriver;
+use kleene_api::{NetworkDriver, NetworkType};
 use kleene_runner::{CommandSpec, Recorded, RecordingRunner};
 use kleened::config::TargetOs;
 use kleened::engine::Layout;
 use kleened::init;
+use kleened::platform::freebsd_net::{self as net, KernelSettings, PfNetwork};
 use kleened::platform::host;
 use kleened::platform::jail;
-use kleened::platform::ProcessSpec;
+use kleened::platform::{ContainerEndpoint, NetworkHost, NetworkSetup, ProcessSpec};
 use zfs::{DatasetName, DestroyFlags, SnapshotName, Zfs, ZfsPrograms};
 
 /// A container ID as the daemon makes them (12 hex digits, never all decimal).
@@ -156,6 +157,108 @@ const JEXEC_CHECK_CHECKED: &str = "jexec(8) check run with env(1) -i and no util
     no user of the jail's pwd.db (jexec.c: errx \"%s: no such user\") or -l cannot chdir to the \
     home (err \"chdir: %s\"); that message becomes the start error";
 
+/// The mark the daemon's interfaces carry (`kleened:<kleene_root>`).
+const MARKER: &str = "kleened:zroot/kleene";
+
+/// Kernel settings that are already as the daemon wants them (forwarding on).
+#[derive(Debug)]
+struct SettingsOn;
+
+impl KernelSettings for SettingsOn {
+    fn get(&self, _name: &str) -> Result<String, String> {
+        Ok("1".into())
+    }
+    fn set(&self, _name: &str, _value: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The command lines of one operation of the FreeBSD network host, answered with `replies`.
+fn network_lines(
+    replies: &[Result<&str, &str>],
+    operation: impl FnOnce(&PfNetwork),
+) -> Vec<String> {
+    let runner = Arc::new(RecordingRunner::new());
+    for reply in replies {
+        match reply {
+            Ok(stdout) => runner.push_ok(stdout),
+            Err(stderr) => runner.push_err(1, stderr),
+        };
+    }
+    let host = PfNetwork::new(
+        runner.clone(),
+        "/etc/pf.conf".into(),
+        "/usr/local/etc/kleened/pf.conf.kleene".into(),
+        MARKER,
+    )
+    .with_settings(Box::new(SettingsOn));
+    operation(&host);
+    render_recorded(runner.calls())
+}
+
+fn endpoint(id: &str, interface: &str, address: &str, gateway: Option<&str>) -> ContainerEndpoint {
+    ContainerEndpoint {
+        endpoint_id: id.into(),
+        interface: interface.into(),
+        isolated: false,
+        address: Some(address.parse().unwrap()),
+        gateway: gateway.map(|g| g.parse().unwrap()),
+        address6: None,
+        gateway6: None,
+        host_interface: None,
+    }
+}
+
+/// A vnet container on two bridge networks: IPv4 and IPv6 on kleene0, IPv4 on kleene2.
+fn vnet_endpoints() -> Vec<ContainerEndpoint> {
+    let mut first = endpoint(
+        "e1e1e1e1e1e1",
+        "kleene0",
+        "10.13.37.2/24",
+        Some("10.13.37.1"),
+    );
+    first.address6 = Some("fd00:13:37::2/64".parse().unwrap());
+    first.gateway6 = Some("fd00:13:37::1".parse().unwrap());
+    let second = endpoint(
+        "e2e2e2e2e2e2",
+        "kleene2",
+        "10.13.38.2/24",
+        Some("10.13.38.1"),
+    );
+    vec![first, second]
+}
+
+/// An ipnet container on a loopback network (IPv4 and IPv6) and a custom one (IPv4).
+fn ipnet_endpoints() -> Vec<ContainerEndpoint> {
+    let mut first = endpoint("e1e1e1e1e1e1", "kleene1", "10.23.45.2/24", None);
+    first.address6 = Some("fd00:23:45::2/64".parse().unwrap());
+    let second = endpoint("e2e2e2e2e2e2", "em1", "192.168.10.20/24", None);
+    vec![first, second]
+}
+
+/// A vnet container's start, as the runtime runs it: per endpoint an epair, its `a` end on the
+/// bridge; the jail; the `b` ends moved in and configured from inside; then the first process.
+fn vnet_start_lines(spec: &ProcessSpec) -> Vec<String> {
+    let mut lines = vec![];
+    let mut inner = vec![];
+    for (unit, endpoint) in spec.endpoints.iter().enumerate() {
+        let (a_end, b_end) = net::epair_ends(&format!("epair{unit}a")).unwrap();
+        lines.push(render(&net::create_epair()));
+        for step in jail::vnet_host_side(&endpoint.interface, &a_end, Some(MARKER)) {
+            lines.push(render(&step));
+        }
+        inner.push((endpoint.clone(), b_end));
+    }
+    lines.push(render(&jail::jail_create(spec, "root")));
+    for (_, b_end) in &inner {
+        lines.push(render(&net::move_to_jail(b_end, JID)));
+    }
+    lines.extend(jail::vnet_inside(JID, &inner).iter().map(render));
+    lines.push(render(&jail::jexec_check(JID, "root", true)));
+    lines.push(render_argv(&jail::jexec(spec, JID, "root", true)));
+    lines
+}
+
 /// A container's first process: jail -i -c, jexec's check, then jexec; the same lines start
 /// every container. `login`: whether the user's home directory exists in the image.
 fn start_lines(spec: &ProcessSpec, login: bool) -> Vec<String> {
@@ -230,30 +333,249 @@ fn catalogue() -> Vec<Case> {
         Case {
             name: "start-vnet-network",
             checked: &[
-                "jail(8) vnet (no value means new): the jail gets its own virtual network \
-                 stack; its interfaces (vnet.interface) come with the networks it is connected to",
+                "ifconfig(8) create: \"If the interface is given without a unit number, try to \
+                 create a new device with an arbitrary unit number. If creation of an arbitrary \
+                 device is successful, the new device name is printed to standard output\"; \
+                 epair(4): the pair is named epair<n>a and epair<n>b, so the printed epair<n>a \
+                 names both ends",
+                "if_bridge(4) / ifconfig(8) addm interface: add it as a member of the bridge; \
+                 description value; up. The a end carries the daemon's mark, so one left by a \
+                 crash is found by the next start",
+                "jail(8) vnet (no value means new): the jail gets its own virtual network stack, \
+                 and vnet jails take no ip4.addr/ip6.addr (kern_jail.c: \"vnet jails cannot have \
+                 IP address restrictions\")",
+                "ifconfig(8) vnet jail: \"Move the interface to the jail(8), specified by name or \
+                 JID. If the jail has a virtual network stack, the interface will disappear from \
+                 the current environment and become visible to the jail.\" Done after jail -c as \
+                 its own command instead of the vnet.interface parameter (kleene-api.md \u{a7}5.2 \
+                 step 3), and the addresses and routes as jexec commands instead of exec.start \
+                 strings, so a failure names its step and the runtime removes the jail and \
+                 destroys the epairs",
+                "jexec(8) jail command: without -l/-U the command runs with the caller's \
+                 credentials (root) in the jail's root; /sbin/ifconfig and /sbin/route are the \
+                 image's own (a FreeBSD userland)",
+                "ifconfig(8) inside the jail: lo0 inet 127.0.0.1/8 up (a new vnet's lo0 has no \
+                 address; rc.d/netif does not run in a container); address/prefix on the b end \
+                 (\"up ... happens automatically when setting the first address on an \
+                 interface\"); inet6 with -ifdisabled (clears the ifdisabled flag, \
+                 which rc.conf(5)'s ipv6_activate_all_interfaces=NO may have set on a new \
+                 interface)",
+                "route(8) add -inet default gateway / add -inet6 default gateway: one default \
+                 route per family, through the first endpoint with a gateway of that family (a \
+                 second one would fail with \"route already in table\")",
             ],
-            lines: start_lines(
-                &process(
+            lines: {
+                let mut spec = process(
                     NetworkDriver::Vnet,
                     "",
                     &[],
                     &["/bin/sh", "-c", "echo 'it''s up'"],
-                ),
-                true,
-            ),
+                );
+                spec.endpoints = vnet_endpoints();
+                vnet_start_lines(&spec)
+            },
         },
         Case {
             name: "start-ipnet-network",
             checked: &[
-                "jail(8) ip4.addr/ip6.addr (setting them implies ip4=new/ip6=new): not given \
-                 here, so the jail has no addresses of its own; those of the networks the \
-                 container is connected to (and the exec.prestart aliases) come with networks",
+                "ifconfig(8) inet address/32 alias, inet6 address/128 alias: \"Establish an \
+                 additional network address for this interface\"; \"If the address is on the \
+                 same subnet as the first network address for this interface, a non-conflicting \
+                 netmask must be given\", so the whole-address mask (kleene-api.md \u{a7}5.2 step 2)",
+                "jail(8) ip4.addr/ip6.addr: \"A list of IPv4 addresses assigned to the jail\", \
+                 comma-separated; the first is the jail's primary address (kern_jail.c sorts all \
+                 but ip[0]); one parameter per family with every endpoint's address (libjail \
+                 jailparam_import splits the value at commas), instead of one per network; a \
+                 family without addresses is left out, and a new non-vnet jail then has none of \
+                 that family (kern_jail.c: PR_IP4_USER/PR_IP6_USER set with an empty list)",
+            ],
+            lines: {
+                let mut spec = process(NetworkDriver::Ipnet, "", &[], &["/bin/sh", "/etc/rc"]);
+                spec.endpoints = ipnet_endpoints();
+                let mut lines: Vec<String> = spec
+                    .endpoints
+                    .iter()
+                    .flat_map(|e| {
+                        net::endpoint_addresses(e.address, e.address6)
+                            .into_iter()
+                            .map(|a| render(&net::add_alias(&e.interface, a)))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                lines.extend(start_lines(&spec, true));
+                lines
+            },
+        },
+        Case {
+            name: "start-ipnet-no-address",
+            checked: &[
+                "jail(8) ip4.addr/ip6.addr not given: an ipnet container connected to no network \
+                 (or to networks without subnets) has no address at all, as a new non-vnet jail \
+                 without them gets none (kern_jail.c: PR_IP4_USER/PR_IP6_USER with empty lists)",
             ],
             lines: start_lines(
                 &process(NetworkDriver::Ipnet, "", &[], &["/bin/sh", "/etc/rc"]),
                 true,
             ),
+        },
+        Case {
+            name: "ipnet-connect-disconnect",
+            checked: &[
+                "ifconfig(8) alias / -alias (\"Remove the network address specified\")",
+                "jail(8) -m jid=N ip4.addr=... ip6.addr=...: the full list of the running jail's \
+                 addresses of each family that changed, existing ones first so the primary \
+                 address stays; IPv6 goes to ip6.addr (the reference writes ip4.addr for both, \
+                 kleene-api.md \u{a7}5.4.2). kern_jail.c refuses changing ip4/ip6 themselves after \
+                 creation but not the address lists of a jail created with restrictions",
+                "an empty ip4.addr= takes the family's last address away: libjail \
+                 jailparam_import reads an empty value of an array parameter as no elements",
+                "order: on connect the alias, then the jail; on disconnect the jail, then the \
+                 alias, so the jail never holds an address no interface has",
+            ],
+            lines: {
+                let first: std::net::IpAddr = "10.23.45.2".parse().unwrap();
+                let second: std::net::IpAddr = "10.23.45.3".parse().unwrap();
+                let second6: std::net::IpAddr = "fd00:23:45::3".parse().unwrap();
+                vec![
+                    render(&net::add_alias("kleene1", second)),
+                    render(&net::add_alias("kleene1", second6)),
+                    render(&jail::jail_modify(
+                        JID,
+                        &jail::address_lists(&[first, second, second6], true, true),
+                    )),
+                    render(&jail::jail_modify(
+                        JID,
+                        &jail::address_lists(&[first], true, true),
+                    )),
+                    render(&net::remove_alias("kleene1", second6)),
+                    render(&net::remove_alias("kleene1", second)),
+                    render(&jail::jail_modify(JID, &jail::address_lists(&[], true, false))),
+                    render(&net::remove_alias("kleene1", first)),
+                ]
+            },
+        },
+        Case {
+            name: "stop-networks",
+            checked: &[
+                "after jail -R: if_bridge(4) / ifconfig(8) deletem interface (its failure for a \
+                 member that is gone is ignored), then destroy of the epair's a end; \
+                 sys/net/if_epair.c epair_clone_destroy destroys the other end too, switching \
+                 to its vnet (\"the other of the two interfaces may reside in a different \
+                 vnet\"), so the b end goes even while a dying jail still holds it",
+                "ifconfig(8) inet/inet6 address -alias for an ipnet container's addresses",
+                "ifconfig(8) -l: every interface's name, on one line (ifconfig_netlink.c \
+                 prints them separated by spaces): a destroy that failed is fine when the \
+                 interface is gone",
+            ],
+            lines: vec![
+                render(&jail::jail_remove(JID)),
+                render(&net::remove_member("kleene2", "epair1a")),
+                render(&net::destroy("epair1a")),
+                render(&net::remove_member("kleene0", "epair0a")),
+                render(&net::destroy("epair0a")),
+                render(&net::remove_alias("kleene1", "10.23.45.2".parse().unwrap())),
+                render(&net::remove_alias("kleene1", "fd00:23:45::2".parse().unwrap())),
+                render(&net::list_interfaces()),
+                render(&jail::devfs_mounts()),
+            ],
+        },
+        // Host networking (kleened/src/platform/freebsd_net.rs).
+        Case {
+            name: "network-interfaces",
+            checked: &[
+                "ifconfig(8) interface: its status (exit 1 when it does not exist, then -l \
+                 tells); ifconfig.c prints \"<name>: flags=...\" then indented lines, among them \
+                 \"description: <text>\" and inet/inet6 addresses; if_bridge(4) members as \
+                 \"member: <name> flags=...\"",
+                "ifconfig(8) <cloner> create name <name>: bridge (if_bridge(4)) or lo (lo(4)) \
+                 cloned under the network's name; \"the new device name is printed ... unless \
+                 the interface is renamed ... in the same ifconfig invocation\"",
+                "ifconfig(8) description value: the daemon's mark (an interface without it is \
+                 never destroyed: a network asking for its name is refused); up",
+                "ifconfig(8) inet address/prefix alias for an <auto> gateway, inet6 \
+                 address/prefix alias -ifdisabled (\"-ifdisabled: Clear a flag ifdisabled\")",
+                "remove: deletem each member (if_bridge(4)), then destroy; a loopback: destroy",
+                "ifconfig(8) -a: every interface's status, for the marked ones",
+            ],
+            lines: [
+                network_lines(
+                    &[
+                        Err("ifconfig: interface kleene0 does not exist\n"),
+                        Ok("em0 lo0\n"),
+                    ],
+                    |host| {
+                        host.create(&NetworkSetup {
+                            kind: NetworkType::Bridge,
+                            interface: "kleene0".into(),
+                            gateway: Some("10.13.37.1/24".parse().unwrap()),
+                            gateway6: Some("fd00:13:37::1/64".parse().unwrap()),
+                        })
+                        .unwrap();
+                    },
+                ),
+                network_lines(&[Err(""), Ok("em0 lo0\n")], |host| {
+                    host.create(&NetworkSetup {
+                        kind: NetworkType::Loopback,
+                        interface: "kleene1".into(),
+                        gateway: None,
+                        gateway6: None,
+                    })
+                    .unwrap();
+                }),
+                network_lines(
+                    &[Ok(concat!(
+                        "kleene0: flags=8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> mtu 1500\n",
+                        "\tdescription: kleened:zroot/kleene\n",
+                        "\tmember: epair0a flags=143<LEARNING,DISCOVER,AUTOEDGE,AUTOPTP>\n",
+                    ))],
+                    |host| {
+                        host.remove(&NetworkSetup {
+                            kind: NetworkType::Bridge,
+                            interface: "kleene0".into(),
+                            gateway: None,
+                            gateway6: None,
+                        })
+                        .unwrap();
+                    },
+                ),
+                network_lines(&[Ok("")], |host| {
+                    host.own_interfaces().unwrap();
+                }),
+                network_lines(&[Ok("em0 lo0\n")], |host| {
+                    assert!(!host.interface_exists("kleene3").unwrap());
+                }),
+            ]
+            .concat(),
+        },
+        Case {
+            name: "network-host-gateway",
+            checked: &[
+                "netstat(1) -r (routing tables) -n (numeric) with --libxo json: the table whose \
+                 address-family is Internet, the rt-entry with destination default, its \
+                 interface-name (kleene-api.md \u{a7}5.4.5)",
+            ],
+            lines: network_lines(&[Ok("{}")], |host| {
+                host.host_gateway().unwrap();
+            }),
+        },
+        Case {
+            name: "pf",
+            checked: &[
+                "pfctl(8) -n: \"Do not actually load rules, just parse them\"; -f file: load \
+                 the rules in file, in one transaction; the ruleset is the user's template with \
+                 kleened's macros, translation and filtering at its placeholders (pf.conf(5) \
+                 STATEMENT ORDER), written next to pf_config_path, checked, then renamed over \
+                 it and loaded (pf/src/pfctl.rs); a refused check loads nothing",
+                "pfctl(8) -e: enable pf; \"pf already enabled\" (exit 1) is success",
+                "sysctl(3) net.inet.ip.forwarding (and net.inet6.ip6.forwarding for a network \
+                 with an IPv6 gateway) set to 1 when it is not, through the sysctl crate: no \
+                 command line",
+            ],
+            lines: vec![
+                render(&pf::pfctl::check(Path::new("/etc/.pf.conf.kleened-new"))),
+                render(&pf::pfctl::load(Path::new("/etc/pf.conf"))),
+                render(&pf::pfctl::enable()),
+            ],
         },
         Case {
             name: "jexec",
@@ -675,7 +997,7 @@ const NOT_HOST_COMMANDS: &[(&str, &str)] = &[(
 fn every_program_the_daemon_names_is_covered_by_a_golden() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = vec![];
-    for dir in ["kleened/src", "zfs/src", "runner/src"] {
+    for dir in ["kleened/src", "zfs/src", "runner/src", "pf/src"] {
         sources(&root.join(dir), &mut files);
     }
     let goldens: String = catalogue()

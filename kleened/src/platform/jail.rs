@@ -18,11 +18,24 @@
 //! removes the jail and kills the rest), and unmounts a devfs left at `<mountpoint>/dev`. Whether a
 //! container runs, and a jail's jid after a daemon restart, are asked of the kernel with jls(8).
 //!
-//! Every command line is built by a pure function below and pinned by a golden file
-//! (`kleened/tests/goldens/freebsd/`) that names the man page it was checked against. Network
-//! parameters for `ipnet` and `vnet` come with networks.
+//! Networks: a `vnet` container gets one epair(4) per endpoint, made before its jail: the `a` end
+//! is marked as the daemon's, made a member of the network's bridge and brought up; after
+//! `jail -c ... vnet` the `b` end is moved into the jail (`ifconfig epairNb vnet <jid>`) and
+//! configured from inside with the image's own ifconfig(8) and route(8) under jexec(8): `lo0`,
+//! the endpoint's addresses, the default routes. These run as separate commands rather than
+//! jail(8)'s `vnet.interface`/`exec.start`, so a failure names the step and the runtime undoes what
+//! it made. An `ipnet` container's addresses are aliased on its networks' interfaces and given to
+//! the jail (`ip4.addr`/`ip6.addr`); connecting or disconnecting it while it runs changes both
+//! (`jail -m jid=N ip4.addr=<full list>`). What a run made is remembered and removed when the
+//! container is stopped or cleaned up, or when a start fails; the epairs are reported to the
+//! engine (`Spawned::interfaces`), which records them and puts them in the pf rules.
+//!
+//! Every command line is built by a pure function below (or in [`super::freebsd_net`]) and pinned
+//! by a golden file (`kleened/tests/goldens/freebsd/`) that names the man page it was checked
+//! against.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -31,8 +44,10 @@ use std::time::{Duration, Instant};
 use kleene_api::NetworkDriver;
 use kleene_runner::{CommandSpec, Runner};
 
+use super::freebsd_net::{self as net, IFCONFIG};
 use super::host::in_root;
 use super::io::FdStream;
+use super::network::ContainerEndpoint;
 use super::passwd;
 use super::runtime::{ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
 
@@ -42,6 +57,8 @@ const JLS: &str = "/usr/sbin/jls";
 const ENV: &str = "/usr/bin/env";
 const TIMEOUT: &str = "/usr/bin/timeout";
 const SH: &str = "/bin/sh";
+/// route(8), run inside vnet jails from the container's image.
+const ROUTE: &str = "/sbin/route";
 
 /// The `exec.stop` of a container whose parameters name none: the jail's rc.d services stop.
 pub const DEFAULT_EXEC_STOP: &str = "/bin/sh /etc/rc.shutdown";
@@ -49,8 +66,8 @@ pub const DEFAULT_EXEC_STOP: &str = "/bin/sh /etc/rc.shutdown";
 /// jail(8)'s `stop.timeout` when none is given (usr.sbin/jail/command.c), in seconds.
 pub const DEFAULT_STOP_TIMEOUT_SECS: u32 = 10;
 
-/// jail(8) parameters for a network driver. `ipnet` and `vnet` parameters depend on the networks a
-/// container is connected to; without networks they have none.
+/// jail(8) parameters for a network driver. An `ipnet` jail's addresses come from its endpoints
+/// ([`address_params`]); a `vnet` jail's interfaces are moved in after it is created.
 pub fn network_params(driver: NetworkDriver) -> Vec<String> {
     match driver {
         NetworkDriver::Disabled => vec!["ip4=disable".into(), "ip6=disable".into()],
@@ -58,6 +75,135 @@ pub fn network_params(driver: NetworkDriver) -> Vec<String> {
         NetworkDriver::Vnet => vec!["vnet".into()],
         NetworkDriver::Ipnet => vec![],
     }
+}
+
+/// jail(8) `ip4.addr`/`ip6.addr` of an ipnet jail: its endpoints' addresses, each family that has
+/// any (a jail made without them has no address of that family: kern_jail.c gives a new non-vnet
+/// jail `PR_IP4_USER`/`PR_IP6_USER` with an empty list). Other drivers get none.
+pub fn address_params(spec: &ProcessSpec) -> Vec<String> {
+    if spec.network != NetworkDriver::Ipnet {
+        return vec![];
+    }
+    let addresses: Vec<IpAddr> = spec
+        .endpoints
+        .iter()
+        .flat_map(|e| net::endpoint_addresses(e.address, e.address6))
+        .collect();
+    let v4 = addresses.iter().any(IpAddr::is_ipv4);
+    let v6 = addresses.iter().any(IpAddr::is_ipv6);
+    address_lists(&addresses, v4, v6)
+}
+
+/// `ip4.addr=<list>` when `v4`, `ip6.addr=<list>` when `v6`: every address of that family in
+/// `addresses`, in order (the first is the jail's primary address), comma-separated; an empty
+/// list takes the jail's addresses of that family away (libjail reads an empty array value as
+/// no elements).
+pub fn address_lists(addresses: &[IpAddr], v4: bool, v6: bool) -> Vec<String> {
+    let mut params = vec![];
+    if v4 {
+        params.push(format!("ip4.addr={}", net::address_list(addresses, false)));
+    }
+    if v6 {
+        params.push(format!("ip6.addr={}", net::address_list(addresses, true)));
+    }
+    params
+}
+
+/// The host side of a vnet endpoint whose epair's `a` end is `a_end`: made a member of the
+/// network's bridge, marked as the daemon's (when it has a mark) and brought up.
+pub fn vnet_host_side(bridge: &str, a_end: &str, marker: Option<&str>) -> Vec<CommandSpec> {
+    let up = match marker {
+        Some(marker) => net::mark_up(a_end, marker),
+        None => CommandSpec::new(IFCONFIG).args([a_end, "up"]),
+    };
+    vec![net::add_member(bridge, a_end), up]
+}
+
+/// jexec(8) `<jid> <program> ...`: a program of the container's image, run in the jail with the
+/// daemon's credentials (root), in the jail's root directory.
+fn in_jail<I, S>(jid: u32, program: &str, args: I) -> CommandSpec
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    CommandSpec::new(JEXEC)
+        .arg(jid.to_string())
+        .arg(program)
+        .args(args)
+}
+
+/// Inside a vnet jail: its own `lo0` up with 127.0.0.1 (a new vnet's loopback has no address,
+/// and nothing like rc.d/netif runs in a container).
+pub fn jail_loopback(jid: u32) -> CommandSpec {
+    in_jail(jid, IFCONFIG, ["lo0", "inet", "127.0.0.1/8", "up"])
+}
+
+/// Inside a vnet jail: an address with its subnet's prefix length on `interface` (the first
+/// address brings the interface up); IPv6 also clears `ifdisabled`.
+pub fn jail_address(jid: u32, interface: &str, address: ipnet::IpNet) -> CommandSpec {
+    match address {
+        ipnet::IpNet::V4(address) => in_jail(
+            jid,
+            IFCONFIG,
+            [interface.to_owned(), "inet".into(), address.to_string()],
+        ),
+        ipnet::IpNet::V6(address) => in_jail(
+            jid,
+            IFCONFIG,
+            [
+                interface.to_owned(),
+                "inet6".into(),
+                address.to_string(),
+                "-ifdisabled".into(),
+            ],
+        ),
+    }
+}
+
+/// Inside a vnet jail: the default route of the gateway's family.
+pub fn jail_default_route(jid: u32, gateway: IpAddr) -> CommandSpec {
+    let family = if gateway.is_ipv4() { "-inet" } else { "-inet6" };
+    in_jail(
+        jid,
+        ROUTE,
+        [
+            "add".to_owned(),
+            family.into(),
+            "default".into(),
+            gateway.to_string(),
+        ],
+    )
+}
+
+/// Everything configured inside a vnet jail `jid` whose endpoints' epairs have their `b` ends in
+/// it: `lo0`, each endpoint's addresses on its `b` end, then the default route of each family
+/// through the first endpoint that has a gateway of that family (a second default route would
+/// fail: "route already in table").
+pub fn vnet_inside(jid: u32, wired: &[(ContainerEndpoint, String)]) -> Vec<CommandSpec> {
+    let mut commands = vec![jail_loopback(jid)];
+    for (endpoint, b_end) in wired {
+        if let Some(address) = endpoint.address {
+            commands.push(jail_address(jid, b_end, address.into()));
+        }
+        if let Some(address) = endpoint.address6 {
+            commands.push(jail_address(jid, b_end, address.into()));
+        }
+    }
+    if let Some(gateway) = wired
+        .iter()
+        .filter(|(e, _)| e.address.is_some())
+        .find_map(|(e, _)| e.gateway)
+    {
+        commands.push(jail_default_route(jid, IpAddr::V4(gateway)));
+    }
+    if let Some(gateway) = wired
+        .iter()
+        .filter(|(e, _)| e.address6.is_some())
+        .find_map(|(e, _)| e.gateway6)
+    {
+        commands.push(jail_default_route(jid, IpAddr::V6(gateway)));
+    }
+    commands
 }
 
 /// What every container is confined to unless the user names the same parameter: devfs with
@@ -166,6 +312,7 @@ pub fn jail_create(spec: &ProcessSpec, user: &str) -> CommandSpec {
             format!("name={}", spec.container_id),
         ])
         .args(network_params(spec.network))
+        .args(address_params(spec))
         .args(jail_params(&spec.container_id, user, &spec.jail_params))
         .arg("persist")
 }
@@ -375,6 +522,50 @@ struct Run {
     jid: u32,
     /// What stopping it runs first.
     stop: StopPlan,
+    /// Its network driver.
+    driver: NetworkDriver,
+}
+
+/// Something a run made on the host for one of its endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Link {
+    /// vnet: an epair whose `a` end (`host`) is a member of `bridge`; its `b` end is in the jail.
+    Epair {
+        /// The endpoint.
+        endpoint_id: String,
+        /// The network's bridge.
+        bridge: String,
+        /// The `a` end.
+        host: String,
+    },
+    /// ipnet: an address aliased on the network's interface and given to the jail.
+    Alias {
+        /// The endpoint.
+        endpoint_id: String,
+        /// The network's interface.
+        interface: String,
+        /// The address.
+        address: IpAddr,
+    },
+}
+
+impl Link {
+    fn endpoint_id(&self) -> &str {
+        match self {
+            Link::Epair { endpoint_id, .. } | Link::Alias { endpoint_id, .. } => endpoint_id,
+        }
+    }
+}
+
+/// The addresses a container's jail has from its aliases, in the order they were given.
+fn aliased(links: &[Link]) -> Vec<IpAddr> {
+    links
+        .iter()
+        .filter_map(|link| match link {
+            Link::Alias { address, .. } => Some(*address),
+            Link::Epair { .. } => None,
+        })
+        .collect()
 }
 
 /// A jail kept persistent while its first process runs.
@@ -395,6 +586,8 @@ struct Jails {
     runs: HashMap<String, Run>,
     /// Jails to release (`nopersist`) when their first process has ended.
     first_processes: Vec<FirstProcess>,
+    /// What each container's latest run made on the host for its networks, until it is removed.
+    links: HashMap<String, Vec<Link>>,
 }
 
 /// Containers as FreeBSD jails.
@@ -405,6 +598,11 @@ pub struct JailRuntime {
     containers_root: String,
     /// The jails this daemon made. Held only to read or change it, never while a command runs.
     jails: Mutex<Jails>,
+    /// The description the daemon's interfaces carry (the epairs' `a` ends), if any.
+    marker: Option<String>,
+    /// Tests: the program started in place of jexec(8) for a process (there is none off FreeBSD).
+    #[cfg(test)]
+    launcher: Option<String>,
 }
 
 impl JailRuntime {
@@ -415,7 +613,17 @@ impl JailRuntime {
             runner,
             containers_root,
             jails: Mutex::new(Jails::default()),
+            marker: None,
+            #[cfg(test)]
+            launcher: None,
         }
+    }
+
+    /// The same, marking the interfaces it makes with `marker` as their description, as the
+    /// network host marks its own, so one left by a crash is recognised at the next start.
+    pub fn with_interface_marker(mut self, marker: &str) -> JailRuntime {
+        self.marker = Some(marker.to_owned());
+        self
     }
 
     // A panic elsewhere while the lock was held leaves the records as consistent as any single
@@ -428,6 +636,13 @@ impl JailRuntime {
         let host =
             |what: &str, e: &dyn std::fmt::Display| RuntimeError::Host(format!("{what}: {e}"));
         tracing::debug!(?argv, "starting jail process");
+        #[cfg(test)]
+        let argv = match &self.launcher {
+            Some(launcher) => std::iter::once(launcher.clone())
+                .chain(argv.into_iter().skip(1))
+                .collect(),
+            None => argv,
+        };
         let mut command = tokio::process::Command::new(&argv[0]);
         command.args(&argv[1..]).kill_on_drop(false);
         let io = if tty {
@@ -565,6 +780,141 @@ impl JailRuntime {
         }
         jails.first_processes.retain(|first| first.jid != jid);
     }
+
+    /// Runs a network command that must succeed; a failure names the step and says why.
+    fn wire(&self, what: &str, spec: &CommandSpec) -> Result<String, RuntimeError> {
+        tracing::debug!(command = %spec, "network command");
+        self.run_ok(spec, |code, stderr| {
+            RuntimeError::Host(format!("{what}: '{spec}' exited with {code}: {stderr}"))
+        })
+        .map(|output| output.stdout_text())
+    }
+
+    /// Whether an interface exists on the host (`ifconfig -l`).
+    fn interface_exists(&self, name: &str) -> Result<bool, RuntimeError> {
+        let names = self.wire("cannot list interfaces", &net::list_interfaces())?;
+        Ok(net::parse_interface_list(&names).iter().any(|n| n == name))
+    }
+
+    /// Makes the host side of a starting container's endpoints: per vnet endpoint an epair on
+    /// its bridge (answered with the `b` end to move into the jail), per ipnet address an alias.
+    /// Everything made is in `links`, also when a step fails.
+    fn link_host_side(
+        &self,
+        spec: &ProcessSpec,
+        links: &mut Vec<Link>,
+    ) -> Result<Vec<(ContainerEndpoint, String)>, RuntimeError> {
+        let mut inner = vec![];
+        for endpoint in &spec.endpoints {
+            match spec.network {
+                NetworkDriver::Vnet => {
+                    let printed = self.wire("cannot create an epair", &net::create_epair())?;
+                    let (a_end, b_end) = net::epair_ends(&printed).ok_or_else(|| {
+                        RuntimeError::Host(format!(
+                            "'{IFCONFIG} epair create' printed no epair name: '{}'",
+                            printed.trim()
+                        ))
+                    })?;
+                    links.push(Link::Epair {
+                        endpoint_id: endpoint.endpoint_id.clone(),
+                        bridge: endpoint.interface.clone(),
+                        host: a_end.clone(),
+                    });
+                    for step in vnet_host_side(&endpoint.interface, &a_end, self.marker.as_deref())
+                    {
+                        self.wire(
+                            &format!("cannot connect {a_end} to bridge {}", endpoint.interface),
+                            &step,
+                        )?;
+                    }
+                    inner.push((endpoint.clone(), b_end));
+                }
+                NetworkDriver::Ipnet => {
+                    for address in net::endpoint_addresses(endpoint.address, endpoint.address6) {
+                        self.wire(
+                            &format!("cannot add {address} to {}", endpoint.interface),
+                            &net::add_alias(&endpoint.interface, address),
+                        )?;
+                        links.push(Link::Alias {
+                            endpoint_id: endpoint.endpoint_id.clone(),
+                            interface: endpoint.interface.clone(),
+                            address,
+                        });
+                    }
+                }
+                NetworkDriver::Host | NetworkDriver::Disabled => {}
+            }
+        }
+        Ok(inner)
+    }
+
+    /// Moves the `b` ends into the vnet jail `jid` and configures them from inside.
+    fn link_inside(
+        &self,
+        jid: u32,
+        inner: &[(ContainerEndpoint, String)],
+    ) -> Result<(), RuntimeError> {
+        for (_, b_end) in inner {
+            self.wire(
+                &format!("cannot move {b_end} into the container"),
+                &net::move_to_jail(b_end, jid),
+            )?;
+        }
+        for step in vnet_inside(jid, inner) {
+            self.wire("cannot configure the container's network", &step)?;
+        }
+        Ok(())
+    }
+
+    /// Removes what a link made; what is gone already is fine.
+    fn unlink(&self, link: &Link) -> Result<(), RuntimeError> {
+        match link {
+            Link::Epair { bridge, host, .. } => {
+                // Destroying the epair also takes it off the bridge; deletem first, as a member
+                // that is gone is no error.
+                let _ = self.run(&net::remove_member(bridge, host));
+                match self.wire(&format!("cannot remove {host}"), &net::destroy(host)) {
+                    Err(_) if !self.interface_exists(host)? => Ok(()),
+                    other => other.map(drop),
+                }
+            }
+            Link::Alias {
+                interface, address, ..
+            } => {
+                let removed = self.wire(
+                    &format!("cannot remove {address} from {interface}"),
+                    &net::remove_alias(interface, *address),
+                );
+                match removed {
+                    Err(err) => {
+                        let status = self.run(&net::status(interface))?;
+                        let still = status.succeeded()
+                            && net::parse_status(&status.stdout_text())
+                                .iter()
+                                .any(|i| &i.name == interface && i.addresses.contains(address));
+                        if still {
+                            Err(err)
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    Ok(_) => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Removes what links made, in reverse order, logging what fails; answers the first failure.
+    fn unlink_all(&self, container_id: &str, links: &[Link]) -> Result<(), RuntimeError> {
+        let mut first = None;
+        for link in links.iter().rev() {
+            if let Err(err) = self.unlink(link) {
+                tracing::warn!(container = container_id, %err, "network wiring not removed");
+                first.get_or_insert(err);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
 }
 
 impl Runtime for JailRuntime {
@@ -584,35 +934,69 @@ impl Runtime for JailRuntime {
         self.jails().runs.remove(id);
         // A devfs left by an earlier run would be mounted over, not replaced.
         self.cleanup(id)?;
-        // jail(8) undoes its own steps when creation fails, so nothing is left to remove then.
+        // The host side of the networks first: the jail is created with its ipnet addresses on
+        // the interfaces, and the epairs exist to be moved into it.
+        let mut links = vec![];
+        let inner = match self.link_host_side(spec, &mut links) {
+            Ok(inner) => inner,
+            Err(err) => {
+                let _ = self.unlink_all(id, &links);
+                return Err(err);
+            }
+        };
+        // jail(8) undoes its own steps when creation fails, so only the links are left then.
         let created = self.run_ok(&jail_create(spec, &user), |code, stderr| {
             RuntimeError::Invalid(format!(
                 "could not create the jail ({JAIL} exited with {code}): {stderr}"
             ))
-        })?;
-        let jid = match parse_jid(&created.stdout_text()) {
-            Some(jid) => jid,
+        });
+        let jid = created.and_then(|created| match parse_jid(&created.stdout_text()) {
+            Some(jid) => Ok(jid),
             None => self.lookup_jid(id)?.ok_or_else(|| {
                 RuntimeError::Host(format!("the jail of {id} was created but has gone"))
-            })?,
+            }),
+        });
+        let jid = match jid {
+            Ok(jid) => jid,
+            Err(err) => {
+                let _ = self.unlink_all(id, &links);
+                return Err(err);
+            }
         };
         let undo = |err: RuntimeError| {
             let _ = self.run(&jail_remove(jid));
+            let _ = self.unlink_all(id, &links);
             let _ = self.cleanup(id);
             err
         };
+        if spec.network == NetworkDriver::Vnet {
+            self.link_inside(jid, &inner).map_err(undo)?;
+        }
         self.check_jexec(jid, &user, login).map_err(undo)?;
-        let spawned = self
+        let mut spawned = self
             .spawn(jexec(spec, jid, &user, login), spec.tty)
             .map_err(undo)?;
+        spawned.interfaces = links
+            .iter()
+            .filter_map(|link| match link {
+                Link::Epair {
+                    endpoint_id, host, ..
+                } => Some((endpoint_id.clone(), host.clone())),
+                Link::Alias { .. } => None,
+            })
+            .collect();
         let mut jails = self.jails();
         jails.runs.insert(
             id.clone(),
             Run {
                 jid,
                 stop: stop_plan(&user, &spec.jail_params),
+                driver: spec.network,
             },
         );
+        if !links.is_empty() {
+            jails.links.insert(id.clone(), links);
+        }
         if let Some(pid) = spawned.child.id() {
             jails.first_processes.push(FirstProcess {
                 container_id: id.clone(),
@@ -723,6 +1107,9 @@ impl Runtime for JailRuntime {
     }
 
     fn cleanup(&self, container_id: &str) -> Result<(), RuntimeError> {
+        // The epairs and aliases of its latest run.
+        let links = self.jails().links.remove(container_id).unwrap_or_default();
+        let unlinked = self.unlink_all(container_id, &links);
         // A jail that went by itself leaves its devfs mounted at <mountpoint>/dev.
         let node = format!("{}/{container_id}/dev", self.containers_root);
         let mounted = || -> Result<bool, RuntimeError> {
@@ -741,7 +1128,144 @@ impl Runtime for JailRuntime {
                 )));
             }
         }
+        unlinked
+    }
+
+    fn connected(
+        &self,
+        container_id: &str,
+        endpoint: &ContainerEndpoint,
+    ) -> Result<(), RuntimeError> {
+        let run = self.jails().runs.get(container_id).cloned();
+        let Some(run) = run else {
+            return Err(RuntimeError::Invalid(
+                "the container was started by an earlier kleened: restart it to connect it \
+                 to networks"
+                    .into(),
+            ));
+        };
+        match run.driver {
+            NetworkDriver::Ipnet => {}
+            NetworkDriver::Vnet => {
+                return Err(RuntimeError::Invalid(
+                    "cannot connect a running vnet container to a network".into(),
+                ))
+            }
+            NetworkDriver::Host | NetworkDriver::Disabled => return Ok(()),
+        }
+        let addresses = net::endpoint_addresses(endpoint.address, endpoint.address6);
+        let mut made = vec![];
+        for address in &addresses {
+            let added = self.wire(
+                &format!("cannot add {address} to {}", endpoint.interface),
+                &net::add_alias(&endpoint.interface, *address),
+            );
+            if let Err(err) = added {
+                let _ = self.unlink_all(container_id, &made);
+                return Err(err);
+            }
+            made.push(Link::Alias {
+                endpoint_id: endpoint.endpoint_id.clone(),
+                interface: endpoint.interface.clone(),
+                address: *address,
+            });
+        }
+        if made.is_empty() {
+            return Ok(());
+        }
+        // The jail's full list: what it has, then the new addresses (its primary stays first).
+        let mut all = aliased(
+            self.jails()
+                .links
+                .get(container_id)
+                .map_or(&[][..], Vec::as_slice),
+        );
+        all.extend(&addresses);
+        let params = address_lists(
+            &all,
+            addresses.iter().any(IpAddr::is_ipv4),
+            addresses.iter().any(IpAddr::is_ipv6),
+        );
+        let modified = self.run_ok(&jail_modify(run.jid, &params), |code, stderr| {
+            RuntimeError::Invalid(format!(
+                "could not give the container its new address ({JAIL} exited with {code}): \
+                 {stderr}"
+            ))
+        });
+        if let Err(err) = modified {
+            let _ = self.unlink_all(container_id, &made);
+            return Err(err);
+        }
+        self.jails()
+            .links
+            .entry(container_id.to_owned())
+            .or_default()
+            .extend(made);
         Ok(())
+    }
+
+    fn disconnected(
+        &self,
+        container_id: &str,
+        endpoint: &ContainerEndpoint,
+    ) -> Result<(), RuntimeError> {
+        let (mut gone, left, jid) = {
+            let mut jails = self.jails();
+            let jid = jails.runs.get(container_id).map(|run| run.jid);
+            let links = jails.links.remove(container_id).unwrap_or_default();
+            let (gone, left): (Vec<Link>, Vec<Link>) = links
+                .into_iter()
+                .partition(|link| link.endpoint_id() == endpoint.endpoint_id);
+            if !left.is_empty() {
+                jails.links.insert(container_id.to_owned(), left.clone());
+            }
+            (gone, left, jid)
+        };
+        let restore = |gone: Vec<Link>| {
+            let mut jails = self.jails();
+            let links = jails.links.entry(container_id.to_owned()).or_default();
+            links.extend(gone);
+        };
+        // An epair the engine recorded that this daemon did not make (an earlier daemon's run).
+        if let Some(host) = &endpoint.host_interface {
+            let known = gone
+                .iter()
+                .any(|link| matches!(link, Link::Epair { host: h, .. } if h == host));
+            if !known {
+                if !self.interface_exists(host)? {
+                    return Ok(());
+                }
+                gone.push(Link::Epair {
+                    endpoint_id: endpoint.endpoint_id.clone(),
+                    bridge: endpoint.interface.clone(),
+                    host: host.clone(),
+                });
+            }
+        }
+        // An ipnet jail gives its addresses up before they leave the interface.
+        let removed = aliased(&gone);
+        if let (Some(jid), false) = (jid, removed.is_empty()) {
+            let params = address_lists(
+                &aliased(&left),
+                removed.iter().any(IpAddr::is_ipv4),
+                removed.iter().any(IpAddr::is_ipv6),
+            );
+            let modified = self.run_ok(&jail_modify(jid, &params), |code, stderr| {
+                RuntimeError::Invalid(format!(
+                    "could not take the address from the container ({JAIL} exited with \
+                     {code}): {stderr}"
+                ))
+            });
+            if let Err(err) = modified {
+                // A jail that has ended meanwhile has no addresses to give up.
+                if self.lookup_jid(container_id)? == Some(jid) {
+                    restore(gone);
+                    return Err(err);
+                }
+            }
+        }
+        self.unlink_all(container_id, &gone)
+            .inspect_err(|_| restore(gone.clone()))
     }
 }
 
@@ -1194,6 +1718,7 @@ mod tests {
             Run {
                 jid,
                 stop: stop_plan("root", &own),
+                driver: NetworkDriver::Host,
             },
         );
     }
@@ -1332,5 +1857,320 @@ mod tests {
                 "/usr/sbin/jls name"
             ]
         );
+    }
+
+    fn endpoint(
+        id: &str,
+        interface: &str,
+        address: Option<&str>,
+        gateway: Option<&str>,
+    ) -> ContainerEndpoint {
+        ContainerEndpoint {
+            endpoint_id: id.into(),
+            interface: interface.into(),
+            isolated: false,
+            address: address.map(|a| a.parse().unwrap()),
+            gateway: gateway.map(|g| g.parse().unwrap()),
+            address6: None,
+            gateway6: None,
+            host_interface: None,
+        }
+    }
+
+    /// Two endpoints of a vnet container: both families on kleene0, IPv4 on kleene2.
+    fn vnet_endpoints() -> Vec<ContainerEndpoint> {
+        let mut first = endpoint(
+            "e1e1e1e1e1e1",
+            "kleene0",
+            Some("10.13.37.2/24"),
+            Some("10.13.37.1"),
+        );
+        first.address6 = Some("fd00:13:37::2/64".parse().unwrap());
+        first.gateway6 = Some("fd00:13:37::1".parse().unwrap());
+        let mut second = endpoint(
+            "e2e2e2e2e2e2",
+            "kleene2",
+            Some("10.13.38.2/24"),
+            Some("10.13.38.1"),
+        );
+        second.isolated = true;
+        vec![first, second]
+    }
+
+    fn networked(
+        root: &std::path::Path,
+        network: NetworkDriver,
+    ) -> (Arc<RecordingRunner>, JailRuntime, ProcessSpec) {
+        let runner = Arc::new(RecordingRunner::new());
+        let mut runtime = JailRuntime::new(runner.clone(), ROOT.into())
+            .with_interface_marker("kleened:zroot/kleene");
+        runtime.launcher = Some("/bin/true".into());
+        let mut spec = spec(root);
+        spec.network = network;
+        (runner, runtime, spec)
+    }
+
+    const VNET_WIRING: [&str; 7] = [
+        "/sbin/mount -p -t devfs",
+        "/sbin/ifconfig epair create",
+        "/sbin/ifconfig kleene0 addm epair0a",
+        "/sbin/ifconfig epair0a description kleened:zroot/kleene up",
+        "/sbin/ifconfig epair create",
+        "/sbin/ifconfig kleene2 addm epair1a",
+        "/sbin/ifconfig epair1a description kleened:zroot/kleene up",
+    ];
+
+    /// Replies up to and including `jail -i -c` printing jid 7 for a vnet start.
+    fn script_vnet_start(runner: &RecordingRunner) {
+        for reply in ["", "epair0a\n", "", "", "epair1a\n", "", "", "7\n"] {
+            runner.push_ok(reply);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_vnet_start_wires_the_epairs_and_reports_them() {
+        let root = image();
+        let (runner, runtime, mut spec) = networked(root.path(), NetworkDriver::Vnet);
+        spec.endpoints = vnet_endpoints();
+        script_vnet_start(&runner);
+        let mut spawned = runtime.start(&spec).unwrap();
+        spawned.child.wait().await.unwrap();
+        assert_eq!(
+            spawned.interfaces,
+            [
+                ("e1e1e1e1e1e1".to_owned(), "epair0a".to_owned()),
+                ("e2e2e2e2e2e2".to_owned(), "epair1a".to_owned())
+            ]
+        );
+        let lines = runner.lines();
+        assert_eq!(lines[..7], VNET_WIRING);
+        assert!(
+            lines[7].starts_with(&format!(
+                "/usr/sbin/jail -i -c path={} name=c0ffee000001 vnet ",
+                root.path().display()
+            )) && lines[7].ends_with(" persist"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[8..],
+            [
+                "/sbin/ifconfig epair0b vnet 7",
+                "/sbin/ifconfig epair1b vnet 7",
+                "/usr/sbin/jexec 7 /sbin/ifconfig lo0 inet 127.0.0.1/8 up",
+                "/usr/sbin/jexec 7 /sbin/ifconfig epair0b inet 10.13.37.2/24",
+                "/usr/sbin/jexec 7 /sbin/ifconfig epair0b inet6 fd00:13:37::2/64 -ifdisabled",
+                "/usr/sbin/jexec 7 /sbin/ifconfig epair1b inet 10.13.38.2/24",
+                "/usr/sbin/jexec 7 /sbin/route add -inet default 10.13.37.1",
+                "/usr/sbin/jexec 7 /sbin/route add -inet6 default fd00:13:37::1",
+                "/usr/sbin/jexec -l -U root 7 /usr/bin/env -i",
+            ]
+        );
+
+        // Stop removes the jail, then its epairs (the `b` ends go with the `a` ends).
+        runner.clear_calls();
+        runtime.stop("c0ffee000001", Duration::ZERO).unwrap();
+        assert_eq!(
+            runner.lines(),
+            [
+                "/usr/bin/timeout -k 2 10 /usr/sbin/jexec -l -U root 7 /bin/sh /etc/rc.shutdown",
+                "/usr/sbin/jail -R 7",
+                "/sbin/ifconfig kleene2 deletem epair1a",
+                "/sbin/ifconfig epair1a destroy",
+                "/sbin/ifconfig kleene0 deletem epair0a",
+                "/sbin/ifconfig epair0a destroy",
+                "/sbin/mount -p -t devfs",
+            ]
+        );
+        // The engine's disconnect of the recorded epair then finds it gone.
+        runner.clear_calls();
+        runner.push_ok("em0 lo0 kleene0 kleene2\n");
+        let mut recorded = vnet_endpoints().remove(0);
+        recorded.host_interface = Some("epair0a".into());
+        runtime.disconnected("c0ffee000001", &recorded).unwrap();
+        assert_eq!(runner.lines(), ["/sbin/ifconfig -l"]);
+    }
+
+    #[test]
+    fn a_failed_vnet_step_destroys_what_was_made() {
+        let root = image();
+        // The second bridge refuses its member: no jail, both epairs destroyed.
+        let (runner, runtime, mut spec) = networked(root.path(), NetworkDriver::Vnet);
+        spec.endpoints = vnet_endpoints();
+        for reply in ["", "epair0a\n", "", "", "epair1a\n"] {
+            runner.push_ok(reply);
+        }
+        runner.push_err(1, "ifconfig: BRDGADD epair1a: Device busy\n");
+        let err = runtime.start(&spec).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot connect epair1a to bridge kleene2: '/sbin/ifconfig kleene2 addm epair1a' \
+             exited with 1: ifconfig: BRDGADD epair1a: Device busy"
+        );
+        assert_eq!(
+            runner.lines()[5..],
+            [
+                "/sbin/ifconfig kleene2 addm epair1a",
+                "/sbin/ifconfig kleene2 deletem epair1a",
+                "/sbin/ifconfig epair1a destroy",
+                "/sbin/ifconfig kleene0 deletem epair0a",
+                "/sbin/ifconfig epair0a destroy",
+            ]
+        );
+
+        // A step inside the jail fails: the jail goes, then the epairs.
+        let (runner, runtime, mut spec) = networked(root.path(), NetworkDriver::Vnet);
+        spec.endpoints = vnet_endpoints();
+        script_vnet_start(&runner);
+        for _ in 0..6 {
+            runner.push_ok("");
+        }
+        runner.push_err(
+            1,
+            "route: writing to routing socket: Network is unreachable\n",
+        );
+        let err = runtime.start(&spec).unwrap_err();
+        assert!(err.to_string().ends_with("Network is unreachable"), "{err}");
+        let lines = runner.lines();
+        assert_eq!(
+            lines[lines.len() - 7..],
+            [
+                "/usr/sbin/jexec 7 /sbin/route add -inet default 10.13.37.1",
+                "/usr/sbin/jail -R 7",
+                "/sbin/ifconfig kleene2 deletem epair1a",
+                "/sbin/ifconfig epair1a destroy",
+                "/sbin/ifconfig kleene0 deletem epair0a",
+                "/sbin/ifconfig epair0a destroy",
+                "/sbin/mount -p -t devfs",
+            ]
+        );
+        assert!(runtime.jails().runs.is_empty());
+        assert!(runtime.jails().links.is_empty());
+
+        // ifconfig prints no epair name: nothing to undo, and a clear error.
+        let (runner, runtime, mut spec) = networked(root.path(), NetworkDriver::Vnet);
+        spec.endpoints = vnet_endpoints();
+        runner.push_ok("");
+        runner.push_ok("");
+        let err = runtime.start(&spec).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'/sbin/ifconfig epair create' printed no epair name: ''"
+        );
+        assert_eq!(runner.lines().len(), 2, "{:?}", runner.lines());
+    }
+
+    #[tokio::test]
+    async fn a_running_ipnet_container_is_connected_and_disconnected_live() {
+        let root = image();
+        let (runner, runtime, mut spec) = networked(root.path(), NetworkDriver::Ipnet);
+        spec.endpoints = vec![endpoint(
+            "e1e1e1e1e1e1",
+            "kleene1",
+            Some("10.0.0.2/24"),
+            None,
+        )];
+        runner.push_ok("");
+        runner.push_ok("");
+        runner.push_ok("7\n");
+        let mut spawned = runtime.start(&spec).unwrap();
+        spawned.child.wait().await.unwrap();
+        assert!(spawned.interfaces.is_empty());
+        let lines = runner.lines();
+        assert_eq!(lines[1], "/sbin/ifconfig kleene1 inet 10.0.0.2/32 alias");
+        assert!(
+            lines[2].contains(" name=c0ffee000001 ip4.addr=10.0.0.2 mount.devfs=true "),
+            "{lines:?}"
+        );
+
+        // Connect: the aliases, then the jail's full lists (its primary address stays first).
+        runner.clear_calls();
+        let mut second = endpoint("e2e2e2e2e2e2", "kleene3", Some("10.1.0.5/16"), None);
+        second.address6 = Some("fd00::5/64".parse().unwrap());
+        runtime.connected("c0ffee000001", &second).unwrap();
+        assert_eq!(
+            runner.lines(),
+            [
+                "/sbin/ifconfig kleene3 inet 10.1.0.5/32 alias",
+                "/sbin/ifconfig kleene3 inet6 fd00::5/128 alias",
+                "/usr/sbin/jail -m jid=7 ip4.addr=10.0.0.2,10.1.0.5 ip6.addr=fd00::5",
+            ]
+        );
+
+        // A connection the kernel refuses is undone.
+        runner.clear_calls();
+        runner.push_ok("");
+        runner.push_err(1, "jail: ip4.addr: IPv4 addresses clash\n");
+        let third = endpoint("e3e3e3e3e3e3", "kleene4", Some("10.2.0.9/24"), None);
+        let err = runtime.connected("c0ffee000001", &third).unwrap_err();
+        assert!(matches!(err, RuntimeError::Invalid(_)));
+        assert!(err.to_string().ends_with("IPv4 addresses clash"), "{err}");
+        assert_eq!(
+            runner.lines(),
+            [
+                "/sbin/ifconfig kleene4 inet 10.2.0.9/32 alias",
+                "/usr/sbin/jail -m jid=7 ip4.addr=10.0.0.2,10.1.0.5,10.2.0.9",
+                "/sbin/ifconfig kleene4 inet 10.2.0.9 -alias",
+            ]
+        );
+
+        // Disconnect: the jail gives the address up, then it leaves the interface.
+        runner.clear_calls();
+        runtime
+            .disconnected("c0ffee000001", &spec.endpoints[0])
+            .unwrap();
+        assert_eq!(
+            runner.lines(),
+            [
+                "/usr/sbin/jail -m jid=7 ip4.addr=10.1.0.5",
+                "/sbin/ifconfig kleene1 inet 10.0.0.2 -alias",
+            ]
+        );
+        runner.clear_calls();
+        runtime.disconnected("c0ffee000001", &second).unwrap();
+        assert_eq!(
+            runner.lines(),
+            [
+                "/usr/sbin/jail -m jid=7 ip4.addr= ip6.addr=",
+                "/sbin/ifconfig kleene3 inet6 fd00::5 -alias",
+                "/sbin/ifconfig kleene3 inet 10.1.0.5 -alias",
+            ]
+        );
+        assert!(runtime.jails().links.is_empty());
+    }
+
+    #[test]
+    fn ipnet_aliases_go_at_cleanup_and_a_gone_one_is_fine() {
+        let (runner, runtime) = recording();
+        runtime.jails().links.insert(
+            "c0ffee000001".into(),
+            vec![Link::Alias {
+                endpoint_id: "e1e1e1e1e1e1".into(),
+                interface: "kleene1".into(),
+                address: "10.0.0.2".parse().unwrap(),
+            }],
+        );
+        runner.push_err(
+            49,
+            "ifconfig: ioctl (SIOCDIFADDR): Can't assign requested address\n",
+        );
+        runner.push_ok("kleene1: flags=8049<UP,LOOPBACK,RUNNING,MULTICAST> metric 0 mtu 16384\n\tinet 10.0.0.3 netmask 0xffffffff\n");
+        runtime.cleanup("c0ffee000001").unwrap();
+        assert_eq!(
+            runner.lines(),
+            [
+                "/sbin/ifconfig kleene1 inet 10.0.0.2 -alias",
+                "/sbin/ifconfig kleene1",
+                "/sbin/mount -p -t devfs",
+            ]
+        );
+    }
+
+    #[test]
+    fn connecting_a_container_another_daemon_started_is_refused() {
+        let (runner, runtime) = recording();
+        let other = endpoint("e1e1e1e1e1e1", "kleene1", Some("10.0.0.2/24"), None);
+        let err = runtime.connected("c0ffee000001", &other).unwrap_err();
+        assert!(matches!(err, RuntimeError::Invalid(_)), "{err}");
+        assert!(runner.lines().is_empty());
     }
 }

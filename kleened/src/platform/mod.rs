@@ -3,6 +3,7 @@
 //! platform: namespaces, veth, bridges and nftables on Linux ([`linux`]); jails, epairs, bridges and
 //! pf on FreeBSD ([`jail`]).
 
+pub mod freebsd_net;
 pub mod host;
 pub mod io;
 pub mod jail;
