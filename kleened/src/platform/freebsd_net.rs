@@ -545,7 +545,8 @@ impl NetworkHost for PfNetwork {
     }
 }
 
-/// An address of an endpoint, as the jail runtime hands it to ipnet containers.
+/// The addresses of an endpoint without their prefix lengths, IPv4 first: what an ipnet container
+/// gets as aliases and in its jail's `ip4.addr`/`ip6.addr`.
 pub fn endpoint_addresses(address: Option<Ipv4Net>, address6: Option<Ipv6Net>) -> Vec<IpAddr> {
     address
         .map(|a| IpAddr::V4(a.addr()))
