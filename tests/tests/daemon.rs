@@ -67,7 +67,13 @@ fn stored_objects_are_listed_and_survive_a_restart() {
     if skip_host_tests() {
         return;
     }
-    let mut daemon = Daemon::start();
+    // The sample objects include a network: the daemon makes its interface at start, so it runs
+    // in a network namespace of the test's own.
+    let net = kleene_tests::netns::NetHost::create();
+    let mut daemon = Daemon::start_with(kleene_tests::DaemonOptions {
+        netns: Some(net.name.clone()),
+        ..Default::default()
+    });
     daemon.stop();
     seed_store(&daemon.metadata_path(), sample_objects);
     daemon.restart();

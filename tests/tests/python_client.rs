@@ -57,7 +57,13 @@ fn python_klee_lists_and_inspects_stored_objects() {
         return;
     }
     let Some(klee) = python_klee() else { return };
-    let mut daemon = Daemon::start();
+    // The sample objects include a network: the daemon makes its interface at start, so it runs
+    // in a network namespace of the test's own.
+    let net = kleene_tests::netns::NetHost::create();
+    let mut daemon = Daemon::start_with(kleene_tests::DaemonOptions {
+        netns: Some(net.name.clone()),
+        ..Default::default()
+    });
     daemon.stop();
     seed_store(&daemon.metadata_path(), sample_objects);
     daemon.restart();

@@ -354,9 +354,21 @@ impl Engine {
             ))
         })?;
         let id = container.id.clone();
-        // Its endpoints go with it (and its published ports from the packet filter).
-        self.change_with_firewall(move |db| Ok(db.delete_container(&id)?))
-            .await?;
+        let connected = {
+            let id = id.clone();
+            !self
+                .store
+                .read(move |db| db.endpoints_of_container(&id))
+                .await?
+                .is_empty()
+        };
+        if connected || !container.public_ports.is_empty() {
+            // Its endpoints go with it, and its published ports from the packet filter.
+            self.change_with_firewall(move |db| Ok(db.delete_container(&id)?))
+                .await?;
+        } else {
+            self.store.write(move |db| db.delete_container(&id)).await?;
+        }
         tracing::info!(container = %container.id, "container removed");
         Ok(IdResponse { id: container.id })
     }

@@ -118,9 +118,13 @@ fn apply_in(
         .collect();
     containers.reverse();
     let built = firewall::build(host_gateway, &networks, &endpoints, &containers);
-    network
-        .apply_firewall(&built.policy)
-        .map_err(host_failure)?;
+    // Nothing to filter: no table at all (the host stays as the daemon found it).
+    let applied = if built.policy.networks.is_empty() && built.policy.ports.is_empty() {
+        network.clear_firewall()
+    } else {
+        network.apply_firewall(&built.policy)
+    };
+    applied.map_err(host_failure)?;
     for (id, ports) in built.changed {
         db.set_public_ports(&id, &ports)?;
     }
@@ -298,7 +302,10 @@ impl Engine {
         let setup = setup_of(&network);
         self.on_host({
             let setup = setup.clone();
-            move |host| host.create(&setup)
+            move |host| {
+                host.prepare()?;
+                host.create(&setup)
+            }
         })
         .await?;
         let record = network.clone();
@@ -600,10 +607,14 @@ impl Engine {
                 return;
             }
         };
+        let any = !networks.is_empty();
         let result = tokio::task::spawn_blocking({
             let host = Arc::clone(&host);
             move || -> Result<Option<String>, NetworkError> {
-                host.prepare()?;
+                // A daemon without networks leaves the host's forwarding as it found it.
+                if any {
+                    host.prepare()?;
+                }
                 let gateway = host.host_gateway()?;
                 for stale in host.own_interfaces()? {
                     if !networks.iter().any(|n| n.interface == stale) {
@@ -649,7 +660,14 @@ impl Engine {
         if let Err(err) = cleared {
             tracing::error!(error = %err, "cannot reset the endpoints");
         }
-        if let Err(err) = self.apply_firewall().await {
+        // Without networks there is nothing to filter: rules a crash left behind go, and no
+        // table is made.
+        let loaded = if any {
+            self.apply_firewall().await
+        } else {
+            self.on_host(|host| host.clear_firewall()).await
+        };
+        if let Err(err) = loaded {
             tracing::error!(error = %err, "cannot load the packet filter rules");
         }
     }
