@@ -613,7 +613,9 @@ impl Engine {
             move || -> Result<Option<String>, NetworkError> {
                 // A daemon without networks leaves the host's forwarding as it found it.
                 if any {
-                    host.prepare()?;
+                    if let Err(err) = host.prepare() {
+                        tracing::error!(error = %err, "cannot prepare the host for networks");
+                    }
                 }
                 let gateway = host.host_gateway()?;
                 for stale in host.own_interfaces()? {
