@@ -37,8 +37,10 @@ say "host packages"
 if ! command -v cargo >/dev/null 2>&1; then
     die "cargo is missing: install Rust 1.89 or newer (rustup) first"
 fi
-if ! command -v cc >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
+# gcc for crates that build C; nftables and iproute2 for networks (nft, ip) and util-linux (nsenter).
+if ! command -v cc >/dev/null 2>&1 || ! command -v nft >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        gcc libc6-dev nftables iproute2 util-linux >/dev/null
 fi
 
 say "ZFS pool '$POOL' (zfs-fuse, file-backed)"
