@@ -384,15 +384,10 @@ impl Engine {
         if !stale.is_empty() {
             if let Some(runtime) = self.runtime.clone() {
                 let (container_id, endpoints) = (id.to_owned(), stale.clone());
-                let released = tokio::task::spawn_blocking(move || {
-                    endpoints
-                        .iter()
-                        .try_for_each(|e| runtime.disconnected(&container_id, e))
+                let _ = tokio::task::spawn_blocking(move || {
+                    runtime.released(&container_id, &endpoints)
                 })
                 .await;
-                if let Ok(Err(err)) = released {
-                    tracing::warn!(container = id, error = %err, "could not remove the container's interfaces");
-                }
             }
             let forget = stale.into_iter().map(|e| (e.endpoint_id, None)).collect();
             if let Err(err) = self.record_interfaces(id, forget).await {

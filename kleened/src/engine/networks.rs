@@ -691,6 +691,30 @@ impl Engine {
                     tracing::error!(network = %network.id, error = %err, "cannot remove the network's interface");
                 }
             }
+            // The host ends of the stopped containers' interfaces go with their namespaces, a
+            // little later; wait for that (briefly), then remove what is left.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            loop {
+                match host.own_interfaces() {
+                    Ok(left) if left.is_empty() => break,
+                    Ok(left) if std::time::Instant::now() >= deadline => {
+                        for interface in left {
+                            let _ = host.remove(&NetworkSetup {
+                                kind: NetworkType::Bridge,
+                                interface,
+                                gateway: None,
+                                gateway6: None,
+                            });
+                        }
+                        break;
+                    }
+                    Ok(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot list the daemon's interfaces");
+                        break;
+                    }
+                }
+            }
             host.clear_firewall()
         })
         .await;

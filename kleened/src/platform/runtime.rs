@@ -143,6 +143,16 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Removes what is left of the wiring of a container that stopped (its endpoints that still
+    /// name a host-side interface). Failures are logged here: the container is stopped anyway.
+    fn released(&self, container_id: &str, endpoints: &[ContainerEndpoint]) {
+        for endpoint in endpoints {
+            if let Err(err) = self.disconnected(container_id, endpoint) {
+                tracing::warn!(container = container_id, endpoint = %endpoint.endpoint_id, error = %err, "could not remove the container's interface");
+            }
+        }
+    }
+
     /// Hears that the container's first process ended. On FreeBSD the container then lives on
     /// while other processes remain in it, as a jail does; on Linux it ended with that process.
     fn first_process_ended(&self, _container_id: &str) {}

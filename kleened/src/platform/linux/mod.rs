@@ -444,9 +444,18 @@ impl Runtime for NamespaceRuntime {
         _container_id: &str,
         endpoint: &crate::platform::ContainerEndpoint,
     ) -> Result<(), RuntimeError> {
+        let Some(name) = &endpoint.host_interface else {
+            return Ok(());
+        };
         self.network
-            .unwire(&endpoint.endpoint_id)
+            .unwire(name)
             .map_err(|e| RuntimeError::Host(e.to_string()))
+    }
+
+    fn released(&self, _container_id: &str, _endpoints: &[crate::platform::ContainerEndpoint]) {
+        // The veths go with the container's network namespace: the kernel removes them after its
+        // last process, without the daemon waiting for it (a veth removal takes tens of
+        // milliseconds), and each start names its own.
     }
 
     fn close(&self) {

@@ -78,9 +78,14 @@ pub fn nft_load(script: &str) -> CommandSpec {
     CommandSpec::new(NFT).args(["-f", "-"]).stdin(script)
 }
 
-/// The host end of a container's veth: `kv` and the endpoint's ID (at most 15 characters).
-pub fn host_end(endpoint_id: &str) -> String {
-    format!("kv{}", &endpoint_id[..endpoint_id.len().min(13)])
+/// The host end of a container's veth for one start: `kv`, the endpoint's ID and a word that
+/// differs from start to start (at most 15 characters). The kernel removes a veth with the
+/// network namespace of its other end, some time after the container's last process; a name of
+/// its own per start means a quick restart never meets the one still going.
+pub fn host_end(endpoint_id: &str, start: &str) -> String {
+    let id = &endpoint_id[..endpoint_id.len().min(9)];
+    let start = &start[..start.len().min(4)];
+    format!("kv{id}{start}")
 }
 
 /// The container's end of its `index`th veth: `eth<index>`.
@@ -93,18 +98,23 @@ pub fn inner_end(index: usize) -> String {
 /// container's namespace, the other a port of the bridge (isolated when icc is off); then, inside,
 /// the addresses, the links up and the default routes (the first endpoint's gateway of each
 /// family).
-pub fn wiring(pid: i32, endpoints: &[ContainerEndpoint]) -> Vec<CommandSpec> {
+pub fn wiring(
+    pid: i32,
+    endpoints: &[ContainerEndpoint],
+    start: &str,
+    marker: &str,
+) -> Vec<CommandSpec> {
     let mut host = vec![];
     let mut inside = vec![];
     let (mut route4, mut route6) = (false, false);
     for (index, endpoint) in endpoints.iter().enumerate() {
-        let outer = host_end(&endpoint.endpoint_id);
+        let outer = host_end(&endpoint.endpoint_id, start);
         let inner = inner_end(index);
         host.push(format!(
             "link add name {outer} type veth peer name {inner} netns {pid}"
         ));
         host.push(format!(
-            "link set dev {outer} master {} up",
+            "link set dev {outer} master {} alias {marker} up",
             endpoint.interface
         ));
         if endpoint.isolated {
@@ -202,37 +212,43 @@ impl LinuxNetwork {
         pid: i32,
         endpoints: &[ContainerEndpoint],
     ) -> Result<Vec<(String, String)>, NetworkError> {
-        let commands = wiring(pid, endpoints);
+        let start = format!("{:04x}", std::process::id() ^ pid as u32 ^ rand_word());
+        let commands = wiring(pid, endpoints, &start, &self.marker);
         for spec in &commands {
             if let Err(err) = self.run("cannot wire the container to its networks", spec) {
                 for endpoint in endpoints {
                     let _ = self
                         .runner
-                        .run(&delete_link(&host_end(&endpoint.endpoint_id)));
+                        .run(&delete_link(&host_end(&endpoint.endpoint_id, &start)));
                 }
                 return Err(err);
             }
         }
         Ok(endpoints
             .iter()
-            .map(|e| (e.endpoint_id.clone(), host_end(&e.endpoint_id)))
+            .map(|e| (e.endpoint_id.clone(), host_end(&e.endpoint_id, &start)))
             .collect())
     }
 
-    /// Removes the veth of an endpoint of a running container (disconnect); the container's end
-    /// goes with it. One that is already gone is fine.
-    pub fn unwire(&self, endpoint_id: &str) -> Result<(), NetworkError> {
-        let name = host_end(endpoint_id);
-        match self.run(
-            "cannot remove the container's interface",
-            &delete_link(&name),
-        ) {
+    /// Removes the host end of a running container's veth (disconnect); the container's end goes
+    /// with it. One that is already gone is fine.
+    pub fn unwire(&self, name: &str) -> Result<(), NetworkError> {
+        match self.run("cannot remove the container's interface", &delete_link(name)) {
             Ok(_) => Ok(()),
             // The kernel removes it with the container's network namespace, asynchronously.
-            Err(_) if !self.interface_exists(&name)? => Ok(()),
+            Err(_) if !self.interface_exists(name)? => Ok(()),
             Err(err) => Err(err),
         }
     }
+}
+
+/// 16 bits that differ from call to call (the clock's nanoseconds).
+fn rand_word() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        & 0xffff
 }
 
 /// Writes a kernel setting.
@@ -446,7 +462,7 @@ mod tests {
         lines.push(render(&list_addresses("kleene0")));
         lines.push(render(&default_routes()));
         lines.push("# a vnet container (PID 4242) on two networks, the second with icc off; nsenter(1) -n runs ip inside its namespace".to_owned());
-        for spec in wiring(4242, &endpoints) {
+        for spec in wiring(4242, &endpoints, "0a1b", "kleened:zroot/kleene") {
             lines.push(render(&spec));
         }
         lines
@@ -468,8 +484,8 @@ mod tests {
 
     #[test]
     fn host_ends_fit_the_interface_name_limit() {
-        assert_eq!(host_end("abcdef012345"), "kvabcdef012345");
-        assert!(host_end("abcdef0123456789").len() <= 15);
+        assert_eq!(host_end("abcdef012345", "0a1b"), "kvabcdef0120a1b");
+        assert_eq!(host_end("abcdef012345", "0a1b").len(), 15);
     }
 
     #[test]
