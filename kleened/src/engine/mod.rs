@@ -90,6 +90,8 @@ pub struct Engine {
     tasks: TaskTracker,
     /// Fires when the daemon shuts down; long operations stop and clean up.
     cancel: CancellationToken,
+    /// When the engine was made, at the daemon's start: its uptime in `GET /info`.
+    started: std::time::Instant,
 }
 
 impl Engine {
@@ -117,6 +119,7 @@ impl Engine {
             http,
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
+            started: std::time::Instant::now(),
         }))
     }
 
@@ -125,12 +128,63 @@ impl Engine {
         self.host.os()
     }
 
-    /// What the daemon says about itself.
-    pub fn info(&self) -> kleene_api::Info {
+    /// What the daemon says about itself. Never fails: a figure that cannot be read (the store,
+    /// the runtime, zfs or uname failing) is `None`, with a warning in the log, so the fixed
+    /// facts (versions, the default network driver klee asks for) are always answered.
+    pub async fn info(&self) -> kleene_api::Info {
         let (os, runtime, driver) = match self.os() {
             TargetOs::FreeBsd => ("freebsd", "jail", kleene_api::NetworkDriver::Ipnet),
             TargetOs::Linux => ("linux", "namespaces", kleene_api::NetworkDriver::Vnet),
         };
+        fn known<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) -> Option<T> {
+            result
+                .inspect_err(|err| tracing::warn!("info: cannot read {what}: {err}"))
+                .ok()
+        }
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+
+        let host = self.host.clone();
+        let release = known(
+            "the host's release",
+            tokio::task::spawn_blocking(move || host.release().map_err(|e| e.to_string()))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string())),
+        );
+        // zfs's own view of the root: `used` counts everything below it, `available` is what
+        // the pool (and any quota) leaves it.
+        let root = self.layout.root.as_str().to_owned();
+        let usage = known(
+            "the space of kleene_root",
+            self.zfs(move |zfs| zfs.list(&zfs::ListQuery::new(["used", "available"]).root(root)))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|rows| match <[_; 1]>::try_from(rows) {
+                    Ok([row]) => Ok((row[0].clone(), row[1].clone())),
+                    Err(rows) => Err(format!("zfs list answered {} rows", rows.len())),
+                }),
+        );
+        let containers = known(
+            "the containers",
+            self.store.read(|db| db.list_containers()).await,
+        );
+        // As `list_containers` does: which containers run is the runtime's word, never the
+        // store's; a runtime that cannot tell leaves the count unknown, not zero.
+        let running = match self.runtime.clone() {
+            None => Some(std::collections::HashSet::new()),
+            Some(containers_runtime) => known(
+                "which containers run",
+                tokio::task::spawn_blocking(move || {
+                    containers_runtime.running().map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))
+                .map(|ids| ids.into_iter().collect::<std::collections::HashSet<_>>()),
+            ),
+        };
+        let images = known("the images", self.list_images().await);
+        let networks = known("the networks", self.list_networks().await);
+        let volumes = known("the volumes", self.list_volumes().await);
+
         kleene_api::Info {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             api_version: kleene_api::API_VERSION.to_owned(),
@@ -138,6 +192,23 @@ impl Engine {
             runtime: runtime.to_owned(),
             default_network_driver: driver,
             kleene_root: self.layout.root.as_str().to_owned(),
+            os_version: release.as_ref().map(|r| r.version.clone()),
+            machine: release.map(|r| r.machine),
+            kleene_root_used: usage.as_ref().map(|(used, _)| used.clone()),
+            kleene_root_available: usage.map(|(_, available)| available),
+            images: images.map(|i| count(i.len())),
+            containers: containers.as_ref().map(|c| count(c.len())),
+            containers_running: containers.zip(running).map(|(containers, running)| {
+                count(
+                    containers
+                        .iter()
+                        .filter(|s| running.contains(&s.container.id))
+                        .count(),
+                )
+            }),
+            networks: networks.map(|n| count(n.len())),
+            volumes: volumes.map(|v| count(v.len())),
+            uptime_seconds: Some(self.started.elapsed().as_secs()),
         }
     }
 
