@@ -21,7 +21,7 @@ pub use container::{
     MountPointType, NetworkDriver, PortProtocol, PublishedPort, PublishedPortConfig, RestartPolicy,
 };
 pub use error::{ErrorResponse, IdResponse, ValidationError, ValidationErrors, ValidationSource};
-pub use exec::{ExecConfig, ExecStartConfig};
+pub use exec::{ExecConfig, ExecControl, ExecStartConfig, TtySize};
 pub use image::{Image, ImageCreateConfig, ImageCreateMethod};
 pub use info::Info;
 pub use network::{EndPoint, EndPointConfig, Network, NetworkConfig, NetworkInspect, NetworkType};

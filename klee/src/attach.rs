@@ -1,10 +1,13 @@
 //! Attaching to a process over `/exec/start`: its output to stdout as it comes, this terminal's
 //! input to it with `-i` (in raw mode with `-t`, always restored), and its exit code as klee's.
+//! With `control` in the start configuration (kleened's addition to the API), input goes as
+//! binary frames, the end of input as an `eof` message (so `echo hi | klee run -i ... cat` ends),
+//! and every size change of this terminal (SIGWINCH) as a `resize` message.
 
 use std::io::{IsTerminal, Read, Write};
 
 use futures_util::{SinkExt, StreamExt};
-use kleene_api::{ExecStartConfig, MsgType, WebSocketMessage};
+use kleene_api::{ExecControl, ExecStartConfig, MsgType, TtySize, WebSocketMessage};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::connection::{ClientError, Connection};
@@ -37,6 +40,22 @@ impl Drop for RawMode {
     }
 }
 
+/// This terminal's size, when stdout is one.
+pub fn terminal_size() -> Option<TtySize> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    crossterm::terminal::size()
+        .ok()
+        .map(|(cols, rows)| TtySize { rows, cols })
+}
+
+/// What the stdin reader hands over.
+enum Input {
+    Bytes(Vec<u8>),
+    End,
+}
+
 /// The exit code at the end of `... exited with exit-code N`.
 pub fn exit_code_of(message: &str) -> Option<i32> {
     message
@@ -60,7 +79,16 @@ pub async fn run(
     let (mut sink, mut stream) = socket.split();
 
     let mut raw = None;
-    let (input_tx, mut input_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let (input_tx, mut input_rx) = tokio::sync::mpsc::channel::<Input>(16);
+    // Size changes of this terminal, for a process on a terminal of its own.
+    let mut resized = match (start.control, start.tty_size) {
+        (true, Some(_)) => {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok()
+        }
+        _ => None,
+    };
+    let control =
+        |message: ExecControl| Message::text(serde_json::to_string(&message).unwrap_or_default());
     let mut started = false;
     let mut stdout = std::io::stdout();
     let ending = loop {
@@ -88,9 +116,21 @@ pub async fn run(
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => break None,
             },
-            Some(bytes) = input_rx.recv() => {
-                if sink.send(Message::binary(bytes)).await.is_err() {
+            Some(input) = input_rx.recv() => {
+                let frame = match input {
+                    Input::Bytes(bytes) => Message::binary(bytes),
+                    Input::End if start.control => control(ExecControl::Eof),
+                    Input::End => continue,
+                };
+                if sink.send(frame).await.is_err() {
                     break None;
+                }
+            }
+            Some(()) = async { resized.as_mut()?.recv().await } => {
+                if let Some(size) = terminal_size() {
+                    if sink.send(control(ExecControl::Resize(size))).await.is_err() {
+                        break None;
+                    }
                 }
             }
         }
@@ -124,16 +164,19 @@ fn print_bytes(stdout: &mut std::io::Stdout, bytes: &[u8]) {
     let _ = stdout.flush();
 }
 
-/// Reads stdin on a thread (it blocks) and hands the bytes over; ends at end-of-file.
-fn spawn_stdin_reader(tx: tokio::sync::mpsc::Sender<Vec<u8>>) {
+/// Reads stdin on a thread (it blocks) and hands the bytes over; says when it ended.
+fn spawn_stdin_reader(tx: tokio::sync::mpsc::Sender<Input>) {
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin();
         let mut buf = [0u8; 4096];
         loop {
             match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => break,
+                Ok(0) | Err(_) => {
+                    let _ = tx.blocking_send(Input::End);
+                    break;
+                }
                 Ok(n) => {
-                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                    if tx.blocking_send(Input::Bytes(buf[..n].to_vec())).is_err() {
                         break;
                     }
                 }

@@ -92,6 +92,7 @@ fn process(network: NetworkDriver, user: &str, params: &[&str], cmd: &[&str]) ->
         env: vec!["GREETING=hello world".into()],
         user: user.into(),
         tty: false,
+        tty_size: (24, 80),
         network,
         jail_params: params.iter().map(|p| (*p).to_owned()).collect(),
         endpoints: vec![],

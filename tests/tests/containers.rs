@@ -705,3 +705,85 @@ fn update_applies_jail_parameters_to_a_running_container_or_changes_nothing() {
     assert!(out.status.success(), "{}", describe(&out));
     assert_no_runtime_leftovers(&daemon);
 }
+
+#[test]
+fn a_terminal_gets_the_clients_size_and_follows_it() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    // klee on a 40×100 terminal (Python's pty module); then the terminal shrinks to 30×90.
+    let script = format!(
+        r##"
+import fcntl, os, pty, struct, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    os.execvp("{klee}", ["klee", "--host", "{host}", "run", "--rm", "-it", "base", "/bin/sh"])
+out = b""
+def read_until(marker, limit=20):
+    global out
+    end = time.time() + limit
+    while marker not in out and time.time() < end:
+        try:
+            out += os.read(fd, 4096)
+        except OSError:
+            break
+read_until(b"# ")
+os.write(fd, b"stty size\r")
+read_until(b"40 100")
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 90, 0, 0))
+time.sleep(0.5)
+os.write(fd, b"stty size; exit\r")
+read_until(b"30 90")
+sys.stdout.write(out.decode(errors="replace"))
+"##,
+        klee = kleene_tests::bin("klee").display(),
+        host = daemon.host
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let output = stdout(&out);
+    assert!(output.contains("\n40 100"), "the starting size: {output}");
+    assert!(
+        output.contains("\n30 90"),
+        "the size after the resize: {output}"
+    );
+}
+
+#[test]
+fn the_end_of_input_reaches_the_process() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    let mut child = std::process::Command::new(kleene_tests::bin("klee"))
+        .args(["--host", &daemon.host, "run", "-i", "--rm", "base", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"hello\n").unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cat never saw the end of its input"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "hello\n");
+    assert_eq!(containers(&daemon).len(), 0, "--rm removed it");
+}

@@ -184,6 +184,9 @@ async fn start_exec(
         exec_id: created.id,
         attach: !attach_args.detach,
         start_container,
+        // A terminal starts with this terminal's size and follows it; end of input is said.
+        tty_size: exec.tty.then(attach::terminal_size).flatten(),
+        control: !attach_args.detach,
     };
     let mode = if attach_args.detach {
         Attach::Detached

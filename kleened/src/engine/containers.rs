@@ -555,7 +555,7 @@ impl Engine {
                     tty: false,
                 })
                 .await?;
-            match self.start_exec(&exec.id, true).await {
+            match self.start_exec(&exec.id, true, None).await {
                 Ok(running) => {
                     self.detach(running);
                     tracing::info!(container = %c.id, "started (restart policy on-startup)");

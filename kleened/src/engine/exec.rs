@@ -2,6 +2,12 @@
 //! over the `/exec/start` websocket. The first one started on a stopped container starts the
 //! container around it. Instances live in memory only and disappear when their process ends or they
 //! are stopped.
+//!
+//! The engine owns a started process's whole life: [`Engine::attach`] pumps its output to a
+//! [`Client`] and the client's input, end of input and terminal sizes to it, ends it when the client
+//! goes away, waits for it, and answers the closing message; a detached process is pumped the same
+//! way with nobody listening. The server only turns websocket frames into [`ClientEvent`]s and
+//! output into frames.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,6 +67,8 @@ pub struct RunningExec {
     pub child: tokio::process::Child,
     /// Whether it is the container's first process (it started the container).
     pub first: bool,
+    /// Whether it runs on a terminal.
+    pub tty: bool,
     exited: watch::Sender<Option<i32>>,
 }
 
@@ -101,6 +109,131 @@ impl ExitRecorder {
     }
 }
 
+/// How long output is still read after the process exited while more keeps coming, at most,
+/// between two reads: a process may leave its output open to a child of its own.
+const OUTPUT_IDLE: Duration = Duration::from_millis(200);
+
+/// What an attached client says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// Bytes for the process's input.
+    Input(Vec<u8>),
+    /// The input ended.
+    EndOfInput,
+    /// The client's terminal has this many rows and columns now.
+    Resize(u16, u16),
+    /// The client went away.
+    Gone,
+}
+
+/// The client side of an attached process.
+pub trait Client: Send {
+    /// Sends a chunk of the process's output; an error means the client is gone. Awaiting it
+    /// applies back-pressure: a slow client slows the process.
+    fn send(&mut self, chunk: &[u8]) -> impl std::future::Future<Output = Result<(), ()>> + Send;
+    /// What the client says next; `None` once it will say nothing more (it may still listen).
+    fn next(&mut self) -> impl std::future::Future<Output = Option<ClientEvent>> + Send;
+    /// The output ended: send what is held back.
+    fn flush(&mut self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Nobody: the output of a detached process is read and dropped.
+#[derive(Debug)]
+struct Nobody;
+
+impl Client for Nobody {
+    async fn send(&mut self, _: &[u8]) -> Result<(), ()> {
+        Ok(())
+    }
+    async fn next(&mut self) -> Option<ClientEvent> {
+        std::future::pending().await
+    }
+    async fn flush(&mut self) {}
+}
+
+/// Sends SIGTERM to the process the runtime started (the helper or jexec forwards it).
+fn terminate(child: &tokio::process::Child) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+}
+
+/// Pumps a started process until it ended and its output is read; answers its exit status.
+async fn pump(
+    io: ProcessIo,
+    child: &mut tokio::process::Child,
+    tty: bool,
+    client: &mut impl Client,
+) -> std::io::Result<std::process::ExitStatus> {
+    use tokio::io::AsyncWriteExt;
+    let ProcessIo {
+        output: mut reader,
+        input,
+        terminal,
+    } = io;
+    let mut input = Some(input);
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut listening, mut talking, mut eof) = (true, true, false);
+    let mut status = None;
+    let idle = tokio::time::sleep(Duration::from_secs(86_400));
+    tokio::pin!(idle);
+    while !(eof && status.is_some()) {
+        tokio::select! {
+            read = reader.read(&mut buf), if !eof => match read {
+                Ok(0) | Err(_) => eof = true,
+                Ok(n) => {
+                    if listening && client.send(&buf[..n]).await.is_err() {
+                        listening = false;
+                        terminate(child);
+                    }
+                    if status.is_some() {
+                        idle.as_mut().reset(tokio::time::Instant::now() + OUTPUT_IDLE);
+                    }
+                }
+            },
+            exit = child.wait(), if status.is_none() => {
+                status = Some(exit);
+                idle.as_mut().reset(tokio::time::Instant::now() + OUTPUT_IDLE);
+            },
+            () = &mut idle, if status.is_some() && !eof => eof = true,
+            event = client.next(), if talking => match event {
+                Some(ClientEvent::Input(bytes)) => {
+                    if let Some(writer) = &mut input {
+                        let _ = writer.write_all(&bytes).await;
+                    }
+                }
+                Some(ClientEvent::EndOfInput) => {
+                    if tty {
+                        // A terminal reads end-of-file when its end-of-file character comes.
+                        if let Some(writer) = &mut input {
+                            let _ = writer.write_all(&[0x04]).await;
+                        }
+                    } else {
+                        input = None;
+                    }
+                }
+                Some(ClientEvent::Resize(rows, cols)) => {
+                    if let Some(terminal) = &terminal {
+                        if let Err(err) = terminal.resize(rows, cols) {
+                            tracing::debug!(error = %err, "cannot resize the terminal");
+                        }
+                    }
+                }
+                Some(ClientEvent::Gone) => {
+                    talking = false;
+                    listening = false;
+                    terminate(child);
+                }
+                None => talking = false,
+            },
+        }
+    }
+    if listening {
+        client.flush().await;
+    }
+    status.unwrap_or_else(|| Err(std::io::Error::other("no exit status")))
+}
+
 fn record_exit(
     sender: &watch::Sender<Option<i32>>,
     status: std::io::Result<std::process::ExitStatus>,
@@ -136,6 +269,7 @@ impl Engine {
         &self,
         exec_id: &str,
         start_container: bool,
+        tty_size: Option<kleene_api::TtySize>,
     ) -> Result<RunningExec, String> {
         let runtime = self.runtime().map_err(|e| e.to_string())?.clone();
         // One start at a time, so two execs cannot both create the same container and one exec
@@ -200,6 +334,10 @@ impl Engine {
                 user
             },
             tty,
+            tty_size: {
+                let size = tty_size.unwrap_or_default();
+                (size.rows, size.cols)
+            },
             network: container.network_driver,
             jail_params: container.jail_param.clone(),
             endpoints,
@@ -240,6 +378,7 @@ impl Engine {
             io: spawned.io,
             child: spawned.child,
             first: !running,
+            tty,
             exited,
         })
     }
@@ -277,22 +416,30 @@ impl Engine {
 
     /// Runs a started exec without a client: its output is read and dropped, and its end is
     /// handled as for an attached one.
-    pub fn detach(self: &Arc<Self>, mut running: RunningExec) {
+    pub fn detach(self: &Arc<Self>, running: RunningExec) {
         let engine = Arc::clone(self);
         self.tasks.spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            let status = loop {
-                tokio::select! {
-                    read = running.io.output.read(&mut buf) => if !matches!(read, Ok(n) if n > 0) { break running.child.wait().await },
-                    status = running.child.wait() => break status,
-                }
-            };
-            let code = running.exited(status);
-            let message = engine
-                .finish_exec(&running.exec_id, &running.container_id, running.first, code)
-                .await;
-            tracing::info!(exec = %running.exec_id, "{message}");
+            let exec_id = running.exec_id.clone();
+            let message = engine.attach(running, &mut Nobody).await;
+            tracing::info!(exec = %exec_id, "{message}");
         });
+    }
+
+    /// Runs a started exec for an attached client until the process ended and its output is
+    /// read; answers the closing message. A client that goes away gets its process terminated
+    /// (SIGTERM), as a detached start would have been asked for explicitly.
+    pub async fn attach(&self, running: RunningExec, client: &mut impl Client) -> String {
+        let tty = running.tty;
+        let (io, mut child, recorder) = running.into_parts();
+        let status = pump(io, &mut child, tty, client).await;
+        let code = recorder.record(status);
+        self.finish_exec(
+            &recorder.exec_id,
+            &recorder.container_id,
+            recorder.first,
+            code,
+        )
+        .await
     }
 
     /// Stops an exec instance: its process (SIGTERM, or SIGKILL with `force`), or with

@@ -25,7 +25,7 @@ use crate::config::TargetOs;
 use crate::platform::{Host, NetworkHost, Runtime};
 
 use crate::store::{Store, StoreError};
-pub use exec::{ExitRecorder, RunningExec};
+pub use exec::{Client, ClientEvent, ExitRecorder, RunningExec};
 
 pub use layout::Layout;
 

@@ -92,3 +92,50 @@ impl AsRawFd for FdStream {
         self.fd.as_raw_fd()
     }
 }
+
+/// Sets the size of the terminal whose master (or slave) is `fd`; the kernel sends SIGWINCH to
+/// its foreground process group.
+pub fn set_window_size(fd: std::os::fd::BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    let size = nix::pty::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` from the pointer, which is valid for the call.
+    #[allow(unsafe_code)]
+    let result = unsafe {
+        nix::libc::ioctl(
+            fd.as_raw_fd(),
+            nix::libc::TIOCSWINSZ as _,
+            &size as *const nix::pty::Winsize,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// How the size of a running process's terminal is changed.
+#[derive(Debug)]
+pub enum TerminalControl {
+    /// The daemon holds the terminal's master (FreeBSD: jexec on a terminal the daemon opened).
+    Master(OwnedFd),
+    /// The process relaying the terminal (Linux: the runtime helper) is told sizes over a
+    /// socket, one `r<rows> <cols>` line each.
+    Relay(std::os::unix::net::UnixStream),
+}
+
+impl TerminalControl {
+    /// Gives the terminal `rows` × `cols`.
+    pub fn resize(&self, rows: u16, cols: u16) -> io::Result<()> {
+        match self {
+            TerminalControl::Master(fd) => set_window_size(fd.as_fd(), rows, cols),
+            TerminalControl::Relay(socket) => {
+                use std::io::Write as _;
+                (&*socket).write_all(format!("r{rows} {cols}\n").as_bytes())
+            }
+        }
+    }
+}

@@ -46,7 +46,7 @@ use kleene_runner::{CommandSpec, Runner};
 
 use super::freebsd_net::{self as net, IFCONFIG};
 use super::host::in_root;
-use super::io::FdStream;
+use super::io::{FdStream, TerminalControl};
 use super::network::ContainerEndpoint;
 use super::passwd;
 use super::runtime::{ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
@@ -632,7 +632,8 @@ impl JailRuntime {
         self.jails.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn spawn(&self, argv: Vec<String>, tty: bool) -> Result<Spawned, RuntimeError> {
+    /// Starts `argv`, on pipes, or on a new terminal of `tty` rows × columns.
+    fn spawn(&self, argv: Vec<String>, tty: Option<(u16, u16)>) -> Result<Spawned, RuntimeError> {
         let host =
             |what: &str, e: &dyn std::fmt::Display| RuntimeError::Host(format!("{what}: {e}"));
         tracing::debug!(?argv, "starting jail process");
@@ -645,9 +646,23 @@ impl JailRuntime {
         };
         let mut command = tokio::process::Command::new(&argv[0]);
         command.args(&argv[1..]).kill_on_drop(false);
-        let io = if tty {
+        let io = if let Some((rows, cols)) = tty {
             // A terminal from the host's devpts; jails with mount.devfs see /dev/pts.
-            let pty = nix::pty::openpty(None, None).map_err(|e| host("openpty", &e))?;
+            let size = nix::pty::Winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            let pty = nix::pty::openpty(Some(&size), None).map_err(|e| host("openpty", &e))?;
+            // Close-on-exec: no other process the daemon starts meanwhile inherits the terminal.
+            for fd in [&pty.master, &pty.slave] {
+                nix::fcntl::fcntl(
+                    fd,
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+                )
+                .map_err(|e| host("fcntl", &e))?;
+            }
             let slave: OwnedFd = pty.slave;
             command
                 .stdin(Stdio::from(slave.try_clone().map_err(|e| host("dup", &e))?))
@@ -655,9 +670,11 @@ impl JailRuntime {
                 .stderr(Stdio::from(slave));
             controlling_terminal(&mut command);
             let input = pty.master.try_clone().map_err(|e| host("dup", &e))?;
+            let control = pty.master.try_clone().map_err(|e| host("dup", &e))?;
             ProcessIo {
                 output: FdStream::new(pty.master).map_err(|e| host("pty", &e))?,
                 input: FdStream::new(input).map_err(|e| host("pty", &e))?,
+                terminal: Some(TerminalControl::Master(control)),
             }
         } else {
             ProcessIo::pipes_for(&mut command).map_err(|e| host("pipes", &e))?
@@ -974,7 +991,10 @@ impl Runtime for JailRuntime {
         }
         self.check_jexec(jid, &user, login).map_err(undo)?;
         let mut spawned = self
-            .spawn(jexec(spec, jid, &user, login), spec.tty)
+            .spawn(
+                jexec(spec, jid, &user, login),
+                spec.tty.then_some(spec.tty_size),
+            )
             .map_err(undo)?;
         spawned.interfaces = links
             .iter()
@@ -1018,7 +1038,10 @@ impl Runtime for JailRuntime {
         };
         let (user, login) = resolve_user(spec)?;
         self.check_jexec(jid, &user, login)?;
-        self.spawn(jexec(spec, jid, &user, login), spec.tty)
+        self.spawn(
+            jexec(spec, jid, &user, login),
+            spec.tty.then_some(spec.tty_size),
+        )
     }
 
     fn is_running(&self, container_id: &str) -> Result<bool, RuntimeError> {
@@ -1324,6 +1347,7 @@ mod tests {
             env: vec!["A=1".into()],
             user: String::new(),
             tty: false,
+            tty_size: (24, 80),
             network: NetworkDriver::Host,
             jail_params: vec![],
             endpoints: vec![],
@@ -1595,6 +1619,7 @@ mod tests {
             env: vec![],
             user: String::new(),
             tty: false,
+            tty_size: (24, 80),
             network: NetworkDriver::Host,
             jail_params: vec![],
             endpoints: vec![],

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use kleene_api::NetworkDriver;
 
-use super::io::FdStream;
+use super::io::{FdStream, TerminalControl};
 use super::network::ContainerEndpoint;
 
 /// A runtime failure, with a message for the user.
@@ -41,6 +41,8 @@ pub struct ProcessSpec {
     pub user: String,
     /// Run on a pseudo-terminal instead of pipes.
     pub tty: bool,
+    /// The terminal's size (rows, columns), for `tty`.
+    pub tty_size: (u16, u16),
     /// The container's network driver (only used by `start`).
     pub network: NetworkDriver,
     /// The container's jail parameters (only used by `start`).
@@ -57,15 +59,20 @@ pub struct ProcessIo {
     pub output: FdStream,
     /// The process's standard input (or the terminal's input).
     pub input: FdStream,
+    /// For a process on a terminal: how its size is changed.
+    pub terminal: Option<TerminalControl>,
 }
 
 impl ProcessIo {
     /// Gives `command` a pipe as its stdin and one pipe as both its stdout and stderr, and answers
     /// the daemon's ends.
     pub fn pipes_for(command: &mut tokio::process::Command) -> std::io::Result<ProcessIo> {
+        use nix::fcntl::OFlag;
         use std::process::Stdio;
-        let (out_read, out_write) = nix::unistd::pipe()?;
-        let (in_read, in_write) = nix::unistd::pipe()?;
+        // Close-on-exec: only the process gets its ends (as its stdio); no other process the
+        // daemon starts meanwhile inherits one, which would hold the input open for ever.
+        let (out_read, out_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        let (in_read, in_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         command
             .stdin(Stdio::from(in_read))
             .stdout(Stdio::from(out_write.try_clone()?))
@@ -73,6 +80,7 @@ impl ProcessIo {
         Ok(ProcessIo {
             output: FdStream::new(out_read)?,
             input: FdStream::new(in_write)?,
+            terminal: None,
         })
     }
 }

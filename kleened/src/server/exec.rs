@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
@@ -11,10 +10,9 @@ use kleene_api::websocket::{
     CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR,
 };
 use kleene_api::{
-    ErrorResponse, ExecConfig, ExecStartConfig, IdResponse, MsgType, ValidationErrors,
+    ErrorResponse, ExecConfig, ExecControl, ExecStartConfig, IdResponse, MsgType, ValidationErrors,
     WebSocketMessage,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::ws::{Message, WebSocket};
@@ -22,11 +20,7 @@ use warp::{Filter, Reply};
 
 use super::request::{bool_param, json_body, query};
 use super::{error, with_engine, ws};
-use crate::engine::Engine;
-use crate::platform::io::FdStream;
-
-/// How long output is still read after the process exited, for a process that left it open.
-const OUTPUT_LINGER: Duration = Duration::from_millis(200);
+use crate::engine::{Client, ClientEvent, Engine};
 
 pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
     let create = warp::path!("exec" / "create")
@@ -121,7 +115,7 @@ pub(super) async fn start(socket: WebSocket, engine: Arc<Engine>) {
         }
     };
     let running = match engine
-        .start_exec(&config.exec_id, config.start_container)
+        .start_exec(&config.exec_id, config.start_container, config.tty_size)
         .await
     {
         Ok(running) => running,
@@ -147,17 +141,13 @@ pub(super) async fn start(socket: WebSocket, engine: Arc<Engine>) {
         .await;
     }
     let _ = ws::send_message(&mut tx, &WebSocketMessage::new(MsgType::Starting, "", "")).await;
-    let (io, mut child, recorder) = running.into_parts();
-    let status = attach(&mut tx, &mut rx, io.output, io.input, &mut child).await;
-    let code = recorder.record(status);
-    let message = engine
-        .finish_exec(
-            &recorder.exec_id,
-            &recorder.container_id,
-            recorder.first,
-            code,
-        )
-        .await;
+    let mut client = Socket {
+        tx: &mut tx,
+        rx: &mut rx,
+        frames: Utf8Frames::default(),
+        control: config.control,
+    };
+    let message = engine.attach(running, &mut client).await;
     ws::close(
         &mut tx,
         CLOSE_NORMAL,
@@ -166,70 +156,53 @@ pub(super) async fn start(socket: WebSocket, engine: Arc<Engine>) {
     .await;
 }
 
-/// Streams until the process ended and its output is read. A client that goes away gets its
-/// process terminated (SIGTERM), as a detached start would have been asked for explicitly.
-async fn attach(
-    tx: &mut ws::Sender,
-    rx: &mut ws::Receiver,
-    mut reader: FdStream,
-    mut writer: FdStream,
-    child: &mut tokio::process::Child,
-) -> std::io::Result<std::process::ExitStatus> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut frames = Utf8Frames::default();
-    let (mut client, mut eof) = (true, false);
-    let mut status = None;
-    let linger = tokio::time::sleep(Duration::from_secs(86_400));
-    tokio::pin!(linger);
-    let terminate = |child: &tokio::process::Child| {
-        if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+/// The attached client: output as text frames (binary where it is not UTF-8), the client's frames
+/// as input; with `control`, text frames are [`ExecControl`] messages and binary frames input.
+struct Socket<'a> {
+    tx: &'a mut ws::Sender,
+    rx: &'a mut ws::Receiver,
+    frames: Utf8Frames,
+    control: bool,
+}
+
+impl Client for Socket<'_> {
+    async fn send(&mut self, chunk: &[u8]) -> Result<(), ()> {
+        match self.frames.push(chunk) {
+            Some(frame) => self.tx.send(frame).await.map_err(drop),
+            None => Ok(()),
         }
-    };
-    while !(eof && status.is_some()) {
-        tokio::select! {
-            read = reader.read(&mut buf), if !eof => match read {
-                Ok(0) | Err(_) => eof = true,
-                Ok(n) => {
-                    if let Some(frame) = frames.push(&buf[..n]) {
-                        // Awaiting the send applies back-pressure: a slow client slows the process.
-                        if client && tx.send(frame).await.is_err() {
-                            client = false;
-                            terminate(child);
+    }
+
+    async fn next(&mut self) -> Option<ClientEvent> {
+        loop {
+            return match self.rx.next().await {
+                Some(Ok(m)) if m.is_text() && self.control => {
+                    match serde_json::from_slice::<ExecControl>(m.as_bytes()) {
+                        Ok(ExecControl::Eof) => Some(ClientEvent::EndOfInput),
+                        Ok(ExecControl::Resize(size)) => {
+                            Some(ClientEvent::Resize(size.rows, size.cols))
+                        }
+                        Err(err) => {
+                            tracing::debug!(error = %err, "unknown control message");
+                            continue;
                         }
                     }
                 }
-            },
-            exit = child.wait(), if status.is_none() => {
-                status = Some(exit);
-                linger.as_mut().reset(tokio::time::Instant::now() + OUTPUT_LINGER);
-            },
-            () = &mut linger, if status.is_some() && !eof => eof = true,
-            message = rx.next(), if client => match message {
                 Some(Ok(m)) if m.is_text() || m.is_binary() => {
-                    let _ = writer.write_all(m.as_bytes()).await;
+                    Some(ClientEvent::Input(m.as_bytes().to_vec()))
                 }
-                Some(Ok(m)) if m.is_close() => {
-                    client = false;
-                    terminate(child);
-                }
-                Some(Ok(_)) => {}
-                None | Some(Err(_)) => {
-                    client = false;
-                    terminate(child);
-                }
-            },
+                Some(Ok(m)) if m.is_close() => Some(ClientEvent::Gone),
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => Some(ClientEvent::Gone),
+            };
         }
     }
-    if let Some(frame) = frames.flush() {
-        if client {
-            let _ = tx.send(frame).await;
+
+    async fn flush(&mut self) {
+        if let Some(frame) = self.frames.flush() {
+            let _ = self.tx.send(frame).await;
         }
     }
-    status.unwrap_or_else(|| Err(std::io::Error::other("no exit status")))
 }
 
 /// Turns output chunks into text frames, keeping a UTF-8 sequence cut at a chunk's end for the next

@@ -97,9 +97,12 @@ pub struct Spec {
     pub groups: Vec<u32>,
     pub cwd: String,
     pub tty: bool,
-    /// The descriptor of the start-up conversation with the daemon, when there is one: the helper
-    /// writes PID 1's host PID and a newline, PID 1 writes `n` once its network namespace exists
-    /// and waits for `g` before it runs the command.
+    /// The terminal's size (rows, columns), for `tty`.
+    pub tty_size: (u16, u16),
+    /// The descriptor of the conversation with the daemon, when there is one. At start-up (vnet)
+    /// the helper writes PID 1's host PID and a newline, PID 1 writes `n` once its network
+    /// namespace exists and waits for `g` before it runs the command. For a terminal the daemon
+    /// then sends its sizes, one `r<rows> <cols>` line each, to the process that relays it.
     pub sync_fd: Option<i32>,
 }
 
@@ -194,6 +197,17 @@ pub fn main() -> ! {
         Ok(spec) => spec,
         Err(err) => fail("invalid runtime spec", err),
     };
+    if let Some(fd) = spec.sync_fd {
+        // The conversation is the helper's: the command never inherits it.
+        // SAFETY: the daemon handed this descriptor to the helper; it is open for its whole life.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if let Err(err) = nix::fcntl::fcntl(
+            borrowed,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        ) {
+            fail("the conversation descriptor", err);
+        }
+    }
     match &spec.mode {
         Mode::Init { .. } => init(&spec),
         Mode::Exec {
@@ -205,7 +219,8 @@ pub fn main() -> ! {
 }
 
 fn init(spec: &Spec) -> ! {
-    let (ready_read, ready_write) = nix::unistd::pipe().unwrap_or_else(|e| fail("pipe", e));
+    let (ready_read, ready_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap_or_else(|e| fail("pipe", e));
     if let Err(err) = unshare(CloneFlags::CLONE_NEWPID) {
         fail("cannot create a PID namespace", err);
     }
@@ -231,7 +246,14 @@ fn init(spec: &Spec) -> ! {
                 );
             }
             forward_signals_to(child);
-            if let Some(fd) = spec.sync_fd {
+            if let (
+                Some(fd),
+                Mode::Init {
+                    wait_for_network: true,
+                    ..
+                },
+            ) = (spec.sync_fd, &spec.mode)
+            {
                 // SAFETY: the descriptor was handed to this process by the daemon for this
                 // conversation; PID 1 has its own copy.
                 let sync = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
@@ -260,9 +282,8 @@ fn container_init(spec: &Spec) -> ! {
         fail("init", "wrong mode")
     };
     // SAFETY: the descriptor was handed to the helper by the daemon for this conversation.
-    let sync = wait_for_network
-        .then_some(spec.sync_fd)
-        .flatten()
+    let sync = spec
+        .sync_fd
         .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let mut flags = CloneFlags::CLONE_NEWNS
@@ -275,7 +296,7 @@ fn container_init(spec: &Spec) -> ! {
     if let Err(err) = unshare(flags) {
         fail("cannot create namespaces", err);
     }
-    if let Some(sync) = &sync {
+    if let (Some(sync), true) = (&sync, *wait_for_network) {
         // The daemon wires the new network namespace while the root is set up.
         if let Err(err) = write_all(sync.as_fd(), b"n") {
             fail("cannot tell the daemon the network namespace is there", err);
@@ -299,25 +320,37 @@ fn container_init(spec: &Spec) -> ! {
             fail("cannot bring up lo", err);
         }
     }
-    if let Some(sync) = sync {
+    if let (Some(sync), true) = (&sync, *wait_for_network) {
         let mut go = [0u8; 1];
-        if !matches!(nix::unistd::read(&sync, &mut go), Ok(1) if go == *b"g") {
+        if !matches!(nix::unistd::read(sync, &mut go), Ok(1) if go == *b"g") {
             fail("the network was not set up", "the daemon gave up");
         }
     }
     if let Err(err) = confine::enter(confinement) {
         fail("cannot confine the container", err);
     }
-    std::process::exit(fork_command(spec, confinement, false))
+    std::process::exit(fork_command(spec, confinement, false, sync))
 }
 
 /// Forks the command (on a new terminal when the spec asks for one) and answers its exit code once
 /// it ended. With `enter`, the command's process takes the first stage of its confinement itself
-/// (exec); PID 1 took it already, and its command inherits that.
-fn fork_command(spec: &Spec, confinement: &Confinement, enter: bool) -> i32 {
-    let terminal = spec
-        .tty
-        .then(|| tty::open_terminal().unwrap_or_else(|e| fail("cannot open a terminal", e)));
+/// (exec); PID 1 took it already, and its command inherits that. `control` is the daemon's end of
+/// the conversation, which sends the terminal's sizes.
+fn fork_command(
+    spec: &Spec,
+    confinement: &Confinement,
+    enter: bool,
+    control: Option<std::os::fd::OwnedFd>,
+) -> i32 {
+    let terminal = spec.tty.then(|| {
+        let (master, slave) =
+            tty::open_terminal().unwrap_or_else(|e| fail("cannot open a terminal", e));
+        let (rows, cols) = spec.tty_size;
+        if let Err(err) = crate::platform::io::set_window_size(master.as_fd(), rows, cols) {
+            fail("cannot size the terminal", err);
+        }
+        (master, slave)
+    });
     // SAFETY: the helper is single-threaded.
     match unsafe { fork() } {
         Err(err) => fail("fork", err),
@@ -328,6 +361,7 @@ fn fork_command(spec: &Spec, confinement: &Confinement, enter: bool) -> i32 {
                     fail("cannot confine the process", err);
                 }
             }
+            drop(control);
             if let Some((master, slave)) = terminal {
                 drop(master);
                 let _ = nix::unistd::dup2_stdin(&slave);
@@ -339,10 +373,13 @@ fn fork_command(spec: &Spec, confinement: &Confinement, enter: bool) -> i32 {
         Ok(ForkResult::Parent { child }) => {
             forward_signals_to(child);
             match terminal {
-                None => wait_for(child),
+                None => {
+                    drop(control);
+                    wait_for(child)
+                }
                 Some((master, slave)) => {
                     drop(slave);
-                    tty::relay(master, child)
+                    tty::relay(master, child, control)
                 }
             }
         }
@@ -380,8 +417,12 @@ fn exec_in(spec: &Spec, init_pid: i32, confinement: &Confinement) -> ! {
             );
         }
     }
+    // SAFETY: the descriptor was handed to the helper by the daemon for this conversation.
+    let control = spec
+        .sync_fd
+        .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
     // The child is the first process of this helper in the joined PID namespace.
-    std::process::exit(fork_command(spec, confinement, true))
+    std::process::exit(fork_command(spec, confinement, true, control))
 }
 
 fn set_hostname(init_pid: i32, hostname: &str) -> ! {
@@ -522,6 +563,7 @@ mod tests {
             groups: vec![],
             cwd: "/root".into(),
             tty: false,
+            tty_size: (24, 80),
             sync_fd: Some(3),
         };
         let text = serde_json::to_string(&spec).unwrap();

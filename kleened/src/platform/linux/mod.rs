@@ -20,6 +20,7 @@ use std::time::Duration;
 use kleene_api::NetworkDriver;
 use nix::sys::signal::Signal;
 
+use super::io::TerminalControl;
 use super::passwd;
 use super::runtime::{ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
 use cgroup::{CgroupError, Cgroups};
@@ -108,6 +109,7 @@ impl NamespaceRuntime {
             groups: user.groups,
             cwd: user.home,
             tty: spec.tty,
+            tty_size: spec.tty_size,
             sync_fd: sync.map(|_| SYNC_FD),
         };
         let text =
@@ -322,7 +324,11 @@ impl Runtime for NamespaceRuntime {
         let (mut ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| RuntimeError::Host(format!("socket pair: {e}")))?;
         let mut spawned = self
-            .spawn(spec, mode, wait_for_network.then_some(&theirs))
+            .spawn(
+                spec,
+                mode,
+                (wait_for_network || spec.tty).then_some(&theirs),
+            )
             .inspect_err(|_| {
                 let _ = self.cgroups.remove(&spec.container_id);
             })?;
@@ -338,6 +344,9 @@ impl Runtime for NamespaceRuntime {
                     return Err(err);
                 }
             }
+        }
+        if spec.tty {
+            spawned.io.terminal = Some(TerminalControl::Relay(ours));
         }
         // The helper puts the container's PID 1 into the cgroup right after forking it; wait for
         // that, so the container counts as running once start returns.
@@ -360,7 +369,14 @@ impl Runtime for NamespaceRuntime {
             init_pid,
             confinement: Confinement::from(&params),
         };
-        self.spawn(spec, mode, None)
+        if !spec.tty {
+            return self.spawn(spec, mode, None);
+        }
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| RuntimeError::Host(format!("socket pair: {e}")))?;
+        let mut spawned = self.spawn(spec, mode, Some(&theirs))?;
+        spawned.io.terminal = Some(TerminalControl::Relay(ours));
+        Ok(spawned)
     }
 
     fn is_running(&self, container_id: &str) -> Result<bool, RuntimeError> {
@@ -435,6 +451,7 @@ impl Runtime for NamespaceRuntime {
             groups: vec![],
             cwd: "/".into(),
             tty: false,
+            tty_size: (24, 80),
             sync_fd: None,
         })
     }

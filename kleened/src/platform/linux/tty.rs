@@ -28,9 +28,30 @@ pub(super) fn open_terminal() -> Result<(nix::pty::PtyMaster, std::os::fd::Owned
     Ok((master, slave))
 }
 
+/// `r<rows> <cols>` lines of the daemon, complete ones taken from the front of `pending`.
+fn sizes(pending: &mut Vec<u8>) -> Vec<(u16, u16)> {
+    let mut found = vec![];
+    while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+        let line: Vec<u8> = pending.drain(..=end).collect();
+        let text = String::from_utf8_lossy(&line);
+        let parsed = text.trim().strip_prefix('r').and_then(|rest| {
+            let (rows, cols) = rest.split_once(' ')?;
+            Some((rows.parse().ok()?, cols.parse().ok()?))
+        });
+        found.extend(parsed);
+    }
+    found
+}
+
 /// Copies stdin to the terminal and the terminal to stdout until the command ends; answers its
-/// exit code. Reaps other children meanwhile (PID 1 inherits orphans).
-pub(super) fn relay(master: nix::pty::PtyMaster, child: Pid) -> i32 {
+/// exit code. Sizes the daemon sends on `control` are given to the terminal (the kernel then
+/// sends SIGWINCH to its foreground process group). Reaps other children meanwhile (PID 1
+/// inherits orphans).
+pub(super) fn relay(
+    master: nix::pty::PtyMaster,
+    child: Pid,
+    control: Option<std::os::fd::OwnedFd>,
+) -> i32 {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::wait::WaitPidFlag;
     use std::os::fd::BorrowedFd;
@@ -38,6 +59,8 @@ pub(super) fn relay(master: nix::pty::PtyMaster, child: Pid) -> i32 {
     let (stdin, stdout) = unsafe { (BorrowedFd::borrow_raw(0), BorrowedFd::borrow_raw(1)) };
     let mut buf = [0u8; 16 * 1024];
     let mut input_open = true;
+    let mut control = control;
+    let mut pending = Vec::new();
     let mut code = None;
     loop {
         loop {
@@ -51,6 +74,10 @@ pub(super) fn relay(master: nix::pty::PtyMaster, child: Pid) -> i32 {
         if input_open {
             fds.push(PollFd::new(stdin, PollFlags::POLLIN));
         }
+        let control_at = fds.len();
+        if let Some(control) = &control {
+            fds.push(PollFd::new(control.as_fd(), PollFlags::POLLIN));
+        }
         // Once the command is gone, only what is left in the terminal is read.
         let timeout = if code.is_some() {
             PollTimeout::ZERO
@@ -63,10 +90,30 @@ pub(super) fn relay(master: nix::pty::PtyMaster, child: Pid) -> i32 {
             Ok(_) => {}
         }
         let master_ready = fds[0].revents().unwrap_or(PollFlags::empty());
-        let input_ready = fds
-            .get(1)
+        let input_ready = if input_open {
+            fds.get(1)
+                .and_then(PollFd::revents)
+                .unwrap_or(PollFlags::empty())
+        } else {
+            PollFlags::empty()
+        };
+        let control_ready = fds
+            .get(control_at)
             .and_then(PollFd::revents)
             .unwrap_or(PollFlags::empty());
+        if control_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+            let mut chunk = [0u8; 256];
+            match control.as_ref().map(|c| nix::unistd::read(c, &mut chunk)) {
+                Some(Ok(n)) if n > 0 => {
+                    pending.extend_from_slice(&chunk[..n]);
+                    for (rows, cols) in sizes(&mut pending) {
+                        let _ = crate::platform::io::set_window_size(master.as_fd(), rows, cols);
+                    }
+                }
+                // The daemon is done with the conversation.
+                _ => control = None,
+            }
+        }
         let mut drained = true;
         if master_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             match nix::unistd::read(&master, &mut buf) {
@@ -93,6 +140,19 @@ pub(super) fn relay(master: nix::pty::PtyMaster, child: Pid) -> i32 {
                 return code;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn size_lines_are_read_whole() {
+        let mut pending = b"r40 100\nr30 9".to_vec();
+        assert_eq!(super::sizes(&mut pending), vec![(40, 100)]);
+        assert_eq!(pending, b"r30 9");
+        pending.extend_from_slice(b"0\nbogus\n");
+        assert_eq!(super::sizes(&mut pending), vec![(30, 90)]);
+        assert!(pending.is_empty());
     }
 }
 
