@@ -53,7 +53,7 @@ pub enum Command {
     Run(RunArgs),
     /// Create a container (container create).
     Create(CreateArgs),
-    /// Start a container (container start).
+    /// Start containers (container start).
     Start(StartArgs),
     /// Stop containers (container stop).
     Stop(ContainersArg),
@@ -62,10 +62,15 @@ pub enum Command {
     /// Run a command in a running container (container exec).
     Exec(ExecArgs),
     /// Remove containers (container rm).
+    #[command(visible_alias = "rm")]
     Rmc(ContainerRemoveArgs),
+    /// Rename a container (container rename).
+    Rename(RenameArgs),
     /// List images (image ls).
+    #[command(visible_alias = "images")]
     Lsi,
     /// List containers (container ls).
+    #[command(visible_alias = "ps")]
     Lsc(ContainerListArgs),
     /// List networks (network ls).
     Lsn,
@@ -167,27 +172,22 @@ pub enum ContainerCommand {
     Create(CreateArgs),
     /// Create a container and start it (attached unless -d).
     Run(RunArgs),
-    /// Start a stopped container (attached unless -d).
+    /// Start stopped containers: one attached, or several with -d.
     Start(StartArgs),
-    /// Stop running containers.
+    /// Stop running containers (stops at the first failure).
     Stop(ContainersArg),
-    /// Stop and start containers again (detached).
+    /// Stop and start containers again, detached (stops at the first failure).
     Restart(ContainersArg),
     /// Run a command in a running container.
     Exec(ExecArgs),
-    /// Remove containers.
+    /// Remove containers (stops at the first failure).
     Rm(ContainerRemoveArgs),
     /// Rename a container.
-    Rename {
-        /// The container: ID, ID prefix or name.
-        container: String,
-        /// Its new name.
-        name: String,
-    },
+    Rename(RenameArgs),
     /// Change a container's command, user, environment, jail parameters or restart policy.
     Update(UpdateArgs),
     /// List containers.
-    #[command(visible_alias = "list")]
+    #[command(visible_aliases = ["list", "ps"])]
     Ls(ContainerListArgs),
     /// Show everything about a container.
     Inspect(ObjectArg),
@@ -293,8 +293,9 @@ pub struct RunArgs {
 pub struct StartArgs {
     #[command(flatten)]
     pub attach: AttachArgs,
-    /// The container: ID, ID prefix or name.
-    pub container: String,
+    /// Containers: IDs, ID prefixes or names; more than one only with -d.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -319,6 +320,14 @@ pub struct ContainersArg {
     /// Containers: IDs, ID prefixes or names.
     #[arg(required = true)]
     pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    /// The container: ID, ID prefix or name.
+    pub container: String,
+    /// Its new name.
+    pub name: String,
 }
 
 #[derive(Debug, Args)]
@@ -609,6 +618,40 @@ mod tests {
         assert_eq!(ports, ["8080", "53"]);
         // Options after the image belong to the command.
         assert_eq!(create.cmd, ["httpd", "-p", "80"]);
+    }
+
+    #[test]
+    fn names_people_type_from_habit_parse_as_their_commands() {
+        let parse = |argv: &[&str]| {
+            Cli::try_parse_from(std::iter::once("klee").chain(argv.iter().copied()))
+                .unwrap()
+                .command
+        };
+        assert!(matches!(
+            parse(&["rm", "-f", "a", "b"]),
+            Command::Rmc(ContainerRemoveArgs { force: true, containers }) if containers == ["a", "b"]
+        ));
+        assert!(matches!(
+            parse(&["ps", "-a"]),
+            Command::Lsc(ContainerListArgs { all: true })
+        ));
+        assert!(matches!(
+            parse(&["container", "ps"]),
+            Command::Container(ContainerCommand::Ls(ContainerListArgs { all: false }))
+        ));
+        assert!(matches!(parse(&["images"]), Command::Lsi));
+        assert!(matches!(
+            parse(&["rename", "web", "www"]),
+            Command::Rename(RenameArgs { container, name }) if container == "web" && name == "www"
+        ));
+        assert!(matches!(
+            parse(&["start", "-d", "a", "b"]),
+            Command::Start(StartArgs { containers, .. }) if containers == ["a", "b"]
+        ));
+        assert!(
+            Cli::try_parse_from(["klee", "start"]).is_err(),
+            "a container is required"
+        );
     }
 
     #[test]

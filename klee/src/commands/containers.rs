@@ -226,15 +226,34 @@ pub async fn run(conn: &Connection, args: &RunArgs) -> Result<i32, ClientError> 
     result
 }
 
+/// Starts one container attached (answering its process's exit code), or any number detached.
+/// As the Python client does, several are started only with `-d`, and a container that fails
+/// to start does not keep the others from starting.
 pub async fn start(conn: &Connection, args: &StartArgs) -> Result<i32, ClientError> {
-    let exec = ExecConfig {
-        container_id: args.container.clone(),
-        cmd: vec![],
-        env: vec![],
-        user: String::new(),
-        tty: args.attach.tty,
+    let start_one = |container: String| async move {
+        let exec = ExecConfig {
+            container_id: container,
+            cmd: vec![],
+            env: vec![],
+            user: String::new(),
+            tty: args.attach.tty,
+        };
+        start_exec(conn, exec, args.attach, true).await
     };
-    start_exec(conn, exec, args.attach, true).await
+    match args.containers.as_slice() {
+        [container] if !args.attach.detach => start_one(container.clone()).await,
+        containers if args.attach.detach => {
+            each(containers, Failure::GoOn, |c| async move {
+                start_one(c.clone()).await?;
+                Ok(IdResponse { id: c })
+            })
+            .await?;
+            Ok(0)
+        }
+        _ => Err(ClientError::Usage(
+            "only one container can be started when attaching: start several with -d".into(),
+        )),
+    }
 }
 
 pub async fn exec(conn: &Connection, args: &ExecArgs) -> Result<i32, ClientError> {
@@ -249,7 +268,7 @@ pub async fn exec(conn: &Connection, args: &ExecArgs) -> Result<i32, ClientError
 }
 
 pub async fn stop(conn: &Connection, containers: &[String]) -> Result<(), ClientError> {
-    each(containers, |c| async move {
+    each(containers, Failure::Stop, |c| async move {
         conn.call::<IdResponse>(
             Method::POST,
             &format!("/containers/{}/stop", segment(&c)),
@@ -261,7 +280,7 @@ pub async fn stop(conn: &Connection, containers: &[String]) -> Result<(), Client
 }
 
 pub async fn restart(conn: &Connection, containers: &[String]) -> Result<(), ClientError> {
-    each(containers, |c| async move {
+    each(containers, Failure::Stop, |c| async move {
         let path = format!("/containers/{}/stop", segment(&c));
         match conn.call::<IdResponse>(Method::POST, &path, None).await {
             Ok(_) => {}
@@ -291,7 +310,7 @@ pub async fn remove(
     containers: &[String],
     force: bool,
 ) -> Result<(), ClientError> {
-    each(containers, |c| async move {
+    each(containers, Failure::Stop, |c| async move {
         if force {
             let path = format!("/containers/{}/stop", segment(&c));
             match conn.call::<IdResponse>(Method::POST, &path, None).await {
@@ -349,21 +368,43 @@ pub async fn prune(conn: &Connection, force: bool) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// Runs `action` for each container, printing the IDs that worked and the errors of the others;
-/// fails (already reported) when any failed.
-async fn each<F, Fut>(containers: &[String], action: F) -> Result<(), ClientError>
+/// What a command for several containers does when one of them fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Leave the rest alone (`stop`, `restart`, `rm`, as the Python client does).
+    Stop,
+    /// Go on with the rest (`start -d`, as the Python client does).
+    GoOn,
+}
+
+/// Runs `action` for each container in turn, printing the IDs that worked and the error of each
+/// that failed; fails (already reported, exit 1) when any failed. A daemon that cannot be
+/// reached ends it at once (exit 2).
+async fn each<F, Fut>(
+    containers: &[String],
+    on_failure: Failure,
+    action: F,
+) -> Result<(), ClientError>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<IdResponse, ClientError>>,
 {
     let mut failed = false;
-    for container in containers {
+    for (done, container) in containers.iter().enumerate() {
         match action(container.clone()).await {
             Ok(answer) => println!("{}", answer.id),
             Err(err @ ClientError::Unreachable { .. }) => return Err(err),
             Err(err) => {
                 eprintln!("klee: {container}: {}", err.to_string().trim_end());
                 failed = true;
+                let rest = &containers[done + 1..];
+                if on_failure == Failure::Stop && !rest.is_empty() {
+                    eprintln!(
+                        "klee: stopped at the first failure; not tried: {}",
+                        rest.join(" ")
+                    );
+                    break;
+                }
             }
         }
     }
@@ -540,6 +581,47 @@ mod tests {
                 "DELETE /containers/c0ffee"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn stop_rm_and_restart_stop_at_the_first_failure() {
+        let daemon = FakeDaemon::start(&[
+            ("POST /containers/a/stop", 200, r#"{"id":"a1a1a1a1a1a1"}"#),
+            ("DELETE /containers/a", 200, r#"{"id":"a1a1a1a1a1a1"}"#),
+        ]);
+        let conn = daemon.connection();
+        let names = ["a", "nope", "c"].map(str::to_owned);
+        let err = stop(&conn, &names).await.unwrap_err();
+        assert!(matches!(err, ClientError::Reported), "{err:?}");
+        assert_eq!(err.exit_code(), 1);
+        let err = remove(&conn, &names, false).await.unwrap_err();
+        assert!(matches!(err, ClientError::Reported), "{err:?}");
+        let err = restart(&conn, &names[1..]).await.unwrap_err();
+        assert!(matches!(err, ClientError::Reported), "{err:?}");
+        assert_eq!(
+            daemon.lines(),
+            [
+                "POST /containers/a/stop",
+                "POST /containers/nope/stop",
+                "DELETE /containers/a",
+                "DELETE /containers/nope",
+                "POST /containers/nope/stop",
+            ],
+            "c is never tried"
+        );
+    }
+
+    #[tokio::test]
+    async fn several_containers_start_only_detached() {
+        let daemon = FakeDaemon::start(&[]);
+        let cli = Cli::try_parse_from(["klee", "start", "a", "b"]).unwrap();
+        let Command::Start(args) = cli.command else {
+            panic!("not start")
+        };
+        let err = start(&daemon.connection(), &args).await.unwrap_err();
+        assert!(matches!(err, ClientError::Usage(_)), "{err:?}");
+        assert_eq!(err.exit_code(), 2);
+        assert!(daemon.lines().is_empty(), "nothing was asked");
     }
 
     #[tokio::test]

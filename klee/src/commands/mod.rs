@@ -44,8 +44,8 @@ pub async fn run(command: Command, conn: &Connection, out: Output) -> Result<i32
         Command::Rmc(args) | Command::Container(ContainerCommand::Rm(args)) => {
             done(containers::remove(conn, &args.containers, args.force).await)
         }
-        Command::Container(ContainerCommand::Rename { container, name }) => {
-            done(containers::rename(conn, &container, &name).await)
+        Command::Rename(args) | Command::Container(ContainerCommand::Rename(args)) => {
+            done(containers::rename(conn, &args.container, &args.name).await)
         }
         Command::Container(ContainerCommand::Update(args)) => {
             done(containers::update(conn, &args).await)
