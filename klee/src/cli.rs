@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::Shell;
 use kleene_api::PublishedPortConfig;
 
 /// klee: the command-line client of kleened.
@@ -10,7 +11,8 @@ use kleene_api::PublishedPortConfig;
 #[command(
     name = "klee",
     version,
-    about = "Command-line client of the Kleene container daemon"
+    about = "Command-line client of the Kleene container daemon",
+    after_long_help = EXIT_STATUS
 )]
 pub struct Cli {
     /// Where kleened listens: http:///path/to.sock, http://IP:PORT or https://...
@@ -34,6 +36,13 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The end of `klee --help` and of klee(1).
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success (run, start and exec: the process's own exit code)
+  1  kleened answered with an error, or its answer could not be understood
+  2  kleened could not be reached, or the command line is wrong";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -88,6 +97,22 @@ pub enum Command {
     Rmn(NetworksArg),
     /// Inspect a volume (volume inspect).
     Isv(ObjectArg),
+    /// Show the versions of klee, of kleened and of the API they speak.
+    Version,
+    /// Show what kleened says about itself and its host: OS, runtime, ZFS space, object counts,
+    /// uptime.
+    Info,
+    /// Print a shell completion script (e.g. `source <(klee completion bash)`).
+    Completion {
+        /// The shell the script is for.
+        shell: Shell,
+    },
+    /// Write klee's man pages (one per command) into DIR; `man/` holds the committed copies.
+    #[command(name = "__man", hide = true)]
+    Man {
+        /// Directory to write the pages into; it must exist.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

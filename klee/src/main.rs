@@ -9,6 +9,7 @@ mod commands;
 mod connection;
 #[cfg(test)]
 mod fake_daemon;
+mod generate;
 mod output;
 mod publish;
 mod session;
@@ -17,11 +18,31 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
 use crate::connection::{Connection, TlsOptions};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // What is generated from the command line needs no daemon.
+    match &cli.command {
+        Command::Completion { shell } => {
+            generate::completion(*shell, &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { dir } => {
+            return match generate::write_man_pages(dir) {
+                Ok(written) => {
+                    println!("{} man pages written to {}", written.len(), dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("klee: cannot write the man pages: {err}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     let tls = TlsOptions {
         verify: cli.tlsverify,
         ca_cert: cli.tlscacert.clone(),

@@ -45,6 +45,18 @@ pub fn since(created: &str, now: OffsetDateTime) -> String {
     }
 }
 
+/// A length of time for people, to its two largest units: "3 hours 4 minutes", "2 days 1 hour".
+pub fn duration(seconds: u64) -> String {
+    let unit = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    let (minutes, hours, days) = (seconds / 60, seconds / 3600, seconds / 86_400);
+    match seconds {
+        s if s < 60 => unit(s, "second"),
+        s if s < 3600 => unit(minutes, "minute"),
+        s if s < 86_400 => format!("{} {}", unit(hours, "hour"), unit(minutes % 60, "minute")),
+        _ => format!("{} {}", unit(days, "day"), unit(hours % 24, "hour")),
+    }
+}
+
 /// Cuts `text` to `width` characters, marking the cut.
 pub fn truncate(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
@@ -78,6 +90,16 @@ mod tests {
         assert!(lines[0].starts_with("ID"), "{text}");
         assert!(lines[1].starts_with("abc"), "{text}");
         assert!(lines[1].contains("web"));
+    }
+
+    #[test]
+    fn durations_in_their_two_largest_units() {
+        assert_eq!(duration(1), "1 second");
+        assert_eq!(duration(59), "59 seconds");
+        assert_eq!(duration(61), "1 minute");
+        assert_eq!(duration(11_045), "3 hours 4 minutes");
+        assert_eq!(duration(3600), "1 hour 0 minutes");
+        assert_eq!(duration(2 * 86_400 + 3600 + 5), "2 days 1 hour");
     }
 
     #[test]

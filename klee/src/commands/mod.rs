@@ -3,6 +3,7 @@
 mod containers;
 mod images;
 mod networks;
+mod system;
 mod volumes;
 
 use http::Method;
@@ -96,6 +97,10 @@ pub async fn run(command: Command, conn: &Connection, out: Output) -> Result<i32
         Command::Volume(VolumeCommand::Inspect(arg)) | Command::Isv(arg) => {
             done(volumes::inspect(conn, &arg.name).await)
         }
+        Command::Version => done(system::version(conn, out).await),
+        Command::Info => done(system::info(conn, out).await),
+        // Answered in main without a daemon.
+        Command::Completion { .. } | Command::Man { .. } => Ok(0),
     }
 }
 
