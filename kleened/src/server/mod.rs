@@ -61,33 +61,61 @@ fn with_engine(
     warp::any().map(move || engine.clone())
 }
 
-/// Answers what no route took. Routes answer their own errors, so what arrives here is a path the
-/// API does not have (or has with another method), or a request warp refused before a handler ran.
+/// Answers what no route took. Routes answer their own errors, so what arrives here is a request
+/// refused while decoding it, a path the API does not have (or has with another method), or a
+/// request warp refused before a handler ran. Every answer is JSON with a `message`.
 pub(crate) async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     use http::StatusCode;
-    if let Some(request::Refused(errors)) = rejection.find::<request::Refused>() {
-        return Ok(error::invalid(errors.clone()));
+    // A decoding refusal comes first: the other routes' rejections (not found, another method)
+    // are combined with it and say nothing about this request.
+    match rejection.find::<request::Refused>() {
+        Some(request::Refused::Invalid(errors)) => return Ok(error::invalid(errors.clone())),
+        Some(request::Refused::TooLarge) => {
+            return Ok(error::message(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {BODY_LIMIT} bytes"),
+            ))
+        }
+        Some(request::Refused::Unreadable(reason)) => {
+            return Ok(error::message(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {reason}"),
+            ))
+        }
+        None => {}
+    }
+    // A websocket route reached without an upgrade: its headers are missing or wrong.
+    let header = rejection
+        .find::<warp::reject::MissingHeader>()
+        .map(|h| h.name())
+        .or_else(|| {
+            rejection
+                .find::<warp::reject::InvalidHeader>()
+                .map(|h| h.name())
+        });
+    let websocket_header =
+        |name: &str| ["connection", "upgrade"].contains(&name) || name.starts_with("sec-websocket");
+    if rejection
+        .find::<warp::ws::MissingConnectionUpgrade>()
+        .is_some()
+        || header.is_some_and(websocket_header)
+    {
+        return Ok(error::message(
+            StatusCode::BAD_REQUEST,
+            "this endpoint is a websocket: send a GET with the websocket upgrade headers",
+        ));
+    }
+    if let Some(name) = header {
+        return Ok(error::message(
+            StatusCode::BAD_REQUEST,
+            format!("missing or invalid header '{name}'"),
+        ));
     }
     if rejection.is_not_found() || rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         return Ok(error::route_not_found());
     }
-    if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        return Ok(error::message(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than {BODY_LIMIT} bytes"),
-        ));
-    }
-    if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        return Ok(error::message(
-            StatusCode::LENGTH_REQUIRED,
-            "request body needs a content-length",
-        ));
-    }
     tracing::warn!(?rejection, "request refused");
-    Ok(error::message(
-        StatusCode::BAD_REQUEST,
-        format!("bad request: {rejection:?}"),
-    ))
+    Ok(error::message(StatusCode::BAD_REQUEST, "bad request"))
 }
 
 #[cfg(test)]
@@ -202,6 +230,10 @@ mod tests {
         let body = json(&body);
         assert_eq!(body["errors"][0]["title"], "Invalid value");
         assert_eq!(body["errors"][0]["source"]["pointer"], "/all");
+        assert_eq!(
+            body["message"],
+            "invalid value at /all: 'yes' is not a boolean (true or false)"
+        );
         assert!(
             body["errors"][0]["detail"]
                 .as_str()
@@ -272,6 +304,81 @@ mod tests {
                 res.body().as_ref(),
                 br#"{"message":"not found"}"#,
                 "{method} {path}"
+            );
+        }
+    }
+
+    /// Sends `method path` with a JSON `body` (none when empty) and answers the status and the
+    /// decoded body.
+    async fn call(
+        api: &warp::filters::BoxedFilter<(Response,)>,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut request = warp::test::request().method(method).path(path);
+        if !body.is_empty() {
+            request = request.body(body);
+        }
+        let res = request.reply(api).await;
+        let value = serde_json::from_slice(res.body()).unwrap_or_else(|_| {
+            panic!(
+                "{method} {path}: the answer is not JSON: {:?}",
+                String::from_utf8_lossy(res.body())
+            )
+        });
+        (res.status(), value)
+    }
+
+    #[tokio::test]
+    async fn a_post_without_a_body_answers_422_with_a_message() {
+        let api = api().await;
+        for path in ["/containers/create", "/containers/web/update"] {
+            let (status, body) = call(&api, "POST", path, "").await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+            assert_eq!(
+                body["message"],
+                "invalid request body: the request has no body; a JSON ContainerConfig is expected",
+                "{path}"
+            );
+            assert_eq!(body["errors"][0]["source"]["pointer"], "", "{path}");
+        }
+        let (status, body) = call(&api, "POST", "/containers/create", "{\"image\": \"ba").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid request body: EOF"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_answers_413_with_a_message() {
+        let res = warp::test::request()
+            .method("POST")
+            .path("/containers/create")
+            .body("{}")
+            .header("content-length", (50u64 << 20).to_string())
+            .reply(&api().await)
+            .await;
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            json(std::str::from_utf8(res.body()).unwrap())["message"],
+            format!("request body is larger than {BODY_LIMIT} bytes")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_websocket_endpoint_without_an_upgrade_answers_400_json() {
+        let api = api().await;
+        for path in ["/exec/start", "/images/create"] {
+            let (status, body) = call(&api, "GET", path, "").await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+            assert!(
+                body["message"].as_str().unwrap().contains("websocket"),
+                "{path}: {body}"
             );
         }
     }

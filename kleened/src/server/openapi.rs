@@ -2,9 +2,10 @@
 //! types. `kleened openapi` prints it; `api/openapi.json` is the committed copy, kept equal to it by a
 //! test.
 
-use utoipa::OpenApi;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 
-use super::{containers, exec, images, info, networks, volumes};
+use super::{containers, exec, images, info, networks, volumes, BODY_LIMIT};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,9 +41,62 @@ use super::{containers, exec, images, info, networks, volumes};
         networks::disconnect,
         volumes::list,
         volumes::inspect,
-    )
+    ),
+    modifiers(&BodyRefusals)
 )]
 struct ApiDoc;
+
+/// Adds to every operation with a JSON request body the answers `request::json_body` gives for
+/// any of them: 413 for a body over the limit, and 422 for one that is missing or does not fit
+/// (where the handler's annotation does not say it already). Websocket operations, whose "body" is
+/// their first frame, are left alone.
+struct BodyRefusals;
+
+impl Modify for BodyRefusals {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let answer = |description: String, schema: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name(schema)))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut operation.responses.responses;
+                if operation.request_body.is_none() || responses.contains_key("101") {
+                    continue;
+                }
+                responses.entry("413".into()).or_insert_with(|| {
+                    answer(
+                        format!("the request body is larger than {BODY_LIMIT} bytes"),
+                        "ErrorResponse",
+                    )
+                });
+                responses.entry("422".into()).or_insert_with(|| {
+                    answer(
+                        "the body is missing or does not fit the schema".into(),
+                        "ValidationErrors",
+                    )
+                });
+            }
+        }
+    }
+}
 
 /// The document as pretty-printed JSON, ending in a newline.
 pub fn document() -> String {
