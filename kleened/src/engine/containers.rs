@@ -27,13 +27,32 @@ fn is_mount_point(path: &std::path::Path) -> bool {
     own.is_dir() && own.dev() != parent.dev()
 }
 
-/// Container names: `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+/// The longest container name, in bytes (after the optional leading `/`).
+pub const NAME_MAX: usize = 255;
+
+/// Container names: `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`, at most [`NAME_MAX`] bytes.
 pub fn valid_name(name: &str) -> bool {
     let name = name.strip_prefix('/').unwrap_or(name);
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.len() >= 2
+        && (2..=NAME_MAX).contains(&name.len())
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// Why `name` is not a valid container name, in the reference's words where it has them.
+fn invalid_name(name: &str) -> String {
+    if name.trim_start_matches('/').len() > NAME_MAX {
+        format!("container name is longer than {NAME_MAX} bytes")
+    } else {
+        format!("{name} does not match /?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+    }
+}
+
+/// The refusal of a name another container already has (or is the ID of).
+fn name_taken(name: &str, holder: &str) -> EngineError {
+    EngineError::Conflict(format!(
+        "container name '{name}' is already in use by container {holder}"
+    ))
 }
 
 /// `a=1` entries of `over` replace those of `base` with the same name; the rest are appended.
@@ -181,9 +200,7 @@ impl Engine {
         let refuse = |m: String| EngineError::NotFound(m);
         if let Some(name) = &config.name {
             if !valid_name(name) {
-                return Err(refuse(format!(
-                    "{name} does not match /?[a-zA-Z0-9][a-zA-Z0-9_.-]+$"
-                )));
+                return Err(refuse(invalid_name(name)));
             }
         }
         let reference = config
@@ -246,6 +263,8 @@ impl Engine {
                 "mounts are not available yet in this version of kleened".into(),
             ));
         }
+        let name = config.name.as_deref().map(|n| n.trim_start_matches('/'));
+        self.check_name_free(name, "").await?;
         let id = ids::new_id();
         let dataset = self
             .layout
@@ -302,18 +321,42 @@ impl Engine {
             running: false,
         };
         let record = container.clone();
+        // The name is checked in the transaction that records the container, so two creates
+        // cannot both take it.
         if let Err(err) = self
             .store
-            .write(move |db| db.insert_container(&record))
+            .write_with(move |db| {
+                if let Some(name) = &record.name {
+                    if let Some(holder) = db.container_name_clash(name, &record.id)? {
+                        return Err(name_taken(name, &holder));
+                    }
+                }
+                Ok(db.insert_container(&record)?)
+            })
             .await
         {
             if let Err(err) = self.destroy_dataset(&dataset).await {
                 tracing::error!(dataset = dataset.as_str(), error = %err, "could not destroy dataset");
             }
-            return Err(err.into());
+            return Err(err);
         }
         tracing::info!(container = %id, image = %image.id, "container created");
         Ok(IdResponse { id })
+    }
+
+    /// Refuses a name another container than `except` holds (or has as its ID), before anything
+    /// is changed; the store transaction that saves the name checks again.
+    async fn check_name_free(&self, name: Option<&str>, except: &str) -> Result<(), EngineError> {
+        let Some(name) = name else { return Ok(()) };
+        let (lookup, except) = (name.to_owned(), except.to_owned());
+        match self
+            .store
+            .read(move |db| db.container_name_clash(&lookup, &except))
+            .await?
+        {
+            Some(holder) => Err(name_taken(name, &holder)),
+            None => Ok(()),
+        }
     }
 
     /// Destroys a container's dataset (and anything below it); one already gone is fine. No lookup
@@ -446,9 +489,7 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound(format!("no such container '{identifier}'")))?;
         if let Some(name) = &config.name {
             if !valid_name(name) {
-                return Err(EngineError::NotFound(format!(
-                    "{name} does not match /?[a-zA-Z0-9][a-zA-Z0-9_.-]+$"
-                )));
+                return Err(EngineError::NotFound(invalid_name(name)));
             }
         }
         let mut updated = container.clone();
@@ -480,6 +521,10 @@ impl Engine {
             }
             updated.jail_param = params;
         }
+        if updated.name != container.name {
+            self.check_name_free(updated.name.as_deref(), &container.id)
+                .await?;
+        }
         if updated != container {
             if updated.jail_param != container.jail_param && self.is_running(&container.id).await? {
                 // A running container gets its new parameters now (FreeBSD `jail -m`); when the
@@ -499,8 +544,17 @@ impl Engine {
                     })?;
             }
             let record = updated.clone();
+            let new_name = (updated.name != container.name).then(|| updated.name.clone());
             self.store
-                .write(move |db| db.update_container(&record))
+                .write_with(move |db| {
+                    // Checked again here, where no other change can come between.
+                    if let Some(Some(name)) = &new_name {
+                        if let Some(holder) = db.container_name_clash(name, &record.id)? {
+                            return Err(name_taken(name, &holder));
+                        }
+                    }
+                    Ok(db.update_container(&record)?)
+                })
                 .await?;
         }
         Ok(IdResponse { id: container.id })

@@ -70,6 +70,7 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
     responses(
         (status = 200, description = "the containers", body = [ContainerSummary]),
         (status = 422, description = "invalid query", body = ValidationErrors),
+        (status = 500, description = "internal error", body = ErrorResponse),
     )
 )]
 pub(super) async fn list(params: HashMap<String, String>, engine: Arc<Engine>) -> Response {
@@ -88,26 +89,30 @@ pub(super) async fn list(params: HashMap<String, String>, engine: Arc<Engine>) -
     params(("container_id" = String, Path, description = "container ID, ID prefix or name")),
     responses(
         (status = 200, description = "the container, its endpoints and mounts", body = ContainerInspect),
-        (status = 404, description = "no such container", body = ErrorResponse),
+        (status = 404, description = "no such container, or the identifier is ambiguous", body = ErrorResponse),
+        (status = 500, description = "internal error", body = ErrorResponse),
     )
 )]
 pub(super) async fn inspect(container_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::OK, engine.inspect_container(container_id).await)
+    error::respond_404(StatusCode::OK, engine.inspect_container(container_id).await)
 }
 
-/// Create a container: a ZFS clone of the image's snapshot. Every failure answers 404.
+/// Create a container: a ZFS clone of the image's snapshot. Every refusal answers 404.
+///
+/// As in the reference, whose clients know no other refusal: an invalid configuration, an unknown
+/// or ambiguous image, a name another container holds.
 #[utoipa::path(
     post, path = "/containers/create", operation_id = "Container.Create", tag = "Container",
     request_body = ContainerConfig,
     responses(
         (status = 201, description = "the container's ID", body = IdResponse),
-        (status = 404, description = "invalid configuration or no such image", body = ErrorResponse),
+        (status = 404, description = "invalid configuration, no such image, an ambiguous image identifier, or the name is taken", body = ErrorResponse),
         (status = 422, description = "the body does not fit the schema", body = ValidationErrors),
         (status = 500, description = "internal error", body = ErrorResponse),
     )
 )]
 pub(super) async fn create(config: ContainerConfig, engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::CREATED, engine.create_container(config).await)
+    error::respond_404(StatusCode::CREATED, engine.create_container(config).await)
 }
 
 /// Remove a stopped container and its dataset.
@@ -117,7 +122,7 @@ pub(super) async fn create(config: ContainerConfig, engine: Arc<Engine>) -> Resp
     responses(
         (status = 200, description = "the container's ID", body = IdResponse),
         (status = 404, description = "no such container", body = ErrorResponse),
-        (status = 409, description = "the container is running", body = ErrorResponse),
+        (status = 409, description = "the container is running, or the identifier is ambiguous", body = ErrorResponse),
         (status = 500, description = "internal error", body = ErrorResponse),
     )
 )]
@@ -131,12 +136,12 @@ pub(super) async fn remove(container_id: String, engine: Arc<Engine>) -> Respons
     params(("container_id" = String, Path, description = "container ID, ID prefix or name")),
     responses(
         (status = 200, description = "the container's ID", body = IdResponse),
-        (status = 404, description = "no such container, or not running", body = ErrorResponse),
+        (status = 404, description = "no such container, not running, or the identifier is ambiguous", body = ErrorResponse),
         (status = 500, description = "internal error", body = ErrorResponse),
     )
 )]
 pub(super) async fn stop(container_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::OK, engine.stop_container(container_id).await)
+    error::respond_404(StatusCode::OK, engine.stop_container(container_id).await)
 }
 
 /// Change a container's name, command, user, environment, jail parameters, restart policy or
@@ -147,8 +152,9 @@ pub(super) async fn stop(container_id: String, engine: Arc<Engine>) -> Response 
     request_body = ContainerConfig,
     responses(
         (status = 201, description = "the container's ID", body = IdResponse),
-        (status = 404, description = "no such container", body = ErrorResponse),
-        (status = 409, description = "the change cannot be applied", body = ErrorResponse),
+        (status = 404, description = "no such container, or an invalid name", body = ErrorResponse),
+        (status = 409, description = "the change cannot be applied, the name is taken, or the identifier is ambiguous", body = ErrorResponse),
+        (status = 422, description = "the body does not fit the schema", body = ValidationErrors),
         (status = 500, description = "internal error", body = ErrorResponse),
     )
 )]

@@ -1,4 +1,9 @@
 //! The one place where failures become HTTP answers.
+//!
+//! Every error answer is JSON with a `message` (the published Python client needs the key, and
+//! prints it). The status is the reference's for the operation: the Python client crashes on any
+//! status its generated code does not list for an endpoint, so operations whose reference answers
+//! have no 409 answer their conflicts with 404 ([`respond_404`]).
 
 use http::StatusCode;
 use kleene_api::{ErrorResponse, ValidationErrors};
@@ -6,6 +11,7 @@ use warp::reply::Response;
 use warp::Reply;
 
 use crate::engine::EngineError;
+use crate::store::StoreError;
 
 /// A JSON answer with a status.
 pub fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
@@ -22,7 +28,7 @@ pub fn message(status: StatusCode, message: impl Into<String>) -> Response {
     )
 }
 
-/// A 422 answer for a value that failed validation.
+/// A 422 answer for a value that failed validation: `{"message": ..., "errors": [...]}`.
 pub fn invalid(errors: ValidationErrors) -> Response {
     json(StatusCode::UNPROCESSABLE_ENTITY, &errors)
 }
@@ -34,14 +40,18 @@ pub fn route_not_found() -> Response {
 
 /// Maps an engine failure to its status and body. Internal failures are logged here, once.
 pub fn engine(err: EngineError) -> Response {
-    match err {
-        EngineError::NotFound(text) => message(StatusCode::NOT_FOUND, text),
-        EngineError::Conflict(text) => message(StatusCode::CONFLICT, text),
-        err @ (EngineError::Store(_) | EngineError::Zfs(_) | EngineError::Internal(_)) => {
-            tracing::error!(error = %err, "request failed");
-            message(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
+    let status = match &err {
+        EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+        // An identifier that names several objects: the request's fault, and nothing was done.
+        EngineError::Conflict(_) | EngineError::Store(StoreError::Ambiguous { .. }) => {
+            StatusCode::CONFLICT
         }
-    }
+        EngineError::Store(_) | EngineError::Zfs(_) | EngineError::Internal(_) => {
+            tracing::error!(error = %err, "request failed");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    message(status, err.to_string())
 }
 
 /// Answers `result` with `status` and its JSON, or with the mapped error.
@@ -53,4 +63,17 @@ pub fn respond<T: serde::Serialize>(
         Ok(value) => json(status, &value),
         Err(err) => engine(err),
     }
+}
+
+/// [`respond`] for operations whose reference answers have no 409 (inspect, stop, image removal
+/// and tagging): a conflict, such as an ambiguous identifier, is answered 404 with its message.
+pub fn respond_404<T: serde::Serialize>(
+    status: StatusCode,
+    result: Result<T, EngineError>,
+) -> Response {
+    let mut response = respond(status, result);
+    if response.status() == StatusCode::CONFLICT {
+        *response.status_mut() = StatusCode::NOT_FOUND;
+    }
+    response
 }

@@ -78,11 +78,12 @@ pub(super) async fn list(engine: Arc<Engine>) -> Response {
     params(("image_id" = String, Path, description = "image ID, ID prefix or name[:tag]")),
     responses(
         (status = 200, description = "the image", body = Image),
-        (status = 404, description = "no such image", body = ErrorResponse),
+        (status = 404, description = "no such image, or the identifier is ambiguous", body = ErrorResponse),
+        (status = 500, description = "internal error", body = ErrorResponse),
     )
 )]
 pub(super) async fn inspect(image_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::OK, engine.inspect_image(image_id).await)
+    error::respond_404(StatusCode::OK, engine.inspect_image(image_id).await)
 }
 
 /// Remove an image and its dataset. Refused while containers or other images are clones of it.
@@ -91,12 +92,12 @@ pub(super) async fn inspect(image_id: String, engine: Arc<Engine>) -> Response {
     params(("image_id" = String, Path, description = "image ID, ID prefix or name[:tag]")),
     responses(
         (status = 200, description = "the image was removed; the identifier as given", body = IdResponse),
-        (status = 404, description = "no such image, or it is in use", body = ErrorResponse),
+        (status = 404, description = "no such image, it is in use, or the identifier is ambiguous", body = ErrorResponse),
         (status = 500, description = "internal error", body = ErrorResponse),
     )
 )]
 pub(super) async fn remove(image_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::OK, engine.remove_image(image_id).await)
+    error::respond_404(StatusCode::OK, engine.remove_image(image_id).await)
 }
 
 /// Set the name and tag of an image; another image holding them loses them.
@@ -108,8 +109,9 @@ pub(super) async fn remove(image_id: String, engine: Arc<Engine>) -> Response {
     ),
     responses(
         (status = 200, description = "the image's ID", body = IdResponse),
-        (status = 404, description = "no such image, or an invalid name", body = ErrorResponse),
+        (status = 404, description = "no such image, an invalid name, or the identifier is ambiguous", body = ErrorResponse),
         (status = 422, description = "nametag is missing", body = ValidationErrors),
+        (status = 500, description = "internal error", body = ErrorResponse),
     )
 )]
 pub(super) async fn tag(
@@ -123,7 +125,7 @@ pub(super) async fn tag(
             "missing required parameter 'nametag'",
         ));
     };
-    error::respond(StatusCode::OK, engine.tag_image(image_id, nametag).await)
+    error::respond_404(StatusCode::OK, engine.tag_image(image_id, nametag).await)
 }
 
 /// Remove images no container or image is cloned from: untagged ones, or all with `all=true`.

@@ -382,4 +382,261 @@ mod tests {
             );
         }
     }
+
+    /// Two containers, two images and two networks whose IDs share a prefix (`abc`, `fff`, `ddd`).
+    async fn ambiguous_api() -> (
+        warp::filters::BoxedFilter<(Response,)>,
+        Arc<kleene_runner::RecordingRunner>,
+    ) {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .write(|db| {
+                for (id, name) in [("fff111aaaaaa", "base"), ("fff222aaaaaa", "")] {
+                    let tag = if name.is_empty() { "" } else { "latest" };
+                    db.insert_image(&image(id, name, tag, "2024-01-01T00:00:00.000000Z"))?;
+                }
+                for (id, name) in [("abc111aaaaaa", "one"), ("abc222aaaaaa", "two")] {
+                    db.insert_container(&container(
+                        id,
+                        Some(name),
+                        "fff111aaaaaa",
+                        "2024-01-02T00:00:00Z",
+                    ))?;
+                }
+                db.insert_network(&network("ddd111aaaaaa", "front"))?;
+                let mut back = network("ddd222aaaaaa", "back");
+                back.interface = "kleene1".into();
+                back.subnet = "10.13.38.0/24".into();
+                db.insert_network(&back)
+            })
+            .await
+            .unwrap();
+        let (engine, runner) = crate::engine::test_engine(store);
+        (routes(engine), runner)
+    }
+
+    #[tokio::test]
+    async fn an_ambiguous_prefix_is_refused_naming_the_candidates() {
+        let (api, runner) = ambiguous_api().await;
+        let containers = "container identifier 'abc' is ambiguous: it matches 2 containers \
+                          (abc111aaaaaa, abc222aaaaaa); give more of the ID";
+        let images = "image identifier 'fff' is ambiguous: it matches 2 images \
+                      (fff111aaaaaa, fff222aaaaaa); give more of the ID";
+        // 409 where the reference answers 409; 404 where its clients know no other refusal.
+        for (method, path, body, status, message) in [
+            (
+                "DELETE",
+                "/containers/abc",
+                "",
+                StatusCode::CONFLICT,
+                containers,
+            ),
+            (
+                "POST",
+                "/containers/abc/update",
+                r#"{"persist": true}"#,
+                StatusCode::CONFLICT,
+                containers,
+            ),
+            (
+                "GET",
+                "/containers/abc/inspect",
+                "",
+                StatusCode::NOT_FOUND,
+                containers,
+            ),
+            (
+                "POST",
+                "/containers/abc/stop",
+                "",
+                StatusCode::NOT_FOUND,
+                containers,
+            ),
+            (
+                "GET",
+                "/images/fff/inspect",
+                "",
+                StatusCode::NOT_FOUND,
+                images,
+            ),
+            ("DELETE", "/images/fff", "", StatusCode::NOT_FOUND, images),
+            (
+                "POST",
+                "/images/fff/tag?nametag=new:one",
+                "",
+                StatusCode::NOT_FOUND,
+                images,
+            ),
+            (
+                "POST",
+                "/containers/create",
+                r#"{"image": "fff", "network_driver": "host"}"#,
+                StatusCode::NOT_FOUND,
+                images,
+            ),
+        ] {
+            let (got, answer) = call(&api, method, path, body).await;
+            assert_eq!(got, status, "{method} {path}: {answer}");
+            assert_eq!(answer["message"], message, "{method} {path}");
+        }
+        assert!(
+            runner.lines().is_empty(),
+            "nothing may run on the host: {:?}",
+            runner.lines()
+        );
+        let (_, list) = call(&api, "GET", "/containers/list?all=true", "").await;
+        assert_eq!(list.as_array().unwrap().len(), 2, "nothing was removed");
+        let (_, images) = call(&api, "GET", "/images/list", "").await;
+        assert_eq!(images[0]["id"], "fff111aaaaaa");
+        assert_eq!(images[0]["name"], "base", "nothing was retagged: {images}");
+    }
+
+    #[tokio::test]
+    async fn a_unique_prefix_an_exact_id_and_a_name_still_resolve() {
+        let (api, _) = ambiguous_api().await;
+        for (path, id) in [
+            ("/containers/abc1/inspect", "abc111aaaaaa"),
+            ("/containers/two/inspect", "abc222aaaaaa"),
+            ("/networks/ddd2/inspect", "ddd222aaaaaa"),
+            ("/networks/front/inspect", "ddd111aaaaaa"),
+        ] {
+            let (status, body) = call(&api, "GET", path, "").await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            let found = body
+                .get("container")
+                .or_else(|| body.get("network"))
+                .unwrap();
+            assert_eq!(found["id"], id, "{path}");
+        }
+        let (status, body) = call(&api, "GET", "/images/fff2/inspect", "").await;
+        assert_eq!(
+            (status, &body["id"]),
+            (StatusCode::OK, &"fff222aaaaaa".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_identifier_matches_nothing() {
+        let (api, _) = ambiguous_api().await;
+        // `:` is an empty name and tag, which untagged images have: still no match.
+        let (status, body) = call(&api, "GET", "/images/:/inspect", "").await;
+        assert_eq!(
+            (status, &body["message"]),
+            (StatusCode::NOT_FOUND, &"image not found".into())
+        );
+        let (status, body) = call(
+            &api,
+            "POST",
+            "/exec/create",
+            r#"{"container_id": "", "cmd": []}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(body["message"], "container not found");
+        let (status, body) = call(
+            &api,
+            "POST",
+            "/networks/connect",
+            r#"{"container": "", "network": "front"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(body["message"], "container not found");
+    }
+
+    #[tokio::test]
+    async fn a_name_another_container_holds_is_refused() {
+        let (api, runner) = ambiguous_api().await;
+        let taken = "container name 'two' is already in use by container abc222aaaaaa";
+        let (status, body) = call(
+            &api,
+            "POST",
+            "/containers/create",
+            r#"{"image": "base", "name": "/two", "network_driver": "host"}"#,
+        )
+        .await;
+        // Create answers every refusal with 404, as the reference does.
+        assert_eq!(
+            (status, &body["message"]),
+            (StatusCode::NOT_FOUND, &taken.into())
+        );
+        assert!(runner.lines().is_empty(), "no clone: {:?}", runner.lines());
+
+        let (status, body) =
+            call(&api, "POST", "/containers/one/update", r#"{"name": "two"}"#).await;
+        assert_eq!(
+            (status, &body["message"]),
+            (StatusCode::CONFLICT, &taken.into())
+        );
+        // An ID is no name either: the exact ID would always win the lookup.
+        let (status, body) = call(
+            &api,
+            "POST",
+            "/containers/one/update",
+            r#"{"name": "abc222aaaaaa"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        // Keeping one's own name, or taking a free one, is fine.
+        for name in ["one", "three"] {
+            let (status, body) = call(
+                &api,
+                "POST",
+                "/containers/abc1/update",
+                &format!(r#"{{"name": "{name}"}}"#),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{name}: {body}");
+        }
+        let (_, list) = call(&api, "GET", "/containers/list?all=true", "").await;
+        let mut names: Vec<_> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["three", "two"]);
+
+        let (status, body) = call(
+            &api,
+            "POST",
+            "/containers/create",
+            r#"{"image": "base", "name": "four", "network_driver": "host"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    #[tokio::test]
+    async fn names_longer_than_255_bytes_are_refused() {
+        let (api, _) = ambiguous_api().await;
+        let long = "n".repeat(256);
+        let (status, body) = call(
+            &api,
+            "POST",
+            "/containers/create",
+            &format!(r#"{{"image": "base", "name": "{long}", "network_driver": "host"}}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["message"], "container name is longer than 255 bytes");
+        let (status, body) = call(
+            &api,
+            "POST",
+            "/containers/one/update",
+            &format!(r#"{{"name": "/{long}"}}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["message"], "container name is longer than 255 bytes");
+        let (status, body) = call(
+            &api,
+            "POST",
+            "/containers/one/update",
+            &format!(r#"{{"name": "{}"}}"#, "n".repeat(255)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
 }

@@ -4,11 +4,19 @@ use kleene_api::{Container, ContainerSummary, MountPoint};
 use rusqlite::{params, Row};
 
 use super::volumes::{mount_from_row, MOUNT_COLUMNS};
-use super::{enum_from_text, enum_to_text, from_json, to_json, Db, StoreError};
+use super::{enum_from_text, enum_to_text, from_json, to_json, Db, Lookup, StoreError};
 
 const COLUMNS: &str =
     "c.id, c.name, c.image_id, c.cmd, c.user, c.env, c.network_driver, c.public_ports, \
                        c.jail_param, c.restart_policy, c.persist, c.created, c.dataset";
+
+const LOOKUP: Lookup<Container> = Lookup::new(
+    "container",
+    "containers c",
+    COLUMNS,
+    "c.id",
+    container_from_row,
+);
 
 fn container_from_row(row: &Row<'_>) -> rusqlite::Result<Container> {
     Ok(Container {
@@ -49,15 +57,29 @@ impl Db<'_> {
     }
 
     /// Finds a container by its full ID, by name, or by a prefix of its ID, in that order of
-    /// preference; among several matches the first in ID order wins. An empty identifier matches
+    /// preference. A prefix of several IDs (or a name several containers hold, in a database
+    /// written before names were unique) is [`StoreError::Ambiguous`]. An empty identifier matches
     /// nothing.
     pub fn find_container(&self, identifier: &str) -> Result<Option<Container>, StoreError> {
-        self.find_by_id_name_or_prefix(
-            &format!("SELECT {COLUMNS} FROM containers c"),
-            ("c.id", "c.name"),
-            identifier,
-            container_from_row,
-        )
+        self.find_by_id_name_or_prefix(&LOOKUP, "c.name", identifier)
+    }
+
+    /// The ID of a container other than `except` that a container named `name` would be confused
+    /// with: one holding the name, or one whose ID is the name (the exact ID wins every lookup, so
+    /// the name could never be used).
+    pub fn container_name_clash(
+        &self,
+        name: &str,
+        except: &str,
+    ) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM containers WHERE (name = ?1 OR id = ?1) AND id != ?2 ORDER BY id LIMIT 1",
+            )?
+            .query_row([name, except], |row| row.get(0))
+            .optional()?)
     }
 
     /// Stores a new container.
@@ -141,7 +163,7 @@ impl Db<'_> {
 #[cfg(test)]
 mod tests {
     use crate::store::testdata::{container, image, network, volume};
-    use crate::store::Store;
+    use crate::store::{Store, StoreError};
     use kleene_api::{EndPoint, MountPoint, MountPointType};
 
     #[tokio::test]
@@ -199,15 +221,158 @@ mod tests {
                 ))?;
                 Ok((
                     db.find_container("1337")?,
-                    db.find_container("133")?,
+                    db.find_container("1337a")?,
                     db.find_container("y")?,
+                    db.find_container("ab")?,
                 ))
             })
             .await
             .unwrap();
-        assert_eq!(found.0.unwrap().id, "1337");
-        assert_eq!(found.1.unwrap().id, "1337", "first in ID order");
+        assert_eq!(
+            found.0.unwrap().id,
+            "1337",
+            "the exact ID, not the container named 1337"
+        );
+        assert_eq!(found.1.unwrap().id, "1337aa", "a unique prefix");
         assert_eq!(found.2.unwrap().id, "1337");
+        assert_eq!(found.3.unwrap().id, "abcdef");
+    }
+
+    #[tokio::test]
+    async fn a_prefix_of_several_ids_is_ambiguous_and_names_them() {
+        let store = Store::open_in_memory().unwrap();
+        let err = store
+            .write(|db| {
+                db.insert_image(&image("i1i1i1", "base", "latest", "2024-01-01T00:00:00Z"))?;
+                for id in ["6c0000", "6a0000", "6b0000", "7a0000"] {
+                    db.insert_container(&container(id, None, "i1i1i1", "2024-01-01T00:00:00Z"))?;
+                }
+                db.find_container("6")
+            })
+            .await
+            .unwrap_err();
+        match &err {
+            StoreError::Ambiguous {
+                kind,
+                identifier,
+                candidates,
+            } => {
+                assert_eq!((*kind, identifier.as_str()), ("container", "6"));
+                assert_eq!(candidates, &["6a0000", "6b0000", "6c0000"]);
+            }
+            other => panic!("not an ambiguity: {other:?}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            "container identifier '6' is ambiguous: it matches 3 containers \
+             (6a0000, 6b0000, 6c0000); give more of the ID"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_ambiguity_names_ten_candidates_and_counts_the_rest() {
+        let store = Store::open_in_memory().unwrap();
+        let err = store
+            .write(|db| {
+                db.insert_image(&image("i1i1i1", "base", "latest", "2024-01-01T00:00:00Z"))?;
+                for n in 0..13 {
+                    let id = format!("a{n:05}");
+                    db.insert_container(&container(&id, None, "i1i1i1", "2024-01-01T00:00:00Z"))?;
+                }
+                db.find_container("a")
+            })
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("it matches 13 containers (a00000, "),
+            "{text}"
+        );
+        assert!(text.contains("a00009 and 3 more)"), "{text}");
+        assert!(!text.contains("a00010"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_name_held_twice_in_an_older_database_is_ambiguous_too() {
+        let store = Store::open_in_memory().unwrap();
+        let err = store
+            .write(|db| {
+                db.insert_image(&image("i1i1i1", "base", "latest", "2024-01-01T00:00:00Z"))?;
+                for id in ["c1c1c1", "c2c2c2"] {
+                    db.insert_container(&container(
+                        id,
+                        Some("web"),
+                        "i1i1i1",
+                        "2024-01-01T00:00:00Z",
+                    ))?;
+                }
+                db.find_container("web")
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Ambiguous { ref candidates, .. } if candidates.len() == 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn prefixes_are_matched_exactly_and_empty_identifiers_match_nothing() {
+        let store = Store::open_in_memory().unwrap();
+        let found = store
+            .write(|db| {
+                db.insert_image(&image("i1i1i1", "base", "latest", "2024-01-01T00:00:00Z"))?;
+                db.insert_container(&container("abc_12", None, "i1i1i1", "2024-01-01T00:00:00Z"))?;
+                Ok([
+                    db.find_container("")?,
+                    db.find_container("ABC")?,
+                    db.find_container("%")?,
+                    db.find_container("abc%")?,
+                    db.find_container("ab_")?,
+                    db.find_container("abc_")?,
+                ])
+            })
+            .await
+            .unwrap();
+        let ids: Vec<_> = found
+            .iter()
+            .map(|c| c.as_ref().map(|c| c.id.as_str()))
+            .collect();
+        assert_eq!(ids, [None, None, None, None, None, Some("abc_12")]);
+    }
+
+    #[tokio::test]
+    async fn a_name_clashes_with_another_containers_name_or_id() {
+        let store = Store::open_in_memory().unwrap();
+        let clashes = store
+            .write(|db| {
+                db.insert_image(&image("i1i1i1", "base", "latest", "2024-01-01T00:00:00Z"))?;
+                db.insert_container(&container(
+                    "c1c1c1",
+                    Some("web"),
+                    "i1i1i1",
+                    "2024-01-01T00:00:00Z",
+                ))?;
+                db.insert_container(&container("c2c2c2", None, "i1i1i1", "2024-01-01T00:00:00Z"))?;
+                Ok([
+                    db.container_name_clash("web", "")?,
+                    db.container_name_clash("web", "c1c1c1")?,
+                    db.container_name_clash("c1c1c1", "c2c2c2")?,
+                    db.container_name_clash("c1c1", "c2c2c2")?,
+                    db.container_name_clash("db", "")?,
+                ])
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            clashes,
+            [
+                Some("c1c1c1".to_owned()),
+                None,
+                Some("c1c1c1".to_owned()),
+                None,
+                None
+            ]
+        );
     }
 
     #[tokio::test]

@@ -1,11 +1,13 @@
 //! Image rows.
 
 use kleene_api::Image;
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Row};
 
-use super::{from_json, like_prefix, to_json, Db, StoreError};
+use super::{from_json, to_json, Db, Lookup, StoreError};
 
 const COLUMNS: &str = "id, name, tag, cmd, env, user, instructions, created, dataset";
+
+const LOOKUP: Lookup<Image> = Lookup::new("image", "images", COLUMNS, "id", image_from_row);
 
 fn image_from_row(row: &Row<'_>) -> rusqlite::Result<Image> {
     Ok(Image {
@@ -40,37 +42,24 @@ impl Db<'_> {
     }
 
     /// Finds an image by its full ID, by `name[:tag]`, or by a prefix of its ID, in that order of
-    /// preference. An empty identifier matches nothing.
+    /// preference. A prefix of several IDs is [`StoreError::Ambiguous`]. An empty identifier
+    /// matches nothing, and neither does an empty name or tag (`:`, `base:`): untagged images have
+    /// both empty, and are found by ID only.
     pub fn find_image(&self, identifier: &str) -> Result<Option<Image>, StoreError> {
         if identifier.is_empty() {
             return Ok(None);
         }
-        let exact = self
-            .conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM images WHERE id = ?1"))?
-            .query_row([identifier], image_from_row)
-            .optional()?;
-        if exact.is_some() {
-            return Ok(exact);
-        }
         let (name, tag) = split_name_tag(identifier);
-        let named = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM images WHERE name = ?1 AND tag = ?2 ORDER BY created DESC LIMIT 1"
-            ))?
-            .query_row([name, tag], image_from_row)
-            .optional()?;
-        if named.is_some() {
-            return Ok(named);
-        }
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM images WHERE id LIKE ?1 ESCAPE '\\' ORDER BY id LIMIT 1"
-            ))?
-            .query_row([like_prefix(identifier)], image_from_row)
-            .optional()?)
+        let by_name: &[(&str, &[&str])] = if name.is_empty() || tag.is_empty() {
+            &[]
+        } else {
+            &[("name = ?1 AND tag = ?2", &[name, tag])]
+        };
+        let by_id: (&str, &[&str]) = ("id = ?1", &[identifier]);
+        let conditions: Vec<(&str, &[&str])> = std::iter::once(by_id)
+            .chain(by_name.iter().copied())
+            .collect();
+        self.find_by(&LOOKUP, &conditions, identifier)
     }
 
     /// Stores a new image. A non-empty `name:tag` moves to it from any image that held it.
@@ -145,20 +134,21 @@ mod tests {
             })
             .await
             .unwrap();
-        let (list, by_name, by_tag, by_prefix, ambiguous, none, empty) = store
+        let (list, by_name, by_tag, by_prefix, none, empty, untagged) = store
             .read(|db| {
                 Ok((
                     db.list_images()?,
                     db.find_image("base")?,
                     db.find_image("web:v1")?,
                     db.find_image("bb")?,
-                    db.find_image("aa")?,
                     db.find_image("web")?,
                     db.find_image("")?,
+                    db.find_image(":")?,
                 ))
             })
             .await
             .unwrap();
+        let ambiguous = store.read(|db| db.find_image("aa")).await.unwrap_err();
         let ids: Vec<_> = list.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(ids, ["aab222", "aaa111", "bbb333"]);
         assert_eq!(
@@ -168,9 +158,14 @@ mod tests {
         assert_eq!(by_name.unwrap().id, "aaa111");
         assert_eq!(by_tag.unwrap().id, "aab222");
         assert_eq!(by_prefix.unwrap().id, "bbb333");
-        assert_eq!(ambiguous.unwrap().id, "aaa111", "first in ID order");
+        assert_eq!(
+            ambiguous.to_string(),
+            "image identifier 'aa' is ambiguous: it matches 2 images (aaa111, aab222); \
+             give more of the ID"
+        );
         assert!(none.is_none(), "web means web:latest");
         assert!(empty.is_none());
+        assert!(untagged.is_none(), "an empty name and tag are no name");
     }
 
     #[tokio::test]

@@ -16,9 +16,22 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-/// A store failure. These are internal errors from the API's point of view.
+/// A store failure. These are internal errors from the API's point of view, except
+/// [`StoreError::Ambiguous`], which is the request's fault.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// An identifier that is no object's exact ID matches several objects: a prefix of several IDs,
+    /// or a name several containers hold (databases written before names were unique). Nothing is
+    /// picked for the caller.
+    #[error("{}", ambiguity(kind, identifier, candidates))]
+    Ambiguous {
+        /// `container`, `image` or `network`.
+        kind: &'static str,
+        /// The identifier as given.
+        identifier: String,
+        /// The IDs it matches, in ID order.
+        candidates: Vec<String>,
+    },
     #[error("could not open metadata database {path}: {source}")]
     Open {
         path: PathBuf,
@@ -33,6 +46,29 @@ pub enum StoreError {
     Corrupt { what: &'static str, reason: String },
     #[error("metadata database task failed: {0}")]
     Task(String),
+}
+
+/// How many candidates an ambiguity names before it only counts the rest.
+const CANDIDATES_NAMED: usize = 10;
+
+fn ambiguity(kind: &str, identifier: &str, candidates: &[String]) -> String {
+    let mut named = candidates
+        .iter()
+        .take(CANDIDATES_NAMED)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if candidates.len() > CANDIDATES_NAMED {
+        named.push_str(&format!(
+            " and {} more",
+            candidates.len() - CANDIDATES_NAMED
+        ));
+    }
+    format!(
+        "{kind} identifier '{identifier}' is ambiguous: it matches {} {kind}s ({named}); \
+         give more of the ID",
+        candidates.len()
+    )
 }
 
 /// Handle to the metadata database; cheap to clone.
@@ -172,51 +208,123 @@ impl std::fmt::Display for CorruptValue {
 
 impl std::error::Error for CorruptValue {}
 
+/// How rows of one kind of object are looked up by identifier.
+pub(super) struct Lookup<T> {
+    /// What the rows are, for messages: `container`, `network`.
+    kind: &'static str,
+    /// The `FROM` part: a table, with an alias if the columns use one.
+    table: &'static str,
+    /// The columns `from_row` reads.
+    columns: &'static str,
+    /// The column expression of the ID.
+    id: &'static str,
+    /// Reads one row of `columns`.
+    from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+}
+
+impl<T> Lookup<T> {
+    pub(super) const fn new(
+        kind: &'static str,
+        table: &'static str,
+        columns: &'static str,
+        id: &'static str,
+        from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Self {
+        Lookup {
+            kind,
+            table,
+            columns,
+            id,
+            from_row,
+        }
+    }
+}
+
 impl Db<'_> {
     /// Looks up one row by `identifier` in the API's order of preference: the exact ID, then the
-    /// name, then a prefix of the ID (the first in ID order). `select` is the `SELECT ... FROM ...`
-    /// part; `id` and `name` are its column expressions. An empty identifier matches nothing.
+    /// name (the column expression `name`), then a prefix of the ID. A name or prefix that matches
+    /// several rows is [`StoreError::Ambiguous`]: nothing is picked. An empty identifier matches
+    /// nothing.
     fn find_by_id_name_or_prefix<T>(
         &self,
-        select: &str,
-        (id, name): (&str, &str),
+        lookup: &Lookup<T>,
+        name: &str,
         identifier: &str,
-        from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Option<T>, StoreError> {
-        use rusqlite::OptionalExtension;
         if identifier.is_empty() {
             return Ok(None);
         }
-        let prefix = like_prefix(identifier);
-        for (condition, value) in [
-            (format!("{id} = ?1"), identifier),
-            (format!("{name} = ?1"), identifier),
-            (format!("{id} LIKE ?1 ESCAPE '\\'"), prefix.as_str()),
-        ] {
-            let found = self
-                .conn
-                .prepare_cached(&format!("{select} WHERE {condition} ORDER BY {id} LIMIT 1"))?
-                .query_row([value], from_row)
-                .optional()?;
-            if found.is_some() {
-                return Ok(found);
+        self.find_by(
+            lookup,
+            &[
+                (&format!("{} = ?1", lookup.id), &[identifier]),
+                (&format!("{name} = ?1"), &[identifier]),
+            ],
+            identifier,
+        )
+    }
+
+    /// Tries each `(condition, values)` in turn, then a prefix of the ID: the first that matches
+    /// anything decides; one match is the answer, several are [`StoreError::Ambiguous`].
+    fn find_by<T>(
+        &self,
+        lookup: &Lookup<T>,
+        conditions: &[(&str, &[&str])],
+        identifier: &str,
+    ) -> Result<Option<T>, StoreError> {
+        // Compared as text, not with LIKE: that would be case-insensitive and read `%` and `_`.
+        let by_prefix = format!("substr({id}, 1, length(?1)) = ?1", id = lookup.id);
+        let prefix_values = [identifier];
+        let steps = conditions
+            .iter()
+            .copied()
+            .chain(std::iter::once((by_prefix.as_str(), &prefix_values[..])));
+        for (condition, values) in steps {
+            let ids = self.ids_where(lookup, condition, values)?;
+            match ids.as_slice() {
+                [] => continue,
+                [id] => return self.row_by_id(lookup, id),
+                _ => {
+                    return Err(StoreError::Ambiguous {
+                        kind: lookup.kind,
+                        identifier: identifier.to_owned(),
+                        candidates: ids,
+                    })
+                }
             }
         }
         Ok(None)
     }
-}
 
-/// Escapes `%`, `_` and `\` so a user-supplied prefix is matched literally by `LIKE ... ESCAPE '\'`.
-fn like_prefix(prefix: &str) -> String {
-    let mut pattern = String::with_capacity(prefix.len() + 1);
-    for ch in prefix.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(ch);
+    /// IDs of the rows meeting `condition`, in ID order.
+    fn ids_where<T>(
+        &self,
+        lookup: &Lookup<T>,
+        condition: &str,
+        values: &[&str],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {id} FROM {table} WHERE {condition} ORDER BY {id}",
+            id = lookup.id,
+            table = lookup.table,
+        ))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
-    pattern.push('%');
-    pattern
+
+    fn row_by_id<T>(&self, lookup: &Lookup<T>, id: &str) -> Result<Option<T>, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {columns} FROM {table} WHERE {id} = ?1",
+                columns = lookup.columns,
+                table = lookup.table,
+                id = lookup.id,
+            ))?
+            .query_row([id], lookup.from_row)
+            .optional()?)
+    }
 }
 
 /// Encodes a unit enum as its wire name (`"host"`, `"on-startup"`).

@@ -3,11 +3,13 @@
 use kleene_api::{EndPoint, Network};
 use rusqlite::{params, Row};
 
-use super::{enum_from_text, enum_to_text, Db, StoreError};
+use super::{enum_from_text, enum_to_text, Db, Lookup, StoreError};
 
 const COLUMNS: &str =
     "id, name, type, subnet, subnet6, interface, gateway, gateway6, nat, icc, internal";
 const ENDPOINT_COLUMNS: &str = "id, network_id, container_id, epair, ip_address, ip_address6";
+
+const LOOKUP: Lookup<Network> = Lookup::new("network", "networks", COLUMNS, "id", network_from_row);
 
 fn network_from_row(row: &Row<'_>) -> rusqlite::Result<Network> {
     Ok(Network {
@@ -46,15 +48,11 @@ impl Db<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Finds a network by its full ID, by name, or by a prefix of its ID, in that order of preference.
-    /// An empty identifier matches nothing.
+    /// Finds a network by its full ID, by name, or by a prefix of its ID, in that order of
+    /// preference. A prefix of several IDs is [`StoreError::Ambiguous`]. An empty identifier
+    /// matches nothing.
     pub fn find_network(&self, identifier: &str) -> Result<Option<Network>, StoreError> {
-        self.find_by_id_name_or_prefix(
-            &format!("SELECT {COLUMNS} FROM networks"),
-            ("id", "name"),
-            identifier,
-            network_from_row,
-        )
+        self.find_by_id_name_or_prefix(&LOOKUP, "name", identifier)
     }
 
     /// Stores a new network.
@@ -196,6 +194,30 @@ mod tests {
         assert_eq!(by_name.unwrap().id, "ffff01");
         assert_eq!(by_prefix.unwrap().id, "aaaa01");
         assert!(missing.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_prefix_of_several_network_ids_is_ambiguous() {
+        let store = Store::open_in_memory().unwrap();
+        let (err, exact) = store
+            .write(|db| {
+                db.insert_network(&network("ffff01", "zeta"))?;
+                let mut other = network("ffff02", "eta");
+                other.interface = "kleene1".into();
+                db.insert_network(&other)?;
+                Ok((
+                    db.find_network("ff").unwrap_err(),
+                    db.find_network("ffff02")?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "network identifier 'ff' is ambiguous: it matches 2 networks (ffff01, ffff02); \
+             give more of the ID"
+        );
+        assert_eq!(exact.unwrap().name, "eta");
     }
 
     #[tokio::test]
