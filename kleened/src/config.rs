@@ -183,7 +183,8 @@ pub struct Config {
     pub metadata_path: Option<PathBuf>,
     /// How long running requests may take to finish after a shutdown signal.
     pub shutdown_timeout: std::time::Duration,
-    /// Linux: the cgroup (below the daemon's own) holding one cgroup per container.
+    /// Linux: the cgroup (below the daemon's own) holding one cgroup per container; by default
+    /// `kleene-<kleene_root with - for />`, so daemons of different roots have their own.
     pub cgroup_parent: String,
     /// Linux: the cgroup hierarchy to track containers in; `None` means cgroup v2 where it is
     /// mounted, else the v1 `pids` hierarchy.
@@ -234,6 +235,7 @@ fn required<T>(value: Option<T>, key: &str) -> Result<T, ConfigError> {
 fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
     let kleene_root = required(raw.kleene_root, "kleene_root")?;
     validate_dataset_name(&kleene_root).map_err(|reason| invalid("kleene_root", reason))?;
+    let default_cgroup_parent = format!("kleene-{}", kleene_root.replace(['/', ':'], "-"));
     let raw_listeners = required(raw.api_listening_sockets, "api_listening_sockets")?;
     if raw_listeners.is_empty() {
         return Err(invalid(
@@ -311,7 +313,8 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
                     format!("'{name}' is not a simple name"),
                 ))
             }
-            None => "kleene".to_owned(),
+            // One per root: two daemons on different roots never share a parent.
+            None => default_cgroup_parent,
         },
         nft_table: match raw.nft_table {
             Some(name) if valid_cgroup_name(&name) && name.len() <= 64 => name,
@@ -489,6 +492,14 @@ log_level: info
         assert_eq!(config.log_level, LogLevel::Info);
         assert_eq!(config.listeners.len(), 1);
         assert!(config.listeners[0].tls.is_none());
+    }
+
+    #[test]
+    fn the_cgroup_parent_is_the_roots_own_by_default() {
+        let config = parse(MINIMAL, TargetOs::Linux).unwrap();
+        assert_eq!(config.cgroup_parent, "kleene-zroot-kleene");
+        let config = parse(&format!("{MINIMAL}cgroup_parent: mine\n"), TargetOs::Linux).unwrap();
+        assert_eq!(config.cgroup_parent, "mine");
     }
 
     #[test]

@@ -33,18 +33,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         });
     // The store lives in the root dataset by default, so storage is checked first.
     let store_path = config.metadata_path.clone();
-    let (zfs, store, containers_mountpoint) = tokio::task::spawn_blocking({
-        let layout = layout.clone();
-        move || -> anyhow::Result<(Zfs, Store, PathBuf)> {
-            let root_mountpoint = layout.prepare(&zfs).map_err(anyhow::Error::msg)?;
-            let containers = zfs
-                .mountpoint(&layout.containers)?
-                .unwrap_or_else(|| root_mountpoint.join("container"));
-            let path = store_path.unwrap_or_else(|| root_mountpoint.join("metadata.sqlite"));
-            Ok((zfs, Store::open(&path)?, containers))
-        }
-    })
-    .await??;
+    let (zfs, store, containers_mountpoint, root_mountpoint, root_lock) =
+        tokio::task::spawn_blocking({
+            let layout = layout.clone();
+            move || -> anyhow::Result<(Zfs, Store, PathBuf, PathBuf, std::fs::File)> {
+                let root_mountpoint = layout.prepare(&zfs).map_err(anyhow::Error::msg)?;
+                let lock = lock_root(&root_mountpoint, layout.root.as_str())?;
+                let containers = zfs
+                    .mountpoint(&layout.containers)?
+                    .unwrap_or_else(|| root_mountpoint.join("container"));
+                let path = store_path.unwrap_or_else(|| root_mountpoint.join("metadata.sqlite"));
+                Ok((zfs, Store::open(&path)?, containers, root_mountpoint, lock))
+            }
+        })
+        .await??;
     // Bound before the runtime makes anything on the host, so a bad address leaves nothing behind.
     let listeners = server::listen::bind_all(&config.listeners).await?;
     let platform = platform(&config, runner.clone(), &containers_mountpoint)?;
@@ -56,6 +58,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         runtime: platform.runtime,
         network: platform.network,
         containers_mountpoint: Some(containers_mountpoint),
+        root_mountpoint: Some(root_mountpoint),
     })?;
     engine.startup().await?;
 
@@ -73,6 +76,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     stop.send_replace(true);
     serving.await.context("listeners failed")?;
     engine.shutdown(config.shutdown_timeout).await;
+    drop(root_lock);
     drop(pidfile);
     tracing::info!("stopped");
     Ok(())
@@ -156,6 +160,26 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     })
+}
+
+/// Locks `kleene_root` for this daemon (flock(2) of `.kleened.lock` in its mountpoint): two
+/// daemons on one root would destroy each other's datasets. A lock left by a crash goes with the
+/// process that held it.
+fn lock_root(mountpoint: &Path, root: &str) -> anyhow::Result<std::fs::File> {
+    let path = mountpoint.join(".kleened.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    if let Err(err) = file.try_lock() {
+        anyhow::bail!(
+            "another kleened uses kleene_root '{root}' ({} is locked: {err}); one daemon per root",
+            path.display()
+        );
+    }
+    Ok(file)
 }
 
 /// The pidfile, locked while the daemon runs and removed when dropped. The lock (flock(2), on FreeBSD

@@ -345,6 +345,20 @@ impl Daemon {
         std::fs::read_to_string(self.dir.path().join("kleened.log")).unwrap_or_default()
     }
 
+    /// Kills the daemon with SIGKILL, as a crash would: nothing is cleaned up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same directory and root (after [`Daemon::kill`]).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the daemon still runs");
+        self.spawn();
+    }
+
     /// Stops the daemon with SIGTERM and restarts it on the same directory.
     pub fn restart(&mut self) {
         self.stop();

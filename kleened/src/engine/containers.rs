@@ -11,6 +11,7 @@ use kleene_api::{
 };
 use zfs::{DatasetName, DestroyFlags, SnapshotName};
 
+use super::recovery::Intent;
 use super::{ids, Engine, EngineError};
 use crate::platform::runtime::{RuntimeError, DEFAULT_STOP_GRACE};
 use crate::platform::Runtime;
@@ -110,8 +111,21 @@ impl Engine {
     pub async fn list_containers(&self, all: bool) -> Result<Vec<ContainerSummary>, EngineError> {
         let mut containers = self.store.read(|db| db.list_containers()).await?;
         let running = self.running_set().await?;
+        let runtime = self.runtime.clone();
+        let ids: Vec<String> = running.iter().cloned().collect();
+        let jids: std::collections::HashMap<String, i64> = match runtime {
+            Some(runtime) => tokio::task::spawn_blocking(move || {
+                ids.into_iter()
+                    .filter_map(|id| runtime.jid(&id).map(|jid| (id, jid)))
+                    .collect()
+            })
+            .await
+            .unwrap_or_default(),
+            None => Default::default(),
+        };
         for summary in &mut containers {
             summary.container.running = running.contains(&summary.container.id);
+            summary.jid = jids.get(&summary.container.id).copied();
         }
         Ok(containers
             .into_iter()
@@ -278,9 +292,15 @@ impl Engine {
         ))
         .map_err(|e| refuse(format!("invalid snapshot: {e}")))?;
         let (clone_origin, clone_target) = (origin.clone(), dataset.clone());
-        self.zfs(move |zfs| zfs.clone_snapshot(&clone_origin, &clone_target, &[]))
+        // A crash from here on is finished or undone at the next start (engine/recovery.rs).
+        let intent = self.intend(Intent::ContainerCreate, &id).await?;
+        if let Err(err) = self
+            .zfs(move |zfs| zfs.clone_snapshot(&clone_origin, &clone_target, &[]))
             .await
-            .map_err(|e| refuse(e.to_string()))?;
+        {
+            self.done(intent).await;
+            return Err(refuse(err.to_string()));
+        }
         let cmd = config
             .cmd
             .clone()
@@ -337,9 +357,13 @@ impl Engine {
         {
             if let Err(err) = self.destroy_dataset(&dataset).await {
                 tracing::error!(dataset = dataset.as_str(), error = %err, "could not destroy dataset");
+                // The intent stays: the next start destroys it.
+                return Err(err.into());
             }
+            self.done(intent).await;
             return Err(err);
         }
+        self.done(intent).await;
         tracing::info!(container = %id, image = %image.id, "container created");
         Ok(IdResponse { id })
     }
@@ -378,9 +402,16 @@ impl Engine {
     /// Removes a stopped container, its dataset and its records. Only a container the runtime
     /// proves stopped is removed: when it cannot tell, nothing is destroyed.
     pub async fn remove_container(&self, identifier: String) -> Result<IdResponse, EngineError> {
-        let container = self
+        let found = self
             .find_container(&identifier)
             .await?
+            .ok_or_else(|| EngineError::NotFound("no such container".into()))?;
+        // One change at a time per container; a removal that waited finds it gone.
+        let _held = self.objects.lock(&found.id).await;
+        let container = self
+            .find_container(&found.id)
+            .await?
+            .filter(|c| c.id == found.id)
             .ok_or_else(|| EngineError::NotFound("no such container".into()))?;
         if self.is_running(&container.id).await? {
             return Err(EngineError::Conflict(
@@ -390,12 +421,17 @@ impl Engine {
         self.cleanup_container(&container.id).await;
         let dataset = DatasetName::new(container.dataset.clone())
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        self.destroy_dataset(&dataset).await.map_err(|e| {
-            EngineError::Internal(format!(
-                "could not destroy the dataset of container {}: {e}",
+        // From here the removal is finished at the next start if the daemon dies meanwhile.
+        let intent = self.intend(Intent::ContainerRemove, &container.id).await?;
+        if let Err(err) = self.destroy_dataset(&dataset).await {
+            // Nothing was removed: the container stays as it was (a dataset that went anyway
+            // takes its row along at the next start).
+            self.done(intent).await;
+            return Err(EngineError::Internal(format!(
+                "could not destroy the dataset of container {}: {err}",
                 container.id
-            ))
-        })?;
+            )));
+        }
         let id = container.id.clone();
         let connected = {
             let id = id.clone();
@@ -412,6 +448,7 @@ impl Engine {
         } else {
             self.store.write(move |db| db.delete_container(&id)).await?;
         }
+        self.done(intent).await;
         tracing::info!(container = %container.id, "container removed");
         Ok(IdResponse { id: container.id })
     }
@@ -450,9 +487,15 @@ impl Engine {
 
     /// Stops a running container: SIGTERM to every process, SIGKILL after the grace period.
     pub async fn stop_container(&self, identifier: String) -> Result<IdResponse, EngineError> {
-        let container = self
+        let found = self
             .find_container(&identifier)
             .await?
+            .ok_or_else(|| EngineError::NotFound("container not found".into()))?;
+        let _held = self.objects.lock(&found.id).await;
+        let container = self
+            .find_container(&found.id)
+            .await?
+            .filter(|c| c.id == found.id)
             .ok_or_else(|| EngineError::NotFound("container not found".into()))?;
         if !self.is_running(&container.id).await? {
             self.cleanup_container(&container.id).await;
@@ -590,6 +633,7 @@ impl Engine {
                 tracing::error!(container = %id, error = %err, "could not stop it");
             }
         }
+        self.recover().await;
         let containers = self.store.read(|db| db.list_containers()).await?;
         for summary in &containers {
             self.cleanup_container(&summary.container.id).await;

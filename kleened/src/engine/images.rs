@@ -15,6 +15,7 @@ use zfs::{DatasetName, DestroyFlags, SnapshotName};
 
 use super::fetch::{self, Source};
 use super::progress::Progress;
+use super::recovery::{Intent, Recorded};
 use super::{ids, Engine, EngineError, Layout};
 use crate::config::TargetOs;
 use crate::platform;
@@ -28,6 +29,8 @@ struct Made {
     source_snapshot: Option<SnapshotName>,
     /// A downloaded archive.
     download: Option<PathBuf>,
+    /// The intents recorded for the creation, cleared when it is done or undone.
+    intents: Vec<Recorded>,
 }
 
 /// Splits and checks `name[:tag]`; `""` means untagged and the tag defaults to `latest`.
@@ -284,6 +287,12 @@ impl Engine {
         let id = ids::new_id();
         let dataset = self.layout.image(&id).map_err(|e| e.to_string())?;
         let mut made = Made::default();
+        // A crash from here on is undone at the next start (engine/recovery.rs).
+        made.intents.push(
+            self.intend(Intent::Image, &id)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
         let result = self
             .build_image(&config, &id, &dataset, &progress, &mut made)
             .await;
@@ -292,20 +301,29 @@ impl Engine {
                 tracing::warn!(path = %download.display(), error = %err, "could not remove downloaded archive");
             }
         }
-        match result {
+        let intents = std::mem::take(&mut made.intents);
+        let outcome = match result {
             Ok(image) => {
                 tracing::info!(image = %image.id, method = config.method.as_str(), "image created");
                 Ok(image)
             }
             Err(reason) => {
                 tracing::info!(method = config.method.as_str(), %reason, "image creation failed");
-                self.undo_creation(&dataset, made).await;
+                if !self.undo_creation(&dataset, made).await {
+                    // Left for the next start, which tries again.
+                    return Err(reason);
+                }
                 Err(reason)
             }
+        };
+        for intent in intents {
+            self.done(intent).await;
         }
+        outcome
     }
 
-    async fn undo_creation(&self, dataset: &DatasetName, made: Made) {
+    /// Removes what a failed creation made; false when something could not be removed.
+    async fn undo_creation(&self, dataset: &DatasetName, made: Made) -> bool {
         let dataset = dataset.clone();
         let result = self
             .zfs(move |zfs| {
@@ -328,7 +346,9 @@ impl Engine {
             .await;
         if let Err(err) = result {
             tracing::error!(error = %err, "could not remove what a failed image creation made");
+            return false;
         }
+        true
     }
 
     fn check_cancelled(&self) -> Result<(), String> {
@@ -534,6 +554,12 @@ impl Engine {
             return Err(format!("dataset '{}' does not exist", source.as_str()));
         }
         let snapshot = source.snapshot(id).map_err(|e| e.to_string())?;
+        // A crash leaves this snapshot of the user's dataset: the next start removes it.
+        made.intents.push(
+            self.intend(Intent::Snapshot, snapshot.as_str())
+                .await
+                .map_err(|e| e.to_string())?,
+        );
         let take = snapshot.clone();
         self.zfs(move |zfs| zfs.snapshot(&take))
             .await

@@ -11,6 +11,7 @@ pub mod ipam;
 pub mod layout;
 mod networks;
 pub mod progress;
+mod recovery;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -67,6 +68,8 @@ pub struct EngineParts {
     pub network: Option<Arc<dyn NetworkHost>>,
     /// Where container datasets are mounted (their parent's mountpoint), if known.
     pub containers_mountpoint: Option<PathBuf>,
+    /// The root dataset's mountpoint (downloads are kept there), if known.
+    pub root_mountpoint: Option<PathBuf>,
 }
 
 /// Shared state of the daemon: everything a request may need.
@@ -82,9 +85,13 @@ pub struct Engine {
     /// interface of ports published on `[]`).
     host_gateway: std::sync::Mutex<Option<String>>,
     containers_mountpoint: Option<PathBuf>,
+    root_mountpoint: Option<PathBuf>,
     execs: exec::Execs,
     /// Held while an exec instance starts.
     starting: tokio::sync::Mutex<()>,
+    /// One lock per object being changed (a container's removal, stop, update), so that
+    /// concurrent requests on one object run one after the other.
+    objects: ObjectLocks,
     http: reqwest::Client,
     /// Long operations (image creation) run here, so shutdown can wait for them.
     tasks: TaskTracker,
@@ -114,8 +121,10 @@ impl Engine {
             network: parts.network,
             host_gateway: std::sync::Mutex::new(None),
             containers_mountpoint: parts.containers_mountpoint,
+            root_mountpoint: parts.root_mountpoint,
             execs: exec::Execs::default(),
             starting: tokio::sync::Mutex::new(()),
+            objects: ObjectLocks::default(),
             http,
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
@@ -266,6 +275,25 @@ impl Engine {
     }
 }
 
+/// Locks by object ID, made when first asked for and dropped when nobody holds or waits for them.
+#[derive(Debug, Default)]
+struct ObjectLocks {
+    locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl ObjectLocks {
+    /// Waits for the lock of `id`; it is held until the guard is dropped.
+    async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            // Forget the locks nobody holds any more, so the map stays small.
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+            Arc::clone(locks.entry(id.to_owned()).or_default())
+        };
+        lock.lock_owned().await
+    }
+}
+
 /// An engine over `store` whose commands go to a recording fake (for in-process tests).
 #[cfg(test)]
 pub(crate) fn test_engine(store: Store) -> (Arc<Engine>, Arc<kleene_runner::RecordingRunner>) {
@@ -287,6 +315,7 @@ pub(crate) fn test_engine_with(
         runtime,
         network: None,
         containers_mountpoint: None,
+        root_mountpoint: None,
     })
     .expect("engine");
     (engine, runner)

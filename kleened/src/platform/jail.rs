@@ -935,6 +935,13 @@ impl JailRuntime {
 }
 
 impl Runtime for JailRuntime {
+    fn jid(&self, container_id: &str) -> Option<i64> {
+        match self.jails().runs.get(container_id) {
+            Some(run) => Some(i64::from(run.jid)),
+            None => self.lookup_jid(container_id).ok().flatten().map(i64::from),
+        }
+    }
+
     fn check_jail_params(&self, jail_params: &[String]) -> Result<(), RuntimeError> {
         validate_jail_params(jail_params)
     }

@@ -115,6 +115,13 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     /// caller must not take the container for stopped.
     fn is_running(&self, container_id: &str) -> Result<bool, RuntimeError>;
 
+    /// The number the host knows a running container by: the jail's jid on FreeBSD, the host
+    /// PID of the container's PID 1 on Linux. `None` when it is not running or the runtime cannot
+    /// tell.
+    fn jid(&self, _container_id: &str) -> Option<i64> {
+        None
+    }
+
     /// IDs of every container that has processes now.
     fn running(&self) -> Result<Vec<String>, RuntimeError>;
 

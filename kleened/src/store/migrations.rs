@@ -84,6 +84,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX endpoints_ip4 ON endpoints (network_id, ip_address) WHERE ip_address != '';
     CREATE UNIQUE INDEX endpoints_ip6 ON endpoints (network_id, ip_address6) WHERE ip_address6 != '';
     ",
+    // 3: intents of operations that touch the host (crash recovery).
+    "
+    CREATE TABLE intents (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind   TEXT NOT NULL,
+        object TEXT NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build of the daemon writes.

@@ -7,6 +7,7 @@
 
 mod containers;
 mod images;
+mod intents;
 mod migrations;
 mod networks;
 mod volumes;

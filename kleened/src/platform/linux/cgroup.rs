@@ -215,14 +215,11 @@ impl Cgroups {
         self.path(id).join("cgroup.procs")
     }
 
-    /// Creates the container's cgroup (an empty one left from before is reused).
+    /// Creates the container's cgroup (an empty one left from before is reused; a parent that
+    /// went is made again).
     pub fn create(&self, id: &str) -> Result<(), CgroupError> {
         let path = self.path(id);
-        match std::fs::create_dir(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(source) => Err(CgroupError::Write { path, source }),
-        }
+        std::fs::create_dir_all(&path).map_err(|source| CgroupError::Write { path, source })
     }
 
     /// Whether any process is in the container's cgroup or below it. A container without a cgroup

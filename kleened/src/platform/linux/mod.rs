@@ -383,6 +383,10 @@ impl Runtime for NamespaceRuntime {
         self.cgroups.populated(container_id).map_err(host)
     }
 
+    fn jid(&self, container_id: &str) -> Option<i64> {
+        self.init_pid(container_id).ok().flatten().map(i64::from)
+    }
+
     fn running(&self) -> Result<Vec<String>, RuntimeError> {
         self.cgroups.running().map_err(host)
     }

@@ -233,7 +233,10 @@ impl LinuxNetwork {
     /// Removes the host end of a running container's veth (disconnect); the container's end goes
     /// with it. One that is already gone is fine.
     pub fn unwire(&self, name: &str) -> Result<(), NetworkError> {
-        match self.run("cannot remove the container's interface", &delete_link(name)) {
+        match self.run(
+            "cannot remove the container's interface",
+            &delete_link(name),
+        ) {
             Ok(_) => Ok(()),
             // The kernel removes it with the container's network namespace, asynchronously.
             Err(_) if !self.interface_exists(name)? => Ok(()),

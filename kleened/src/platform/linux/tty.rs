@@ -143,19 +143,6 @@ pub(super) fn relay(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn size_lines_are_read_whole() {
-        let mut pending = b"r40 100\nr30 9".to_vec();
-        assert_eq!(super::sizes(&mut pending), vec![(40, 100)]);
-        assert_eq!(pending, b"r30 9");
-        pending.extend_from_slice(b"0\nbogus\n");
-        assert_eq!(super::sizes(&mut pending), vec![(30, 90)]);
-        assert!(pending.is_empty());
-    }
-}
-
 pub(super) fn write_all(
     fd: std::os::fd::BorrowedFd<'_>,
     mut data: &[u8],
@@ -168,4 +155,17 @@ pub(super) fn write_all(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn size_lines_are_read_whole() {
+        let mut pending = b"r40 100\nr30 9".to_vec();
+        assert_eq!(super::sizes(&mut pending), vec![(40, 100)]);
+        assert_eq!(pending, b"r30 9");
+        pending.extend_from_slice(b"0\nbogus\n");
+        assert_eq!(super::sizes(&mut pending), vec![(30, 90)]);
+        assert!(pending.is_empty());
+    }
 }

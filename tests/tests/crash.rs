@@ -1,0 +1,216 @@
+//! Crash consistency: the daemon is killed (SIGKILL) at random moments during random operations,
+//! restarted, and checked: the store and ZFS agree (every image and container row has its dataset,
+//! every dataset under `image/` and `container/` has its row, images have their `@image`
+//! snapshot), no download is left in the root, no container process, cgroup or mount is left, and
+//! what klee lists it can remove. 50 rounds; the seed is printed, and `KLEENE_CRASH_SEED` replays one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use kleene_tests::{
+    base_archive, bin, describe, root_mountpoint, skip_host_tests, zfs_tree, Daemon,
+};
+
+/// A small generator (xorshift), enough to pick operations and moments.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// An operation run in the background with our klee, to be interrupted.
+fn background(daemon: &Daemon, args: &[&str]) -> Child {
+    Command::new(bin("klee"))
+        .arg("--host")
+        .arg(&daemon.host)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start klee")
+}
+
+fn json(daemon: &Daemon, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = daemon.klee(args);
+    assert!(out.status.success(), "{args:?}: {}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The invariants after a restart.
+fn check(daemon: &Daemon, round: usize) {
+    let root = &daemon.root.name;
+    let datasets = zfs_tree(root);
+    let images = json(daemon, &["--json", "lsi"]);
+    let containers = json(daemon, &["--json", "lsc", "-a"]);
+    for image in &images {
+        let dataset = image["dataset"].as_str().unwrap();
+        assert!(
+            datasets.iter().any(|d| d == dataset),
+            "round {round}: image without dataset {dataset}"
+        );
+        assert!(
+            datasets.iter().any(|d| *d == format!("{dataset}@image")),
+            "round {round}: image {dataset} without @image"
+        );
+    }
+    for container in &containers {
+        let dataset = container["dataset"].as_str().unwrap();
+        assert!(
+            datasets.iter().any(|d| d == dataset),
+            "round {round}: container without dataset {dataset}"
+        );
+        assert_eq!(
+            container["running"], false,
+            "round {round}: a container runs after a restart"
+        );
+    }
+    for dataset in &datasets {
+        let Some(rest) = dataset.strip_prefix(&format!("{root}/")) else {
+            continue;
+        };
+        let known = |list: &[serde_json::Value]| list.iter().any(|o| o["dataset"] == *dataset);
+        if rest.starts_with("image/") && !rest.contains('@') {
+            assert!(
+                known(&images),
+                "round {round}: image dataset without a row: {dataset}"
+            );
+        }
+        if rest.starts_with("container/") && !rest.contains('@') {
+            assert!(
+                known(&containers),
+                "round {round}: container dataset without a row: {dataset}"
+            );
+        }
+    }
+    let mountpoint = root_mountpoint(root);
+    let downloads: Vec<String> = std::fs::read_dir(&mountpoint)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".fetch-"))
+        .collect();
+    assert!(
+        downloads.is_empty(),
+        "round {round}: downloads left: {downloads:?}"
+    );
+    #[cfg(not(target_os = "freebsd"))]
+    {
+        let stray = kleene_tests::stray_mounts(&mountpoint);
+        assert!(stray.is_empty(), "round {round}: mounts left: {stray:?}");
+    }
+}
+
+#[test]
+fn a_daemon_killed_at_random_moments_comes_back_consistent() {
+    if skip_host_tests() {
+        return;
+    }
+    let seed = std::env::var("KLEENE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("KLEENE_CRASH_SEED={seed}");
+    let mut dice = Dice(seed);
+    let mut daemon = Daemon::start();
+    kleene_tests::base_image(&daemon);
+    // A bigger archive, so that image creation has moments to be killed in: the base userland
+    // and 48 MiB of data.
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("big.tar");
+    std::fs::copy(base_archive(), &archive).unwrap();
+    std::fs::create_dir_all(work.path().join("payload")).unwrap();
+    let blob = work.path().join("payload/blob");
+    let out = Command::new("head")
+        .args(["-c", "50331648", "/dev/urandom"])
+        .stdout(std::fs::File::create(&blob).unwrap())
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let out = Command::new("tar")
+        .arg("-rf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(work.path())
+        .arg("payload/blob")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let url = format!("file://{}", archive.display());
+
+    for round in 0..50 {
+        let containers = json(&daemon, &["--json", "lsc", "-a"]);
+        let any = containers
+            .first()
+            .map(|c| c["id"].as_str().unwrap().to_owned());
+        let mut operations: Vec<Vec<String>> = vec![
+            vec![
+                "image".into(),
+                "create".into(),
+                "fetch".into(),
+                url.clone(),
+                "--no-dns".into(),
+                "--no-localtime".into(),
+            ],
+            vec!["create".into(), "base".into(), "true".into()],
+            vec![
+                "run".into(),
+                "base".into(),
+                "/bin/sh".into(),
+                "-c".into(),
+                "sleep 0.2".into(),
+            ],
+            vec!["container".into(), "prune".into(), "-f".into()],
+            vec!["image".into(), "prune".into(), "-f".into()],
+        ];
+        if let Some(id) = any {
+            operations.push(vec!["rmc".into(), "-f".into(), id.clone()]);
+            operations.push(vec!["start".into(), "-d".into(), id]);
+        }
+        let pick = &operations[dice.below(operations.len() as u64) as usize];
+        let args: Vec<&str> = pick.iter().map(String::as_str).collect();
+        let mut operation = background(&daemon, &args);
+        std::thread::sleep(Duration::from_millis(dice.below(1000)));
+        daemon.kill();
+        let _ = operation.kill();
+        let _ = operation.wait();
+        daemon.start_again();
+        check(&daemon, round);
+        // Keep the number of objects bounded.
+        if round % 10 == 9 {
+            let out = daemon.klee(&["container", "prune", "-f"]);
+            assert!(out.status.success(), "{}", describe(&out));
+        }
+    }
+    // The rounds did interrupt operations that the restarts then finished or undid.
+    let log = daemon.log();
+    let recovered = log.matches("finishing what an earlier daemon left").count();
+    let reconciled = log.matches("the store does not know").count()
+        + log.matches("whose dataset is gone").count();
+    println!("{recovered} intents finished or undone, {reconciled} objects reconciled");
+    assert!(recovered > 0, "no round interrupted an operation: {log}");
+    // What is listed can be removed: everything goes.
+    for container in json(&daemon, &["--json", "lsc", "-a"]) {
+        let out = daemon.klee(&["rmc", "-f", container["id"].as_str().unwrap()]);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    let out = daemon.klee(&["image", "prune", "-a", "-f"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(json(&daemon, &["--json", "lsi"]).is_empty());
+}
