@@ -3,6 +3,8 @@
 
 mod containers;
 mod exec;
+#[cfg(test)]
+pub(crate) mod fake;
 mod fetch;
 pub mod firewall;
 pub mod ids;
@@ -12,6 +14,8 @@ pub mod layout;
 mod networks;
 pub mod progress;
 mod recovery;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;

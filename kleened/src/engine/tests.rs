@@ -1,0 +1,721 @@
+//! The engine driven through its fakes (engine/fake.rs): image and container creation, their
+//! undoing when a step fails, removal, prune, execs, stop, start-up and crash recovery, all
+//! without root. What the store says is checked against what the fake host holds.
+
+use std::sync::Arc;
+
+use kleene_api::{ContainerConfig, ExecConfig, ImageCreateConfig, RestartPolicy};
+
+use super::fake::{self, FakeHost, FakeRuntime};
+use super::{ClientEvent, Engine, EngineError};
+use crate::engine::exec::Client;
+
+/// A client that keeps the output and says nothing (or ends the input at once).
+#[derive(Debug, Default)]
+struct Collect {
+    output: Vec<u8>,
+    end_input: bool,
+}
+
+impl Client for Collect {
+    async fn send(&mut self, chunk: &[u8]) -> Result<(), ()> {
+        self.output.extend_from_slice(chunk);
+        Ok(())
+    }
+    async fn next(&mut self) -> Option<ClientEvent> {
+        if std::mem::take(&mut self.end_input) {
+            return Some(ClientEvent::EndOfInput);
+        }
+        std::future::pending().await
+    }
+    async fn flush(&mut self) {}
+}
+
+fn image_config(value: serde_json::Value) -> ImageCreateConfig {
+    let mut config = serde_json::json!({
+        "method": "zfs-clone", "tag": "", "dns": false, "localtime": false, "update": false,
+        "zfs_dataset": "", "url": "", "autotag": false,
+    });
+    for (k, v) in value.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    serde_json::from_value(config).unwrap()
+}
+
+async fn create_image(engine: &Arc<Engine>, config: ImageCreateConfig) -> Result<String, String> {
+    let (mut progress, task) = engine.start_image_creation(config);
+    while progress.recv().await.is_some() {}
+    task.await.unwrap().map(|image| image.id)
+}
+
+/// An image `base:latest` cloned from the user's dataset `zroot/data`.
+async fn base_image(engine: &Arc<Engine>) -> String {
+    create_image(
+        engine,
+        image_config(serde_json::json!({"tag": "base", "zfs_dataset": "zroot/data"})),
+    )
+    .await
+    .expect("image")
+}
+
+async fn create_container(
+    engine: &Engine,
+    name: &str,
+    cmd: &[&str],
+    tweak: impl FnOnce(&mut ContainerConfig),
+) -> Result<String, EngineError> {
+    let mut config = ContainerConfig {
+        name: Some(name.to_owned()),
+        image: Some("base".to_owned()),
+        cmd: Some(cmd.iter().map(|s| (*s).to_owned()).collect()),
+        network_driver: Some(kleene_api::NetworkDriver::Host),
+        ..ContainerConfig::default()
+    };
+    tweak(&mut config);
+    engine.create_container(config).await.map(|r| r.id)
+}
+
+/// Starts the container's own command, detached.
+async fn start(engine: &Arc<Engine>, container: &str) {
+    let exec = engine
+        .create_exec(ExecConfig {
+            container_id: container.to_owned(),
+            cmd: vec![],
+            env: vec![],
+            user: String::new(),
+            tty: false,
+        })
+        .await
+        .unwrap();
+    let running = engine.start_exec(&exec.id, true, None).await.unwrap();
+    engine.detach(running);
+}
+
+async fn intents(engine: &Engine) -> Vec<(i64, String, String)> {
+    engine.store.read(|db| db.list_intents()).await.unwrap()
+}
+
+/// The store and the host agree: every image and container row has its dataset, every dataset
+/// under image/ and container/ has its row, and no intent is left.
+async fn assert_consistent(engine: &Engine, host: &FakeHost) {
+    let images = engine.list_images().await.unwrap();
+    let containers = engine.store.read(|db| db.list_containers()).await.unwrap();
+    for image in &images {
+        assert!(
+            host.exists(&image.dataset),
+            "image {} has no dataset",
+            image.id
+        );
+        assert!(
+            host.exists(&format!("{}@image", image.dataset)),
+            "image {} has no snapshot",
+            image.id
+        );
+    }
+    for c in &containers {
+        assert!(
+            host.exists(&c.container.dataset),
+            "container {} has no dataset",
+            c.container.id
+        );
+    }
+    let mut datasets: Vec<String> = host
+        .below("zroot/kleene/image")
+        .into_iter()
+        .chain(host.below("zroot/kleene/container"))
+        .filter(|n| !n.contains('@') && n.matches('/').count() == 3)
+        .collect();
+    datasets.sort();
+    let mut rows: Vec<String> = images
+        .iter()
+        .map(|i| i.dataset.clone())
+        .chain(containers.iter().map(|c| c.container.dataset.clone()))
+        .collect();
+    rows.sort();
+    assert_eq!(datasets, rows, "datasets against rows");
+    assert_eq!(intents(engine).await, vec![], "intents left");
+}
+
+#[tokio::test]
+async fn an_image_and_a_container_are_made_and_removed_without_leftovers() {
+    let (engine, host, _runtime) = fake::engine();
+    let image = base_image(&engine).await;
+    let dataset = format!("zroot/kleene/image/{image}");
+    assert!(host.exists(&format!("{dataset}@image")));
+    assert!(
+        host.exists(&format!("zroot/data@{image}")),
+        "the clone's source snapshot"
+    );
+    let container = create_container(&engine, "web", &["/bin/true"], |_| {})
+        .await
+        .unwrap();
+    let clone = format!("zroot/kleene/container/{container}");
+    assert!(host.exists(&clone));
+    assert!(host
+        .lines()
+        .contains(&format!("zfs clone {dataset}@image {clone}")));
+    assert_consistent(&engine, &host).await;
+
+    // The image is in use: refused, and nothing changed.
+    let err = engine.remove_image("base".into()).await.unwrap_err();
+    assert!(err.to_string().contains("used for containers"), "{err}");
+    assert!(host.exists(&dataset));
+
+    engine.remove_container("web".into()).await.unwrap();
+    assert!(!host.exists(&clone));
+    engine.remove_image("base".into()).await.unwrap();
+    assert!(!host.exists(&dataset));
+    assert!(
+        !host.exists(&format!("zroot/data@{image}")),
+        "the source snapshot goes with it"
+    );
+    assert!(host.exists("zroot/data"), "the user's dataset stays");
+    assert_consistent(&engine, &host).await;
+}
+
+#[tokio::test]
+async fn an_archive_and_a_copied_dataset_become_images() {
+    let (engine, host, _runtime) = fake::engine();
+    // The first block of a tar archive: `ustar` at offset 257 is what marks one.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("base.tar");
+    let mut block = vec![0u8; 512];
+    block[257..262].copy_from_slice(b"ustar");
+    std::fs::write(&archive, &block).unwrap();
+    let url = format!("file://{}", archive.display());
+    let fetched = create_image(
+        &engine,
+        image_config(serde_json::json!({"method": "fetch", "url": url, "tag": "fetched"})),
+    )
+    .await
+    .unwrap();
+    let mountpoint = host
+        .mountpoint(&format!("zroot/kleene/image/{fetched}"))
+        .unwrap();
+    assert!(
+        host.lines().iter().any(|l| l.starts_with("tar ")
+            && l.contains(&archive.display().to_string())
+            && l.contains(&mountpoint.display().to_string())),
+        "the archive is unpacked into the image's dataset: {:?}",
+        host.lines()
+    );
+
+    let copied = create_image(
+        &engine,
+        image_config(
+            serde_json::json!({"method": "zfs-copy", "zfs_dataset": "zroot/data", "tag": "copy"}),
+        ),
+    )
+    .await
+    .unwrap();
+    let dataset = format!("zroot/kleene/image/{copied}");
+    assert_eq!(
+        host.below(&dataset),
+        [dataset.clone(), format!("{dataset}@image")]
+    );
+    assert_eq!(
+        host.below("zroot/data"),
+        ["zroot/data"],
+        "no snapshot of the source is left"
+    );
+    assert_consistent(&engine, &host).await;
+
+    // Not an archive: refused, nothing made.
+    std::fs::write(&archive, b"hello").unwrap();
+    let err = create_image(
+        &engine,
+        image_config(serde_json::json!({"method": "fetch", "url": url, "tag": "bad"})),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("is not a tar archive"), "{err}");
+    assert_eq!(engine.list_images().await.unwrap().len(), 2);
+    assert_consistent(&engine, &host).await;
+}
+
+#[tokio::test]
+async fn a_failed_image_creation_undoes_every_step() {
+    let (engine, host, _runtime) = fake::engine();
+    // The last step, the image's snapshot, fails: its dataset and the source snapshot go.
+    host.fail_next(
+        "zfs snapshot zroot/kleene/image/",
+        "cannot create snapshot: out of space\n",
+    );
+    let err = create_image(
+        &engine,
+        image_config(serde_json::json!({"tag": "base", "zfs_dataset": "zroot/data"})),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("out of space"), "{err}");
+    assert_eq!(host.below("zroot/kleene/image"), ["zroot/kleene/image"]);
+    assert_eq!(host.below("zroot/data"), ["zroot/data"]);
+    assert!(engine.list_images().await.unwrap().is_empty());
+    assert_consistent(&engine, &host).await;
+
+    // A source that does not exist, or belongs to a container: refused before anything is made.
+    for source in ["zroot/missing", "zroot/kleene/container/x"] {
+        let err = create_image(
+            &engine,
+            image_config(serde_json::json!({"tag": "base", "zfs_dataset": source})),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.contains(source), "{err}");
+    }
+    assert_consistent(&engine, &host).await;
+}
+
+#[tokio::test]
+async fn a_failed_container_creation_leaves_nothing() {
+    let (engine, host, runtime) = fake::engine();
+    base_image(&engine).await;
+    host.fail_next("zfs clone", "cannot create 'x': out of space\n");
+    let err = create_container(&engine, "web", &["/bin/true"], |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::NotFound(_)),
+        "the API answers 404: {err:?}"
+    );
+    assert!(err.to_string().contains("out of space"), "{err}");
+    assert_eq!(
+        host.below("zroot/kleene/container"),
+        ["zroot/kleene/container"]
+    );
+
+    // Refusals before the clone: unknown image, bad name, a name taken, mounts.
+    create_container(&engine, "web", &["/bin/true"], |_| {})
+        .await
+        .unwrap();
+    let before = host.lines().len();
+    for (name, tweak, words) in [
+        ("a", None, "does not match"),
+        ("web", None, "already"),
+        ("other", Some("nope"), "no such image 'nope'"),
+    ] {
+        let err = create_container(&engine, name, &["/bin/true"], |c| {
+            if let Some(image) = tweak {
+                c.image = Some(image.into());
+            }
+        })
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains(words), "{name}: {err}");
+    }
+    assert_eq!(host.lines().len(), before, "nothing ran on the host");
+    assert_eq!(engine.list_containers(true).await.unwrap().len(), 1);
+    assert!(runtime.started().is_empty());
+    assert_consistent(&engine, &host).await;
+}
+
+#[tokio::test]
+async fn a_container_whose_dataset_cannot_go_is_kept_whole() {
+    let (engine, host, _runtime) = fake::engine();
+    base_image(&engine).await;
+    let id = create_container(&engine, "web", &["/bin/true"], |_| {})
+        .await
+        .unwrap();
+    host.fail_next("zfs destroy", "cannot destroy 'x': dataset is busy\n");
+    let err = engine.remove_container("web".into()).await.unwrap_err();
+    assert!(err.to_string().contains("is busy"), "{err}");
+    assert!(host.exists(&format!("zroot/kleene/container/{id}")));
+    assert!(engine.find_container("web").await.unwrap().is_some());
+    assert_consistent(&engine, &host).await;
+    engine.remove_container("web".into()).await.unwrap();
+    assert_consistent(&engine, &host).await;
+}
+
+#[tokio::test]
+async fn concurrent_removals_of_one_container_remove_it_once() {
+    let (engine, host, _runtime) = fake::engine();
+    base_image(&engine).await;
+    create_container(&engine, "web", &["/bin/true"], |_| {})
+        .await
+        .unwrap();
+    let tries: Vec<_> = (0..5)
+        .map(|_| {
+            let engine = Arc::clone(&engine);
+            tokio::spawn(async move { engine.remove_container("web".into()).await })
+        })
+        .collect();
+    let mut removed = 0;
+    for task in tries {
+        match task.await.unwrap() {
+            Ok(_) => removed += 1,
+            Err(err) => assert!(matches!(err, EngineError::NotFound(_)), "{err:?}"),
+        }
+    }
+    assert_eq!(removed, 1);
+    let destroys = host
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("zfs destroy"))
+        .count();
+    assert_eq!(destroys, 1, "{:?}", host.lines());
+    assert_consistent(&engine, &host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attached_exec_gives_its_output_and_exit_code_and_the_container_stops_with_it() {
+    let (engine, host, runtime) = fake::engine();
+    base_image(&engine).await;
+    let id = create_container(
+        &engine,
+        "job",
+        &["/bin/sh", "-c", "read line; echo got $line; exit 3"],
+        |c| {
+            c.env = Some(vec!["GREETING=hi".into()]);
+        },
+    )
+    .await
+    .unwrap();
+    let exec = engine
+        .create_exec(ExecConfig {
+            container_id: "job".into(),
+            cmd: vec![],
+            env: vec![],
+            user: String::new(),
+            tty: false,
+        })
+        .await
+        .unwrap();
+    let running = engine.start_exec(&exec.id, true, None).await.unwrap();
+    let mut client = Collect {
+        end_input: true,
+        ..Collect::default()
+    };
+    let message = engine.attach(running, &mut client).await;
+    assert_eq!(String::from_utf8_lossy(&client.output), "got\n");
+    assert_eq!(
+        message,
+        format!(
+            "executable {} and its container exited with exit-code 3",
+            exec.id
+        )
+    );
+    let spec = &runtime.started()[0];
+    assert_eq!(spec.container_id, id);
+    assert_eq!(
+        spec.rootfs,
+        host.mountpoint(&format!("zroot/kleene/container/{id}"))
+            .unwrap()
+    );
+    assert!(spec.env.contains(&"GREETING=hi".to_owned()));
+    assert!(
+        runtime.cleanups().contains(&id),
+        "a container that stopped is cleaned up"
+    );
+    // The instance is gone once it ended.
+    let err = engine.start_exec(&exec.id, true, None).await.unwrap_err();
+    assert!(err.contains("could not find execution instance"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execs_join_a_running_container_and_stop_ends_it() {
+    let (engine, _host, runtime) = fake::engine();
+    base_image(&engine).await;
+    let id = create_container(&engine, "svc", &["/bin/sleep", "30"], |_| {})
+        .await
+        .unwrap();
+    start(&engine, "svc").await;
+    assert!(
+        engine
+            .inspect_container("svc".into())
+            .await
+            .unwrap()
+            .container
+            .running
+    );
+    let listed = engine.list_containers(false).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].jid.is_some(), "a running container has a jid");
+
+    // A running container is neither removed nor started again.
+    let err = engine.remove_container("svc".into()).await.unwrap_err();
+    assert!(matches!(err, EngineError::Conflict(_)), "{err:?}");
+
+    let exec = engine
+        .create_exec(ExecConfig {
+            container_id: id.clone(),
+            cmd: vec!["/bin/echo".into(), "inside".into()],
+            env: vec![],
+            user: String::new(),
+            tty: false,
+        })
+        .await
+        .unwrap();
+    let running = engine.start_exec(&exec.id, false, None).await.unwrap();
+    assert!(!running.first);
+    let mut client = Collect::default();
+    let message = engine.attach(running, &mut client).await;
+    assert_eq!(String::from_utf8_lossy(&client.output), "inside\n");
+    assert_eq!(message, format!("{} has exited with exit-code 0", exec.id));
+    assert_eq!(runtime.started().len(), 2);
+
+    engine.stop_container("svc".into()).await.unwrap();
+    assert!(
+        !engine
+            .inspect_container("svc".into())
+            .await
+            .unwrap()
+            .container
+            .running
+    );
+    let err = engine.stop_container("svc".into()).await.unwrap_err();
+    assert!(err.to_string().contains("not running"), "{err}");
+
+    // An exec that must not start its container is refused while it is stopped.
+    let exec = engine
+        .create_exec(ExecConfig {
+            container_id: id,
+            cmd: vec![],
+            env: vec![],
+            user: String::new(),
+            tty: false,
+        })
+        .await
+        .unwrap();
+    let err = engine.start_exec(&exec.id, false, None).await.unwrap_err();
+    assert!(err.contains("'start_container' is false"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_exec_ends_one_process_or_the_whole_container() {
+    let (engine, _host, _runtime) = fake::engine();
+    base_image(&engine).await;
+    let id = create_container(&engine, "svc", &["/bin/sleep", "30"], |_| {})
+        .await
+        .unwrap();
+    let new_exec = |cmd: Vec<String>| {
+        let engine = Arc::clone(&engine);
+        let id = id.clone();
+        async move {
+            engine
+                .create_exec(ExecConfig {
+                    container_id: id,
+                    cmd,
+                    env: vec![],
+                    user: String::new(),
+                    tty: false,
+                })
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let first = new_exec(vec![]).await;
+    let running = engine.start_exec(&first, true, None).await.unwrap();
+    engine.detach(running);
+    let second = new_exec(vec!["/bin/sleep".into(), "30".into()]).await;
+    let running = engine.start_exec(&second, false, None).await.unwrap();
+    engine.detach(running);
+
+    engine
+        .stop_exec(second.clone(), false, false)
+        .await
+        .unwrap();
+    assert!(
+        engine
+            .inspect_container("svc".into())
+            .await
+            .unwrap()
+            .container
+            .running
+    );
+    let err = engine.stop_exec(second, false, false).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("could not find execution instance"),
+        "{err}"
+    );
+
+    engine.stop_exec(first, false, true).await.unwrap();
+    assert!(
+        !engine
+            .inspect_container("svc".into())
+            .await
+            .unwrap()
+            .container
+            .running
+    );
+
+    // An instance never started is simply forgotten.
+    let idle = new_exec(vec![]).await;
+    engine.stop_exec(idle.clone(), false, false).await.unwrap();
+    assert!(engine.start_exec(&idle, true, None).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_start_leaves_the_container_stopped_and_usable() {
+    let (engine, _host, runtime) = fake::engine();
+    base_image(&engine).await;
+    create_container(&engine, "svc", &["/bin/sleep", "30"], |_| {})
+        .await
+        .unwrap();
+    runtime.fail_next_start("cannot make the namespaces");
+    let exec = engine
+        .create_exec(ExecConfig {
+            container_id: "svc".into(),
+            cmd: vec![],
+            env: vec![],
+            user: String::new(),
+            tty: false,
+        })
+        .await
+        .unwrap();
+    let err = engine.start_exec(&exec.id, true, None).await.unwrap_err();
+    assert!(err.contains("cannot make the namespaces"), "{err}");
+    assert!(
+        !engine
+            .inspect_container("svc".into())
+            .await
+            .unwrap()
+            .container
+            .running
+    );
+    engine.remove_container("svc".into()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_removes_only_stopped_containers_not_kept() {
+    let (engine, host, _runtime) = fake::engine();
+    base_image(&engine).await;
+    let running = create_container(&engine, "running", &["/bin/sleep", "30"], |_| {})
+        .await
+        .unwrap();
+    let kept = create_container(&engine, "kept", &["/bin/true"], |c| c.persist = Some(true))
+        .await
+        .unwrap();
+    let plain = create_container(&engine, "plain", &["/bin/true"], |_| {})
+        .await
+        .unwrap();
+    start(&engine, "running").await;
+    let removed = engine.prune_containers().await.unwrap();
+    assert_eq!(removed, [plain.clone()]);
+    assert!(host.exists(&format!("zroot/kleene/container/{running}")));
+    assert!(host.exists(&format!("zroot/kleene/container/{kept}")));
+    assert!(!host.exists(&format!("zroot/kleene/container/{plain}")));
+    assert_consistent(&engine, &host).await;
+    engine.stop_container("running".into()).await.unwrap();
+
+    // Images: an unused untagged image goes with a plain prune, a used one never.
+    let untagged = create_image(
+        &engine,
+        image_config(serde_json::json!({"method": "zfs-copy", "zfs_dataset": "zroot/data"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(engine.prune_images(false).await.unwrap(), [untagged]);
+    assert_eq!(
+        engine.prune_images(true).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_consistent(&engine, &host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_stops_what_an_earlier_daemon_left_running_and_starts_on_startup_containers() {
+    let (engine, host, runtime) = fake::engine();
+    base_image(&engine).await;
+    let left = create_container(&engine, "left", &["/bin/sleep", "30"], |_| {})
+        .await
+        .unwrap();
+    let auto = create_container(&engine, "auto", &["/bin/sleep", "30"], |c| {
+        c.restart_policy = Some(RestartPolicy::OnStartup);
+    })
+    .await
+    .unwrap();
+    // A process of `left` a daemon that died started: the new daemon cannot read its output.
+    let mut orphan = std::process::Command::new("/bin/sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    runtime.adopt(&left, &orphan);
+
+    let (again, _, _) = fake::engine_over(engine.store.clone(), host, runtime.clone());
+    again.startup().await.unwrap();
+    assert!(
+        orphan.wait().unwrap().code().is_none(),
+        "killed by a signal"
+    );
+    let running: Vec<String> = again
+        .list_containers(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.container.id)
+        .collect();
+    assert_eq!(running, [auto.clone()]);
+    again.stop_container(auto).await.unwrap();
+}
+
+#[tokio::test]
+async fn startup_finishes_or_undoes_what_a_crash_left() {
+    let (engine, host, runtime) = fake::engine();
+    base_image(&engine).await;
+    let image_root = host.mountpoint(fake::ROOT).unwrap();
+
+    // Killed during an image fetch: a dataset with no snapshot and no row, and the download.
+    host.create("zroot/kleene/image/aaaaaaaaaaaa");
+    std::fs::write(image_root.join(".fetch-aaaaaaaaaaaa"), b"partial").unwrap();
+    // Killed during a container creation, after the clone.
+    let base_dataset = engine.list_images().await.unwrap()[0].dataset.clone();
+    let fake_clone = |id: &str| {
+        let out = kleene_runner::Runner::run(
+            &*host,
+            &kleene_runner::CommandSpec::new("zfs").args([
+                "clone".to_owned(),
+                format!("{base_dataset}@image"),
+                format!("zroot/kleene/container/{id}"),
+            ]),
+        )
+        .unwrap();
+        assert!(out.succeeded(), "{}", out.stderr_text());
+    };
+    fake_clone("bbbbbbbbbbbb");
+    // Killed during a removal (in prune): the dataset went, the row stayed.
+    let gone = create_container(&engine, "gone", &["/bin/true"], |_| {})
+        .await
+        .unwrap();
+    let _ = kleene_runner::Runner::run(
+        &*host,
+        &kleene_runner::CommandSpec::new("zfs").args([
+            "destroy",
+            "-r",
+            &format!("zroot/kleene/container/{gone}"),
+        ]),
+    )
+    .unwrap();
+    // Killed during a removal, before the destroy: both stay, and the intent says to remove.
+    let doomed = create_container(&engine, "doomed", &["/bin/true"], |_| {})
+        .await
+        .unwrap();
+    // A container that is fine.
+    let kept = create_container(&engine, "kept", &["/bin/true"], |_| {})
+        .await
+        .unwrap();
+    let record = |kind: &'static str, object: String| {
+        let store = engine.store.clone();
+        async move {
+            store
+                .write(move |db| db.add_intent(kind, &object))
+                .await
+                .unwrap()
+        }
+    };
+    record("image", "aaaaaaaaaaaa".into()).await;
+    record("container-create", "bbbbbbbbbbbb".into()).await;
+    record("container-remove", doomed.clone()).await;
+
+    let (again, host, _) = fake::engine_over(engine.store.clone(), host, runtime);
+    again.startup().await.unwrap();
+    assert!(!host.exists("zroot/kleene/image/aaaaaaaaaaaa"));
+    assert!(!image_root.join(".fetch-aaaaaaaaaaaa").exists());
+    assert!(!host.exists("zroot/kleene/container/bbbbbbbbbbbb"));
+    for id in [&gone, &doomed] {
+        assert!(again.find_container(id).await.unwrap().is_none(), "{id}");
+    }
+    assert!(again.find_container(&kept).await.unwrap().is_some());
+    assert_consistent(&again, &host).await;
+}
