@@ -6,6 +6,10 @@
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)] // Each crate uses part of it.
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 use std::process::Command;
 use std::sync::Arc;
 
@@ -86,8 +90,7 @@ fn network(interface: &str) -> pf::NetworkPolicy {
 
 #[test]
 fn a_refused_ruleset_is_never_loaded_and_the_old_one_stays() {
-    if std::env::var("KLEENE_SKIP_HOST_TESTS").as_deref() == Ok("1") {
-        println!("*** SKIPPED: the nft ruleset test (KLEENE_SKIP_HOST_TESTS=1) ***");
+    if skip::skip_host_tests() {
         return;
     }
     let name = format!("kt-nft{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);

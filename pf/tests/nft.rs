@@ -7,6 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)] // Each crate uses part of it.
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 use std::path::{Path, PathBuf};
 
 use pf::{ContainerPort, NetworkPolicy, Policy, PortRange, Protocol, PublishedPort};
@@ -121,8 +125,7 @@ fn every_policy_renders_as_its_golden_file() {
 
 #[test]
 fn every_golden_script_passes_the_kernels_check() {
-    if std::env::var("KLEENE_SKIP_HOST_TESTS").as_deref() == Ok("1") {
-        println!("*** SKIPPED: nft -c of the golden scripts (KLEENE_SKIP_HOST_TESTS=1) ***");
+    if skip::skip_host_tests() {
         return;
     }
     for (name, _) in cases() {

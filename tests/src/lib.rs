@@ -12,6 +12,9 @@ use tempfile::TempDir;
 
 pub mod netns;
 pub mod probe;
+mod skip;
+
+pub use skip::{skip_host_tests, skipped};
 
 /// The directory holding the workspace's binaries (`target/debug`).
 fn bin_dir() -> PathBuf {
@@ -40,16 +43,6 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .expect("tests/ is in the workspace")
         .to_owned()
-}
-
-/// True (after saying so loudly) when this run opted out of host tests with
-/// `KLEENE_SKIP_HOST_TESTS=1`. Otherwise host tests run, and fail when the host cannot run them.
-pub fn skip_host_tests() -> bool {
-    if std::env::var("KLEENE_SKIP_HOST_TESTS").as_deref() == Ok("1") {
-        eprintln!("*** SKIPPED host test: KLEENE_SKIP_HOST_TESTS=1 ***");
-        return true;
-    }
-    false
 }
 
 /// The zfs pool host tests work in (`KLEENE_TEST_POOL`, default `kleene-test`).
@@ -476,9 +469,7 @@ pub fn describe(output: &Output) -> String {
 /// venv. `None` only when the run opted out with `KLEENE_SKIP_PYTHON_CLIENT=1`, which is announced.
 pub fn python_klee() -> Option<PathBuf> {
     if std::env::var("KLEENE_SKIP_PYTHON_CLIENT").as_deref() == Ok("1") {
-        eprintln!(
-            "*** SKIPPED: the Python klee conformance check (KLEENE_SKIP_PYTHON_CLIENT=1) ***"
-        );
+        skipped("KLEENE_SKIP_PYTHON_CLIENT=1");
         return None;
     }
     let path = std::env::var_os("KLEENE_PYTHON_KLEE")

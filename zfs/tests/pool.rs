@@ -9,10 +9,13 @@
 //! destroys even when the test panics, and then checks with `zfs list -r <pool>` that nothing
 //! of it is left.
 
+#[allow(dead_code)] // Each crate uses part of it.
+#[path = "../../tests/src/skip.rs"]
+mod skip;
+
 use std::collections::hash_map::RandomState;
 use std::fs;
 use std::hash::{BuildHasher, Hasher};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -86,7 +89,7 @@ struct Scratch {
 impl Scratch {
     /// Creates `<pool>/kleene-test-<random>`; `None` only when host tests are explicitly
     /// skipped.
-    fn new(test: &str) -> Option<Scratch> {
+    fn new() -> Option<Scratch> {
         let pool = pool_name();
         let runner = Arc::new(BusyCounter::default());
         let zfs = Zfs::new(runner.clone()).with_programs(ZfsPrograms::host_default());
@@ -94,12 +97,7 @@ impl Scratch {
         match zfs.pool_exists(&pool) {
             Ok(true) => {}
             Ok(false) | Err(_) if skip => {
-                // Written to stderr directly, not with eprintln!, which the test harness
-                // captures and hides for passing tests: a skip must always be visible.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n*** SKIPPED host test {test}: KLEENE_SKIP_HOST_TESTS=1 and ZFS pool '{pool}' is not available ***\n"
-                );
+                skip::skipped("KLEENE_SKIP_HOST_TESTS=1");
                 return None;
             }
             Ok(false) => panic!(
@@ -196,8 +194,8 @@ impl Drop for Scratch {
 }
 
 macro_rules! scratch {
-    ($name:literal) => {
-        match Scratch::new($name) {
+    () => {
+        match Scratch::new() {
             Some(scratch) => scratch,
             None => return,
         }
@@ -206,7 +204,7 @@ macro_rules! scratch {
 
 #[test]
 fn create_with_property_sets_it_and_mounts_the_dataset() {
-    let t = scratch!("create_with_property_sets_it_and_mounts_the_dataset");
+    let t = scratch!();
     let vol = t.ds("vol");
     t.zfs
         .create(&vol, &[("quota", "10M"), ("atime", "off")])
@@ -228,7 +226,7 @@ fn create_with_property_sets_it_and_mounts_the_dataset() {
 
 #[test]
 fn missing_objects_are_typed_errors() {
-    let t = scratch!("missing_objects_are_typed_errors");
+    let t = scratch!();
     let missing = t.ds("nope");
     assert!(!t.zfs.exists(&missing).expect("exists"));
     assert!(!t.zfs.snapshot_exists(&t.snap("nope", "s")).expect("exists"));
@@ -255,7 +253,7 @@ fn missing_objects_are_typed_errors() {
 
 #[test]
 fn snapshot_and_clone_share_content() {
-    let t = scratch!("snapshot_and_clone_share_content");
+    let t = scratch!();
     let base = t.ds("base");
     t.zfs.create(&base, &[]).expect("create");
     fs::write(t.mountpoint(&base).join("hello"), b"hi").expect("write");
@@ -287,7 +285,7 @@ fn snapshot_and_clone_share_content() {
 
 #[test]
 fn destroy_of_dataset_with_clone_is_refused_with_dependents() {
-    let t = scratch!("destroy_of_dataset_with_clone_is_refused_with_dependents");
+    let t = scratch!();
     let image = t.ds("image");
     t.zfs.create(&image, &[]).expect("create");
     let snap = t.snap("image", "image");
@@ -346,7 +344,7 @@ fn destroy_of_dataset_with_clone_is_refused_with_dependents() {
 
 #[test]
 fn destroy_right_after_clone_retries_busy() {
-    let t = scratch!("destroy_right_after_clone_retries_busy");
+    let t = scratch!();
     let base = t.ds("base");
     t.zfs.create(&base, &[]).expect("create");
     let snap = t.snap("base", "s");
@@ -368,7 +366,7 @@ fn destroy_right_after_clone_retries_busy() {
 
 #[test]
 fn rename_of_mounted_dataset_keeps_it_mounted() {
-    let t = scratch!("rename_of_mounted_dataset_keeps_it_mounted");
+    let t = scratch!();
     let from = t.ds("ctr");
     let child = from.child("sub").expect("valid");
     t.zfs.create(&from, &[]).expect("create");
@@ -404,7 +402,7 @@ fn rename_of_mounted_dataset_keeps_it_mounted() {
 
 #[test]
 fn mountpoint_is_none_for_none_and_legacy() {
-    let t = scratch!("mountpoint_is_none_for_none_and_legacy");
+    let t = scratch!();
     let none = t.ds("none");
     let legacy = t.ds("legacy");
     t.zfs
@@ -421,7 +419,7 @@ fn mountpoint_is_none_for_none_and_legacy() {
 
 #[test]
 fn send_receive_copies_a_snapshot() {
-    let t = scratch!("send_receive_copies_a_snapshot");
+    let t = scratch!();
     let src = t.ds("src");
     t.zfs.create(&src, &[]).expect("create");
     fs::write(t.mountpoint(&src).join("payload"), b"copied").expect("write");
@@ -451,7 +449,7 @@ fn send_receive_copies_a_snapshot() {
 
 #[test]
 fn promote_reverses_the_clone_relation() {
-    let t = scratch!("promote_reverses_the_clone_relation");
+    let t = scratch!();
     let base = t.ds("base");
     t.zfs.create(&base, &[]).expect("create");
     let snap = t.snap("base", "s");
@@ -470,7 +468,7 @@ fn promote_reverses_the_clone_relation() {
 fn scratch_guard_cleans_up_after_a_panic() {
     let mut root = None;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let t = scratch!("scratch_guard_cleans_up_after_a_panic");
+        let t = scratch!();
         root = Some(t.root.clone());
         let base = t.ds("base");
         t.zfs.create(&base, &[]).expect("create");
