@@ -168,11 +168,13 @@ EOF
 }
 
 # schemathesis, inside the daemon's namespace, with the checks every pass makes; extra arguments
-# are passed on.
+# are passed on. It runs in the temporary directory, where it leaves its cache (.schemathesis/).
+schema="$PWD/api/openapi.json"
+schemathesis="$PWD/$venv/bin/schemathesis"
 fuzz() {
-  timeout 900 nsenter --net="/run/netns/$ns" \
-    "$venv/bin/schemathesis" --config-file "$dir/schemathesis.toml" \
-    run api/openapi.json \
+  (cd "$dir" && timeout 900 nsenter --net="/run/netns/$ns" \
+    "$schemathesis" --config-file "$dir/schemathesis.toml" \
+    run "$schema" \
     --url "http://127.0.0.1:$port" \
     --exclude-path /exec/start --exclude-path /images/create \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
@@ -182,7 +184,7 @@ fuzz() {
     --workers 1 \
     --generation-database none \
     --no-color \
-    "$@"
+    "$@")
 }
 
 fuzz_status=0
