@@ -13,7 +13,7 @@ use zfs::{DatasetName, DestroyFlags, SnapshotName};
 
 use super::recovery::Intent;
 use super::{ids, Engine, EngineError};
-use crate::platform::runtime::{RuntimeError, DEFAULT_STOP_GRACE};
+use crate::platform::runtime::DEFAULT_STOP_GRACE;
 use crate::platform::Runtime;
 
 /// Whether a file system is mounted at `path`: its device differs from its parent directory's.
@@ -83,13 +83,10 @@ impl Engine {
         };
         let target = id.to_owned();
         tokio::task::spawn_blocking(move || runtime.is_running(&target))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(|e| {
-                EngineError::Internal(format!(
-                    "cannot tell whether container {id} is running: {e}"
-                ))
-            })
+            .await?
+            .map_err(EngineError::host(format!(
+                "cannot tell whether container {id} is running"
+            )))
     }
 
     /// IDs of the running containers; an error when the runtime cannot tell.
@@ -98,11 +95,10 @@ impl Engine {
             return Ok(Default::default());
         };
         Ok(tokio::task::spawn_blocking(move || runtime.running())
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(|e| {
-                EngineError::Internal(format!("cannot tell which containers are running: {e}"))
-            })?
+            .await?
+            .map_err(EngineError::host(
+                "cannot tell which containers are running",
+            ))?
             .into_iter()
             .collect())
     }
@@ -211,7 +207,7 @@ impl Engine {
         &self,
         config: ContainerConfig,
     ) -> Result<IdResponse, EngineError> {
-        let refuse = |m: String| EngineError::NotFound(m);
+        let refuse = |m: String| EngineError::Invalid(m);
         if let Some(name) = &config.name {
             if !valid_name(name) {
                 return Err(refuse(invalid_name(name)));
@@ -230,7 +226,7 @@ impl Engine {
             .store
             .read(move |db| db.find_image(&lookup))
             .await?
-            .ok_or_else(|| refuse(format!("no such image '{reference}'")))?;
+            .ok_or_else(|| EngineError::NotFound(format!("no such image '{reference}'")))?;
         let driver = config.network_driver.unwrap_or(NetworkDriver::Ipnet);
         if driver == NetworkDriver::Ipnet && self.os() == crate::config::TargetOs::Linux {
             return Err(refuse(
@@ -299,7 +295,10 @@ impl Engine {
             .await
         {
             self.done(intent).await;
-            return Err(refuse(err.to_string()));
+            return Err(EngineError::host(format!(
+                "could not clone {} for the container",
+                origin.as_str()
+            ))(err));
         }
         let cmd = config
             .cmd
@@ -427,10 +426,10 @@ impl Engine {
             // Nothing was removed: the container stays as it was (a dataset that went anyway
             // takes its row along at the next start).
             self.done(intent).await;
-            return Err(EngineError::Internal(format!(
-                "could not destroy the dataset of container {}: {err}",
+            return Err(EngineError::host(format!(
+                "could not destroy the dataset of container {}",
                 container.id
-            )));
+            ))(err));
         }
         let id = container.id.clone();
         let connected = {
@@ -499,7 +498,7 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound("container not found".into()))?;
         if !self.is_running(&container.id).await? {
             self.cleanup_container(&container.id).await;
-            return Err(EngineError::NotFound("container not running".into()));
+            return Err(EngineError::Conflict("container not running".into()));
         }
         self.stop_running(&container.id).await?;
         Ok(IdResponse { id: container.id })
@@ -509,9 +508,8 @@ impl Engine {
         let runtime = self.runtime()?.clone();
         let target = id.to_owned();
         tokio::task::spawn_blocking(move || runtime.stop(&target, DEFAULT_STOP_GRACE))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(|e| EngineError::NotFound(format!("could not stop container {id}: {e}")))?;
+            .await?
+            .map_err(EngineError::host(format!("could not stop container {id}")))?;
         // What the container left on the host goes now, not when its exec notices.
         self.cleanup_container(id).await;
         tracing::info!(container = id, "container stopped");
@@ -526,13 +524,21 @@ impl Engine {
         identifier: String,
         config: ContainerConfig,
     ) -> Result<IdResponse, EngineError> {
-        let container = self
+        let found = self
             .find_container(&identifier)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("no such container '{identifier}'")))?;
+        // One change at a time per container: an update never saves over a removal or another
+        // update that came first.
+        let _held = self.objects.lock(&found.id).await;
+        let container = self
+            .find_container(&found.id)
+            .await?
+            .filter(|c| c.id == found.id)
+            .ok_or_else(|| EngineError::NotFound(format!("no such container '{identifier}'")))?;
         if let Some(name) = &config.name {
             if !valid_name(name) {
-                return Err(EngineError::NotFound(invalid_name(name)));
+                return Err(EngineError::Invalid(invalid_name(name)));
             }
         }
         let mut updated = container.clone();
@@ -575,16 +581,12 @@ impl Engine {
                 let runtime = Arc::clone(self.runtime()?);
                 let id = container.id.clone();
                 let params = updated.jail_param.clone();
+                // The reference's wording, spelling included.
                 tokio::task::spawn_blocking(move || runtime.update(&id, &params))
-                    .await
-                    .map_err(|e| EngineError::Internal(e.to_string()))?
-                    .map_err(|e| match e {
-                        // The reference's wording, spelling included.
-                        RuntimeError::Invalid(reason) => EngineError::Conflict(format!(
-                            "an error ocurred while updating the container: {reason}"
-                        )),
-                        RuntimeError::Host(reason) => EngineError::Internal(reason),
-                    })?;
+                    .await?
+                    .map_err(EngineError::host(
+                        "an error ocurred while updating the container",
+                    ))?;
             }
             let record = updated.clone();
             let new_name = (updated.name != container.name).then(|| updated.name.clone());
@@ -689,7 +691,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::{ProcessSpec, Spawned};
+    use crate::platform::{ProcessSpec, RuntimeError, Spawned};
     use crate::store::Store;
 
     /// A runtime that cannot tell whether anything runs (its cgroups cannot be read).

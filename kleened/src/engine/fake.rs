@@ -550,15 +550,18 @@ pub struct FakeRuntime {
     cleanups: Mutex<Vec<String>>,
 }
 
-/// Whether the process exists and has not exited (a zombie has).
+/// Whether the child `pid` (every process here is the test's own child) has not exited yet.
+/// WNOWAIT leaves an exited one for its owner (tokio) to reap; one reaped already is gone.
 fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    matches!(
+        waitid(Id::Pid(Pid::from_raw(pid)), flags),
+        Ok(WaitStatus::StillAlive)
+    )
 }
 
 impl FakeRuntime {
@@ -683,7 +686,9 @@ impl Runtime for FakeRuntime {
                 signal = Signal::SIGKILL;
             }
             for pid in pids {
-                let _ = kill(Pid::from_raw(pid as i32), signal);
+                if let Ok(pid) = i32::try_from(pid) {
+                    let _ = kill(Pid::from_raw(pid), signal);
+                }
             }
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -89,7 +89,7 @@ impl Engine {
         identifier: String,
         nametag: String,
     ) -> Result<IdResponse, EngineError> {
-        let (name, tag) = parse_nametag(&nametag).map_err(EngineError::NotFound)?;
+        let (name, tag) = parse_nametag(&nametag).map_err(EngineError::Invalid)?;
         self.store
             .write(move |db| {
                 let Some(image) = db.find_image(&identifier)? else {
@@ -115,25 +115,20 @@ impl Engine {
             })?;
         let (containers, images) = self.image_users(&image).await?;
         if !containers.is_empty() {
-            return Err(EngineError::NotFound(format!(
+            return Err(EngineError::Conflict(format!(
                 "could not remove image {} since it is used for containers:\n{}",
                 image.id,
                 containers.join("\n")
             )));
         }
         if !images.is_empty() {
-            return Err(EngineError::NotFound(format!(
+            return Err(EngineError::Conflict(format!(
                 "could not remove image {} since it is used for images:\n{}",
                 image.id,
                 images.join("\n")
             )));
         }
-        self.destroy_image_dataset(&image).await.map_err(|e| {
-            EngineError::NotFound(format!(
-                "could not remove the dataset of image {}: {e}",
-                image.id
-            ))
-        })?;
+        self.destroy_image_dataset(&image).await?;
         let id = image.id.clone();
         self.store.write(move |db| db.delete_image(&id)).await?;
         tracing::info!(image = %image.id, "image removed");
@@ -214,8 +209,11 @@ impl Engine {
             }
             Ok(())
         })
-        .await?;
-        Ok(())
+        .await
+        .map_err(EngineError::host(format!(
+            "could not remove the dataset of image {}",
+            image.id
+        )))
     }
 
     /// Removes images no container or image is cloned from: untagged ones, or all with `all`. Repeats
@@ -270,7 +268,10 @@ impl Engine {
     pub fn start_image_creation(
         self: &Arc<Self>,
         config: ImageCreateConfig,
-    ) -> (mpsc::Receiver<String>, JoinHandle<Result<Image, String>>) {
+    ) -> (
+        mpsc::Receiver<String>,
+        JoinHandle<Result<Image, EngineError>>,
+    ) {
         let (progress, rx) = Progress::channel();
         let engine = Arc::clone(self);
         let task = self
@@ -283,16 +284,15 @@ impl Engine {
         &self,
         config: ImageCreateConfig,
         progress: Progress,
-    ) -> Result<Image, String> {
+    ) -> Result<Image, EngineError> {
         let id = ids::new_id();
-        let dataset = self.layout.image(&id).map_err(|e| e.to_string())?;
+        let dataset = self
+            .layout
+            .image(&id)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
         let mut made = Made::default();
         // A crash from here on is undone at the next start (engine/recovery.rs).
-        made.intents.push(
-            self.intend(Intent::Image, &id)
-                .await
-                .map_err(|e| e.to_string())?,
-        );
+        made.intents.push(self.intend(Intent::Image, &id).await?);
         let result = self
             .build_image(&config, &id, &dataset, &progress, &mut made)
             .await;
@@ -351,9 +351,11 @@ impl Engine {
         true
     }
 
-    fn check_cancelled(&self) -> Result<(), String> {
+    fn check_cancelled(&self) -> Result<(), EngineError> {
         if self.cancel.is_cancelled() {
-            Err("the daemon is shutting down".to_owned())
+            Err(EngineError::Conflict(
+                "the daemon is shutting down".to_owned(),
+            ))
         } else {
             Ok(())
         }
@@ -366,10 +368,12 @@ impl Engine {
         dataset: &DatasetName,
         progress: &Progress,
         made: &mut Made,
-    ) -> Result<Image, String> {
-        let (mut name, mut tag) = parse_nametag(&config.tag)?;
+    ) -> Result<Image, EngineError> {
+        let (mut name, mut tag) = parse_nametag(&config.tag).map_err(EngineError::Invalid)?;
         if config.update && self.os() != TargetOs::FreeBsd {
-            return Err("'update' runs freebsd-update(8), which exists only on FreeBSD".to_owned());
+            return Err(EngineError::Invalid(
+                "'update' runs freebsd-update(8), which exists only on FreeBSD".to_owned(),
+            ));
         }
         match config.method {
             ImageCreateMethod::Fetch => {
@@ -378,17 +382,18 @@ impl Engine {
             }
             ImageCreateMethod::FetchAuto => {
                 if self.os() != TargetOs::FreeBsd {
-                    return Err("'fetch-auto' downloads a FreeBSD base system and works only on FreeBSD; \
-                                here use 'fetch' with an http(s):// or file:// URL of a tar archive, \
-                                'zfs-copy' or 'zfs-clone'"
-                        .to_owned());
+                    return Err(EngineError::Invalid(
+                        "'fetch-auto' downloads a FreeBSD base system and works only on FreeBSD; \
+                         here use 'fetch' with an http(s):// or file:// URL of a tar archive, \
+                         'zfs-copy' or 'zfs-clone'"
+                            .to_owned(),
+                    ));
                 }
                 let host = self.host.clone();
                 let release = tokio::task::spawn_blocking(move || host.release())
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                let url = platform::freebsd_base_url(&release)?;
+                    .await?
+                    .map_err(EngineError::host("cannot tell the host's release"))?;
+                let url = platform::freebsd_base_url(&release).map_err(EngineError::Invalid)?;
                 if config.autotag {
                     (name, tag) = (format!("FreeBSD-{}", release.version), "latest".to_owned());
                 }
@@ -409,11 +414,11 @@ impl Engine {
         self.check_cancelled()?;
         let mountpoint = self.image_mountpoint(dataset).await?;
         if config.dns {
-            copy_host_file("/etc/resolv.conf", &mountpoint)?;
+            copy_host_file("/etc/resolv.conf", &mountpoint).map_err(EngineError::Internal)?;
         }
         if config.localtime {
             if Path::new("/etc/localtime").exists() {
-                copy_host_file("/etc/localtime", &mountpoint)?;
+                copy_host_file("/etc/localtime", &mountpoint).map_err(EngineError::Internal)?;
             } else {
                 progress
                     .say("/etc/localtime not found on host, skipping...\n")
@@ -427,16 +432,19 @@ impl Engine {
             let host = self.host.clone();
             let basedir = mountpoint.clone();
             let log = tokio::task::spawn_blocking(move || host.freebsd_update(&basedir))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("could not update the image with freebsd-update: {e}"))?;
+                .await?
+                .map_err(EngineError::host(
+                    "could not update the image with freebsd-update",
+                ))?;
             progress.say(log).await;
         }
         self.check_cancelled()?;
-        let snapshot = dataset.snapshot("image").map_err(|e| e.to_string())?;
+        let snapshot = dataset
+            .snapshot("image")
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
         self.zfs(move |zfs| zfs.snapshot(&snapshot))
             .await
-            .map_err(|e| format!("could not create snapshot: {e}"))?;
+            .map_err(EngineError::host("could not create snapshot"))?;
         let image = Image {
             id: id.to_owned(),
             name,
@@ -449,14 +457,28 @@ impl Engine {
             dataset: dataset.as_str().to_owned(),
         };
         let record = image.clone();
-        self.store
-            .write(move |db| db.insert_image(&record))
-            .await
-            .map_err(|e| format!("could not record the image: {e}"))?;
+        // The name:tag moves here in the transaction that records the image: whoever held it
+        // is untagged at the same instant, and told about below.
+        let previous = self
+            .store
+            .write(move |db| {
+                let previous = db.holder_of(&record.name, &record.tag)?;
+                db.insert_image(&record)?;
+                Ok(previous)
+            })
+            .await?;
+        if let Some(previous) = previous {
+            progress
+                .say(format!(
+                    "the tag {}:{} moved here from image {previous}, which is now untagged\n",
+                    image.name, image.tag
+                ))
+                .await;
+        }
         Ok(image)
     }
 
-    async fn image_mountpoint(&self, dataset: &DatasetName) -> Result<PathBuf, String> {
+    async fn image_mountpoint(&self, dataset: &DatasetName) -> Result<PathBuf, EngineError> {
         let dataset = dataset.clone();
         self.zfs(move |zfs| match zfs.mounted_at(&dataset)? {
             Some(path) => Ok(Some(path)),
@@ -465,9 +487,8 @@ impl Engine {
                 zfs.mountpoint(&dataset)
             }
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "the image dataset has no mountpoint".to_owned())
+        .await?
+        .ok_or_else(|| EngineError::Internal("the image dataset has no mountpoint".to_owned()))
     }
 
     /// `fetch`: download (or take the local file), check it is a tar archive, unpack it into a new
@@ -479,14 +500,17 @@ impl Engine {
         dataset: &DatasetName,
         progress: &Progress,
         made: &mut Made,
-    ) -> Result<(), String> {
-        let archive = match Source::parse(url)? {
+    ) -> Result<(), EngineError> {
+        // What the user asked for cannot be had: a bad URL, a download that fails, a file that
+        // is no archive.
+        let refused = EngineError::Invalid;
+        let archive = match Source::parse(url).map_err(refused)? {
             Source::File(path) => {
                 if !path.is_file() {
-                    return Err(format!(
+                    return Err(EngineError::Invalid(format!(
                         "could not fetch {url}: {} is not a file on the daemon's host",
                         path.display()
-                    ));
+                    )));
                 }
                 path
             }
@@ -494,18 +518,21 @@ impl Engine {
                 let root = self.layout.root.clone();
                 let root_mount = self
                     .zfs(move |zfs| zfs.mountpoint(&root))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| "the root dataset has no mountpoint".to_owned())?;
+                    .await?
+                    .ok_or_else(|| {
+                        EngineError::Internal("the root dataset has no mountpoint".to_owned())
+                    })?;
                 let dest = root_mount.join(format!(".fetch-{id}"));
                 made.download = Some(dest.clone());
                 progress.say(format!("fetching {url}\n")).await;
-                fetch::download(&self.http, &url, &dest, progress, &self.cancel).await?;
+                fetch::download(&self.http, &url, &dest, progress, &self.cancel)
+                    .await
+                    .map_err(refused)?;
                 progress.say("Succesfully fetched base system.\n").await;
                 dest
             }
         };
-        fetch::check_archive(&archive, url)?;
+        fetch::check_archive(&archive, url).map_err(refused)?;
         self.check_cancelled()?;
         progress
             .say("Unpacking contents and creating image...\n")
@@ -513,15 +540,17 @@ impl Engine {
         let target = dataset.clone();
         self.zfs(move |zfs| zfs.create(&target, &[]))
             .await
-            .map_err(|e| format!("error creating dataset {}: {e}", dataset.as_str()))?;
+            .map_err(EngineError::host(format!(
+                "error creating dataset {}",
+                dataset.as_str()
+            )))?;
         made.dataset = true;
         let mountpoint = self.image_mountpoint(dataset).await?;
         let host = self.host.clone();
         let entries =
             tokio::task::spawn_blocking(move || host.extract_archive(&archive, &mountpoint))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("could not extract tar archive: {e}"))?;
+                .await?
+                .map_err(EngineError::host("could not extract tar archive"))?;
         progress
             .say(format!("Extracted {entries} files, creating image...\n"))
             .await;
@@ -536,34 +565,36 @@ impl Engine {
         dataset: &DatasetName,
         progress: &Progress,
         made: &mut Made,
-    ) -> Result<(), String> {
-        let source = DatasetName::new(config.zfs_dataset.clone())
-            .map_err(|e| format!("invalid dataset '{}': {e}", config.zfs_dataset))?;
+    ) -> Result<(), EngineError> {
+        let source = DatasetName::new(config.zfs_dataset.clone()).map_err(|e| {
+            EngineError::Invalid(format!("invalid dataset '{}': {e}", config.zfs_dataset))
+        })?;
         if source.is_within(&self.layout.containers) || source.is_within(&self.layout.volumes) {
-            return Err(format!(
+            return Err(EngineError::Invalid(format!(
                 "'{}' belongs to a container or volume",
                 source.as_str()
-            ));
+            )));
         }
         let check = source.clone();
-        if !self
-            .zfs(move |zfs| zfs.exists(&check))
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            return Err(format!("dataset '{}' does not exist", source.as_str()));
+        if !self.zfs(move |zfs| zfs.exists(&check)).await? {
+            return Err(EngineError::NotFound(format!(
+                "dataset '{}' does not exist",
+                source.as_str()
+            )));
         }
-        let snapshot = source.snapshot(id).map_err(|e| e.to_string())?;
+        let snapshot = source
+            .snapshot(id)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         // A crash leaves this snapshot of the user's dataset: the next start removes it.
-        made.intents.push(
-            self.intend(Intent::Snapshot, snapshot.as_str())
-                .await
-                .map_err(|e| e.to_string())?,
-        );
+        made.intents
+            .push(self.intend(Intent::Snapshot, snapshot.as_str()).await?);
         let take = snapshot.clone();
         self.zfs(move |zfs| zfs.snapshot(&take))
             .await
-            .map_err(|e| format!("could not snapshot {}: {e}", source.as_str()))?;
+            .map_err(EngineError::host(format!(
+                "could not snapshot {}",
+                source.as_str()
+            )))?;
         made.source_snapshot = Some(snapshot.clone());
         let target = dataset.clone();
         if config.method == ImageCreateMethod::ZfsCopy {
@@ -581,7 +612,7 @@ impl Engine {
                 zfs.destroy_snapshot(&copied, DestroyFlags::default())
             })
             .await
-            .map_err(|e| format!("error copying image dataset: {e}"))?;
+            .map_err(EngineError::host("error copying image dataset"))?;
             made.source_snapshot = None;
         } else {
             progress.say("cloning dataset...\n").await;
@@ -589,7 +620,7 @@ impl Engine {
             let origin = snapshot.clone();
             self.zfs(move |zfs| zfs.clone_snapshot(&origin, &target, &[]))
                 .await
-                .map_err(|e| format!("error cloning image dataset: {e}"))?;
+                .map_err(EngineError::host("error cloning image dataset"))?;
         }
         Ok(())
     }

@@ -34,25 +34,74 @@ pub use exec::{Client, ClientEvent, ExitRecorder, RunningExec};
 
 pub use layout::Layout;
 
-/// Why an operation failed. The server maps each variant to one HTTP status (`server::error`).
+/// Why an operation failed, by cause. `server::error` is the one place that turns a cause into
+/// the HTTP status the API gives it for each operation; the message is what the client prints.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The object named in the request does not exist (or, where the API says so, cannot be used);
-    /// the message is the API's.
+    /// The object the request names does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// The request conflicts with the state of an object.
+    /// The object's state does not allow the operation: it runs or does not, it is in use, its
+    /// name is taken.
     #[error("{0}")]
     Conflict(String),
+    /// A value in the request is refused (a name, a parameter, an image reference, a port).
+    #[error("{0}")]
+    Invalid(String),
+    /// The host refused or failed the operation; `context` says what was being done.
+    #[error("{context}: {cause}")]
+    Host {
+        /// What was being done.
+        context: String,
+        /// What the host said.
+        #[source]
+        cause: HostCause,
+    },
     /// The metadata store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// ZFS failed.
+    /// ZFS failed where no more can be said than what it printed.
     #[error(transparent)]
     Zfs(#[from] ZfsError),
-    /// Something else on the host failed.
+    /// The daemon itself failed (a task that panicked, a setting it cannot use).
     #[error("{0}")]
     Internal(String),
+}
+
+/// The host's side of an [`EngineError::Host`].
+#[derive(Debug, thiserror::Error)]
+pub enum HostCause {
+    /// zfs(8).
+    #[error(transparent)]
+    Zfs(#[from] ZfsError),
+    /// The container runtime (jail(8), jexec(8), the Linux runtime helper).
+    #[error(transparent)]
+    Runtime(#[from] crate::platform::RuntimeError),
+    /// Host networking (interfaces, the packet filter).
+    #[error(transparent)]
+    Network(#[from] crate::platform::NetworkError),
+    /// Another host command (tar, uname, freebsd-update).
+    #[error(transparent)]
+    Command(#[from] crate::platform::HostError),
+}
+
+impl EngineError {
+    /// Maps a host failure to [`EngineError::Host`] saying what was being done:
+    /// `.map_err(EngineError::host("could not stop container x"))`.
+    pub fn host<E: Into<HostCause>>(context: impl Into<String>) -> impl FnOnce(E) -> EngineError {
+        let context = context.into();
+        move |cause| EngineError::Host {
+            context,
+            cause: cause.into(),
+        }
+    }
+}
+
+/// A blocking task that did not finish (it panicked or was cancelled): the daemon's own failure.
+impl From<tokio::task::JoinError> for EngineError {
+    fn from(err: tokio::task::JoinError) -> Self {
+        EngineError::Internal(format!("a task of the daemon failed: {err}"))
+    }
 }
 
 /// What the engine is built from.

@@ -93,12 +93,12 @@ impl From<ChangeError> for EngineError {
     }
 }
 
-/// The API's answer to a host failure.
+/// A host networking failure as the engine's: a request the host cannot carry out is invalid,
+/// the rest is the host's failure.
 fn host_failure(err: NetworkError) -> EngineError {
     match err {
-        NetworkError::Invalid(message) => EngineError::Conflict(message),
-        refused @ NetworkError::Refused { .. } => EngineError::Internal(refused.to_string()),
-        NetworkError::Host(message) => EngineError::Internal(message),
+        NetworkError::Invalid(message) => EngineError::Invalid(message),
+        other => EngineError::host("could not change the host's networking")(other),
     }
 }
 
@@ -154,8 +154,7 @@ impl Engine {
     {
         let host = self.network_host()?;
         tokio::task::spawn_blocking(move || f(host.as_ref()))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .await?
             .map_err(host_failure)
     }
 
@@ -399,9 +398,10 @@ impl Engine {
         let container_id = endpoint.container_id.clone();
         let wiring = container_endpoint(network, endpoint);
         tokio::task::spawn_blocking(move || runtime.disconnected(&container_id, &wiring))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(|e| EngineError::Conflict(e.to_string()))
+            .await?
+            .map_err(EngineError::host(
+                "could not take the container off the network",
+            ))
     }
 
     /// Connects a container to a network, allocating its addresses.
@@ -492,9 +492,7 @@ impl Engine {
             let runtime = Arc::clone(self.runtime()?);
             let id = container.id.clone();
             let wiring = container_endpoint(&network, &endpoint);
-            let live = tokio::task::spawn_blocking(move || runtime.connected(&id, &wiring))
-                .await
-                .map_err(|e| EngineError::Internal(e.to_string()))?;
+            let live = tokio::task::spawn_blocking(move || runtime.connected(&id, &wiring)).await?;
             if let Err(err) = live {
                 let id = endpoint.id.clone();
                 self.change_with_firewall(move |db| {
@@ -502,7 +500,9 @@ impl Engine {
                     Ok(())
                 })
                 .await?;
-                return Err(EngineError::Conflict(err.to_string()));
+                return Err(EngineError::host(
+                    "could not wire the container to the network",
+                )(err));
             }
         }
         tracing::info!(container = %container.id, network = %network.id, ip = %endpoint.ip_address, ip6 = %endpoint.ip_address6, "connected");

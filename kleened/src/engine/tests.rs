@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use kleene_api::{ContainerConfig, ExecConfig, ImageCreateConfig, RestartPolicy};
 
-use super::fake::{self, FakeHost, FakeRuntime};
+use super::fake::{self, FakeHost};
 use super::{ClientEvent, Engine, EngineError};
 use crate::engine::exec::Client;
+use crate::server::error::{status, Operation};
 
 /// A client that keeps the output and says nothing (or ends the input at once).
 #[derive(Debug, Default)]
@@ -43,9 +44,26 @@ fn image_config(value: serde_json::Value) -> ImageCreateConfig {
 }
 
 async fn create_image(engine: &Arc<Engine>, config: ImageCreateConfig) -> Result<String, String> {
+    create_image_saying(engine, config).await.0
+}
+
+/// Creates an image; answers the result and what the creation said on the way.
+async fn create_image_saying(
+    engine: &Arc<Engine>,
+    config: ImageCreateConfig,
+) -> (Result<String, String>, String) {
     let (mut progress, task) = engine.start_image_creation(config);
-    while progress.recv().await.is_some() {}
-    task.await.unwrap().map(|image| image.id)
+    let mut said = String::new();
+    while let Some(text) = progress.recv().await {
+        said.push_str(&text);
+    }
+    (
+        task.await
+            .unwrap()
+            .map(|image| image.id)
+            .map_err(|e| e.to_string()),
+        said,
+    )
 }
 
 /// An image `base:latest` cloned from the user's dataset `zroot/data`.
@@ -146,7 +164,7 @@ async fn an_image_and_a_container_are_made_and_removed_without_leftovers() {
         host.exists(&format!("zroot/data@{image}")),
         "the clone's source snapshot"
     );
-    let container = create_container(&engine, "web", &["/bin/true"], |_| {})
+    let container = create_container(&engine, "web", &["true"], |_| {})
         .await
         .unwrap();
     let clone = format!("zroot/kleene/container/{container}");
@@ -271,12 +289,14 @@ async fn a_failed_container_creation_leaves_nothing() {
     let (engine, host, runtime) = fake::engine();
     base_image(&engine).await;
     host.fail_next("zfs clone", "cannot create 'x': out of space\n");
-    let err = create_container(&engine, "web", &["/bin/true"], |_| {})
+    let err = create_container(&engine, "web", &["true"], |_| {})
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, EngineError::NotFound(_)),
-        "the API answers 404: {err:?}"
+    assert!(matches!(err, EngineError::Host { .. }), "{err:?}");
+    assert_eq!(
+        status(Operation::ContainerCreate, &err),
+        404,
+        "the API answers 404"
     );
     assert!(err.to_string().contains("out of space"), "{err}");
     assert_eq!(
@@ -285,7 +305,7 @@ async fn a_failed_container_creation_leaves_nothing() {
     );
 
     // Refusals before the clone: unknown image, bad name, a name taken, mounts.
-    create_container(&engine, "web", &["/bin/true"], |_| {})
+    create_container(&engine, "web", &["true"], |_| {})
         .await
         .unwrap();
     let before = host.lines().len();
@@ -294,7 +314,7 @@ async fn a_failed_container_creation_leaves_nothing() {
         ("web", None, "already"),
         ("other", Some("nope"), "no such image 'nope'"),
     ] {
-        let err = create_container(&engine, name, &["/bin/true"], |c| {
+        let err = create_container(&engine, name, &["true"], |c| {
             if let Some(image) = tweak {
                 c.image = Some(image.into());
             }
@@ -313,12 +333,13 @@ async fn a_failed_container_creation_leaves_nothing() {
 async fn a_container_whose_dataset_cannot_go_is_kept_whole() {
     let (engine, host, _runtime) = fake::engine();
     base_image(&engine).await;
-    let id = create_container(&engine, "web", &["/bin/true"], |_| {})
+    let id = create_container(&engine, "web", &["true"], |_| {})
         .await
         .unwrap();
     host.fail_next("zfs destroy", "cannot destroy 'x': dataset is busy\n");
     let err = engine.remove_container("web".into()).await.unwrap_err();
     assert!(err.to_string().contains("is busy"), "{err}");
+    assert_eq!(status(Operation::ContainerRemove, &err), 409);
     assert!(host.exists(&format!("zroot/kleene/container/{id}")));
     assert!(engine.find_container("web").await.unwrap().is_some());
     assert_consistent(&engine, &host).await;
@@ -330,7 +351,7 @@ async fn a_container_whose_dataset_cannot_go_is_kept_whole() {
 async fn concurrent_removals_of_one_container_remove_it_once() {
     let (engine, host, _runtime) = fake::engine();
     base_image(&engine).await;
-    create_container(&engine, "web", &["/bin/true"], |_| {})
+    create_container(&engine, "web", &["true"], |_| {})
         .await
         .unwrap();
     let tries: Vec<_> = (0..5)
@@ -363,7 +384,7 @@ async fn an_attached_exec_gives_its_output_and_exit_code_and_the_container_stops
     let id = create_container(
         &engine,
         "job",
-        &["/bin/sh", "-c", "read line; echo got $line; exit 3"],
+        &["sh", "-c", "read line; echo got $line; exit 3"],
         |c| {
             c.env = Some(vec!["GREETING=hi".into()]);
         },
@@ -415,7 +436,7 @@ async fn an_attached_exec_gives_its_output_and_exit_code_and_the_container_stops
 async fn execs_join_a_running_container_and_stop_ends_it() {
     let (engine, _host, runtime) = fake::engine();
     base_image(&engine).await;
-    let id = create_container(&engine, "svc", &["/bin/sleep", "30"], |_| {})
+    let id = create_container(&engine, "svc", &["sleep", "30"], |_| {})
         .await
         .unwrap();
     start(&engine, "svc").await;
@@ -434,11 +455,12 @@ async fn execs_join_a_running_container_and_stop_ends_it() {
     // A running container is neither removed nor started again.
     let err = engine.remove_container("svc".into()).await.unwrap_err();
     assert!(matches!(err, EngineError::Conflict(_)), "{err:?}");
+    assert_eq!(status(Operation::ContainerRemove, &err), 409);
 
     let exec = engine
         .create_exec(ExecConfig {
             container_id: id.clone(),
-            cmd: vec!["/bin/echo".into(), "inside".into()],
+            cmd: vec!["echo".into(), "inside".into()],
             env: vec![],
             user: String::new(),
             tty: false,
@@ -464,6 +486,7 @@ async fn execs_join_a_running_container_and_stop_ends_it() {
     );
     let err = engine.stop_container("svc".into()).await.unwrap_err();
     assert!(err.to_string().contains("not running"), "{err}");
+    assert_eq!(status(Operation::ContainerStop, &err), 404);
 
     // An exec that must not start its container is refused while it is stopped.
     let exec = engine
@@ -484,7 +507,7 @@ async fn execs_join_a_running_container_and_stop_ends_it() {
 async fn stop_exec_ends_one_process_or_the_whole_container() {
     let (engine, _host, _runtime) = fake::engine();
     base_image(&engine).await;
-    let id = create_container(&engine, "svc", &["/bin/sleep", "30"], |_| {})
+    let id = create_container(&engine, "svc", &["sleep", "30"], |_| {})
         .await
         .unwrap();
     let new_exec = |cmd: Vec<String>| {
@@ -507,7 +530,7 @@ async fn stop_exec_ends_one_process_or_the_whole_container() {
     let first = new_exec(vec![]).await;
     let running = engine.start_exec(&first, true, None).await.unwrap();
     engine.detach(running);
-    let second = new_exec(vec!["/bin/sleep".into(), "30".into()]).await;
+    let second = new_exec(vec!["sleep".into(), "30".into()]).await;
     let running = engine.start_exec(&second, false, None).await.unwrap();
     engine.detach(running);
 
@@ -550,7 +573,7 @@ async fn stop_exec_ends_one_process_or_the_whole_container() {
 async fn a_failed_start_leaves_the_container_stopped_and_usable() {
     let (engine, _host, runtime) = fake::engine();
     base_image(&engine).await;
-    create_container(&engine, "svc", &["/bin/sleep", "30"], |_| {})
+    create_container(&engine, "svc", &["sleep", "30"], |_| {})
         .await
         .unwrap();
     runtime.fail_next_start("cannot make the namespaces");
@@ -581,18 +604,18 @@ async fn a_failed_start_leaves_the_container_stopped_and_usable() {
 async fn prune_removes_only_stopped_containers_not_kept() {
     let (engine, host, _runtime) = fake::engine();
     base_image(&engine).await;
-    let running = create_container(&engine, "running", &["/bin/sleep", "30"], |_| {})
+    let running = create_container(&engine, "running", &["sleep", "30"], |_| {})
         .await
         .unwrap();
-    let kept = create_container(&engine, "kept", &["/bin/true"], |c| c.persist = Some(true))
+    let kept = create_container(&engine, "kept", &["true"], |c| c.persist = Some(true))
         .await
         .unwrap();
-    let plain = create_container(&engine, "plain", &["/bin/true"], |_| {})
+    let plain = create_container(&engine, "plain", &["true"], |_| {})
         .await
         .unwrap();
     start(&engine, "running").await;
     let removed = engine.prune_containers().await.unwrap();
-    assert_eq!(removed, [plain.clone()]);
+    assert_eq!(removed, std::slice::from_ref(&plain));
     assert!(host.exists(&format!("zroot/kleene/container/{running}")));
     assert!(host.exists(&format!("zroot/kleene/container/{kept}")));
     assert!(!host.exists(&format!("zroot/kleene/container/{plain}")));
@@ -618,16 +641,16 @@ async fn prune_removes_only_stopped_containers_not_kept() {
 async fn startup_stops_what_an_earlier_daemon_left_running_and_starts_on_startup_containers() {
     let (engine, host, runtime) = fake::engine();
     base_image(&engine).await;
-    let left = create_container(&engine, "left", &["/bin/sleep", "30"], |_| {})
+    let left = create_container(&engine, "left", &["sleep", "30"], |_| {})
         .await
         .unwrap();
-    let auto = create_container(&engine, "auto", &["/bin/sleep", "30"], |c| {
+    let auto = create_container(&engine, "auto", &["sleep", "30"], |c| {
         c.restart_policy = Some(RestartPolicy::OnStartup);
     })
     .await
     .unwrap();
     // A process of `left` a daemon that died started: the new daemon cannot read its output.
-    let mut orphan = std::process::Command::new("/bin/sleep")
+    let mut orphan = std::process::Command::new("sleep")
         .arg("30")
         .spawn()
         .unwrap();
@@ -646,7 +669,7 @@ async fn startup_stops_what_an_earlier_daemon_left_running_and_starts_on_startup
         .into_iter()
         .map(|c| c.container.id)
         .collect();
-    assert_eq!(running, [auto.clone()]);
+    assert_eq!(running, std::slice::from_ref(&auto));
     again.stop_container(auto).await.unwrap();
 }
 
@@ -675,7 +698,7 @@ async fn startup_finishes_or_undoes_what_a_crash_left() {
     };
     fake_clone("bbbbbbbbbbbb");
     // Killed during a removal (in prune): the dataset went, the row stayed.
-    let gone = create_container(&engine, "gone", &["/bin/true"], |_| {})
+    let gone = create_container(&engine, "gone", &["true"], |_| {})
         .await
         .unwrap();
     let _ = kleene_runner::Runner::run(
@@ -688,11 +711,11 @@ async fn startup_finishes_or_undoes_what_a_crash_left() {
     )
     .unwrap();
     // Killed during a removal, before the destroy: both stay, and the intent says to remove.
-    let doomed = create_container(&engine, "doomed", &["/bin/true"], |_| {})
+    let doomed = create_container(&engine, "doomed", &["true"], |_| {})
         .await
         .unwrap();
     // A container that is fine.
-    let kept = create_container(&engine, "kept", &["/bin/true"], |_| {})
+    let kept = create_container(&engine, "kept", &["true"], |_| {})
         .await
         .unwrap();
     let record = |kind: &'static str, object: String| {
@@ -718,4 +741,72 @@ async fn startup_finishes_or_undoes_what_a_crash_left() {
     }
     assert!(again.find_container(&kept).await.unwrap().is_some());
     assert_consistent(&again, &host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creations_with_one_tag_leave_it_on_one_image_and_say_so() {
+    let (engine, host, _runtime) = fake::engine();
+    let tries: Vec<_> = (0..5)
+        .map(|_| {
+            let engine = Arc::clone(&engine);
+            tokio::spawn(async move {
+                create_image_saying(
+                    &engine,
+                    image_config(serde_json::json!({"method": "zfs-copy", "zfs_dataset": "zroot/data", "tag": "same"})),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut created = vec![];
+    let mut told = 0;
+    for task in tries {
+        let (result, said) = task.await.unwrap();
+        // zfs-copy snapshots the source under the image's ID: the five do not collide.
+        created.push(result.unwrap());
+        told += usize::from(said.contains("the tag same:latest moved here from image"));
+    }
+    assert_eq!(
+        told, 4,
+        "every creation but the first says whose tag it took"
+    );
+    let images = engine.list_images().await.unwrap();
+    assert_eq!(images.len(), 5);
+    let tagged: Vec<_> = images.iter().filter(|i| i.name == "same").collect();
+    assert_eq!(tagged.len(), 1, "{images:?}");
+    assert_consistent(&engine, &host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_racing_a_removal_never_bring_the_container_back() {
+    let (engine, host, _runtime) = fake::engine();
+    base_image(&engine).await;
+    let id = create_container(&engine, "web", &["true"], |_| {})
+        .await
+        .unwrap();
+    let mut tasks = vec![];
+    for n in 0..5 {
+        let engine = Arc::clone(&engine);
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let config = ContainerConfig {
+                name: Some(format!("web{n}")),
+                ..ContainerConfig::default()
+            };
+            engine.update_container(id, config).await.map(|_| ())
+        }));
+    }
+    let remover = {
+        let engine = Arc::clone(&engine);
+        let id = id.clone();
+        tokio::spawn(async move { engine.remove_container(id).await.map(|_| ()) })
+    };
+    remover.await.unwrap().unwrap();
+    for task in tasks {
+        if let Err(err) = task.await.unwrap() {
+            assert!(matches!(err, EngineError::NotFound(_)), "{err:?}");
+        }
+    }
+    assert!(engine.find_container(&id).await.unwrap().is_none());
+    assert_consistent(&engine, &host).await;
 }

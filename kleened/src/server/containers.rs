@@ -12,8 +12,9 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
+use super::error::{self, Operation};
 use super::request::{bool_param, json_body, query};
-use super::{error, with_engine};
+use super::with_engine;
 use crate::engine::Engine;
 
 pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
@@ -76,6 +77,7 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
 pub(super) async fn list(params: HashMap<String, String>, engine: Arc<Engine>) -> Response {
     match bool_param(&params, "all") {
         Ok(all) => error::respond(
+            Operation::List,
             StatusCode::OK,
             engine.list_containers(all.unwrap_or(false)).await,
         ),
@@ -94,7 +96,11 @@ pub(super) async fn list(params: HashMap<String, String>, engine: Arc<Engine>) -
     )
 )]
 pub(super) async fn inspect(container_id: String, engine: Arc<Engine>) -> Response {
-    error::respond_404(StatusCode::OK, engine.inspect_container(container_id).await)
+    error::respond(
+        Operation::ContainerInspect,
+        StatusCode::OK,
+        engine.inspect_container(container_id).await,
+    )
 }
 
 /// Create a container: a ZFS clone of the image's snapshot. Every refusal answers 404.
@@ -112,7 +118,11 @@ pub(super) async fn inspect(container_id: String, engine: Arc<Engine>) -> Respon
     )
 )]
 pub(super) async fn create(config: ContainerConfig, engine: Arc<Engine>) -> Response {
-    error::respond_404(StatusCode::CREATED, engine.create_container(config).await)
+    error::respond(
+        Operation::ContainerCreate,
+        StatusCode::CREATED,
+        engine.create_container(config).await,
+    )
 }
 
 /// Remove a stopped container and its dataset.
@@ -127,7 +137,11 @@ pub(super) async fn create(config: ContainerConfig, engine: Arc<Engine>) -> Resp
     )
 )]
 pub(super) async fn remove(container_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::OK, engine.remove_container(container_id).await)
+    error::respond(
+        Operation::ContainerRemove,
+        StatusCode::OK,
+        engine.remove_container(container_id).await,
+    )
 }
 
 /// Stop a container: SIGTERM to its processes, SIGKILL after a grace period.
@@ -141,7 +155,11 @@ pub(super) async fn remove(container_id: String, engine: Arc<Engine>) -> Respons
     )
 )]
 pub(super) async fn stop(container_id: String, engine: Arc<Engine>) -> Response {
-    error::respond_404(StatusCode::OK, engine.stop_container(container_id).await)
+    error::respond(
+        Operation::ContainerStop,
+        StatusCode::OK,
+        engine.stop_container(container_id).await,
+    )
 }
 
 /// Change a container's name, command, user, environment, jail parameters, restart policy or
@@ -164,6 +182,7 @@ pub(super) async fn update(
     engine: Arc<Engine>,
 ) -> Response {
     error::respond(
+        Operation::ContainerUpdate,
         StatusCode::CREATED,
         engine.update_container(container_id, config).await,
     )
@@ -178,5 +197,9 @@ pub(super) async fn update(
     )
 )]
 pub(super) async fn prune(engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::OK, engine.prune_containers().await)
+    error::respond(
+        Operation::List,
+        StatusCode::OK,
+        engine.prune_containers().await,
+    )
 }

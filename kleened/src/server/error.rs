@@ -1,16 +1,16 @@
 //! The one place where failures become HTTP answers.
 //!
 //! Every error answer is JSON with a `message` (the published Python client needs the key, and
-//! prints it). The status is the reference's for the operation: the Python client crashes on any
-//! status its generated code does not list for an endpoint, so operations whose reference answers
-//! have no 409 answer their conflicts with 404 ([`respond_404`]).
+//! prints it). The status is the reference's for the operation and the cause ([`status`]): the
+//! Python client crashes on any status its generated code does not list for an endpoint, so
+//! operations whose reference answers have no 409 answer their conflicts with 404.
 
 use http::StatusCode;
 use kleene_api::{ErrorResponse, ValidationErrors};
 use warp::reply::Response;
 use warp::Reply;
 
-use crate::engine::EngineError;
+use crate::engine::{EngineError, HostCause};
 use crate::store::StoreError;
 
 /// A JSON answer with a status.
@@ -38,42 +38,114 @@ pub fn route_not_found() -> Response {
     message(StatusCode::NOT_FOUND, "not found")
 }
 
-/// Maps an engine failure to its status and body. Internal failures are logged here, once.
-pub fn engine(err: EngineError) -> Response {
-    let status = match &err {
-        EngineError::NotFound(_) => StatusCode::NOT_FOUND,
-        // An identifier that names several objects: the request's fault, and nothing was done.
-        EngineError::Conflict(_) | EngineError::Store(StoreError::Ambiguous { .. }) => {
-            StatusCode::CONFLICT
+/// The operations whose failures the API answers with statuses of their own. The published
+/// Python client knows only the statuses the reference lists per endpoint, and fails on any
+/// other, so each operation answers its causes with one of those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Lists and prunes: only the daemon's own failures.
+    List,
+    /// `POST /containers/create`.
+    ContainerCreate,
+    /// `GET /containers/{id}/inspect`.
+    ContainerInspect,
+    /// `DELETE /containers/{id}`.
+    ContainerRemove,
+    /// `POST /containers/{id}/stop`.
+    ContainerStop,
+    /// `POST /containers/{id}/update`.
+    ContainerUpdate,
+    /// `POST /exec/create`.
+    ExecCreate,
+    /// `POST /exec/{id}/stop`.
+    ExecStop,
+    /// `GET /images/{id}/inspect`, `POST /images/{id}/tag`.
+    ImageLookup,
+    /// `DELETE /images/{id}`.
+    ImageRemove,
+    /// `POST /networks/create` and `/networks/connect`.
+    NetworkChange,
+    /// `POST /networks/{id}/disconnect/{container}`.
+    NetworkDisconnect,
+    /// `GET /networks/{id}/inspect`, `DELETE /networks/{id}`, volumes.
+    Lookup,
+}
+
+/// The status `operation` answers `err` with. Store and daemon failures are 500 everywhere
+/// (and logged by [`engine`]); the rest follows the statuses the reference lists per endpoint:
+///
+/// | operation | not found | conflict, ambiguous, invalid | host (zfs, runtime, network) |
+/// |---|---|---|---|
+/// | container create, inspect, stop; exec create, stop; image inspect, tag, rm | 404 | 404 | 404 |
+/// | container rm; network create, connect | 404 | 409 | 409 |
+/// | container update | 404 | 409 | 409 (runtime), 500 |
+/// | network disconnect | 409 | 409 | 409 |
+/// | lists, prunes, network inspect and rm, volumes | 404 | 404 | 500 |
+pub fn status(operation: Operation, err: &EngineError) -> StatusCode {
+    use Operation as O;
+    enum Cause {
+        NotFound,
+        Refused,
+        Host,
+        Daemon,
+    }
+    let cause = match err {
+        EngineError::NotFound(_) => Cause::NotFound,
+        EngineError::Conflict(_)
+        | EngineError::Invalid(_)
+        | EngineError::Store(StoreError::Ambiguous { .. }) => Cause::Refused,
+        EngineError::Host { .. } | EngineError::Zfs(_) => Cause::Host,
+        EngineError::Store(_) | EngineError::Internal(_) => Cause::Daemon,
+    };
+    let runtime = matches!(
+        err,
+        EngineError::Host {
+            cause: HostCause::Runtime(_),
+            ..
         }
-        EngineError::Store(_) | EngineError::Zfs(_) | EngineError::Internal(_) => {
-            tracing::error!(error = %err, "request failed");
+    );
+    match (operation, cause) {
+        (_, Cause::Daemon) => StatusCode::INTERNAL_SERVER_ERROR,
+        (O::NetworkDisconnect, _) => StatusCode::CONFLICT,
+        (_, Cause::NotFound) => StatusCode::NOT_FOUND,
+        (
+            O::ContainerCreate
+            | O::ContainerInspect
+            | O::ContainerStop
+            | O::ExecCreate
+            | O::ExecStop
+            | O::ImageLookup
+            | O::ImageRemove,
+            _,
+        ) => StatusCode::NOT_FOUND,
+        (O::ContainerRemove | O::NetworkChange, _) => StatusCode::CONFLICT,
+        (O::ContainerUpdate, Cause::Refused) => StatusCode::CONFLICT,
+        (O::ContainerUpdate, Cause::Host) if runtime => StatusCode::CONFLICT,
+        (O::ContainerUpdate | O::List | O::Lookup, Cause::Host) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
-    };
+        (O::List | O::Lookup, Cause::Refused) => StatusCode::NOT_FOUND,
+    }
+}
+
+/// Maps an engine failure of `operation` to its status and `{"message": ...}` body. Failures
+/// answered 500 are logged here, once.
+pub fn engine(operation: Operation, err: EngineError) -> Response {
+    let status = status(operation, &err);
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %err, "request failed");
+    }
     message(status, err.to_string())
 }
 
-/// Answers `result` with `status` and its JSON, or with the mapped error.
+/// Answers `result` with `status` and its JSON, or with the failure as `operation` answers it.
 pub fn respond<T: serde::Serialize>(
+    operation: Operation,
     status: StatusCode,
     result: Result<T, EngineError>,
 ) -> Response {
     match result {
         Ok(value) => json(status, &value),
-        Err(err) => engine(err),
+        Err(err) => engine(operation, err),
     }
-}
-
-/// [`respond`] for operations whose reference answers have no 409 (inspect, stop, image removal
-/// and tagging): a conflict, such as an ambiguous identifier, is answered 404 with its message.
-pub fn respond_404<T: serde::Serialize>(
-    status: StatusCode,
-    result: Result<T, EngineError>,
-) -> Response {
-    let mut response = respond(status, result);
-    if response.status() == StatusCode::CONFLICT {
-        *response.status_mut() = StatusCode::NOT_FOUND;
-    }
-    response
 }

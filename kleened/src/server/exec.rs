@@ -18,8 +18,9 @@ use warp::reply::Response;
 use warp::ws::{Message, WebSocket};
 use warp::{Filter, Reply};
 
+use super::error::{self, Operation};
 use super::request::{bool_param, json_body, query};
-use super::{error, with_engine, ws};
+use super::{with_engine, ws};
 use crate::engine::{Client, ClientEvent, Engine};
 
 pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
@@ -55,7 +56,11 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
     )
 )]
 pub(super) async fn create(config: ExecConfig, engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::CREATED, engine.create_exec(config).await)
+    error::respond(
+        Operation::ExecCreate,
+        StatusCode::CREATED,
+        engine.create_exec(config).await,
+    )
 }
 
 /// Stop an exec instance's process (SIGTERM, or SIGKILL with `force_stop`), or its whole container
@@ -88,6 +93,7 @@ pub(super) async fn stop(
     };
     match (flag("force_stop"), flag("stop_container")) {
         (Ok(force), Ok(container)) => error::respond(
+            Operation::ExecStop,
             StatusCode::OK,
             engine.stop_exec(exec_id, force, container).await,
         ),

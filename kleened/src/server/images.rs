@@ -15,8 +15,9 @@ use warp::reply::Response;
 use warp::ws::{Message, WebSocket};
 use warp::{Filter, Reply};
 
+use super::error::{self, Operation};
 use super::request::{bool_param, query};
-use super::{error, with_engine, ws};
+use super::{with_engine, ws};
 use crate::engine::Engine;
 
 pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
@@ -69,7 +70,7 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
     responses((status = 200, description = "the images", body = [Image]))
 )]
 pub(super) async fn list(engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::OK, engine.list_images().await)
+    error::respond(Operation::List, StatusCode::OK, engine.list_images().await)
 }
 
 /// Inspect an image.
@@ -83,7 +84,11 @@ pub(super) async fn list(engine: Arc<Engine>) -> Response {
     )
 )]
 pub(super) async fn inspect(image_id: String, engine: Arc<Engine>) -> Response {
-    error::respond_404(StatusCode::OK, engine.inspect_image(image_id).await)
+    error::respond(
+        Operation::ImageLookup,
+        StatusCode::OK,
+        engine.inspect_image(image_id).await,
+    )
 }
 
 /// Remove an image and its dataset. Refused while containers or other images are clones of it.
@@ -97,7 +102,11 @@ pub(super) async fn inspect(image_id: String, engine: Arc<Engine>) -> Response {
     )
 )]
 pub(super) async fn remove(image_id: String, engine: Arc<Engine>) -> Response {
-    error::respond_404(StatusCode::OK, engine.remove_image(image_id).await)
+    error::respond(
+        Operation::ImageRemove,
+        StatusCode::OK,
+        engine.remove_image(image_id).await,
+    )
 }
 
 /// Set the name and tag of an image; another image holding them loses them.
@@ -125,7 +134,11 @@ pub(super) async fn tag(
             "missing required parameter 'nametag'",
         ));
     };
-    error::respond_404(StatusCode::OK, engine.tag_image(image_id, nametag).await)
+    error::respond(
+        Operation::ImageLookup,
+        StatusCode::OK,
+        engine.tag_image(image_id, nametag).await,
+    )
 }
 
 /// Remove images no container or image is cloned from: untagged ones, or all with `all=true`.
@@ -139,7 +152,11 @@ pub(super) async fn tag(
 )]
 pub(super) async fn prune(params: HashMap<String, String>, engine: Arc<Engine>) -> Response {
     match bool_param(&params, "all") {
-        Ok(Some(all)) => error::respond(StatusCode::OK, engine.prune_images(all).await),
+        Ok(Some(all)) => error::respond(
+            Operation::List,
+            StatusCode::OK,
+            engine.prune_images(all).await,
+        ),
         Ok(None) => error::invalid(ValidationErrors::single(
             "/all",
             "missing required parameter 'all'",
@@ -172,9 +189,7 @@ pub(super) async fn create(socket: WebSocket, engine: Arc<Engine>) {
             connected = tx.send(Message::text(text)).await.is_ok();
         }
     }
-    let outcome = task
-        .await
-        .unwrap_or_else(|e| Err(format!("image creation crashed: {e}")));
+    let outcome = task.await.unwrap_or_else(|e| Err(e.into()));
     match outcome {
         Ok(image) => {
             let done = WebSocketMessage::new(MsgType::Closing, "image created", image.id);

@@ -628,7 +628,8 @@ mod tests {
             &format!(r#"{{"name": "/{long}"}}"#),
         )
         .await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
+        // Update has a 409 for what the container cannot take; create answers every refusal 404.
+        assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(body["message"], "container name is longer than 255 bytes");
         let (status, body) = call(
             &api,

@@ -11,8 +11,9 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use super::error::{self, Operation};
 use super::request::json_body;
-use super::{error, with_engine};
+use super::with_engine;
 use crate::engine::Engine;
 
 pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
@@ -74,7 +75,11 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
     )
 )]
 pub(super) async fn create(config: NetworkConfig, engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::CREATED, engine.create_network(config).await)
+    error::respond(
+        Operation::NetworkChange,
+        StatusCode::CREATED,
+        engine.create_network(config).await,
+    )
 }
 
 /// Remove a network; connected containers are disconnected first, running ones too.
@@ -87,7 +92,11 @@ pub(super) async fn create(config: NetworkConfig, engine: Arc<Engine>) -> Respon
     )
 )]
 pub(super) async fn remove(network_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::OK, engine.remove_network(network_id).await)
+    error::respond(
+        Operation::Lookup,
+        StatusCode::OK,
+        engine.remove_network(network_id).await,
+    )
 }
 
 /// Remove every network no container is connected to.
@@ -96,7 +105,11 @@ pub(super) async fn remove(network_id: String, engine: Arc<Engine>) -> Response 
     responses((status = 200, description = "the IDs of the removed networks", body = [String]))
 )]
 pub(super) async fn prune(engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::OK, engine.prune_networks().await)
+    error::respond(
+        Operation::List,
+        StatusCode::OK,
+        engine.prune_networks().await,
+    )
 }
 
 /// Connect a container to a network, with addresses given or allocated (`<auto>`).
@@ -113,7 +126,7 @@ pub(super) async fn prune(engine: Arc<Engine>) -> Response {
 pub(super) async fn connect(config: EndPointConfig, engine: Arc<Engine>) -> Response {
     match engine.connect(config).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(err) => error::engine(err),
+        Err(err) => error::engine(Operation::NetworkChange, err),
     }
 }
 
@@ -136,7 +149,7 @@ pub(super) async fn disconnect(
 ) -> Response {
     match engine.disconnect(network_id, container_id).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(err) => error::engine(err),
+        Err(err) => error::engine(Operation::NetworkDisconnect, err),
     }
 }
 
@@ -146,7 +159,11 @@ pub(super) async fn disconnect(
     responses((status = 200, description = "the networks", body = [Network]))
 )]
 pub(super) async fn list(engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::OK, engine.list_networks().await)
+    error::respond(
+        Operation::List,
+        StatusCode::OK,
+        engine.list_networks().await,
+    )
 }
 
 /// Inspect a network.
@@ -159,5 +176,9 @@ pub(super) async fn list(engine: Arc<Engine>) -> Response {
     )
 )]
 pub(super) async fn inspect(network_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::OK, engine.inspect_network(network_id).await)
+    error::respond(
+        Operation::Lookup,
+        StatusCode::OK,
+        engine.inspect_network(network_id).await,
+    )
 }

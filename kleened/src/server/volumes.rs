@@ -8,7 +8,8 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{error, with_engine};
+use super::error::{self, Operation};
+use super::with_engine;
 use crate::engine::Engine;
 
 pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
@@ -29,7 +30,7 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
     responses((status = 200, description = "the volumes", body = [Volume]))
 )]
 pub(super) async fn list(engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::OK, engine.list_volumes().await)
+    error::respond(Operation::List, StatusCode::OK, engine.list_volumes().await)
 }
 
 /// Inspect a volume.
@@ -42,5 +43,9 @@ pub(super) async fn list(engine: Arc<Engine>) -> Response {
     )
 )]
 pub(super) async fn inspect(volume_name: String, engine: Arc<Engine>) -> Response {
-    error::respond(StatusCode::OK, engine.inspect_volume(volume_name).await)
+    error::respond(
+        Operation::Lookup,
+        StatusCode::OK,
+        engine.inspect_volume(volume_name).await,
+    )
 }

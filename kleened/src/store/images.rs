@@ -1,7 +1,7 @@
 //! Image rows.
 
 use kleene_api::Image;
-use rusqlite::{params, Row};
+use rusqlite::{params, OptionalExtension, Row};
 
 use super::{from_json, to_json, Db, Lookup, StoreError};
 
@@ -92,6 +92,18 @@ impl Db<'_> {
             .prepare_cached("UPDATE images SET name = ?2, tag = ?3 WHERE id = ?1")?
             .execute([id, name, tag])?;
         Ok(changed == 1)
+    }
+
+    /// The ID of the image named `name:tag`, if one is (an untagged name holds nothing).
+    pub fn holder_of(&self, name: &str, tag: &str) -> Result<Option<String>, StoreError> {
+        if name.is_empty() && tag.is_empty() {
+            return Ok(None);
+        }
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id FROM images WHERE name = ?1 AND tag = ?2")?
+            .query_row([name, tag], |row| row.get(0))
+            .optional()?)
     }
 
     fn untag_others(&self, id: &str, name: &str, tag: &str) -> Result<(), StoreError> {
