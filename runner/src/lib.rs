@@ -9,21 +9,42 @@
 //! The trait is synchronous on purpose: the commands are short-lived, and async callers wrap a
 //! whole driver operation (which may run several commands and retry) in `spawn_blocking` rather
 //! than paying for async plumbing in every driver.
+//!
+//! Every command has a deadline ([`CommandSpec::timeout`], [`DEFAULT_TIMEOUT`] unless the driver
+//! sets another): a hung `zfs` or `jail -R` must not hold a blocking thread, and the request
+//! waiting on it, for ever. At the deadline the command is killed and the caller gets
+//! [`RunError::TimedOut`] naming it.
 
 mod recording;
 mod system;
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 pub use recording::{Recorded, RecordingRunner, Reply};
 pub use system::SystemRunner;
 
-/// A command to run: program, arguments, extra environment and optional standard input.
+/// How long a command may run unless its spec says otherwise: five minutes.
+///
+/// The daemon's commands take milliseconds (a zfs-fuse clone about 15 ms) to seconds (`jail -R`
+/// waits up to 10 s for a jail's processes; destroying a large dataset tree on a slow disk takes
+/// tens of seconds). Five minutes is far beyond any of that on a healthy host, and still bounds
+/// a command that hangs (a wedged zfs-fuse daemon, an unresponsive jail) so that its thread and
+/// its request come back with an error instead of never.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The deadline for commands whose duration grows with the data they move: unpacking an image
+/// archive, `zfs send | zfs receive` of an image, `freebsd-update` downloading patches. An hour
+/// covers gigabytes on a slow disk or a slow mirror; it is a bound, not an estimate.
+pub const LONG_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// A command to run: program, arguments, extra environment, optional standard input, and how long
+/// it may take.
 ///
 /// The program is not resolved through a shell: arguments are passed verbatim, so no quoting
 /// is needed and nothing in an argument can be interpreted as shell syntax.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandSpec {
     /// Program to execute: an absolute path, or a bare name looked up in `PATH`.
     pub program: String,
@@ -33,10 +54,26 @@ pub struct CommandSpec {
     pub env: Vec<(String, String)>,
     /// Bytes written to the command's standard input; `None` means stdin is `/dev/null`.
     pub stdin: Option<Vec<u8>>,
+    /// How long the command may run before it is killed ([`DEFAULT_TIMEOUT`] unless set with
+    /// [`CommandSpec::timeout`]). For a pipeline, the longer of its two commands' deadlines
+    /// bounds the whole pipeline.
+    pub timeout: Duration,
+}
+
+impl Default for CommandSpec {
+    fn default() -> Self {
+        CommandSpec {
+            program: String::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
 }
 
 impl CommandSpec {
-    /// A command running `program` with no arguments.
+    /// A command running `program` with no arguments and the [`DEFAULT_TIMEOUT`].
     pub fn new(program: impl Into<String>) -> Self {
         CommandSpec {
             program: program.into(),
@@ -73,6 +110,14 @@ impl CommandSpec {
     #[must_use]
     pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(input.into());
+        self
+    }
+
+    /// Sets how long the command may run before it is killed, for commands that legitimately
+    /// take longer than [`DEFAULT_TIMEOUT`] (see [`LONG_TIMEOUT`]) or must give up sooner.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 
@@ -182,13 +227,42 @@ pub enum RunError {
         #[source]
         source: io::Error,
     },
+    /// The command did not finish (exit and close its output) within its
+    /// [`CommandSpec::timeout`], and was killed with SIGKILL together with its process group.
+    #[error("`{command}` did not finish in {} and was killed", seconds(*after))]
+    TimedOut {
+        /// The program that was killed (a pipeline's producer).
+        program: String,
+        /// The whole command line as [`CommandSpec`]'s `Display` renders it (` | ` between a
+        /// pipeline's sides).
+        command: String,
+        /// The deadline it missed.
+        after: Duration,
+    },
+}
+
+impl RunError {
+    /// Whether the command was killed at its deadline.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RunError::TimedOut { .. })
+    }
+}
+
+/// `300 s`, or `0.2 s` for a deadline that is not whole seconds.
+fn seconds(duration: Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
 }
 
 /// Runs commands. Object safe, so drivers hold an `Arc<dyn Runner>` chosen at start-up.
 pub trait Runner: Send + Sync + fmt::Debug {
     /// Runs one command to completion and returns what it produced.
     ///
-    /// A non-zero exit is not an error here: the caller decides what a failure means.
+    /// A non-zero exit is not an error here: the caller decides what a failure means. A command
+    /// still running at its deadline is killed and answered with [`RunError::TimedOut`].
     fn run(&self, spec: &CommandSpec) -> Result<Output, RunError>;
 
     /// Runs `producer | consumer`: the producer's stdout feeds the consumer's stdin directly,

@@ -22,6 +22,9 @@ pub enum Reply {
     Pipe(PipeOutput),
     /// The program could not be started; the string becomes the OS error's message.
     SpawnError(String),
+    /// The command did not finish within its deadline and was killed: answered with
+    /// [`RunError::TimedOut`] for the command's own timeout (a pipeline's longer one).
+    TimedOut,
 }
 
 /// One recorded invocation.
@@ -112,6 +115,14 @@ impl RecordingRunner {
     }
 }
 
+fn timed_out(program: &str, command: String, after: std::time::Duration) -> RunError {
+    RunError::TimedOut {
+        program: program.to_owned(),
+        command,
+        after,
+    }
+}
+
 fn spawn_error(program: &str, message: String) -> RunError {
     RunError::Spawn {
         program: program.to_owned(),
@@ -126,6 +137,7 @@ impl Runner for RecordingRunner {
             Some(Reply::Output(output)) => Ok(output),
             Some(Reply::Pipe(pipe)) => Ok(pipe.consumer),
             Some(Reply::SpawnError(message)) => Err(spawn_error(&spec.program, message)),
+            Some(Reply::TimedOut) => Err(timed_out(&spec.program, spec.to_string(), spec.timeout)),
         }
     }
 
@@ -145,6 +157,11 @@ impl Runner for RecordingRunner {
             }),
             Some(Reply::Pipe(pipe)) => Ok(pipe),
             Some(Reply::SpawnError(message)) => Err(spawn_error(&producer.program, message)),
+            Some(Reply::TimedOut) => Err(timed_out(
+                &producer.program,
+                format!("{producer} | {consumer}"),
+                producer.timeout.max(consumer.timeout),
+            )),
         }
     }
 }
@@ -202,6 +219,49 @@ mod tests {
     }
 
     #[test]
+    fn a_scripted_timeout_names_the_command_and_its_deadline() {
+        use std::time::Duration;
+        let runner = RecordingRunner::new();
+        runner.push(Reply::TimedOut).push(Reply::TimedOut);
+        let err = runner
+            .run(&CommandSpec::new("/sbin/zfs").args(["destroy", "-r", "p/a"]))
+            .expect_err("scripted timeout");
+        assert_eq!(
+            err.to_string(),
+            "`/sbin/zfs destroy -r p/a` did not finish in 300 s and was killed"
+        );
+        let err = runner
+            .run_pipe(
+                &CommandSpec::new("zfs")
+                    .args(["send", "p/a@s"])
+                    .timeout(crate::LONG_TIMEOUT),
+                &CommandSpec::new("zfs").args(["receive", "p/b"]),
+            )
+            .expect_err("scripted timeout");
+        assert!(
+            matches!(err, RunError::TimedOut { ref program, after, .. } if program == "zfs" && after == Duration::from_secs(3600)),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "`zfs send p/a@s | zfs receive p/b` did not finish in 3600 s and was killed"
+        );
+    }
+
+    #[test]
+    fn the_recorded_spec_keeps_its_timeout() {
+        let runner = RecordingRunner::new();
+        let spec = CommandSpec::new("tar").timeout(crate::LONG_TIMEOUT);
+        runner.run(&spec).expect("fake run");
+        assert_eq!(runner.calls(), [Recorded::Run(spec)]);
+        assert_eq!(
+            CommandSpec::new("zfs").timeout,
+            crate::DEFAULT_TIMEOUT,
+            "every command has a deadline unless it asks for another"
+        );
+    }
+
+    #[test]
     fn pipe_reply_gives_both_sides() {
         let runner = RecordingRunner::new();
         runner.push(Reply::Pipe(PipeOutput {
@@ -229,6 +289,7 @@ mod tests {
                 args: vec![],
                 env: vec![("K".into(), "V".into())],
                 stdin: Some(b"in".to_vec()),
+                timeout: crate::DEFAULT_TIMEOUT,
             })]
         );
     }

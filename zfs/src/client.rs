@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use kleene_runner::{CommandSpec, Output, Runner};
+use kleene_runner::{CommandSpec, Output, Runner, LONG_TIMEOUT};
 use tracing::debug;
 
 use crate::command::{
@@ -527,14 +527,22 @@ impl Zfs {
     }
 
     /// Copies `snapshot` into the new dataset `target` with `zfs send | zfs receive`, piped
-    /// directly between the two processes (no shell).
+    /// directly between the two processes (no shell). The copy takes as long as the data it
+    /// moves, so the pipeline's deadline is the runner's long one ([`LONG_TIMEOUT`]) rather than
+    /// the default every other zfs command has.
     pub fn send_receive(
         &self,
         snapshot: &SnapshotName,
         target: &DatasetName,
     ) -> Result<(), ZfsError> {
-        let producer = self.programs.command(&command::send(snapshot));
-        let consumer = self.programs.command(&command::receive(target, false));
+        let producer = self
+            .programs
+            .command(&command::send(snapshot))
+            .timeout(LONG_TIMEOUT);
+        let consumer = self
+            .programs
+            .command(&command::receive(target, false))
+            .timeout(LONG_TIMEOUT);
         self.retry.run(|| {
             let output = self.runner.run_pipe(&producer, &consumer)?;
             if output.succeeded() {
@@ -603,5 +611,61 @@ impl Zfs {
     pub fn pool_destroy(&self, pool: &str, force: bool) -> Result<(), ZfsError> {
         check_pool_name(pool)?;
         self.exec(&command::zpool_destroy(pool, force)).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kleene_runner::{Recorded, RecordingRunner, Reply, DEFAULT_TIMEOUT};
+
+    fn zfs(runner: &Arc<RecordingRunner>) -> Zfs {
+        Zfs::new(runner.clone())
+            .with_programs(ZfsPrograms::freebsd())
+            .with_retry(RetryPolicy::none())
+    }
+
+    #[test]
+    fn send_receive_has_the_long_deadline_and_other_commands_the_default() {
+        let runner = Arc::new(RecordingRunner::new());
+        let zfs = zfs(&runner);
+        let snapshot = SnapshotName::new("p/a@s").expect("valid");
+        zfs.send_receive(&snapshot, &DatasetName::new("p/b").expect("valid"))
+            .expect("fake send");
+        zfs.snapshot(&snapshot).expect("fake snapshot");
+        let calls = runner.calls();
+        let Recorded::Pipe(producer, consumer) = &calls[0] else {
+            panic!("a pipeline first: {calls:?}");
+        };
+        assert_eq!(
+            (producer.timeout, consumer.timeout),
+            (LONG_TIMEOUT, LONG_TIMEOUT)
+        );
+        let Recorded::Run(snapshot) = &calls[1] else {
+            panic!("a command second: {calls:?}");
+        };
+        assert_eq!(snapshot.timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn a_killed_command_is_an_error_naming_it_and_is_not_retried() {
+        let runner = Arc::new(RecordingRunner::new());
+        runner.push(Reply::TimedOut);
+        let zfs = Zfs::new(runner.clone()).with_programs(ZfsPrograms::freebsd());
+        let err = zfs
+            .destroy(
+                &DatasetName::new("p/a").expect("valid"),
+                DestroyFlags::recursive(),
+            )
+            .expect_err("scripted timeout");
+        assert!(
+            matches!(err, ZfsError::Run(ref run) if run.is_timeout()),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "`/sbin/zfs destroy -r p/a` did not finish in 300 s and was killed"
+        );
+        assert_eq!(runner.calls().len(), 1, "a timeout is not busy: no retry");
     }
 }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kleene_runner::{CommandSpec, Output, Runner};
+use kleene_runner::{CommandSpec, Output, Runner, LONG_TIMEOUT};
 
 use crate::config::TargetOs;
 
@@ -124,18 +124,21 @@ fn tar_program(os: TargetOs) -> &'static str {
 }
 
 /// `tar -x -p -v --numeric-owner -f ARCHIVE -C DEST`: tar(1) on FreeBSD (bsdtar) and GNU tar both
-/// detect the compression themselves when reading a file.
+/// detect the compression themselves when reading a file. Unpacking a base system takes as long as
+/// its size and the disk make it, so it has the runner's long deadline.
 pub fn tar_extract(os: TargetOs, archive: &Path, dest: &Path) -> CommandSpec {
-    CommandSpec::new(tar_program(os)).args([
-        "-x".to_owned(),
-        "-p".to_owned(),
-        "-v".to_owned(),
-        "--numeric-owner".to_owned(),
-        "-f".to_owned(),
-        path_arg(archive),
-        "-C".to_owned(),
-        path_arg(dest),
-    ])
+    CommandSpec::new(tar_program(os))
+        .args([
+            "-x".to_owned(),
+            "-p".to_owned(),
+            "-v".to_owned(),
+            "--numeric-owner".to_owned(),
+            "-f".to_owned(),
+            path_arg(archive),
+            "-C".to_owned(),
+            path_arg(dest),
+        ])
+        .timeout(LONG_TIMEOUT)
 }
 
 /// `uname -s -r -m`.
@@ -157,7 +160,8 @@ pub fn userland_version(basedir: &Path) -> CommandSpec {
 }
 
 /// `/usr/sbin/freebsd-update -b BASEDIR --currently-running RELEASE --not-running-from-cron fetch
-/// install`. `PAGER=cat` keeps it from waiting for a pager, as nobody reads one.
+/// install`. `PAGER=cat` keeps it from waiting for a pager, as nobody reads one. It downloads and
+/// applies patches, so it has the runner's long deadline.
 pub fn freebsd_update(basedir: &Path, release: &str) -> CommandSpec {
     CommandSpec::new("/usr/sbin/freebsd-update")
         .args([
@@ -170,6 +174,7 @@ pub fn freebsd_update(basedir: &Path, release: &str) -> CommandSpec {
             "install".to_owned(),
         ])
         .env("PAGER", "cat")
+        .timeout(LONG_TIMEOUT)
 }
 
 fn path_arg(path: &Path) -> String {
@@ -242,6 +247,35 @@ mod tests {
         );
         let spec = tar_extract(TargetOs::Linux, Path::new("/a.tar"), Path::new("/b"));
         assert_eq!(line(&spec), "tar -x -p -v --numeric-owner -f /a.tar -C /b");
+    }
+
+    #[test]
+    fn commands_that_move_whole_images_have_the_long_deadline() {
+        let tar = tar_extract(TargetOs::Linux, Path::new("/a.tar"), Path::new("/b"));
+        assert_eq!(tar.timeout, LONG_TIMEOUT);
+        let update = freebsd_update(Path::new("/zroot/kleene/image/x"), "14.1-RELEASE");
+        assert_eq!(update.timeout, LONG_TIMEOUT);
+        for quick in [
+            uname(TargetOs::FreeBsd),
+            userland_version(Path::new("/zroot/kleene/image/x")),
+        ] {
+            assert_eq!(quick.timeout, kleene_runner::DEFAULT_TIMEOUT, "{quick}");
+        }
+    }
+
+    #[test]
+    fn a_killed_extraction_says_which_command_and_after_how_long() {
+        let runner = Arc::new(RecordingRunner::new());
+        runner.push(kleene_runner::Reply::TimedOut);
+        let host = Host::new(runner.clone(), TargetOs::Linux);
+        let err = host
+            .extract_archive(Path::new("/a.tar"), Path::new("/b"))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("`tar -x -p -v --numeric-owner -f /a.tar -C /b` did not finish in 3600 s and was killed"),
+            "{err}"
+        );
     }
 
     fn release(version: &str, machine: &str) -> Release {
