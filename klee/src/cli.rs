@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
-use kleene_api::PublishedPortConfig;
+use kleene_api::{MountPointConfig, PublishedPortConfig};
 
 /// klee: the command-line client of kleened.
 #[derive(Debug, Parser)]
@@ -96,7 +96,9 @@ pub enum Command {
     /// Remove networks (network rm).
     Rmn(NetworksArg),
     /// Inspect a volume (volume inspect).
-    Isv(ObjectArg),
+    Isv(VolumeArg),
+    /// Remove volumes (volume rm).
+    Rmv(VolumesArg),
     /// Show the versions of klee, of kleened and of the API they speak.
     Version,
     /// Show what kleened says about itself and its host: OS, runtime, ZFS space, object counts,
@@ -254,6 +256,17 @@ pub struct CreateArgs {
     /// Environment variable NAME=value (repeatable).
     #[arg(short, long = "env", value_name = "NAME=value")]
     pub env: Vec<String>,
+    /// Mount a volume or a host file or directory (repeatable): SOURCE:DESTINATION[:ro|rw]. A
+    /// SOURCE starting with / is a path on the host (a nullfs mount), anything else a volume's
+    /// name; DESTINATION is an absolute path in the container; ro mounts read-only, rw (the
+    /// default) read-write.
+    #[arg(
+        short = 'm',
+        long = "mount",
+        value_name = "SOURCE:DESTINATION[:ro|rw]",
+        value_parser = crate::mount::parse
+    )]
+    pub mount: Vec<MountPointConfig>,
     /// Jail parameter name=value (repeatable).
     #[arg(short = 'J', long = "jailparam", value_name = "PARAM")]
     pub jail_param: Vec<String>,
@@ -525,11 +538,40 @@ pub struct ConnectArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum VolumeCommand {
+    /// Create a volume (a ZFS dataset); one of that name that exists already is left as it is.
+    Create(VolumeCreateArgs),
     /// List volumes.
     #[command(visible_alias = "list")]
     Ls,
-    /// Show everything about a volume.
-    Inspect(ObjectArg),
+    /// Show everything about a volume and the containers that mount it.
+    Inspect(VolumeArg),
+    /// Remove volumes (stops at the first failure).
+    Rm(VolumesArg),
+    /// Remove every volume no container mounts.
+    Prune(ForceArg),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// The most the volume may hold, as zfs(8) reads a size (500M, 10G): its ZFS quota
+    /// [default: no limit].
+    #[arg(short, long, value_name = "SIZE")]
+    pub size: Option<String>,
+    /// Name of the volume: letters, digits, _, . and -, starting with a letter or digit.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeArg {
+    /// Volume name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumesArg {
+    /// Volume names.
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -110,6 +110,11 @@ impl FakeDaemon {
             .collect()
     }
 
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
     /// The body of the first request `line`.
     pub fn body(&self, line: &str) -> serde_json::Value {
         self.requests

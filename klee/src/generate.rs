@@ -136,6 +136,9 @@ mod tests {
             "klee-container-run.1",
             "klee-image-create.1",
             "klee-network-connect.1",
+            "klee-volume-create.1",
+            "klee-volume-prune.1",
+            "klee-rmv.1",
             "klee-completion.1",
             "klee-version.1",
             "klee-info.1",
@@ -173,7 +176,16 @@ mod tests {
             let mut script = Vec::new();
             completion(shell, &mut script);
             let script = String::from_utf8(script).unwrap();
-            for word in ["container", "network", "completion", "rename", "ps"] {
+            for word in [
+                "container",
+                "network",
+                "volume",
+                "completion",
+                "rename",
+                "ps",
+                "rmv",
+                "mount",
+            ] {
                 assert!(script.contains(word), "{shell}: no {word}");
             }
         }

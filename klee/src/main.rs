@@ -10,6 +10,7 @@ mod connection;
 #[cfg(test)]
 mod fake_daemon;
 mod generate;
+mod mount;
 mod output;
 mod publish;
 mod session;

@@ -69,4 +69,14 @@ fn bash_completes_subcommands_aliases_and_options() {
     assert_eq!(complete(&["klee", "p"]), ["ps"]);
     assert_eq!(complete(&["klee", "completion", "f"]), ["fish"]);
     assert!(complete(&["klee", "network", "create", "--sub"]).contains(&"--subnet6".to_owned()));
+    let volume: Vec<String> = complete(&["klee", "volume", ""])
+        .into_iter()
+        .filter(|word| !word.starts_with('-'))
+        .collect();
+    assert_eq!(
+        volume,
+        ["create", "help", "inspect", "list", "ls", "prune", "rm"]
+    );
+    assert!(complete(&["klee", "run", "--mo"]).contains(&"--mount".to_owned()));
+    assert!(complete(&["klee", "volume", "create", "--"]).contains(&"--size".to_owned()));
 }

@@ -8,7 +8,7 @@ use kleene_api::{
 use time::OffsetDateTime;
 
 use super::networks::{connect_endpoint, endpoint_config};
-use super::{body, confirm, segment, Output};
+use super::{body, confirm, each, segment, Failure, Output};
 use crate::attach::{self, Attach};
 use crate::cli::{
     AttachArgs, CreateArgs, DriverArg, ExecArgs, RestartArg, RunArgs, StartArgs, UpdateArgs,
@@ -123,7 +123,7 @@ fn container_config(args: &CreateArgs, driver: NetworkDriver) -> ContainerConfig
         cmd: Some(args.cmd.clone()),
         user: Some(args.user.clone().unwrap_or_default()),
         env: Some(args.env.clone()),
-        mounts: Some(vec![]),
+        mounts: Some(args.mount.clone()),
         jail_param: Some(args.jail_param.clone()),
         network_driver: Some(driver),
         public_ports: Some(args.publish.clone()),
@@ -368,53 +368,6 @@ pub async fn prune(conn: &Connection, force: bool) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// What a command for several containers does when one of them fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    /// Leave the rest alone (`stop`, `restart`, `rm`, as the Python client does).
-    Stop,
-    /// Go on with the rest (`start -d`, as the Python client does).
-    GoOn,
-}
-
-/// Runs `action` for each container in turn, printing the IDs that worked and the error of each
-/// that failed; fails (already reported, exit 1) when any failed. A daemon that cannot be
-/// reached ends it at once (exit 2).
-async fn each<F, Fut>(
-    containers: &[String],
-    on_failure: Failure,
-    action: F,
-) -> Result<(), ClientError>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<IdResponse, ClientError>>,
-{
-    let mut failed = false;
-    for (done, container) in containers.iter().enumerate() {
-        match action(container.clone()).await {
-            Ok(answer) => println!("{}", answer.id),
-            Err(err @ ClientError::Unreachable { .. }) => return Err(err),
-            Err(err) => {
-                eprintln!("klee: {container}: {}", err.to_string().trim_end());
-                failed = true;
-                let rest = &containers[done + 1..];
-                if on_failure == Failure::Stop && !rest.is_empty() {
-                    eprintln!(
-                        "klee: stopped at the first failure; not tried: {}",
-                        rest.join(" ")
-                    );
-                    break;
-                }
-            }
-        }
-    }
-    if failed {
-        Err(ClientError::Reported)
-    } else {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -487,6 +440,108 @@ mod tests {
         assert_eq!(exit(&["--ip", "10.0.0.2", "base"]), 2, "--ip needs -n");
         assert_eq!(exit(&["--ip6", "fd00::2", "base"]), 2, "--ip6 needs -n");
         assert_eq!(exit(&["-l", "bridge", "base"]), 2);
+    }
+
+    #[test]
+    fn mounts_go_into_the_create_body_in_order() {
+        let args = create_args(&["-m", "data:/data", "--mount", "/srv/www:/www:ro", "base"]);
+        let config = container_config(&args, NetworkDriver::Host);
+        assert_eq!(
+            serde_json::to_value(&config.mounts).unwrap(),
+            json!([
+                {"type": "volume", "source": "data", "destination": "/data", "read_only": false},
+                {"type": "nullfs", "source": "/srv/www", "destination": "/www", "read_only": true},
+            ])
+        );
+        // None given: `[]`, as the Python client sends.
+        let config = container_config(&create_args(&["base"]), NetworkDriver::Host);
+        assert_eq!(config.mounts, Some(vec![]));
+    }
+
+    #[test]
+    fn a_bad_mount_is_a_usage_error_naming_it() {
+        let cases: [&[&str]; 4] = [
+            &["create", "-m", "data", "base"],
+            &["run", "-m", "data:/data:rx", "base"],
+            &["container", "create", "--mount=a:/b:ro:x", "base"],
+            &["container", "run", "-m", ":/data", "base"],
+        ];
+        for argv in cases {
+            let argv: Vec<&str> = std::iter::once("klee")
+                .chain(argv.iter().copied())
+                .collect();
+            let err = Cli::try_parse_from(&argv).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{argv:?}");
+            let text = err.to_string();
+            assert!(text.contains("--mount"), "{argv:?}: {text}");
+            assert!(
+                text.contains("SOURCE:DESTINATION[:ro|rw]") || text.contains("(ro or rw)"),
+                "{argv:?}: {text}"
+            );
+        }
+    }
+
+    /// `-m data:/var/db -m /srv/www:/usr/local/www:ro` as the daemon receives them.
+    fn two_mounts() -> serde_json::Value {
+        json!([
+            {"type": "volume", "source": "data", "destination": "/var/db", "read_only": false},
+            {"type": "nullfs", "source": "/srv/www", "destination": "/usr/local/www",
+             "read_only": true},
+        ])
+    }
+
+    #[tokio::test]
+    async fn create_with_two_mounts_sends_them_with_the_config() {
+        let daemon = FakeDaemon::start(&[CREATED]);
+        let cli = Cli::try_parse_from([
+            "klee",
+            "container",
+            "create",
+            "-m",
+            "data:/var/db",
+            "-m",
+            "/srv/www:/usr/local/www:ro",
+            "base",
+        ])
+        .unwrap();
+        let Command::Container(crate::cli::ContainerCommand::Create(args)) = cli.command else {
+            panic!("not container create")
+        };
+        create(&daemon.connection(), &args).await.unwrap();
+        assert_eq!(daemon.lines(), ["POST /containers/create"]);
+        let body = daemon.body("POST /containers/create");
+        assert_eq!(body["mounts"], two_mounts());
+        assert_eq!(body["image"], "base");
+    }
+
+    #[tokio::test]
+    async fn run_with_two_mounts_creates_the_container_with_them_then_starts_it() {
+        // No /exec/create scripted: the run ends there, after the create it is about.
+        let daemon = FakeDaemon::start(&[CREATED]);
+        let cli = Cli::try_parse_from([
+            "klee",
+            "run",
+            "-d",
+            "--mount",
+            "data:/var/db:rw",
+            "-m",
+            "/srv/www:/usr/local/www:ro",
+            "base",
+            "httpd",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        let err = run(&daemon.connection(), &args).await.unwrap_err();
+        assert_eq!(err.to_string(), "not found");
+        assert_eq!(
+            daemon.lines(),
+            ["POST /containers/create", "POST /exec/create"]
+        );
+        let body = daemon.body("POST /containers/create");
+        assert_eq!(body["mounts"], two_mounts());
+        assert_eq!(body["cmd"], json!(["httpd"]));
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@ mod system;
 mod volumes;
 
 use http::Method;
+use kleene_api::IdResponse;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::de::DeserializeOwned;
 
@@ -97,6 +98,11 @@ pub async fn run(command: Command, conn: &Connection, out: Output) -> Result<i32
         Command::Volume(VolumeCommand::Inspect(arg)) | Command::Isv(arg) => {
             done(volumes::inspect(conn, &arg.name).await)
         }
+        Command::Volume(VolumeCommand::Create(args)) => done(volumes::create(conn, &args).await),
+        Command::Volume(VolumeCommand::Rm(args)) | Command::Rmv(args) => {
+            done(volumes::remove(conn, &args.volumes).await)
+        }
+        Command::Volume(VolumeCommand::Prune(args)) => done(volumes::prune(conn, args.force).await),
         Command::Version => done(system::version(conn, out).await),
         Command::Info => done(system::info(conn, out).await),
         // Answered in main without a daemon.
@@ -164,6 +170,54 @@ fn segment(identifier: &str) -> String {
 /// A query-string value.
 fn query_value(value: &str) -> String {
     utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
+}
+
+/// What a command for several objects does when one of them fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Failure {
+    /// Leave the rest alone (`stop`, `restart`, and `rm` of containers, networks and volumes, as
+    /// the Python client does), saying which were not tried.
+    Stop,
+    /// Go on with the rest (`start -d`, as the Python client does).
+    GoOn,
+}
+
+/// Runs `action` for each object in turn, printing the IDs that worked and the error of each
+/// that failed; fails (already reported, exit 1) when any failed. A daemon that cannot be
+/// reached ends it at once (exit 2).
+pub(super) async fn each<F, Fut>(
+    objects: &[String],
+    on_failure: Failure,
+    action: F,
+) -> Result<(), ClientError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<IdResponse, ClientError>>,
+{
+    let mut failed = false;
+    for (done, object) in objects.iter().enumerate() {
+        match action(object.clone()).await {
+            Ok(answer) => println!("{}", answer.id),
+            Err(err @ ClientError::Unreachable { .. }) => return Err(err),
+            Err(err) => {
+                eprintln!("klee: {object}: {}", err.to_string().trim_end());
+                failed = true;
+                let rest = &objects[done + 1..];
+                if on_failure == Failure::Stop && !rest.is_empty() {
+                    eprintln!(
+                        "klee: stopped at the first failure; not tried: {}",
+                        rest.join(" ")
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    if failed {
+        Err(ClientError::Reported)
+    } else {
+        Ok(())
+    }
 }
 
 /// Asks `question` on the terminal; refuses to guess when there is no terminal to ask.

@@ -3,7 +3,7 @@
 use http::Method;
 use kleene_api::{EndPointConfig, IdResponse, Network, NetworkConfig, NetworkType};
 
-use super::{body, confirm, segment, Output};
+use super::{body, confirm, each, segment, Failure, Output};
 use crate::cli::{ConnectArgs, NetworkCreateArgs, NetworkTypeArg};
 use crate::connection::{ClientError, Connection};
 use crate::output::table;
@@ -111,20 +111,13 @@ pub async fn inspect(conn: &Connection, identifier: &str) -> Result<(), ClientEr
 }
 
 /// Removes networks in order, printing each ID; the first failure ends the command, as in the
-/// Python client, but with a non-zero exit.
+/// Python client, but with a non-zero exit and the names not tried.
 pub async fn remove(conn: &Connection, networks: &[String]) -> Result<(), ClientError> {
-    for network in networks {
-        let path = format!("/networks/{}", segment(network));
-        match conn.call::<IdResponse>(Method::DELETE, &path, None).await {
-            Ok(removed) => println!("{}", removed.id),
-            Err(err @ ClientError::Unreachable { .. }) => return Err(err),
-            Err(err) => {
-                eprintln!("klee: {network}: {}", err.to_string().trim_end());
-                return Err(ClientError::Reported);
-            }
-        }
-    }
-    Ok(())
+    each(networks, Failure::Stop, |network| async move {
+        let path = format!("/networks/{}", segment(&network));
+        conn.call::<IdResponse>(Method::DELETE, &path, None).await
+    })
+    .await
 }
 
 pub async fn prune(conn: &Connection, force: bool) -> Result<(), ClientError> {
