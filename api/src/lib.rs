@@ -25,7 +25,7 @@ pub use exec::{ExecConfig, ExecControl, ExecStartConfig, TtySize};
 pub use image::{Image, ImageCreateConfig, ImageCreateMethod};
 pub use info::Info;
 pub use network::{EndPoint, EndPointConfig, Network, NetworkConfig, NetworkInspect, NetworkType};
-pub use volume::{Volume, VolumeInspect};
+pub use volume::{Volume, VolumeConfig, VolumeInspect};
 pub use websocket::{MsgType, WebSocketMessage};
 
 /// Version of the Kleened API this crate speaks, as advertised in the OpenAPI document.

@@ -4,6 +4,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::MountPoint;
 
+/// The body of `POST /volumes/create`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VolumeConfig {
+    /// Volume name: letters, digits, `_`, `.` and `-`, starting with a letter or digit, at most
+    /// 255 bytes. A volume of that name that exists already is answered as it is.
+    pub name: String,
+    /// The most the volume may hold, as zfs(8) reads a size (`10G`, `500M`): its `quota`.
+    /// Additive: the reference has no size. `null` or absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+}
+
 /// A volume: a ZFS dataset that can be mounted into containers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
