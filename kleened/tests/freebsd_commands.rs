@@ -96,6 +96,7 @@ fn process(network: NetworkDriver, user: &str, params: &[&str], cmd: &[&str]) ->
         network,
         jail_params: params.iter().map(|p| (*p).to_owned()).collect(),
         endpoints: vec![],
+        mounts: vec![],
     }
 }
 
@@ -787,6 +788,20 @@ fn catalogue() -> Vec<Case> {
                     "14.1-RELEASE-p3",
                 )),
             ],
+        },
+        // A new volume filled with what the image has at its destination (engine/containers.rs).
+        Case {
+            name: "volume-fill",
+            checked: &[
+                "cp(1) -a: archive mode, the same as -RpP (recursive, links copied as links, \
+                 modes, owners, times and flags kept); a source_file ending in / copies the \
+                 directory's contents rather than the directory itself",
+            ],
+            lines: vec![render(&host::copy_contents(
+                TargetOs::FreeBsd,
+                Path::new("/zroot/kleene/container/0123456789ab/usr/local/etc"),
+                Path::new("/zroot/kleene/volumes/conf"),
+            ))],
         },
         // ZFS, through the client the daemon uses (zfs/src/client.rs).
         Case {

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use kleene_api::{
     Container, ContainerConfig, ContainerInspect, ContainerSummary, ExecConfig, IdResponse,
-    NetworkDriver, PublishedPort, RestartPolicy,
+    MountPoint, MountPointConfig, MountPointType, NetworkDriver, PublishedPort, RestartPolicy,
 };
 use zfs::{DatasetName, DestroyFlags, SnapshotName};
 
-use super::recovery::Intent;
+use super::recovery::{Intent, Recorded};
 use super::{ids, Engine, EngineError};
 use crate::platform::runtime::DEFAULT_STOP_GRACE;
-use crate::platform::Runtime;
+use crate::platform::{inroot, Mount, Runtime};
 
 /// Whether a file system is mounted at `path`: its device differs from its parent directory's.
 fn is_mount_point(path: &std::path::Path) -> bool {
@@ -47,6 +47,55 @@ fn invalid_name(name: &str) -> String {
     } else {
         format!("{name} does not match /?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
     }
+}
+
+/// Refuses a mount that cannot work, before anything is made: a destination that is not an
+/// absolute path, a volume name that is not one, a host path that is relative, missing, or
+/// neither a directory nor a file.
+fn check_mount(mount: &MountPointConfig) -> Result<(), EngineError> {
+    let refuse = |m: String| Err(EngineError::Invalid(m));
+    let destination = &mount.destination;
+    if !destination.starts_with('/') || destination.contains('\0') {
+        return refuse(format!(
+            "mount destination '{destination}' is not an absolute path"
+        ));
+    }
+    match mount.kind {
+        MountPointType::Volume => {
+            if !super::volumes::valid_volume_name(&mount.source) {
+                return refuse(format!(
+                    "invalid volume name '{}': use letters, digits, '_', '.' and '-', starting with a \
+                     letter or digit, without '..', at most {NAME_MAX} bytes",
+                    mount.source
+                ));
+            }
+        }
+        MountPointType::Nullfs => {
+            let source = std::path::Path::new(&mount.source);
+            if !source.is_absolute() {
+                return refuse(format!(
+                    "mount source '{}' is not an absolute path",
+                    mount.source
+                ));
+            }
+            match std::fs::metadata(source) {
+                Ok(meta) if meta.is_dir() || meta.is_file() => {}
+                Ok(_) => {
+                    return refuse(format!(
+                        "mount source '{}' is neither a directory nor a regular file",
+                        mount.source
+                    ))
+                }
+                Err(err) => {
+                    return refuse(format!(
+                        "mount source '{}' cannot be used: {err}",
+                        mount.source
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The refusal of a name another container already has (or is the ID of).
@@ -174,6 +223,12 @@ impl Engine {
                 container.id
             ))
         })?;
+        self.dataset_root(&dataset, &container.id).await
+    }
+
+    /// Where the dataset of container `id` is mounted (mounting it when it is not).
+    async fn dataset_root(&self, dataset: &DatasetName, id: &str) -> Result<PathBuf, EngineError> {
+        let dataset = dataset.clone();
         // A clone inherits its parent's mountpoint: when a file system is mounted where the
         // dataset's would be, that is it, and zfs need not be asked (a round trip per start).
         if let Some(path) = self
@@ -194,11 +249,44 @@ impl Engine {
         })
         .await?
         .ok_or_else(|| {
-            EngineError::Internal(format!(
-                "the dataset of container {} has no mountpoint",
-                container.id
-            ))
+            EngineError::Internal(format!("the dataset of container {id} has no mountpoint"))
         })
+    }
+
+    /// What a container mounts at its start: its mount records, in order, with their host paths
+    /// (a volume's mountpoint, or the host path as given).
+    pub(super) async fn mounts_of(&self, container_id: &str) -> Result<Vec<Mount>, EngineError> {
+        let id = container_id.to_owned();
+        let records = self
+            .store
+            .read(move |db| db.mounts_of_container(&id))
+            .await?;
+        let mut mounts = Vec::with_capacity(records.len());
+        for record in records {
+            let source = match record.kind {
+                MountPointType::Nullfs => PathBuf::from(&record.source),
+                MountPointType::Volume => {
+                    let name = record.source.clone();
+                    let volume = self
+                        .store
+                        .read(move |db| db.find_volume(&name))
+                        .await?
+                        .ok_or_else(|| {
+                            EngineError::NotFound(format!(
+                                "volume {} of container {container_id} does not exist",
+                                record.source
+                            ))
+                        })?;
+                    PathBuf::from(volume.mountpoint)
+                }
+            };
+            mounts.push(Mount {
+                source,
+                destination: record.destination,
+                read_only: record.read_only,
+            });
+        }
+        Ok(mounts)
     }
 
     /// Creates a container: a clone of the image's snapshot with the image's defaults under the
@@ -268,10 +356,9 @@ impl Engine {
                 .check_jail_params(config.jail_param.as_deref().unwrap_or_default())
                 .map_err(|e| refuse(e.to_string()))?;
         }
-        if config.mounts.as_ref().is_some_and(|m| !m.is_empty()) {
-            return Err(refuse(
-                "mounts are not available yet in this version of kleened".into(),
-            ));
+        let mounts = config.mounts.clone().unwrap_or_default();
+        for mount in &mounts {
+            check_mount(mount)?;
         }
         let name = config.name.as_deref().map(|n| n.trim_start_matches('/'));
         self.check_name_free(name, "").await?;
@@ -300,6 +387,18 @@ impl Engine {
                 origin.as_str()
             ))(err));
         }
+        let mut made_volumes = vec![];
+        let records = match self
+            .prepare_mounts(&id, &dataset, &mounts, &mut made_volumes)
+            .await
+        {
+            Ok(records) => records,
+            Err(err) => {
+                self.undo_container_creation(&dataset, made_volumes, intent)
+                    .await;
+                return Err(err);
+            }
+        };
         let cmd = config
             .cmd
             .clone()
@@ -350,21 +449,109 @@ impl Engine {
                         return Err(name_taken(name, &holder));
                     }
                 }
-                Ok(db.insert_container(&record)?)
+                db.insert_container(&record)?;
+                for mount in &records {
+                    db.insert_mount(mount)?;
+                }
+                Ok(())
             })
             .await
         {
-            if let Err(err) = self.destroy_dataset(&dataset).await {
-                tracing::error!(dataset = dataset.as_str(), error = %err, "could not destroy dataset");
-                // The intent stays: the next start destroys it.
-                return Err(err.into());
-            }
-            self.done(intent).await;
+            self.undo_container_creation(&dataset, made_volumes, intent)
+                .await;
             return Err(err);
         }
         self.done(intent).await;
         tracing::info!(container = %id, image = %image.id, "container created");
         Ok(IdResponse { id })
+    }
+
+    /// Undoes a container creation that failed after its clone: the clone and the volumes made
+    /// for it go. What cannot be removed now stays with the intent, for the next start.
+    async fn undo_container_creation(
+        &self,
+        dataset: &DatasetName,
+        volumes: Vec<String>,
+        intent: Recorded,
+    ) {
+        for name in volumes {
+            if let Err(err) = self.remove_volume(name.clone()).await {
+                tracing::error!(volume = %name, error = %err, "could not remove a volume made for a container that was not created");
+            }
+        }
+        if let Err(err) = self.destroy_dataset(dataset).await {
+            tracing::error!(dataset = dataset.as_str(), error = %err, "could not destroy dataset");
+            return;
+        }
+        self.done(intent).await;
+    }
+
+    /// Makes the volumes a new container mounts that do not exist yet, and fills each new one with
+    /// what the image has at its destination (an existing volume keeps its data as it is).
+    /// Answers the mount records; `made` gets the volumes made.
+    async fn prepare_mounts(
+        &self,
+        id: &str,
+        dataset: &DatasetName,
+        mounts: &[MountPointConfig],
+        made: &mut Vec<String>,
+    ) -> Result<Vec<MountPoint>, EngineError> {
+        let mut records = Vec::with_capacity(mounts.len());
+        for mount in mounts {
+            if mount.kind == MountPointType::Volume {
+                let (volume, new) = self.volume(&mount.source, None).await?;
+                if new {
+                    made.push(volume.name.clone());
+                    let root = self.dataset_root(dataset, id).await?;
+                    self.fill_volume(&root, &mount.destination, &volume).await?;
+                }
+            }
+            records.push(MountPoint {
+                kind: mount.kind,
+                container_id: id.to_owned(),
+                destination: mount.destination.clone(),
+                source: mount.source.clone(),
+                read_only: mount.read_only,
+            });
+        }
+        Ok(records)
+    }
+
+    /// Copies what the image holds at `destination` (a directory, resolved inside `root`) into a
+    /// new, empty volume. Nothing there, or not a directory: nothing to copy.
+    async fn fill_volume(
+        &self,
+        root: &std::path::Path,
+        destination: &str,
+        volume: &kleene_api::Volume,
+    ) -> Result<(), EngineError> {
+        let (root, destination) = (root.to_owned(), destination.to_owned());
+        let host = self.host.clone();
+        let target = PathBuf::from(&volume.mountpoint);
+        let name = volume.name.clone();
+        tokio::task::spawn_blocking(move || {
+            let source = match inroot::open(&root, &destination, inroot::Create::Nothing) {
+                Ok(opened) if opened.is_dir => opened.path,
+                Ok(_) => return Ok(()),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(err) => {
+                    return Err(EngineError::Invalid(format!(
+                        "cannot read the image's {destination}: {err}"
+                    )))
+                }
+            };
+            let empty = std::fs::read_dir(&source)
+                .map(|mut entries| entries.next().is_none())
+                .unwrap_or(true);
+            if empty {
+                return Ok(());
+            }
+            host.copy_contents(&source, &target)
+                .map_err(EngineError::host(format!(
+                    "could not copy the image's {destination} into volume {name}"
+                )))
+        })
+        .await?
     }
 
     /// Refuses a name another container than `except` holds (or has as its ID), before anything

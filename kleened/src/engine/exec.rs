@@ -319,6 +319,13 @@ impl Engine {
                 .await
                 .map_err(|e| e.to_string())?
         };
+        let mounts = if running {
+            vec![]
+        } else {
+            self.mounts_of(&container.id)
+                .await
+                .map_err(|e| e.to_string())?
+        };
         let spec = ProcessSpec {
             container_id: container.id.clone(),
             rootfs,
@@ -341,6 +348,7 @@ impl Engine {
             network: container.network_driver,
             jail_params: container.jail_param.clone(),
             endpoints,
+            mounts,
         };
         let spawned = tokio::task::spawn_blocking(move || {
             if running {

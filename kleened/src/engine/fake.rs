@@ -38,8 +38,9 @@ struct HostState {
     failures: Vec<(String, String)>,
 }
 
-/// A host whose `zfs` works on datasets kept in memory; every other command is recorded and
-/// succeeds with no output. Mountpoints are directories under a temporary directory.
+/// A host whose `zfs` works on datasets kept in memory, a clone starting with its origin's files;
+/// `cp` runs for real; every other command is recorded and succeeds with no output. Mountpoints
+/// are directories under a temporary directory.
 #[derive(Debug)]
 pub struct FakeHost {
     state: Mutex<HostState>,
@@ -257,6 +258,12 @@ impl FakeHost {
                 let base = target.rsplit_once('/').map_or("", |(_, b)| b);
                 let mountpoint = parent.mountpoint.clone().unwrap_or_default().join(base);
                 std::fs::create_dir_all(&mountpoint).expect("mountpoint directory");
+                // A clone starts with what its origin holds (now, not at the snapshot: enough
+                // for tests that do not change a dataset after snapshotting it).
+                let origin = snapshot.split_once('@').map_or("", |(d, _)| d);
+                if let Some(from) = datasets.get(origin).and_then(|d| d.mountpoint.clone()) {
+                    copy_tree(&from, &mountpoint).expect("copy the origin's files");
+                }
                 datasets.insert(
                     target.clone(),
                     Dataset {
@@ -347,6 +354,24 @@ impl FakeHost {
         );
         ok(Output::success(""))
     }
+}
+
+/// Copies what `from` holds into `to`, links as links.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+        } else if kind.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 fn is_snapshot(name: &str) -> bool {
@@ -511,6 +536,18 @@ impl Runner for FakeHost {
         }
         Ok(match program_name(spec) {
             "zfs" => self.zfs(&spec.args),
+            // Copies run for real: they work in the fake's directories.
+            "cp" => {
+                let out = std::process::Command::new("cp")
+                    .args(&spec.args)
+                    .output()
+                    .expect("cp");
+                Output {
+                    code: out.status.code(),
+                    stdout: out.stdout,
+                    stderr: out.stderr,
+                }
+            }
             _ => Output::success(""),
         })
     }

@@ -16,12 +16,12 @@ pub mod progress;
 mod recovery;
 #[cfg(test)]
 mod tests;
+mod volumes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kleene_api::{Volume, VolumeInspect};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use zfs::{Zfs, ZfsError};
@@ -304,27 +304,6 @@ impl Engine {
                 code: None,
             }),
         }
-    }
-
-    /// Every volume, newest first.
-    pub async fn list_volumes(&self) -> Result<Vec<Volume>, EngineError> {
-        Ok(self.store.read(|db| db.list_volumes()).await?)
-    }
-
-    /// One volume with the mounts that use it, by exact name.
-    pub async fn inspect_volume(&self, name: String) -> Result<VolumeInspect, EngineError> {
-        self.store
-            .read(move |db| {
-                let Some(volume) = db.find_volume(&name)? else {
-                    return Ok(None);
-                };
-                Ok(Some(VolumeInspect {
-                    mountpoints: db.mounts_of_volume(&volume.name)?,
-                    volume,
-                }))
-            })
-            .await?
-            .ok_or_else(|| EngineError::NotFound("No such volume".into()))
     }
 }
 

@@ -9,10 +9,13 @@
 //! | `snapshot <dataset@id>` | a source dataset is snapshotted (zfs-copy, zfs-clone) | no image row: the snapshot goes (after the image's dataset, a clone of it) |
 //! | `container-create <id>` | the clone is made | no container row: the clone goes |
 //! | `container-remove <id>` | the dataset is destroyed | the dataset and the row both go |
+//! | `volume <name>` | the volume's dataset is made | no volume row: the dataset goes |
+//! | `volume-remove <name>` | the volume's dataset is destroyed | the dataset, its mounts and the row go |
 //!
 //! Then, beyond intents: a dataset under `image/` or `container/` without a row goes (a container's
 //! only when it is proven stopped), a container row without its dataset goes, and downloads
-//! (`.fetch-<id>`) left in the root's mountpoint go. Volumes are never touched: they are data.
+//! (`.fetch-<id>`) left in the root's mountpoint go. Volumes are touched only as their intents say:
+//! they are data.
 
 use std::collections::HashSet;
 
@@ -32,6 +35,10 @@ pub(super) enum Intent {
     ContainerCreate,
     /// Removing the container with this ID.
     ContainerRemove,
+    /// Creating the volume with this name.
+    Volume,
+    /// Removing the volume with this name.
+    VolumeRemove,
 }
 
 impl Intent {
@@ -41,6 +48,8 @@ impl Intent {
             Intent::Snapshot => "snapshot",
             Intent::ContainerCreate => "container-create",
             Intent::ContainerRemove => "container-remove",
+            Intent::Volume => "volume",
+            Intent::VolumeRemove => "volume-remove",
         }
     }
 
@@ -50,6 +59,8 @@ impl Intent {
             "snapshot" => Intent::Snapshot,
             "container-create" => Intent::ContainerCreate,
             "container-remove" => Intent::ContainerRemove,
+            "volume" => Intent::Volume,
+            "volume-remove" => Intent::VolumeRemove,
             _ => return None,
         })
     }
@@ -113,6 +124,8 @@ impl Engine {
                 Intent::Snapshot => self.recover_snapshot(&object).await,
                 Intent::ContainerCreate => self.recover_container(&object, false).await,
                 Intent::ContainerRemove => self.recover_container(&object, true).await,
+                Intent::Volume => self.recover_volume(&object, false).await,
+                Intent::VolumeRemove => self.recover_volume(&object, true).await,
             };
             match result {
                 Ok(()) => self.done(Recorded(id)).await,

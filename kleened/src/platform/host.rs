@@ -89,6 +89,12 @@ impl Host {
             .count())
     }
 
+    /// Copies everything the directory `source` holds (dot files too) into the directory `dest`,
+    /// keeping modes, owners, times, and links as links.
+    pub fn copy_contents(&self, source: &Path, dest: &Path) -> Result<(), HostError> {
+        self.run(&copy_contents(self.os, source, dest)).map(drop)
+    }
+
     /// The host's release, from `uname -s -r -m`.
     pub fn release(&self) -> Result<Release, HostError> {
         let output = self.run(&uname(self.os))?;
@@ -138,6 +144,20 @@ pub fn tar_extract(os: TargetOs, archive: &Path, dest: &Path) -> CommandSpec {
             "-C".to_owned(),
             path_arg(dest),
         ])
+        .timeout(LONG_TIMEOUT)
+}
+
+/// cp(1) `-a` (archive: recursive, links copied as links, modes, owners, times and flags kept) of
+/// what `source` holds into `dest`: FreeBSD's cp copies a directory's contents when its name ends
+/// in `/`, GNU cp when it ends in `/.`. Copying a volume's first contents from an image can be
+/// long, so it has the runner's long deadline.
+pub fn copy_contents(os: TargetOs, source: &Path, dest: &Path) -> CommandSpec {
+    let (program, contents) = match os {
+        TargetOs::FreeBsd => ("/bin/cp", format!("{}/", path_arg(source))),
+        TargetOs::Linux => ("cp", format!("{}/.", path_arg(source))),
+    };
+    CommandSpec::new(program)
+        .args(["-a".to_owned(), contents, path_arg(dest)])
         .timeout(LONG_TIMEOUT)
 }
 
@@ -230,6 +250,22 @@ mod tests {
 
     fn line(spec: &CommandSpec) -> String {
         spec.to_string()
+    }
+
+    // cp(1) on FreeBSD: -a is -RpP; "If the source_file ends in a /, the contents of the
+    // directory are copied rather than the directory itself." GNU cp: -a, and `dir/.` for contents.
+    #[test]
+    fn golden_copy_contents() {
+        let from = Path::new("/zroot/kleene/container/abc/etc");
+        let to = Path::new("/zroot/kleene/volumes/conf");
+        assert_eq!(
+            line(&copy_contents(TargetOs::FreeBsd, from, to)),
+            "/bin/cp -a /zroot/kleene/container/abc/etc/ /zroot/kleene/volumes/conf"
+        );
+        assert_eq!(
+            line(&copy_contents(TargetOs::Linux, from, to)),
+            "cp -a /zroot/kleene/container/abc/etc/. /zroot/kleene/volumes/conf"
+        );
     }
 
     // tar(1) (FreeBSD bsdtar): -x extract, -p preserve permissions, -v list entries,

@@ -1358,6 +1358,7 @@ mod tests {
             network: NetworkDriver::Host,
             jail_params: vec![],
             endpoints: vec![],
+            mounts: vec![],
         }
     }
 
@@ -1630,6 +1631,7 @@ mod tests {
             network: NetworkDriver::Host,
             jail_params: vec![],
             endpoints: vec![],
+            mounts: vec![],
         };
         // No stale devfs; jail -i -c prints the jid; jexec's check passes (without -l: the image
         // has no /root); the process cannot start: the jail is removed by its jid and cleaned up.

@@ -5,6 +5,7 @@
 
 pub mod freebsd_net;
 pub mod host;
+pub mod inroot;
 pub mod io;
 pub mod jail;
 #[cfg(target_os = "linux")]
@@ -15,4 +16,4 @@ pub mod runtime;
 
 pub use host::{freebsd_base_url, in_root, Host, HostError, Release};
 pub use network::{ContainerEndpoint, NetworkError, NetworkHost, NetworkSetup};
-pub use runtime::{ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
+pub use runtime::{Mount, ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};

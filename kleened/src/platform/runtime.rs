@@ -26,6 +26,19 @@ pub enum RuntimeError {
     Host(String),
 }
 
+/// A host directory or file mounted into a container while it runs (a volume's dataset or a
+/// host path; `nullfs` on FreeBSD, a bind mount on Linux).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Mount {
+    /// The host path.
+    pub source: PathBuf,
+    /// Where it appears, as the container sees it (absolute). Resolved inside the container's
+    /// root ([`super::inroot`]): a link in the image never leads the mount out of it.
+    pub destination: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
 /// A process to run in a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessSpec {
@@ -49,6 +62,8 @@ pub struct ProcessSpec {
     pub jail_params: Vec<String>,
     /// The container's connections to networks, to wire at its start (only used by `start`).
     pub endpoints: Vec<ContainerEndpoint>,
+    /// What is mounted into the container at its start, in order (only used by `start`).
+    pub mounts: Vec<Mount>,
 }
 
 /// How the daemon talks to a started process: pipes. With a terminal, the runtime relays between

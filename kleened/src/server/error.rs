@@ -67,8 +67,12 @@ pub enum Operation {
     NetworkChange,
     /// `POST /networks/{id}/disconnect/{container}`.
     NetworkDisconnect,
-    /// `GET /networks/{id}/inspect`, `DELETE /networks/{id}`, volumes.
+    /// `GET /networks/{id}/inspect`, `DELETE /networks/{id}`, volume inspect.
     Lookup,
+    /// `POST /volumes/create`.
+    VolumeCreate,
+    /// `DELETE /volumes/{name}`.
+    VolumeRemove,
 }
 
 /// The status `operation` answers `err` with. Store and daemon failures are 500 everywhere
@@ -80,7 +84,9 @@ pub enum Operation {
 /// | container rm; network create, connect | 404 | 409 | 409 |
 /// | container update | 404 | 409 | 409 (runtime), 500 |
 /// | network disconnect | 409 | 409 | 409 |
-/// | lists, prunes, network inspect and rm, volumes | 404 | 404 | 500 |
+/// | lists, prunes, network inspect and rm, volume inspect | 404 | 404 | 500 |
+/// | volume create | 404 | 400 | 500 |
+/// | volume rm | 404 | 409 | 500 |
 pub fn status(operation: Operation, err: &EngineError) -> StatusCode {
     use Operation as O;
     enum Cause {
@@ -119,11 +125,14 @@ pub fn status(operation: Operation, err: &EngineError) -> StatusCode {
             _,
         ) => StatusCode::NOT_FOUND,
         (O::ContainerRemove | O::NetworkChange, _) => StatusCode::CONFLICT,
+        (O::VolumeCreate, Cause::Refused) => StatusCode::BAD_REQUEST,
+        (O::VolumeRemove, Cause::Refused) => StatusCode::CONFLICT,
         (O::ContainerUpdate, Cause::Refused) => StatusCode::CONFLICT,
         (O::ContainerUpdate, Cause::Host) if runtime => StatusCode::CONFLICT,
-        (O::ContainerUpdate | O::List | O::Lookup, Cause::Host) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        (
+            O::ContainerUpdate | O::List | O::Lookup | O::VolumeCreate | O::VolumeRemove,
+            Cause::Host,
+        ) => StatusCode::INTERNAL_SERVER_ERROR,
         (O::List | O::Lookup, Cause::Refused) => StatusCode::NOT_FOUND,
     }
 }

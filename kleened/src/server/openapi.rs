@@ -41,6 +41,9 @@ use super::{containers, exec, images, info, networks, volumes, BODY_LIMIT};
         networks::disconnect,
         volumes::list,
         volumes::inspect,
+        volumes::create,
+        volumes::remove,
+        volumes::prune,
     ),
     modifiers(&BodyRefusals)
 )]

@@ -102,6 +102,14 @@ impl Db<'_> {
         Ok(())
     }
 
+    /// Forgets every mount of this volume (of containers that keep existing). Answers how many.
+    pub fn delete_mounts_of_volume(&self, name: &str) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM mounts WHERE type = 'volume' AND source = ?1")?
+            .execute([name])?)
+    }
+
     /// The volume mounts whose source is this volume, in the order they were made.
     pub fn mounts_of_volume(&self, name: &str) -> Result<Vec<MountPoint>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(

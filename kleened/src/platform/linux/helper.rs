@@ -67,6 +67,8 @@ pub enum Mode {
         confinement: Confinement,
         /// Wait for the daemon to wire the network namespace (vnet) before the command runs.
         wait_for_network: bool,
+        /// Host paths mounted into the container, in order.
+        mounts: Vec<crate::platform::Mount>,
     },
     /// Run the command in the container whose PID 1 has this host PID.
     Exec {
@@ -277,6 +279,7 @@ fn container_init(spec: &Spec) -> ! {
         new_network,
         confinement,
         wait_for_network,
+        mounts,
     } = &spec.mode
     else {
         fail("init", "wrong mode")
@@ -305,6 +308,7 @@ fn container_init(spec: &Spec) -> ! {
     let root = RootOptions {
         rootfs: rootfs.clone(),
         own_network: *new_network,
+        mounts: mounts.clone(),
     };
     if let Err(err) = rootfs::apply(&root) {
         fail(
@@ -550,6 +554,11 @@ mod tests {
                 hostname: "abc".into(),
                 new_network: true,
                 wait_for_network: false,
+                mounts: vec![crate::platform::Mount {
+                    source: "/pool/volumes/v".into(),
+                    destination: "/data".into(),
+                    read_only: true,
+                }],
                 confinement: Confinement {
                     capabilities: vec![caps::Capability::CAP_CHOWN],
                     seccomp: true,

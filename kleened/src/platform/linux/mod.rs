@@ -320,6 +320,7 @@ impl Runtime for NamespaceRuntime {
             new_network,
             confinement: Confinement::from(&params),
             wait_for_network,
+            mounts: spec.mounts.clone(),
         };
         let (mut ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| RuntimeError::Host(format!("socket pair: {e}")))?;

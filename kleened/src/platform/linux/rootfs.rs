@@ -15,8 +15,13 @@
 
 use std::path::{Path, PathBuf};
 
+use std::os::fd::AsRawFd;
+
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
+
+use crate::platform::inroot;
+use crate::platform::Mount;
 
 /// Devices bound from the host's `/dev` into the container's.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -75,6 +80,14 @@ pub enum Step {
     Write { path: PathBuf, text: &'static str },
     /// Mount sysfs read-only where the image has a `/sys` directory.
     Sysfs(PathBuf),
+    /// Bind a host directory or file at `destination` as the container sees it, resolved inside
+    /// `root` (made there when missing), without device nodes, read-only if asked.
+    Bind {
+        root: PathBuf,
+        source: PathBuf,
+        destination: String,
+        read_only: bool,
+    },
 }
 
 /// What the root's set-up depends on.
@@ -84,6 +97,8 @@ pub struct RootOptions {
     pub rootfs: PathBuf,
     /// Whether the container has its own network namespace.
     pub own_network: bool,
+    /// Host paths mounted into it, in order.
+    pub mounts: Vec<Mount>,
 }
 
 /// The steps that make `options.rootfs` ready to become the container's root.
@@ -182,6 +197,14 @@ pub fn plan(options: &RootOptions) -> Vec<Step> {
             text: "0 2147483647",
         });
     }
+    // The container's mounts go over what the image has, then the masks over them: no mount
+    // uncovers a masked file.
+    steps.extend(options.mounts.iter().map(|m| Step::Bind {
+        root: root.clone(),
+        source: m.source.clone(),
+        destination: m.destination.clone(),
+        read_only: m.read_only,
+    }));
     steps.extend(MASKED.iter().map(|p| Step::Mask(at(p))));
     steps.extend(READ_ONLY.iter().map(|p| Step::ReadOnly(at(p))));
     steps
@@ -273,6 +296,12 @@ fn apply_step(step: &Step) -> Result<(), String> {
         Step::Write { path, text } => {
             std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
         }
+        Step::Bind {
+            root,
+            source,
+            destination,
+            read_only,
+        } => bind(root, source, destination, *read_only),
         Step::Sysfs(path) => {
             if !path.is_dir() {
                 return Ok(());
@@ -287,6 +316,44 @@ fn apply_step(step: &Step) -> Result<(), String> {
             .map_err(|e| format!("mount {}: {e}", path.display()))
         }
     }
+}
+
+/// Binds `source` at `destination` inside `root`. The destination is opened by a walk that never
+/// leaves the root ([`inroot`]), and the mount is made on that descriptor
+/// (`/proc/self/fd/N`), so no link in the image, nor one swapped in meanwhile, can place it on
+/// the host's files.
+fn bind(root: &Path, source: &Path, destination: &str, read_only: bool) -> Result<(), String> {
+    let what =
+        |e: &dyn std::fmt::Display| format!("mount {} at {destination}: {e}", source.display());
+    let meta = std::fs::metadata(source).map_err(|e| what(&e))?;
+    let create = if meta.is_dir() {
+        inroot::Create::Directories
+    } else {
+        inroot::Create::File
+    };
+    let target = inroot::open(root, destination, create).map_err(|e| what(&e))?;
+    if target.is_dir != meta.is_dir() {
+        return Err(what(&format!(
+            "the container has a {} there",
+            if target.is_dir { "directory" } else { "file" }
+        )));
+    }
+    let on = |fd: &std::os::fd::OwnedFd| PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    mount(
+        Some(source),
+        &on(&target.fd),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| what(&e))?;
+    // The descriptor names what lies under the new mount: the mount itself is found again.
+    let mounted = inroot::open(root, destination, inroot::Create::Nothing).map_err(|e| what(&e))?;
+    let mut flags = MsFlags::MS_NODEV;
+    if read_only {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    restrict(&on(&mounted.fd), flags)
 }
 
 /// Carries out the plan and makes the dataset the root of the calling process's (new) mount
@@ -338,6 +405,17 @@ mod tests {
                 Step::Symlink { target, link } => format!("symlink {} -> {target}", link.display()),
                 Step::Write { path, text } => format!("write {} {text:?}", path.display()),
                 Step::Sysfs(path) => format!("sysfs read-only {}", path.display()),
+                Step::Bind {
+                    root,
+                    source,
+                    destination,
+                    read_only,
+                } => format!(
+                    "bind {} at {destination} in {} {}",
+                    source.display(),
+                    root.display(),
+                    if *read_only { "ro" } else { "rw" }
+                ),
             })
             .map(|line| line + "\n")
             .collect()
@@ -348,6 +426,18 @@ mod tests {
         let steps = plan(&RootOptions {
             rootfs: "/pool/kleene/container/c0ffee000001".into(),
             own_network: true,
+            mounts: vec![
+                Mount {
+                    source: "/pool/kleene/volumes/data".into(),
+                    destination: "/var/lib/data".into(),
+                    read_only: false,
+                },
+                Mount {
+                    source: "/srv/site".into(),
+                    destination: "/usr/share/www".into(),
+                    read_only: true,
+                },
+            ],
         });
         let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens/linux/rootfs.txt");
         let text = render(&steps);
@@ -369,6 +459,11 @@ mod tests {
         let steps = plan(&RootOptions {
             rootfs: "/r".into(),
             own_network: false,
+            mounts: vec![Mount {
+                source: "/v".into(),
+                destination: "/proc/kcore".into(),
+                read_only: false,
+            }],
         });
         assert!(!steps.iter().any(|s| matches!(s, Step::Write { .. })));
         // Masks and read-only parts come after everything they sit on is mounted.
@@ -377,5 +472,8 @@ mod tests {
             .rposition(|s| matches!(s, Step::Mount { .. } | Step::Sysfs(_)));
         let first_mask = steps.iter().position(|s| matches!(s, Step::Mask(_)));
         assert!(last_mount < first_mask);
+        // The container's mounts come before the masks too: none uncovers a masked file.
+        let last_bind = steps.iter().rposition(|s| matches!(s, Step::Bind { .. }));
+        assert!(last_bind.is_some() && last_bind < first_mask);
     }
 }
