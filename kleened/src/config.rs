@@ -72,6 +72,9 @@ struct RawConfig {
     cgroup_parent: Option<String>,
     cgroup_hierarchy: Option<String>,
     nft_table: Option<String>,
+    max_connections: Option<u64>,
+    request_header_timeout_secs: Option<u64>,
+    request_body_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +139,46 @@ pub struct TlsSettings {
     pub dh_params: Option<PathBuf>,
 }
 
+/// What one client may hold of a listener: connections and the time to send a request. They
+/// bound reading requests only; answers (image creation's progress, an exec session's output)
+/// take as long as they take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections a listener serves at once (`max_connections`), websocket sessions included;
+    /// one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's line and headers, from connecting or from
+    /// the end of its previous request (`request_header_timeout_secs`); then the connection is
+    /// closed.
+    pub header_timeout: std::time::Duration,
+    /// How long a client may take to send a request's body once its headers arrived
+    /// (`request_body_timeout_secs`); then it is answered 408 and the connection closed.
+    pub body_timeout: std::time::Duration,
+}
+
+impl ConnectionLimits {
+    /// Connections per listener by default: far more than the clients of one host open (klee
+    /// holds one per command, an attached `klee run` one per session), and few enough that a
+    /// runaway client cannot take every descriptor of a daemon under the usual limit of 1024.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+    /// Seconds for a request's headers by default (hyper's own default): they are a few hundred
+    /// bytes, sent at once by every client.
+    pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 30;
+    /// Seconds for a request's body by default: bodies are JSON of at most 1 MiB, so this asks
+    /// for 17 KiB/s at worst.
+    pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            header_timeout: std::time::Duration::from_secs(Self::DEFAULT_HEADER_TIMEOUT_SECS),
+            body_timeout: std::time::Duration::from_secs(Self::DEFAULT_BODY_TIMEOUT_SECS),
+        }
+    }
+}
+
 /// One place the API is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerConfig {
@@ -143,6 +186,8 @@ pub struct ListenerConfig {
     pub address: ApiAddress,
     /// Present for `https://` addresses.
     pub tls: Option<TlsSettings>,
+    /// What one client may hold of it; the top-level keys, the same for every listener.
+    pub limits: ConnectionLimits,
 }
 
 impl ListenerConfig {
@@ -243,10 +288,15 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
             "at least one listener is needed",
         ));
     }
+    let limits = resolve_limits(
+        raw.max_connections,
+        raw.request_header_timeout_secs,
+        raw.request_body_timeout_secs,
+    )?;
     let listeners = raw_listeners
         .into_iter()
         .enumerate()
-        .map(|(index, raw)| resolve_listener(index, raw))
+        .map(|(index, raw)| resolve_listener(index, raw, limits))
         .collect::<Result<Vec<_>, _>>()?;
     let mut seen = HashMap::new();
     for (index, listener) in listeners.iter().enumerate() {
@@ -340,6 +390,40 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
     })
 }
 
+/// The connection limits from their keys; each must be at least 1, as a bound of 0 would refuse
+/// everything rather than mean "no bound".
+fn resolve_limits(
+    max_connections: Option<u64>,
+    header_secs: Option<u64>,
+    body_secs: Option<u64>,
+) -> Result<ConnectionLimits, ConfigError> {
+    let positive = |key: &str, value: Option<u64>, default: u64| match value {
+        Some(0) => Err(invalid(key, "must be at least 1")),
+        Some(value) => Ok(value),
+        None => Ok(default),
+    };
+    let max_connections = positive(
+        "max_connections",
+        max_connections,
+        ConnectionLimits::DEFAULT_MAX_CONNECTIONS as u64,
+    )?;
+    let header = positive(
+        "request_header_timeout_secs",
+        header_secs,
+        ConnectionLimits::DEFAULT_HEADER_TIMEOUT_SECS,
+    )?;
+    let body = positive(
+        "request_body_timeout_secs",
+        body_secs,
+        ConnectionLimits::DEFAULT_BODY_TIMEOUT_SECS,
+    )?;
+    Ok(ConnectionLimits {
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        header_timeout: std::time::Duration::from_secs(header),
+        body_timeout: std::time::Duration::from_secs(body),
+    })
+}
+
 /// A cgroup directory name: letters, digits and `_-.`, not starting with a dot.
 fn valid_cgroup_name(name: &str) -> bool {
     !name.is_empty()
@@ -365,7 +449,11 @@ fn validate_dataset_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn resolve_listener(index: usize, raw: RawListener) -> Result<ListenerConfig, ConfigError> {
+fn resolve_listener(
+    index: usize,
+    raw: RawListener,
+    limits: ConnectionLimits,
+) -> Result<ListenerConfig, ConfigError> {
     let key = |field: &str| format!("api_listening_sockets[{index}].{field}");
     let text = raw.address.ok_or_else(|| ConfigError::Missing {
         key: key("address"),
@@ -452,7 +540,11 @@ fn resolve_listener(index: usize, raw: RawListener) -> Result<ListenerConfig, Co
             })
         }
     };
-    Ok(ListenerConfig { address, tls })
+    Ok(ListenerConfig {
+        address,
+        tls,
+        limits,
+    })
 }
 
 fn describe_yaml(value: &serde_norway::Value) -> String {
@@ -617,6 +709,68 @@ log_level: info
             matches!(err, ConfigError::Invalid { ref key, .. } if key == "kleene_root"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn connection_limits_default_and_apply_to_every_listener() {
+        let two = MINIMAL.replace(
+            "  - address: http:///var/run/kleened.sock\n",
+            "  - address: http:///var/run/kleened.sock\n  - address: http://127.0.0.1:8080\n",
+        );
+        let config = parse(&two, TargetOs::FreeBsd).unwrap();
+        for listener in &config.listeners {
+            assert_eq!(listener.limits, ConnectionLimits::default());
+        }
+        assert_eq!(ConnectionLimits::default().max_connections, 256);
+        assert_eq!(
+            ConnectionLimits::default().header_timeout,
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(
+            ConnectionLimits::default().body_timeout,
+            std::time::Duration::from_secs(60)
+        );
+        let text = format!(
+            "{two}max_connections: 4\nrequest_header_timeout_secs: 2\nrequest_body_timeout_secs: 3\n"
+        );
+        let config = parse(&text, TargetOs::FreeBsd).unwrap();
+        for listener in &config.listeners {
+            assert_eq!(
+                listener.limits,
+                ConnectionLimits {
+                    max_connections: 4,
+                    header_timeout: std::time::Duration::from_secs(2),
+                    body_timeout: std::time::Duration::from_secs(3),
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn connection_limits_of_zero_or_not_numbers_are_refused_by_name() {
+        for (line, key) in [
+            ("max_connections: 0", "max_connections"),
+            (
+                "request_header_timeout_secs: 0",
+                "request_header_timeout_secs",
+            ),
+            ("request_body_timeout_secs: 0", "request_body_timeout_secs"),
+        ] {
+            let err = parse(&format!("{MINIMAL}{line}\n"), TargetOs::FreeBsd).unwrap_err();
+            assert_eq!(
+                err,
+                ConfigError::Invalid {
+                    key: key.into(),
+                    reason: "must be at least 1".into()
+                }
+            );
+        }
+        let err = parse(
+            &format!("{MINIMAL}max_connections: many\n"),
+            TargetOs::FreeBsd,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("max_connections"), "{err}");
     }
 
     #[test]

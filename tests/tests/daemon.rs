@@ -3,8 +3,11 @@
 // Test code: a failed setup step should panic where it happens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use kleene_tests::{
     bin, describe, free_port, klee, platform_config, sample_objects, seed_store, skip_host_tests,
@@ -504,4 +507,225 @@ fn tls_with_client_certificates_admits_only_clients_of_the_ca() {
 
     // The unix socket of the same daemon still answers without TLS.
     assert!(daemon.klee(&["lsi"]).status.success());
+}
+
+/// A daemon whose configuration has these top-level keys as well.
+fn daemon_with_keys(keys: &str) -> Daemon {
+    let mut daemon = Daemon::start();
+    daemon.stop();
+    let mut config = std::fs::read_to_string(daemon.config_path()).unwrap();
+    config.push_str(keys);
+    std::fs::write(daemon.config_path(), config).unwrap();
+    daemon.start_again();
+    daemon
+}
+
+/// A raw connection to the daemon's unix socket, for clients that misbehave.
+fn raw(daemon: &Daemon) -> UnixStream {
+    UnixStream::connect(daemon.socket()).unwrap()
+}
+
+/// Everything the daemon sends until it closes the connection, and how long that took from
+/// `since`; `None` if it is still open after `patience`.
+fn until_closed(
+    stream: &mut UnixStream,
+    since: Instant,
+    patience: Duration,
+) -> Option<(String, Duration)> {
+    stream.set_read_timeout(Some(patience)).unwrap();
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => Some((
+            String::from_utf8_lossy(&answer).into_owned(),
+            since.elapsed(),
+        )),
+        // A reset also ends the connection, answerless.
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {
+            Some((String::new(), since.elapsed()))
+        }
+        Err(_) => None,
+    }
+}
+
+#[test]
+fn a_silent_client_a_partial_header_and_a_trickled_body_are_bounded() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = daemon_with_keys("request_header_timeout_secs: 2\nrequest_body_timeout_secs: 3\n");
+    // Says nothing at all.
+    let mut silent = raw(&daemon);
+    let silent_since = Instant::now();
+    // Half a request line and header.
+    let mut partial = raw(&daemon);
+    partial
+        .write_all(b"GET /containers/list HTTP/1.1\r\nhost: kl")
+        .unwrap();
+    let partial_since = Instant::now();
+    // Headers in time, then the body one byte a second.
+    let body = r#"{"name": "slow", "image": "base", "cmd": ["/bin/true"]}"#;
+    let mut trickle = raw(&daemon);
+    write!(
+        trickle,
+        "POST /containers/create HTTP/1.1\r\nhost: kleened\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let trickle_since = Instant::now();
+    let trickler = std::thread::spawn(move || {
+        for byte in body.bytes() {
+            if trickle.write_all(&[byte]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        trickle
+    });
+
+    let (answer, took) = until_closed(&mut silent, silent_since, Duration::from_secs(10))
+        .expect("a silent connection is closed");
+    assert_eq!(answer, "", "closed without an answer");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let (_, took) = until_closed(&mut partial, partial_since, Duration::from_secs(10))
+        .expect("a partial header is dropped");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    let mut trickle = trickler.join().unwrap();
+    let (answer, took) = until_closed(&mut trickle, trickle_since, Duration::from_secs(10))
+        .expect("a trickled body is answered and closed");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.ends_with(r#"{"message":"the request body did not arrive within 3 s"}"#),
+        "{answer}"
+    );
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    // Ordinary clients are not affected.
+    let out = daemon.klee(&["lsc", "-a"]);
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+#[test]
+fn connections_past_the_cap_are_answered_503_and_a_freed_place_serves_again() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = daemon_with_keys("max_connections: 256\n");
+    let mut held: Vec<UnixStream> = (0..256).map(|_| raw(&daemon)).collect();
+    // The daemon accepts them in order; let it take all 256 before the next ones come.
+    std::thread::sleep(Duration::from_millis(500));
+    let refused: Vec<UnixStream> = (0..44).map(|_| raw(&daemon)).collect();
+    for mut stream in refused {
+        let (answer, _) = until_closed(&mut stream, Instant::now(), Duration::from_secs(10))
+            .expect("answered and closed");
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        let body = &answer[answer.find("\r\n\r\n").expect("a head") + 4..];
+        let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(
+            body["message"],
+            "too many connections: this listener serves at most 256 at a time; try again later"
+        );
+    }
+    let out = daemon.klee(&["lsc", "-a"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        describe(&out).contains("too many connections"),
+        "klee prints the refusal: {}",
+        describe(&out)
+    );
+    assert!(
+        daemon.log().contains("refusing new ones"),
+        "the cap is logged"
+    );
+    held.pop();
+    std::thread::sleep(Duration::from_millis(200));
+    let out = daemon.klee(&["lsc", "-a"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    drop(held);
+}
+
+/// Opens a websocket on `path` over the daemon's unix socket and sends nothing. Answers the text
+/// frames and the close frame's code and reason (its JSON `message`), and how long until the
+/// close.
+fn silent_websocket(daemon: &Daemon, path: &str) -> (Vec<String>, u16, String, Duration) {
+    let mut stream = raw(daemon);
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: kleened\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+         sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let since = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let mut texts = Vec::new();
+    loop {
+        let mut start = [0; 2];
+        stream
+            .read_exact(&mut start)
+            .expect("a frame before the close");
+        let mut len = usize::from(start[1] & 0x7f);
+        if len == 126 {
+            let mut ext = [0; 2];
+            stream.read_exact(&mut ext).unwrap();
+            len = usize::from(u16::from_be_bytes(ext));
+        }
+        let mut payload = vec![0; len];
+        stream.read_exact(&mut payload).unwrap();
+        match start[0] & 0x0f {
+            1 => texts.push(String::from_utf8_lossy(&payload).into_owned()),
+            8 => {
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                let reason: serde_json::Value = serde_json::from_slice(&payload[2..]).unwrap();
+                let message = reason["message"].as_str().unwrap_or_default().to_owned();
+                return (texts, code, message, since.elapsed());
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn websockets_that_send_no_configuration_are_closed_saying_why() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    let (exec, images) = std::thread::scope(|scope| {
+        let exec = scope.spawn(|| silent_websocket(&daemon, "/exec/start"));
+        let images = scope.spawn(|| silent_websocket(&daemon, "/images/create"));
+        (exec.join().unwrap(), images.join().unwrap())
+    });
+    let (texts, code, message, took) = exec;
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            1002,
+            "timed out: no configuration frame arrived within 30 s"
+        ),
+        "{texts:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(29) && took < Duration::from_secs(35),
+        "{took:?}"
+    );
+    let (texts, code, message, took) = images;
+    assert_eq!(texts, ["no configuration frame arrived within 30 s"]);
+    assert_eq!((code, message.as_str()), (1002, "timed out"));
+    assert!(took < Duration::from_secs(35), "{took:?}");
 }

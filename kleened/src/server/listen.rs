@@ -4,32 +4,57 @@
 //! Every address is bound before any is served, so a bad address stops the daemon before it takes
 //! requests. On shutdown each listener stops accepting, lets open requests finish within the grace
 //! period, and removes its socket file.
+//!
+//! What one client can hold is bounded ([`ConnectionLimits`]): a listener serves at most
+//! `max_connections` connections at once (websocket sessions included: the place under the cap
+//! belongs to the stream, which a session keeps) and answers one more with 503 and closes it; a
+//! request's headers must arrive within the header timeout (hyper's own timer, plus one here for
+//! the first request, whose first bytes hyper-util reads before hyper's timer runs); and its body
+//! within the body timeout, or it is answered 408. The bounds apply to reading requests only: an
+//! answer that streams for an hour is not cut.
 
+use std::error::Error as StdError;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::StatusCode;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use kleene_api::ApiLocation;
+use kleene_api::{ApiLocation, ErrorResponse};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use crate::config::{ListenerConfig, TlsSettings};
+use crate::config::{ConnectionLimits, ListenerConfig, TlsSettings};
 
 /// How long a client may take to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections over the cap being answered 503 at once, per listener; past this many, further
+/// ones are closed without an answer, so that a flood costs no more than this.
+const MAX_REFUSALS: usize = 64;
+
+/// How long the 503 answer to a connection over the cap may take, from writing it to the client
+/// closing.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a listener could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +74,7 @@ pub struct BoundListener {
     name: String,
     socket: Socket,
     tls: Option<TlsAcceptor>,
+    limits: ConnectionLimits,
 }
 
 impl std::fmt::Debug for BoundListener {
@@ -57,6 +83,7 @@ impl std::fmt::Debug for BoundListener {
             .field("name", &self.name)
             .field("socket", &self.socket)
             .field("tls", &self.tls.is_some())
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -149,7 +176,12 @@ async fn bind(config: &ListenerConfig) -> Result<BoundListener, ListenError> {
             )
         }
     };
-    Ok(BoundListener { name, socket, tls })
+    Ok(BoundListener {
+        name,
+        socket,
+        tls,
+        limits: config.limits,
+    })
 }
 
 /// Deletes a socket or regular file left at `path` by an earlier run. A socket that still accepts
@@ -250,6 +282,12 @@ async fn serve(
 ) {
     tracing::info!(address = listener.name(), "listening");
     let graceful = GracefulShutdown::new();
+    let limits = listener.limits;
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    // Whether the last connection was refused, so that reaching the cap is logged once, not
+    // once per connection.
+    let mut at_cap = false;
     loop {
         let accepted = tokio::select! {
             accepted = accept(&listener.socket) => accepted,
@@ -264,22 +302,43 @@ async fn serve(
                 continue;
             }
         };
-        let api = api.clone();
-        let watcher = graceful.watcher();
         let tls = listener.tls.clone();
         let name = listener.name.clone();
-        tokio::spawn(async move {
-            match tls {
-                None => serve_connection(io, api, watcher).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, api, watcher).await,
-                        Ok(Err(err)) => {
-                            tracing::info!(address = %name, error = %err, "TLS handshake refused")
-                        }
-                        Err(_) => tracing::info!(address = %name, "TLS handshake timed out"),
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            if !at_cap {
+                tracing::warn!(
+                    address = %name,
+                    max = limits.max_connections,
+                    "as many connections as allowed: refusing new ones"
+                );
+                at_cap = true;
+            }
+            // Past MAX_REFUSALS answers in flight, `io` is simply dropped: closed unanswered.
+            if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
+                tokio::spawn(async move {
+                    if let Some(stream) = handshake(io, tls, &name).await {
+                        refuse(stream, limits.max_connections).await;
                     }
-                }
+                    drop(refusal);
+                });
+            }
+            continue;
+        };
+        if at_cap {
+            tracing::info!(address = %name, "below the connection cap again");
+            at_cap = false;
+        }
+        let api = api.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            // The place under the cap goes with the stream (and, for a websocket, with the
+            // session that takes the stream over), and comes back when it is dropped.
+            let io = Held {
+                stream: io,
+                _slot: slot,
+            };
+            if let Some(stream) = handshake(io, tls, &name).await {
+                serve_connection(stream, api, watcher, limits).await;
             }
         });
     }
@@ -290,6 +349,56 @@ async fn serve(
         .is_err()
     {
         tracing::warn!("requests still running after {grace:?}; closing them");
+    }
+}
+
+/// The stream to speak HTTP on: `io` itself, or, on a TLS listener, the TLS session once its
+/// handshake succeeded within [`TLS_HANDSHAKE_TIMEOUT`].
+async fn handshake<S: Stream>(
+    io: S,
+    tls: Option<TlsAcceptor>,
+    name: &str,
+) -> Option<Box<dyn Stream>> {
+    let Some(acceptor) = tls else {
+        return Some(Box::new(io));
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+        Ok(Ok(stream)) => Some(Box::new(stream)),
+        Ok(Err(err)) => {
+            tracing::info!(address = %name, error = %err, "TLS handshake refused");
+            None
+        }
+        Err(_) => {
+            tracing::info!(address = %name, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Answers a connection over the cap: 503 with a JSON message, then the write side is closed and
+/// what the client sends is read and dropped until it closes too, so that unread bytes cannot
+/// turn the close into a reset that destroys the answer before the client reads it.
+async fn refuse(mut stream: Box<dyn Stream>, max: usize) {
+    let body = serde_json::to_string(&ErrorResponse {
+        message: format!(
+            "too many connections: this listener serves at most {max} at a time; try again later"
+        ),
+    })
+    .unwrap_or_default();
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let exchange = async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, io::Error>(())
+    };
+    if let Ok(Err(err)) = tokio::time::timeout(REFUSAL_TIMEOUT, exchange).await {
+        tracing::debug!(error = %err, "refused connection ended with an error");
     }
 }
 
@@ -309,21 +418,389 @@ async fn accept(socket: &Socket) -> io::Result<Box<dyn Stream>> {
     })
 }
 
-async fn serve_connection<S>(
-    stream: S,
+/// Serves HTTP on one connection. A connection whose first request does not arrive within the
+/// header timeout is closed; hyper's header timer covers every request after it (and the idle time
+/// between them), and [`Deadline`] bounds each request's body.
+async fn serve_connection(
+    stream: Box<dyn Stream>,
     api: BoxedFilter<(Response,)>,
     watcher: hyper_util::server::graceful::Watcher,
-) where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let service = TowerToHyperService::new(warp::service(api));
+    limits: ConnectionLimits,
+) {
+    let api = TowerToHyperService::new(warp::service(api));
+    let requested = Arc::new(AtomicBool::new(false));
+    let service = hyper::service::service_fn({
+        let requested = Arc::clone(&requested);
+        move |request: http::Request<Incoming>| {
+            requested.store(true, Ordering::Relaxed);
+            let expired = Arc::new(AtomicBool::new(false));
+            let request =
+                request.map(|body| Deadline::new(body, limits.body_timeout, Arc::clone(&expired)));
+            let answer = hyper::service::Service::call(&api, request);
+            async move {
+                let response = answer.await?;
+                if expired.load(Ordering::Relaxed) {
+                    return Ok(body_timed_out(limits.body_timeout));
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        }
+    });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(limits.header_timeout);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    if let Err(err) = watcher.watch(connection.into_owned()).await {
+    let connection = watcher.watch(connection.into_owned());
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = &mut connection => result,
+        () = tokio::time::sleep(limits.header_timeout) => {
+            if !requested.load(Ordering::Relaxed) {
+                tracing::debug!("no request within the header timeout; closing the connection");
+                return;
+            }
+            connection.await
+        }
+    };
+    if let Err(err) = result {
         tracing::debug!(error = %err, "connection closed with an error");
+    }
+}
+
+/// The answer to a request whose body did not arrive in time; the connection is closed after it,
+/// since the rest of the body may still come.
+fn body_timed_out(limit: Duration) -> Response {
+    let mut response = super::error::message(
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "the request body did not arrive within {} s",
+            limit.as_secs()
+        ),
+    );
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+/// A request body that must have arrived whole by a deadline, counted from the request's headers.
+/// Past it, the reader gets an error (and the request is answered 408 by
+/// [`serve_connection`]'s service, told through `expired`). Once the body has ended the deadline
+/// no longer matters, so a handler that reads its body and then answers for an hour is not cut.
+struct Deadline {
+    inner: Incoming,
+    /// Running while the body has not ended.
+    timer: Option<Pin<Box<Sleep>>>,
+    limit: Duration,
+    /// Set when the deadline passed before the body ended.
+    expired: Arc<AtomicBool>,
+}
+
+impl Deadline {
+    fn new(inner: Incoming, limit: Duration, expired: Arc<AtomicBool>) -> Deadline {
+        Deadline {
+            timer: (!inner.is_end_stream()).then(|| Box::pin(tokio::time::sleep(limit))),
+            inner,
+            limit,
+            expired,
+        }
+    }
+}
+
+/// The error a late body reads as.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {} s", .0.as_secs())]
+struct BodyTimedOut(Duration);
+
+impl Body for Deadline {
+    type Data = Bytes;
+    type Error = Box<dyn StdError + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.expired.load(Ordering::Relaxed) {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if this.inner.is_end_stream() {
+                    this.timer = None;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(other) => {
+                this.timer = None;
+                Poll::Ready(other.map(|result| result.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let Some(timer) = this.timer.as_mut() else {
+                    return Poll::Pending;
+                };
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.timer = None;
+                this.expired.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(Box::new(BodyTimedOut(this.limit)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.expired.load(Ordering::Relaxed) || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A connection's stream holding its place under the listener's cap, given back when the stream
+/// is dropped.
+struct Held<S> {
+    stream: S,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Held<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Held<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    use kleene_api::ApiAddress;
+    use tokio::net::UnixStream;
+    use warp::{Filter, Reply};
+
+    /// A server on a unix socket of its own with these limits: `POST /echo` reads a JSON body,
+    /// waits `answer_after`, and answers 200 with the body.
+    struct Server {
+        dir: tempfile::TempDir,
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Server {
+        async fn start(limits: ConnectionLimits, answer_after: Duration) -> Server {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let address = format!("http://{}", dir.path().join("api.sock").display());
+            let config = ListenerConfig {
+                address: ApiAddress::parse(&address).expect("address"),
+                tls: None,
+                limits,
+            };
+            let listeners = bind_all(&[config]).await.expect("bind");
+            let api = warp::path("echo")
+                .and(warp::post())
+                .and(super::super::request::json_body::<serde_json::Value>())
+                .then(move |body: serde_json::Value| async move {
+                    tokio::time::sleep(answer_after).await;
+                    warp::reply::json(&body).into_response()
+                })
+                .recover(super::super::recover)
+                .unify()
+                .boxed();
+            let (stop, stopped) = watch::channel(false);
+            let task = tokio::spawn(serve_all(listeners, api, stopped, Duration::from_secs(1)));
+            Server { dir, stop, task }
+        }
+
+        async fn connect(&self) -> UnixStream {
+            UnixStream::connect(self.dir.path().join("api.sock"))
+                .await
+                .expect("connect")
+        }
+
+        async fn stop(self) {
+            self.stop.send_replace(true);
+            let _ = self.task.await;
+        }
+    }
+
+    fn limits(max_connections: usize, header: u64, body: u64) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections,
+            header_timeout: Duration::from_secs(header),
+            body_timeout: Duration::from_secs(body),
+        }
+    }
+
+    /// Everything the server sends until it closes, and how long that took; `None` when it has
+    /// not closed within `patience`.
+    async fn until_closed(stream: &mut UnixStream, patience: Duration) -> Option<String> {
+        let mut answer = Vec::new();
+        match tokio::time::timeout(patience, stream.read_to_end(&mut answer)).await {
+            Ok(_) => Some(String::from_utf8_lossy(&answer).into_owned()),
+            Err(_) => None,
+        }
+    }
+
+    fn echo_request(body: &str) -> String {
+        format!(
+            "POST /echo HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_nothing_is_dropped_after_the_header_timeout() {
+        let server = Server::start(limits(8, 1, 5), Duration::ZERO).await;
+        let mut stream = server.connect().await;
+        let started = Instant::now();
+        let answer = until_closed(&mut stream, Duration::from_secs(5)).await;
+        let took = started.elapsed();
+        assert_eq!(answer.as_deref(), Some(""), "closed without an answer");
+        assert!(took >= Duration::from_millis(900), "{took:?}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_partial_header_is_dropped_after_the_header_timeout() {
+        let server = Server::start(limits(8, 1, 5), Duration::ZERO).await;
+        let mut stream = server.connect().await;
+        stream
+            .write_all(b"POST /echo HTTP/1.1\r\nhost: te")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let answer = until_closed(&mut stream, Duration::from_secs(5)).await;
+        assert!(answer.is_some(), "still open after 5 s");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_trickled_body_is_answered_408_after_the_body_timeout() {
+        let server = Server::start(limits(8, 5, 1), Duration::ZERO).await;
+        let mut stream = server.connect().await;
+        let request = echo_request(r#"{"a": "bcdefghijklmnopqrstuvwxyz"}"#);
+        let (head, body) = request.split_at(request.find("\r\n\r\n").unwrap() + 4);
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let mut body = body.bytes();
+        let answer = loop {
+            // One byte every 300 ms, as long as the server listens.
+            if let Some(byte) = body.next() {
+                if stream.write_all(&[byte]).await.is_err() {
+                    break until_closed(&mut stream, Duration::from_secs(1)).await;
+                }
+            }
+            if let Some(answer) = until_closed(&mut stream, Duration::from_millis(300)).await {
+                break Some(answer);
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "no answer");
+        };
+        let answer = answer.expect("an answer");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(
+            answer.contains(r#"{"message":"the request body did not arrive within 1 s"}"#),
+            "{answer}"
+        );
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_bounds_apply_to_the_request_not_to_a_long_answer() {
+        // The answer takes three times the header and body timeouts.
+        let server = Server::start(limits(8, 1, 1), Duration::from_secs(3)).await;
+        let mut stream = server.connect().await;
+        stream
+            .write_all(echo_request(r#"{"slow": true}"#).as_bytes())
+            .await
+            .unwrap();
+        let answer = until_closed(&mut stream, Duration::from_secs(10))
+            .await
+            .expect("answered");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with(r#"{"slow":true}"#), "{answer}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_cap_are_answered_503_and_closed() {
+        let server = Server::start(limits(3, 30, 30), Duration::ZERO).await;
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(server.connect().await);
+        }
+        // Let the server accept those three before the next ones.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..2 {
+            let mut extra = server.connect().await;
+            extra
+                .write_all(echo_request("{}").as_bytes())
+                .await
+                .unwrap();
+            let answer = until_closed(&mut extra, Duration::from_secs(5))
+                .await
+                .expect("answered and closed");
+            assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+            let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+            let body: serde_json::Value = serde_json::from_str(body).expect("JSON");
+            assert_eq!(
+                body["message"],
+                "too many connections: this listener serves at most 3 at a time; try again later"
+            );
+        }
+        // A place comes back when a connection closes.
+        drop(held.pop());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut next = server.connect().await;
+        next.write_all(echo_request(r#"{"n": 1}"#).as_bytes())
+            .await
+            .unwrap();
+        let answer = until_closed(&mut next, Duration::from_secs(5))
+            .await
+            .expect("answered");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        server.stop().await;
     }
 }
