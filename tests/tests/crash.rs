@@ -1,7 +1,7 @@
 //! Crash consistency: the daemon is killed (SIGKILL) at random moments during random operations,
-//! restarted, and checked: the store and ZFS agree (every image and container row has its dataset,
-//! every dataset under `image/` and `container/` has its row, images have their `@image`
-//! snapshot), no download is left in the root, no container process, cgroup or mount is left, and
+//! restarted, and checked: the store and ZFS agree (every image, container and volume row has its
+//! dataset, every dataset under `image/`, `container/` and `volumes/` has its row, images have their
+//! `@image` snapshot, every volume a container mounts exists), no download is left in the root, no container process, cgroup or mount is left, and
 //! what klee lists it can remove. 50 rounds; the seed is printed, and `KLEENE_CRASH_SEED` replays one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -53,6 +53,30 @@ fn check(daemon: &Daemon, round: usize) {
     let datasets = zfs_tree(root);
     let images = json(daemon, &["--json", "lsi"]);
     let containers = json(daemon, &["--json", "lsc", "-a"]);
+    let volumes = json(daemon, &["--json", "volume", "ls"]);
+    for volume in &volumes {
+        let dataset = volume["dataset"].as_str().unwrap();
+        assert!(
+            datasets.iter().any(|d| d == dataset),
+            "round {round}: volume without dataset {dataset}"
+        );
+    }
+    // Every volume a container mounts exists.
+    for container in &containers {
+        let id = container["id"].as_str().unwrap();
+        let out = daemon.klee(&["isc", id]);
+        assert!(out.status.success(), "{}", describe(&out));
+        let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for mount in inspect["container_mountpoints"].as_array().unwrap() {
+            if mount["type"] == "volume" {
+                assert!(
+                    volumes.iter().any(|v| v["name"] == mount["source"]),
+                    "round {round}: container {id} mounts a missing volume {}",
+                    mount["source"]
+                );
+            }
+        }
+    }
     for image in &images {
         let dataset = image["dataset"].as_str().unwrap();
         assert!(
@@ -84,6 +108,12 @@ fn check(daemon: &Daemon, round: usize) {
             assert!(
                 known(&images),
                 "round {round}: image dataset without a row: {dataset}"
+            );
+        }
+        if rest.starts_with("volumes/") && !rest.contains('@') {
+            assert!(
+                known(&volumes),
+                "round {round}: volume dataset without a row: {dataset}"
             );
         }
         if rest.starts_with("container/") && !rest.contains('@') {
@@ -178,6 +208,22 @@ fn a_daemon_killed_at_random_moments_comes_back_consistent() {
             ],
             vec!["container".into(), "prune".into(), "-f".into()],
             vec!["image".into(), "prune".into(), "-f".into()],
+            vec![
+                "run".into(),
+                "-m".into(),
+                format!("v{}:/data", dice.below(3)),
+                "base".into(),
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo x > /data/f".into(),
+            ],
+            vec![
+                "volume".into(),
+                "create".into(),
+                format!("v{}", dice.below(3)),
+            ],
+            vec!["volume".into(), "rm".into(), format!("v{}", dice.below(3))],
+            vec!["volume".into(), "prune".into(), "-f".into()],
         ];
         if let Some(id) = any {
             operations.push(vec!["rmc".into(), "-f".into(), id.clone()]);
@@ -213,4 +259,7 @@ fn a_daemon_killed_at_random_moments_comes_back_consistent() {
     let out = daemon.klee(&["image", "prune", "-a", "-f"]);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(json(&daemon, &["--json", "lsi"]).is_empty());
+    let out = daemon.klee(&["volume", "prune", "-f"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(json(&daemon, &["--json", "volume", "ls"]).is_empty());
 }
