@@ -74,6 +74,19 @@ pub fn zfs_tree(root: &str) -> Vec<String> {
     }
 }
 
+/// The datasets under `root` once they are `expected`: removed containers' datasets are destroyed
+/// in the background. Waits at most 30 s, then answers what is there.
+pub fn settled_tree(root: &str, expected: &[String]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tree = zfs_tree(root);
+        if tree == expected || Instant::now() >= deadline {
+            return tree;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A uniquely named dataset `<pool>/kleene-e2e-<random>`, destroyed with everything under it when
 /// dropped.
 #[derive(Debug)]

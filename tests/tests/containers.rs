@@ -10,8 +10,8 @@
 use std::process::Output;
 
 use kleene_tests::{
-    base_image, describe, peak_rss_kib, processes_with, python, python_klee, skip_host_tests,
-    stray_mounts, zfs_tree, Daemon,
+    base_image, describe, peak_rss_kib, processes_with, python, python_klee, settled_tree,
+    skip_host_tests, stray_mounts, zfs_tree, Daemon,
 };
 
 fn stdout(out: &Output) -> String {
@@ -343,7 +343,11 @@ fn bad_input_gets_clear_errors_and_leaves_nothing() {
         containers(&daemon).is_empty(),
         "--rm and rm leave no container"
     );
-    assert_eq!(zfs_tree(&daemon.root.name), datasets, "no dataset left");
+    assert_eq!(
+        settled_tree(&daemon.root.name, &datasets),
+        datasets,
+        "no dataset left"
+    );
     assert_no_runtime_leftovers(&daemon);
 }
 

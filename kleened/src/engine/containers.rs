@@ -609,15 +609,6 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         // From here the removal is finished at the next start if the daemon dies meanwhile.
         let intent = self.intend(Intent::ContainerRemove, &container.id).await?;
-        if let Err(err) = self.destroy_dataset(&dataset).await {
-            // Nothing was removed: the container stays as it was (a dataset that went anyway
-            // takes its row along at the next start).
-            self.done(intent).await;
-            return Err(EngineError::host(format!(
-                "could not destroy the dataset of container {}",
-                container.id
-            ))(err));
-        }
         let id = container.id.clone();
         let connected = {
             let id = id.clone();
@@ -627,13 +618,23 @@ impl Engine {
                 .await?
                 .is_empty()
         };
-        if connected || !container.public_ports.is_empty() {
+        let forgotten = if connected || !container.public_ports.is_empty() {
             // Its endpoints go with it, and its published ports from the packet filter.
             self.change_with_firewall(move |db| Ok(db.delete_container(&id)?))
-                .await?;
+                .await
         } else {
-            self.store.write(move |db| db.delete_container(&id)).await?;
+            self.store
+                .write(move |db| db.delete_container(&id))
+                .await
+                .map_err(EngineError::from)
+        };
+        if let Err(err) = forgotten {
+            // Nothing was removed: the container stays as it was.
+            self.done(intent).await;
+            return Err(err);
         }
+        // Gone for the API; its dataset is destroyed in the background (engine/reaper.rs).
+        self.reap(dataset);
         self.done(intent).await;
         tracing::info!(container = %container.id, "container removed");
         Ok(IdResponse { id: container.id })
@@ -823,6 +824,7 @@ impl Engine {
             }
         }
         self.recover().await;
+        self.start_reaper();
         let containers = self.store.read(|db| db.list_containers()).await?;
         for summary in &containers {
             self.cleanup_container(&summary.container.id).await;

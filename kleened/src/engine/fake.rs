@@ -768,5 +768,15 @@ pub fn engine_over(
         root_mountpoint: host.mountpoint(ROOT),
     })
     .expect("engine");
+    engine.start_reaper();
     (engine, host, runtime)
+}
+
+/// Waits (at most 10 s) until the reaper destroyed every dataset it was given.
+pub async fn settle(engine: &Engine) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine.reaper.len() > 0 {
+        assert!(Instant::now() < deadline, "the reaper did not finish");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

@@ -105,6 +105,8 @@ impl Engine {
     /// Removes an image and its dataset, unless containers or other images are clones of it.
     /// Answers the identifier as given.
     pub async fn remove_image(&self, identifier: String) -> Result<IdResponse, EngineError> {
+        // Removed containers' datasets still queued are clones that would keep the image.
+        self.reap_now().await;
         let lookup = identifier.clone();
         let image = self
             .store
@@ -219,6 +221,7 @@ impl Engine {
     /// Removes images no container or image is cloned from: untagged ones, or all with `all`. Repeats
     /// until a pass removes nothing, so chains of unused images go too. Answers the removed IDs.
     pub async fn prune_images(&self, all: bool) -> Result<Vec<String>, EngineError> {
+        self.reap_now().await;
         let mut removed = Vec::new();
         let mut failed = HashSet::new();
         loop {

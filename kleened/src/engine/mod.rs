@@ -13,6 +13,7 @@ pub mod ipam;
 pub mod layout;
 mod networks;
 pub mod progress;
+mod reaper;
 mod recovery;
 #[cfg(test)]
 mod tests;
@@ -152,6 +153,8 @@ pub struct Engine {
     cancel: CancellationToken,
     /// When the engine was made, at the daemon's start: its uptime in `GET /info`.
     started: std::time::Instant,
+    /// Removed containers' datasets, destroyed in the background.
+    reaper: reaper::Reaper,
 }
 
 impl Engine {
@@ -182,6 +185,7 @@ impl Engine {
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
             started: std::time::Instant::now(),
+            reaper: reaper::Reaper::default(),
         }))
     }
 

@@ -13,7 +13,8 @@
 //! | `volume-remove <name>` | the volume's dataset is destroyed | the dataset, its mounts and the row go |
 //!
 //! Then, beyond intents: a dataset under `image/` or `container/` without a row goes (a container's
-//! only when it is proven stopped), a container row without its dataset goes, and downloads
+//! only when it is proven stopped, through the reaper: a removed container's dataset that was still
+//! queued when the daemon died is one), a container row without its dataset goes, and downloads
 //! (`.fetch-<id>`) left in the root's mountpoint go. Volumes are touched only as their intents say:
 //! they are data.
 
@@ -283,11 +284,11 @@ impl Engine {
                 );
                 continue;
             }
-            tracing::warn!(
+            tracing::info!(
                 dataset = dataset.as_str(),
-                "destroying a container dataset the store does not know"
+                "a container dataset the store does not know: destroyed in the background"
             );
-            self.destroy_if_there(dataset.clone(), true).await?;
+            self.reap(dataset.clone());
         }
         for dataset in &images {
             if known_images.contains(dataset.as_str()) {
@@ -303,7 +304,10 @@ impl Engine {
         }
         let present: HashSet<&str> = containers.iter().map(DatasetName::as_str).collect();
         for container in &container_rows {
-            if present.contains(container.dataset.as_str()) {
+            // Only rows of this root are judged: a row naming a dataset elsewhere (a database
+            // kept across a change of kleene_root) is not this daemon's to drop.
+            let ours = Layout::id_under(&self.layout.containers, &container.dataset).is_some();
+            if !ours || present.contains(container.dataset.as_str()) {
                 continue;
             }
             tracing::warn!(container = %container.id, dataset = %container.dataset, "removing a container whose dataset is gone");
