@@ -159,6 +159,18 @@ const JEXEC_CHECK_CHECKED: &str = "jexec(8) check run with env(1) -i and no util
     no user of the jail's pwd.db (jexec.c: errx \"%s: no such user\") or -l cannot chdir to the \
     home (err \"chdir: %s\"); that message becomes the start error";
 
+const MOUNT_TABLE_CHECKED: &str = "mount(8) with no special or node lists the mounted file \
+    systems; -t nullfs,devfs: \"More than one type may be specified in a comma separated list\" \
+    (mount.c skips the others with checkvfsname); --libxo json (mount.c with libxo, 2021; the \
+    reference runs mount --libxo json too, kleene-api.md \u{a7}5.2-5.3): {\"mount\": \
+    {\"mounted\": [{\"special\", \"node\", \"fstype\", \"opts\"}]}} in mount order \
+    (getmntinfo(3)), node being the kernel's f_mntonname; libxo escapes only quote, backslash and \
+    line ends in strings (xo_escape_json), so other control characters are escaped before the \
+    JSON is read; node is printed with %hs, decoded in the locale libxo sets from the environment \
+    (xo_no_setlocale(3): \"The first of this list of variables is used\": LC_CTYPE, LANG, \
+    LC_ALL), hence LC_CTYPE=C.UTF-8. Not -p: its fstab(5) lines separate fields with tabs or \
+    spaces that a path may hold, and it implies -v (getmntinfo with MNT_WAIT)";
+
 /// The mark the daemon's interfaces carry (`kleened:<kleene_root>`).
 const MARKER: &str = "kleened:zroot/kleene";
 
@@ -478,7 +490,7 @@ fn catalogue() -> Vec<Case> {
                 render(&net::remove_alias("kleene1", "10.23.45.2".parse().unwrap())),
                 render(&net::remove_alias("kleene1", "fd00:23:45::2".parse().unwrap())),
                 render(&net::list_interfaces()),
-                render(&jail::devfs_mounts()),
+                render(&jail::mount_table()),
             ],
         },
         // Host networking (kleened/src/platform/freebsd_net.rs).
@@ -661,8 +673,9 @@ fn catalogue() -> Vec<Case> {
                  a syntax error there fails it); -r and -R take a jid; still SIGTERM to the \
                  jail's processes, up to 10 s (command.c DEFAULT_STOP_TIMEOUT), then \
                  jail_remove(2) kills what is left",
-                "mount(8) -p -t devfs and umount(8): the devfs at path/dev, which removing a \
-                 jail made on the command line leaves mounted (reference kleene-api.md §5.3)",
+                MOUNT_TABLE_CHECKED,
+                "umount(8) node: the devfs at path/dev, which removing a jail made on the \
+                 command line leaves mounted (reference kleene-api.md §5.3)",
             ],
             lines: vec![
                 render(&jail::exec_stop(
@@ -672,7 +685,7 @@ fn catalogue() -> Vec<Case> {
                     jail::DEFAULT_STOP_TIMEOUT_SECS,
                 )),
                 render(&jail::jail_remove(JID)),
-                render(&jail::devfs_mounts()),
+                render(&jail::mount_table()),
                 render(&jail::unmount(&format!("{MOUNTPOINT}/dev"))),
             ],
         },
@@ -788,6 +801,76 @@ fn catalogue() -> Vec<Case> {
                     "14.1-RELEASE-p3",
                 )),
             ],
+        },
+        // A container's mounts (volumes and host paths), at start and at stop.
+        Case {
+            name: "mounts",
+            checked: &[
+                "mount_nullfs(8) [-o options] target mount-point: target is the host directory or \
+                 file (a volume's mountpoint or the host path), mount-point the destination \
+                 resolved inside the container's root by kleened (links never leave the root; \
+                 missing directories, or an empty file for a file, are made); mount_nullfs.c \
+                 takes the realpath(3) of both and refuses two of different types (\"must be \
+                 same type as ... (file or directory)\"; a file source needs that newer \
+                 mount_nullfs, an older one's checkpath wants directories); run in the \
+                 container's order before jail -c, each path one argument",
+                "mount_nullfs(8) -o: \"Options are specified with a -o flag followed by a comma \
+                 separated string of options. See the mount(8) man page\"; mount_nullfs.c passes \
+                 each to nmount(2), and ro is mount(8)'s read-only option (MNT_RDONLY), as the \
+                 reference runs it (kleene-api.md \u{a7}5.2 step 1)",
+                MOUNT_TABLE_CHECKED,
+                "umount(8) node: \"the path to the mount point\"; umount.c finds the latest file \
+                 system mounted at that node in the mount table and unmounts it by its fsid \
+                 (unmount(2) MNT_BYFSID), so a node whose path holds spaces works as one \
+                 argument. Every nullfs and devfs strictly under the container's root, deepest \
+                 first, of two as deep the later mounted first; no -f (\"all other files return \
+                 errors if further accesses are attempted\"): after jail -R no process of the \
+                 container is left, so a busy mount is a host process's, and the failure is \
+                 reported (cleanup runs again at the next start and at removal) \
+                 instead of cutting it off",
+            ],
+            lines: {
+                let mut lines = vec![
+                    render(&jail::mount_table()),
+                    render(&jail::mount_nullfs(
+                        "/zroot/kleene/volumes/data",
+                        &format!("{MOUNTPOINT}/var/db/data"),
+                        false,
+                    )),
+                    render(&jail::mount_nullfs(
+                        "/usr/local/www/my site",
+                        &format!("{MOUNTPOINT}/usr/local/www/data"),
+                        true,
+                    )),
+                    render(&jail::mount_nullfs(
+                        "/usr/local/etc/nginx.conf",
+                        &format!("{MOUNTPOINT}/usr/local/etc/nginx/nginx.conf"),
+                        true,
+                    )),
+                    render(&jail::mount_table()),
+                ];
+                // What the table lists at stop, in mount order.
+                let listed = [
+                    ("devfs", "/dev".to_owned()),
+                    ("nullfs", format!("{MOUNTPOINT}/var/db/data")),
+                    ("nullfs", format!("{MOUNTPOINT}/usr/local/www/data")),
+                    ("nullfs", format!("{MOUNTPOINT}/usr/local/etc/nginx/nginx.conf")),
+                    ("nullfs", format!("{MOUNTPOINT}/var/db/data/my cache")),
+                    ("devfs", format!("{MOUNTPOINT}/dev")),
+                    ("nullfs", "/zroot/kleene/container/c0ffee000002/data".to_owned()),
+                ]
+                .map(|(fstype, node)| {
+                    format!(r#"{{"special": "x", "node": "{node}", "fstype": "{fstype}"}}"#)
+                });
+                let table = format!(r#"{{"mount": {{"mounted": [{}]}}}}"#, listed.join(", "));
+                let mounted = jail::parse_mount_table(&table).unwrap();
+                lines.extend(
+                    jail::unmount_order(&mounted, MOUNTPOINT)
+                        .iter()
+                        .map(|node| render(&jail::unmount(node))),
+                );
+                lines
+            },
         },
         // A new volume filled with what the image has at its destination (engine/containers.rs).
         Case {

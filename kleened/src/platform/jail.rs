@@ -15,8 +15,17 @@
 //! Stopping runs the container's `exec.stop` (`/bin/sh /etc/rc.shutdown` unless the user's
 //! parameters say otherwise) in the jail under `timeout(1)`, which jail(8) never does for a jail made
 //! on the command line, then `jail -R <jid>` (SIGTERM to what is left, up to 10 s, then the kernel
-//! removes the jail and kills the rest), and unmounts a devfs left at `<mountpoint>/dev`. Whether a
-//! container runs, and a jail's jid after a daemon restart, are asked of the kernel with jls(8).
+//! removes the jail and kills the rest), and unmounts what is mounted under the container's root.
+//! Whether a container runs, and a jail's jid after a daemon restart, are asked of the kernel with
+//! jls(8).
+//!
+//! Mounts (volumes and host paths): before its jail is created, each of the container's mounts,
+//! in order, is resolved inside the container's root as the container would see it
+//! ([`super::inroot`]: a link in the image never leads out of the root; what is missing is made),
+//! checked to be of the source's type, and mounted with mount_nullfs(8), `-o ro` when read-only.
+//! A mount that fails fails the start, and those already made are unmounted. Stop and cleanup
+//! unmount every nullfs and devfs file system under the root, the deepest first, as the kernel's
+//! mount table lists them (`mount --libxo json`), so those a crashed daemon made go as well.
 //!
 //! Networks: a `vnet` container gets one epair(4) per endpoint, made before its jail: the `a` end
 //! is marked as the daemon's, made a member of the network's bridge and brought up; after
@@ -37,6 +46,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -46,10 +56,11 @@ use kleene_runner::{CommandSpec, Runner};
 
 use super::freebsd_net::{self as net, IFCONFIG};
 use super::host::in_root;
+use super::inroot;
 use super::io::{FdStream, TerminalControl};
 use super::network::ContainerEndpoint;
 use super::passwd;
-use super::runtime::{ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
+use super::runtime::{Mount, ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
 
 const JAIL: &str = "/usr/sbin/jail";
 const JEXEC: &str = "/usr/sbin/jexec";
@@ -59,6 +70,9 @@ const TIMEOUT: &str = "/usr/bin/timeout";
 const SH: &str = "/bin/sh";
 /// route(8), run inside vnet jails from the container's image.
 const ROUTE: &str = "/sbin/route";
+const MOUNT: &str = "/sbin/mount";
+const MOUNT_NULLFS: &str = "/sbin/mount_nullfs";
+const UMOUNT: &str = "/sbin/umount";
 
 /// The `exec.stop` of a container whose parameters name none: the jail's rc.d services stop.
 pub const DEFAULT_EXEC_STOP: &str = "/bin/sh /etc/rc.shutdown";
@@ -505,14 +519,159 @@ pub fn jls_all() -> CommandSpec {
     CommandSpec::new(JLS).arg("name")
 }
 
-/// mount(8): devfs mounts in fstab(5) format.
-pub fn devfs_mounts() -> CommandSpec {
-    CommandSpec::new("/sbin/mount").args(["-p", "-t", "devfs"].map(str::to_owned))
+/// mount_nullfs(8): the host directory or file `source` at `node`, a path under a container's
+/// root, read-only with `-o ro` (passed to nmount(2), which takes `ro` as `MNT_RDONLY`).
+/// mount_nullfs resolves both paths with realpath(3) and refuses a source and node of different
+/// types.
+pub fn mount_nullfs(source: &str, node: &str, read_only: bool) -> CommandSpec {
+    let spec = CommandSpec::new(MOUNT_NULLFS);
+    let spec = if read_only {
+        spec.args(["-o", "ro"])
+    } else {
+        spec
+    };
+    spec.args([source, node])
 }
 
-/// umount(8) of a path.
+/// mount(8) `--libxo json -t nullfs,devfs`: the nullfs and devfs file systems mounted now, in the
+/// order they were mounted. JSON strings hold any path unambiguously, where `mount -p` separates
+/// its fields with white space that a path may contain. libxo reads the paths in the encoding of
+/// its `LC_CTYPE`, which is set to UTF-8 so that their bytes pass unchanged.
+pub fn mount_table() -> CommandSpec {
+    CommandSpec::new(MOUNT).env("LC_CTYPE", "C.UTF-8").args([
+        "--libxo",
+        "json",
+        "-t",
+        "nullfs,devfs",
+    ])
+}
+
+/// umount(8) of a path: the latest file system mounted there (umount finds it in the mount
+/// table by its node, then unmounts it by its file system ID).
 pub fn unmount(path: &str) -> CommandSpec {
-    CommandSpec::new("/sbin/umount").arg(path)
+    CommandSpec::new(UMOUNT).arg(path)
+}
+
+/// A file system in mount(8)'s table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mounted {
+    /// Its type: `nullfs`, `devfs`.
+    pub fstype: String,
+    /// Where it is mounted (the kernel's `f_mntonname`, a path free of links).
+    pub node: String,
+}
+
+/// The file systems [`mount_table`] printed, in the order they were mounted (mount(8):
+/// `{"mount": {"mounted": [{"special", "node", "fstype", "opts"}, ...]}}`). Empty output lists
+/// nothing. libxo escapes only `"`, `\` and line ends in a string; any other control character
+/// a path holds (a tab) is escaped here before the JSON is read.
+pub fn parse_mount_table(text: &str) -> Result<Vec<Mounted>, String> {
+    if text.trim().is_empty() {
+        return Ok(vec![]);
+    }
+    let value: serde_json::Value = serde_json::from_str(&escape_controls(text))
+        .map_err(|e| format!("cannot read the JSON of {MOUNT}: {e}"))?;
+    let Some(table) = value.get("mount") else {
+        return Err(format!("{MOUNT} printed no \"mount\" object"));
+    };
+    let items = match table.get("mounted") {
+        // libxo leaves out a list that has no instance.
+        None => return Ok(vec![]),
+        Some(serde_json::Value::Array(items)) => items,
+        Some(other) => return Err(format!("{MOUNT} printed \"mounted\": {other}")),
+    };
+    items
+        .iter()
+        .map(|item| {
+            let field = |name: &str| {
+                item.get(name)
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("{MOUNT} printed a file system without {name}: {item}"))
+            };
+            Ok(Mounted {
+                fstype: field("fstype")?,
+                node: field("node")?,
+            })
+        })
+        .collect()
+}
+
+/// `text` with every control character inside a JSON string written as `\u00XX`.
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(|c: char| c < ' ' && !"\n\r".contains(c)) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string && c < ' ' {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            continue;
+        }
+        out.push(c);
+        if escaped {
+            escaped = false;
+        } else if in_string && c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            in_string = !in_string;
+        }
+    }
+    out.into()
+}
+
+/// What of `table` is mounted under `root` (strictly below it), in the order to unmount it: the
+/// deepest first, and of two as deep the later mounted first (mounted over the other), so that
+/// nothing is unmounted while something is mounted on it.
+pub fn unmount_order(table: &[Mounted], root: &str) -> Vec<String> {
+    let prefix = format!("{}/", root.trim_end_matches('/'));
+    let depth = |node: &str| node.split('/').filter(|c| !c.is_empty()).count();
+    let mut under: Vec<&str> = table
+        .iter()
+        .rev()
+        .map(|m| m.node.as_str())
+        .filter(|node| node.starts_with(&prefix))
+        .collect();
+    // Stable: of two as deep, the later mounted stays first.
+    under.sort_by_key(|node| std::cmp::Reverse(depth(node)));
+    under.into_iter().map(str::to_owned).collect()
+}
+
+/// Where `mount` goes on the host: its destination resolved inside the container's `root` as the
+/// container would see it, by a walk that never follows a link out of the root ([`inroot`]),
+/// making what is missing (directories for a directory, an empty file for a file). What is
+/// already there must be of the source's type.
+pub fn mount_node(root: &Path, mount: &Mount) -> Result<String, RuntimeError> {
+    let refuse = |why: &dyn std::fmt::Display| {
+        RuntimeError::Invalid(format!(
+            "cannot mount {} at {}: {why}",
+            mount.source.display(),
+            mount.destination
+        ))
+    };
+    let meta = std::fs::metadata(&mount.source).map_err(|e| refuse(&e))?;
+    let create = if meta.is_dir() {
+        inroot::Create::Directories
+    } else if meta.is_file() {
+        inroot::Create::File
+    } else {
+        return Err(refuse(&"it is neither a directory nor a regular file"));
+    };
+    let target = inroot::open(root, &mount.destination, create).map_err(|e| refuse(&e))?;
+    if target.is_dir != meta.is_dir() {
+        let kind = |dir: bool| if dir { "directory" } else { "file" };
+        return Err(refuse(&format!(
+            "the container has a {} there and the source is a {}",
+            kind(target.is_dir),
+            kind(meta.is_dir())
+        )));
+    }
+    target
+        .path
+        .into_os_string()
+        .into_string()
+        .map_err(|path| refuse(&format!("{} is not UTF-8", Path::new(&path).display())))
 }
 
 /// The jail of a container's latest start by this daemon.
@@ -594,7 +753,8 @@ struct Jails {
 #[derive(Debug)]
 pub struct JailRuntime {
     runner: Arc<dyn Runner>,
-    /// Where container datasets are mounted, to find a devfs left at `<mountpoint>/dev`.
+    /// Where container datasets are mounted, to find what is left mounted under
+    /// `<mountpoint>/<container>`.
     containers_root: String,
     /// The jails this daemon made. Held only to read or change it, never while a command runs.
     jails: Mutex<Jails>,
@@ -921,6 +1081,96 @@ impl JailRuntime {
         }
     }
 
+    /// Mounts the container's mounts, in order, each resolved inside its root just before it is
+    /// mounted (so a later destination inside an earlier mount is walked through that mount).
+    /// Answers the nodes mounted; when one fails, those already mounted are unmounted again.
+    fn mount_all(&self, spec: &ProcessSpec) -> Result<Vec<String>, RuntimeError> {
+        let mut made = vec![];
+        for mount in &spec.mounts {
+            match self.mount_one(&spec.rootfs, mount) {
+                Ok(node) => made.push(node),
+                Err(err) => {
+                    self.unmount_made(&spec.container_id, &made);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(made)
+    }
+
+    /// Mounts one mount under `root`; answers its node.
+    fn mount_one(&self, root: &Path, mount: &Mount) -> Result<String, RuntimeError> {
+        let node = mount_node(root, mount)?;
+        let source = mount.source.to_str().ok_or_else(|| {
+            RuntimeError::Invalid(format!(
+                "cannot mount {} at {}: the source is not UTF-8",
+                mount.source.display(),
+                mount.destination
+            ))
+        })?;
+        let spec = mount_nullfs(source, &node, mount.read_only);
+        tracing::debug!(command = %spec, "mount");
+        self.run_ok(&spec, |code, stderr| {
+            RuntimeError::Host(format!(
+                "cannot mount {source} at {}: '{spec}' exited with {code}: {stderr}",
+                mount.destination
+            ))
+        })?;
+        Ok(node)
+    }
+
+    /// Unmounts what a start mounted (`made`, in the order mounted), the last first, logging
+    /// what fails: the start fails anyway, and [`Runtime::cleanup`] finds what is left in the
+    /// mount table.
+    fn unmount_made(&self, container_id: &str, made: &[String]) {
+        for node in made.iter().rev() {
+            let unmounted = self.run_ok(&unmount(node), |code, stderr| {
+                RuntimeError::Host(format!("exit code {code}: {stderr}"))
+            });
+            if let Err(err) = unmounted {
+                tracing::warn!(container = container_id, node = %node, %err, "mount not undone");
+            }
+        }
+    }
+
+    /// The nullfs and devfs file systems mounted now, from the kernel's mount table.
+    fn mounted(&self) -> Result<Vec<Mounted>, RuntimeError> {
+        let spec = mount_table();
+        let output = self.run_ok(&spec, |code, stderr| {
+            RuntimeError::Host(format!("'{spec}' exited with {code}: {stderr}"))
+        })?;
+        parse_mount_table(&output.stdout_text()).map_err(RuntimeError::Host)
+    }
+
+    /// Unmounts every nullfs and devfs file system under `root`, the deepest first, as the mount
+    /// table lists them now: what this daemon mounted, and what an earlier one that crashed left.
+    fn unmount_under(&self, root: &Path) -> Result<(), RuntimeError> {
+        // The kernel names mount points by their real paths (mount_nullfs takes the realpath(3)
+        // of its node).
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        let root = root.to_string_lossy();
+        let mut failed = vec![];
+        for node in unmount_order(&self.mounted()?, &root) {
+            tracing::debug!(node = %node, "unmount");
+            let output = self.run(&unmount(&node))?;
+            if !output.succeeded() {
+                failed.push((node, output.stderr_text().trim_end().to_owned()));
+            }
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        // jail(8) unmounts the devfs itself when a jail's creation fails, and a stop at the
+        // same time may have unmounted the rest: gone is gone.
+        let left = unmount_order(&self.mounted()?, &root);
+        match failed.into_iter().find(|(node, _)| left.contains(node)) {
+            Some((node, stderr)) => Err(RuntimeError::Host(format!(
+                "cannot unmount {node}: {stderr}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Removes what links made, in reverse order, logging what fails; answers the first failure.
     fn unlink_all(&self, container_id: &str, links: &[Link]) -> Result<(), RuntimeError> {
         let mut first = None;
@@ -956,15 +1206,19 @@ impl Runtime for JailRuntime {
         let (user, login) = resolve_user(spec)?;
         let id = &spec.container_id;
         self.jails().runs.remove(id);
-        // A devfs left by an earlier run would be mounted over, not replaced.
+        // A devfs or nullfs mount left by an earlier run would be mounted over, not replaced.
         self.cleanup(id)?;
-        // The host side of the networks first: the jail is created with its ipnet addresses on
+        // The container's mounts first, while nothing runs in it: a start that cannot make one
+        // makes nothing, and its first process sees them all.
+        let mounts = self.mount_all(spec)?;
+        // The host side of the networks next: the jail is created with its ipnet addresses on
         // the interfaces, and the epairs exist to be moved into it.
         let mut links = vec![];
         let inner = match self.link_host_side(spec, &mut links) {
             Ok(inner) => inner,
             Err(err) => {
                 let _ = self.unlink_all(id, &links);
+                self.unmount_made(id, &mounts);
                 return Err(err);
             }
         };
@@ -984,12 +1238,14 @@ impl Runtime for JailRuntime {
             Ok(jid) => jid,
             Err(err) => {
                 let _ = self.unlink_all(id, &links);
+                self.unmount_made(id, &mounts);
                 return Err(err);
             }
         };
         let undo = |err: RuntimeError| {
             let _ = self.run(&jail_remove(jid));
             let _ = self.unlink_all(id, &links);
+            self.unmount_made(id, &mounts);
             let _ = self.cleanup(id);
             err
         };
@@ -1140,24 +1396,10 @@ impl Runtime for JailRuntime {
         // The epairs and aliases of its latest run.
         let links = self.jails().links.remove(container_id).unwrap_or_default();
         let unlinked = self.unlink_all(container_id, &links);
-        // A jail that went by itself leaves its devfs mounted at <mountpoint>/dev.
-        let node = format!("{}/{container_id}/dev", self.containers_root);
-        let mounted = || -> Result<bool, RuntimeError> {
-            let mounts = self.run(&devfs_mounts())?.stdout_text();
-            Ok(mounts
-                .lines()
-                .any(|line| line.split_whitespace().nth(1) == Some(node.as_str())))
-        };
-        if mounted()? {
-            let output = self.run(&unmount(&node))?;
-            // jail(8) unmounts it too when a jail's creation fails; gone is gone.
-            if !output.succeeded() && mounted()? {
-                return Err(RuntimeError::Host(format!(
-                    "cannot unmount {node}: {}",
-                    output.stderr_text().trim_end()
-                )));
-            }
-        }
+        // The container's nullfs mounts, and the devfs at <mountpoint>/dev that a jail which
+        // went by itself leaves mounted; found in the mount table, so that those of a run that
+        // a crashed daemon made go too.
+        self.unmount_under(&Path::new(&self.containers_root).join(container_id))?;
         unlinked
     }
 
@@ -1342,7 +1584,7 @@ fn controlling_terminal(command: &mut tokio::process::Command) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kleene_runner::RecordingRunner;
+    use kleene_runner::{Recorded, RecordingRunner};
 
     const ROOT: &str = "/zroot/kleene/container";
 
@@ -1381,6 +1623,22 @@ mod tests {
     fn recording() -> (Arc<RecordingRunner>, JailRuntime) {
         let runner = Arc::new(RecordingRunner::new());
         (runner.clone(), JailRuntime::new(runner, ROOT.into()))
+    }
+
+    /// `mount --libxo json` listing file systems of these types at these nodes, in this order.
+    fn table(mounts: &[(&str, &str)]) -> String {
+        let mounted: Vec<serde_json::Value> = mounts
+            .iter()
+            .map(|(fstype, node)| {
+                serde_json::json!({
+                    "special": if *fstype == "devfs" { "devfs" } else { "/zroot/kleene/volumes/v" },
+                    "node": node,
+                    "fstype": fstype,
+                    "opts": ["local"],
+                })
+            })
+            .collect();
+        serde_json::json!({ "mount": { "mounted": mounted } }).to_string()
     }
 
     #[test]
@@ -1640,7 +1898,7 @@ mod tests {
         runner.push_ok("");
         assert!(runtime.start(&spec).is_err());
         let lines = runner.lines();
-        assert_eq!(lines[0], "/sbin/mount -p -t devfs");
+        assert_eq!(lines[0], "/sbin/mount --libxo json -t nullfs,devfs");
         assert!(
             lines[1].starts_with(
                 "/usr/sbin/jail -i -c path=/nonexistent/kleene/container/c0ffee000001 "
@@ -1652,7 +1910,7 @@ mod tests {
             [
                 "/usr/sbin/jexec -U root 7 /usr/bin/env -i",
                 "/usr/sbin/jail -R 7",
-                "/sbin/mount -p -t devfs"
+                "/sbin/mount --libxo json -t nullfs,devfs"
             ]
         );
         assert!(runtime.jails().runs.is_empty());
@@ -1669,7 +1927,10 @@ mod tests {
         );
         assert_eq!(
             runner.lines()[3..],
-            ["/usr/sbin/jail -R 8", "/sbin/mount -p -t devfs"]
+            [
+                "/usr/sbin/jail -R 8",
+                "/sbin/mount --libxo json -t nullfs,devfs"
+            ]
         );
 
         // Output of a user's exec.start hides the jid: it is asked of jls(8).
@@ -1763,16 +2024,17 @@ mod tests {
         remember(&runtime, 7, &[]);
         runner.push_ok("");
         runner.push_ok("");
-        runner.push_ok(&format!(
-            "devfs\t\t\t/dev\t\tdevfs\trw\t\t0 0\ndevfs\t\t\t{ROOT}/c0ffee000001/dev\tdevfs\trw\t0 0\n"
-        ));
+        runner.push_ok(&table(&[
+            ("devfs", "/dev"),
+            ("devfs", &format!("{ROOT}/c0ffee000001/dev")),
+        ]));
         runtime.stop("c0ffee000001", Duration::ZERO).unwrap();
         assert_eq!(
             runner.lines(),
             [
                 "/usr/bin/timeout -k 2 10 /usr/sbin/jexec -l -U root 7 /bin/sh /etc/rc.shutdown",
                 "/usr/sbin/jail -R 7",
-                "/sbin/mount -p -t devfs",
+                "/sbin/mount --libxo json -t nullfs,devfs",
                 "/sbin/umount /zroot/kleene/container/c0ffee000001/dev"
             ]
         );
@@ -1800,7 +2062,10 @@ mod tests {
             runtime.stop("c0ffee000001", Duration::ZERO).unwrap();
             assert_eq!(
                 runner.lines(),
-                ["/usr/sbin/jail -R 7", "/sbin/mount -p -t devfs"],
+                [
+                    "/usr/sbin/jail -R 7",
+                    "/sbin/mount --libxo json -t nullfs,devfs"
+                ],
                 "{own}"
             );
         }
@@ -1816,7 +2081,7 @@ mod tests {
             [
                 "/usr/sbin/jls -j c0ffee000001 jid",
                 "/usr/sbin/jail -R 12",
-                "/sbin/mount -p -t devfs"
+                "/sbin/mount --libxo json -t nullfs,devfs"
             ]
         );
 
@@ -1828,7 +2093,7 @@ mod tests {
             runner.lines(),
             [
                 "/usr/sbin/jls -j c0ffee000001 jid",
-                "/sbin/mount -p -t devfs"
+                "/sbin/mount --libxo json -t nullfs,devfs"
             ]
         );
         runner.clear_calls();
@@ -1945,7 +2210,7 @@ mod tests {
     }
 
     const VNET_WIRING: [&str; 7] = [
-        "/sbin/mount -p -t devfs",
+        "/sbin/mount --libxo json -t nullfs,devfs",
         "/sbin/ifconfig epair create",
         "/sbin/ifconfig kleene0 addm epair0a",
         "/sbin/ifconfig epair0a description kleened:zroot/kleene up",
@@ -2012,7 +2277,7 @@ mod tests {
                 "/sbin/ifconfig epair1a destroy",
                 "/sbin/ifconfig kleene0 deletem epair0a",
                 "/sbin/ifconfig epair0a destroy",
-                "/sbin/mount -p -t devfs",
+                "/sbin/mount --libxo json -t nullfs,devfs",
             ]
         );
         // The engine's disconnect of the recorded epair then finds it gone.
@@ -2074,7 +2339,7 @@ mod tests {
                 "/sbin/ifconfig epair1a destroy",
                 "/sbin/ifconfig kleene0 deletem epair0a",
                 "/sbin/ifconfig epair0a destroy",
-                "/sbin/mount -p -t devfs",
+                "/sbin/mount --libxo json -t nullfs,devfs",
             ]
         );
         assert!(runtime.jails().runs.is_empty());
@@ -2194,7 +2459,7 @@ mod tests {
             [
                 "/sbin/ifconfig kleene1 inet 10.0.0.2 -alias",
                 "/sbin/ifconfig kleene1",
-                "/sbin/mount -p -t devfs",
+                "/sbin/mount --libxo json -t nullfs,devfs",
             ]
         );
     }
@@ -2206,5 +2471,321 @@ mod tests {
         let err = runtime.connected("c0ffee000001", &other).unwrap_err();
         assert!(matches!(err, RuntimeError::Invalid(_)), "{err}");
         assert!(runner.lines().is_empty());
+    }
+
+    #[test]
+    fn the_mount_table_is_read_whatever_its_paths_hold() {
+        // As libxo prints it: `"` and `\` escaped, a tab raw, UTF-8 as is.
+        let text = concat!(
+            r#"{"mount": {"mounted": ["#,
+            r#"{"special":"devfs","node":"/dev","fstype":"devfs","opts":["local","multilabel"]}, "#,
+            r#"{"special":"/srv/a b","node":"/j/c/my site","fstype":"nullfs","opts":["local"]}, "#,
+            r#"{"special":"/srv/q","node":"/j/c/say \"hi\" \\ tab"#,
+            "\t",
+            r#"here","fstype":"nullfs","opts":["local","read-only"]}, "#,
+            r#"{"special":"/srv/u","node":"/j/c/café","fstype":"nullfs","opts":["local"]}"#,
+            "]}}\n"
+        );
+        let mounted = parse_mount_table(text).unwrap();
+        let nodes: Vec<&str> = mounted.iter().map(|m| m.node.as_str()).collect();
+        assert_eq!(
+            nodes,
+            [
+                "/dev",
+                "/j/c/my site",
+                "/j/c/say \"hi\" \\ tab\there",
+                "/j/c/café"
+            ]
+        );
+        assert_eq!(mounted[0].fstype, "devfs");
+        assert_eq!(mounted[1].fstype, "nullfs");
+        // Nothing mounted: libxo may leave the list out; no output at all lists nothing.
+        assert!(parse_mount_table("{\"mount\": {}}\n").unwrap().is_empty());
+        assert!(parse_mount_table("").unwrap().is_empty());
+        for bad in [
+            "devfs /dev devfs rw 0 0",
+            "{\"other\": {}}",
+            "{\"mount\": {\"mounted\": [{\"fstype\": \"nullfs\"}]}}",
+        ] {
+            assert!(parse_mount_table(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn what_is_under_a_root_is_unmounted_deepest_first() {
+        let at = |fstype: &str, node: &str| Mounted {
+            fstype: fstype.into(),
+            node: node.into(),
+        };
+        let table = [
+            at("devfs", "/dev"),
+            at("nullfs", "/r/c1/var/db"),
+            at("nullfs", "/r/c1/my site"),
+            at("nullfs", "/r/c1/var/db/cache"),
+            at("devfs", "/r/c1/dev"),
+            at("nullfs", "/r/c1"),
+            at("nullfs", "/r/c10/data"),
+            at("nullfs", "/r/c2/data"),
+            // Mounted over the first one at the same node: it goes first.
+            at("nullfs", "/r/c1/var/db"),
+        ];
+        assert_eq!(
+            unmount_order(&table, "/r/c1/"),
+            [
+                "/r/c1/var/db/cache",
+                "/r/c1/var/db",
+                "/r/c1/var/db",
+                // As deep: the later mounted (by jail -c) first.
+                "/r/c1/dev",
+                "/r/c1/my site"
+            ]
+        );
+        assert!(unmount_order(&table, "/r/c3").is_empty());
+    }
+
+    /// A host directory and a host file to mount, beside the container's root.
+    fn sources() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let conf = dir.path().join("site.conf");
+        std::fs::write(&conf, "listen 80\n").unwrap();
+        (dir, data, conf)
+    }
+
+    fn mount(source: &std::path::Path, destination: &str, read_only: bool) -> Mount {
+        Mount {
+            source: source.to_owned(),
+            destination: destination.into(),
+            read_only,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_start_mounts_in_order_before_the_jail_and_its_first_process() {
+        let root = image();
+        let (_sources, data, conf) = sources();
+        let (runner, runtime, mut spec) = networked(root.path(), NetworkDriver::Host);
+        spec.mounts = vec![
+            mount(&data, "/var/db/data", false),
+            mount(&conf, "/usr/local/etc/site.conf", true),
+        ];
+        // Nothing left mounted; both mounts succeed; jail -i -c prints jid 7.
+        runner.push_ok("");
+        runner.push_ok("");
+        runner.push_ok("");
+        runner.push_ok("7\n");
+        let mut spawned = runtime.start(&spec).unwrap();
+        spawned.child.wait().await.unwrap();
+        let r = root.path().display();
+        let lines = runner.lines();
+        assert_eq!(
+            lines[..3],
+            [
+                "/sbin/mount --libxo json -t nullfs,devfs".to_owned(),
+                format!("/sbin/mount_nullfs {} {r}/var/db/data", data.display()),
+                format!(
+                    "/sbin/mount_nullfs -o ro {} {r}/usr/local/etc/site.conf",
+                    conf.display()
+                ),
+            ]
+        );
+        assert!(
+            lines[3].starts_with(&format!("/usr/sbin/jail -i -c path={r} ")),
+            "{lines:?}"
+        );
+        assert_eq!(lines[4..], ["/usr/sbin/jexec -l -U root 7 /usr/bin/env -i"]);
+        // The destinations were made in the image: a directory, and an empty file.
+        assert!(root.path().join("var/db/data").is_dir());
+        let made = root.path().join("usr/local/etc/site.conf");
+        assert!(made.is_file());
+        assert_eq!(std::fs::read(&made).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_mount_that_fails_unmounts_those_made_and_starts_nothing() {
+        let root = image();
+        let (_sources, data, conf) = sources();
+        let (runner, runtime, mut spec) = networked(root.path(), NetworkDriver::Vnet);
+        spec.endpoints = vnet_endpoints();
+        spec.mounts = vec![
+            mount(&data, "/var/db/data", false),
+            mount(&conf, "/usr/local/etc/site.conf", true),
+        ];
+        runner.push_ok("");
+        runner.push_ok("");
+        runner.push_err(
+            71,
+            "mount_nullfs: /r/usr/local/etc/site.conf: Operation not supported\n",
+        );
+        let err = runtime.start(&spec).unwrap_err();
+        assert!(matches!(err, RuntimeError::Host(_)), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "cannot mount {} at /usr/local/etc/site.conf: '/sbin/mount_nullfs -o ro ",
+                conf.display()
+            )) && err.to_string().ends_with("Operation not supported"),
+            "{err}"
+        );
+        let r = root.path().display();
+        let lines = runner.lines();
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(lines[3], format!("/sbin/umount {r}/var/db/data"));
+        // No epair, no jail, no run.
+        assert!(runtime.jails().runs.is_empty());
+        assert!(runtime.jails().links.is_empty());
+
+        // What the image has there is of the other type: refused before mount_nullfs runs.
+        for (source, destination, there) in [
+            (&data, "/etc/passwd", "a file"),
+            (&conf, "/etc", "a directory"),
+        ] {
+            let (runner, runtime, mut spec) = networked(root.path(), NetworkDriver::Host);
+            spec.mounts = vec![
+                mount(&data, "/var/db/data", false),
+                mount(source, destination, false),
+            ];
+            let err = runtime.start(&spec).unwrap_err();
+            assert!(matches!(err, RuntimeError::Invalid(_)), "{err}");
+            assert!(
+                err.to_string().contains(&format!(
+                    "at {destination}: the container has {there} there"
+                )),
+                "{err}"
+            );
+            assert_eq!(
+                runner.lines()[1..],
+                [
+                    format!("/sbin/mount_nullfs {} {r}/var/db/data", data.display()),
+                    format!("/sbin/umount {r}/var/db/data"),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn stop_and_cleanup_unmount_what_the_table_lists_under_the_root_deepest_first() {
+        let container = format!("{ROOT}/c0ffee000001");
+        let listed = table(&[
+            ("devfs", "/dev"),
+            ("nullfs", &format!("{container}/var/db/data")),
+            ("nullfs", &format!("{container}/srv/my site")),
+            ("nullfs", &format!("{container}/var/db/data/cache")),
+            ("devfs", &format!("{container}/dev")),
+            ("nullfs", &format!("{ROOT}/c0ffee000002/data")),
+            ("nullfs", &format!("{ROOT}/c0ffee0000010/data")),
+        ]);
+        let unmounts = [
+            format!("/sbin/umount {container}/var/db/data/cache"),
+            format!("/sbin/umount {container}/var/db/data"),
+            format!("/sbin/umount {container}/srv/my site"),
+            format!("/sbin/umount {container}/dev"),
+        ];
+        let (runner, runtime) = recording();
+        remember(&runtime, 7, &["exec.nostop"]);
+        runner.push_ok("");
+        runner.push_ok(&listed);
+        runtime.stop("c0ffee000001", Duration::ZERO).unwrap();
+        let lines = runner.lines();
+        assert_eq!(
+            lines[..2],
+            [
+                "/usr/sbin/jail -R 7",
+                "/sbin/mount --libxo json -t nullfs,devfs"
+            ]
+        );
+        assert_eq!(lines[2..], unmounts);
+        // The path with a space is one argument.
+        let Recorded::Run(spaced) = &runner.calls()[4] else {
+            panic!("not a command")
+        };
+        assert_eq!(spaced.args, [format!("{container}/srv/my site")]);
+
+        // A daemon restarted after a crash knows nothing of the run: the table tells.
+        let (runner, runtime) = recording();
+        runner.push_ok(&listed);
+        runtime.cleanup("c0ffee000001").unwrap();
+        assert_eq!(runner.lines()[1..], unmounts);
+
+        // A mount that will not go fails the cleanup; one gone meanwhile does not.
+        let (runner, runtime) = recording();
+        runner.push_ok(&listed);
+        runner.push_ok("");
+        runner.push_err(
+            1,
+            &format!("umount: unmount of {container}/var/db/data failed: Device busy\n"),
+        );
+        runner.push_err(1, "");
+        runner.push_ok("");
+        runner.push_ok(&table(&[("nullfs", &format!("{container}/var/db/data"))]));
+        let err = runtime.cleanup("c0ffee000001").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot unmount {container}/var/db/data: umount: unmount of \
+                 {container}/var/db/data failed: Device busy"
+            )
+        );
+        let (runner, runtime) = recording();
+        runner.push_ok(&listed);
+        runner.push_err(1, "umount: /x: not a file system root directory\n");
+        runner.push_ok(&table(&[("devfs", "/dev")]));
+        runtime.cleanup("c0ffee000001").unwrap();
+        assert_eq!(
+            runner.lines().last().unwrap(),
+            "/sbin/mount --libxo json -t nullfs,devfs"
+        );
+    }
+
+    #[tokio::test]
+    async fn mount_destinations_behind_links_stay_inside_the_root() {
+        let root = image();
+        let (sources, data, _conf) = sources();
+        // A host directory the image names by an absolute link: never touched.
+        let host = sources.path().join("host");
+        std::fs::create_dir(&host).unwrap();
+        std::os::unix::fs::symlink("/", root.path().join("top")).unwrap();
+        std::os::unix::fs::symlink("../../..", root.path().join("up")).unwrap();
+        std::os::unix::fs::symlink(&host, root.path().join("away")).unwrap();
+        let (runner, runtime, mut spec) = networked(root.path(), NetworkDriver::Host);
+        spec.mounts = vec![
+            mount(&data, "/top/vol", false),
+            mount(&data, "/up/x", true),
+            mount(&data, "/../../etc/../y", false),
+            mount(&data, "/away/z", false),
+        ];
+        runner.push_ok("");
+        for _ in 0..4 {
+            runner.push_ok("");
+        }
+        runner.push_ok("7\n");
+        let mut spawned = runtime.start(&spec).unwrap();
+        spawned.child.wait().await.unwrap();
+        let nodes: Vec<String> = runner.calls()[1..5]
+            .iter()
+            .map(|call| match call {
+                Recorded::Run(spec) => {
+                    assert_eq!(spec.program, "/sbin/mount_nullfs");
+                    spec.args.last().unwrap().clone()
+                }
+                Recorded::Pipe(..) => panic!("a pipeline"),
+            })
+            .collect();
+        let inside = |p: &std::path::Path| p.display().to_string();
+        assert_eq!(
+            nodes,
+            [
+                inside(&root.path().join("vol")),
+                inside(&root.path().join("x")),
+                inside(&root.path().join("y")),
+                inside(&root.path().join(host.strip_prefix("/").unwrap()).join("z")),
+            ]
+        );
+        assert!(root.path().join("vol").is_dir() && root.path().join("x").is_dir());
+        assert_eq!(
+            std::fs::read_dir(&host).unwrap().count(),
+            0,
+            "nothing made on the host"
+        );
     }
 }
