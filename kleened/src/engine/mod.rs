@@ -1,6 +1,7 @@
 //! The daemon's domain logic, free of HTTP: what each API operation does, in terms of the store, ZFS
 //! and the host. Handlers in `server/` decode a request, call one function here and encode its result.
 
+pub mod build;
 mod containers;
 mod exec;
 #[cfg(test)]
