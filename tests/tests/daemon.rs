@@ -619,6 +619,9 @@ fn connections_past_the_cap_are_answered_503_and_a_freed_place_serves_again() {
     std::thread::sleep(Duration::from_millis(500));
     let refused: Vec<UnixStream> = (0..44).map(|_| raw(&daemon)).collect();
     for mut stream in refused {
+        stream
+            .write_all(b"GET /containers/list?all=true HTTP/1.1\r\nhost: kleened\r\n\r\n")
+            .unwrap();
         let (answer, _) = until_closed(&mut stream, Instant::now(), Duration::from_secs(10))
             .expect("answered and closed");
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");

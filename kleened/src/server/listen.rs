@@ -375,9 +375,11 @@ async fn handshake<S: Stream>(
     }
 }
 
-/// Answers a connection over the cap: 503 with a JSON message, then the write side is closed and
-/// what the client sends is read and dropped until it closes too, so that unread bytes cannot
-/// turn the close into a reset that destroys the answer before the client reads it.
+/// Answers a connection over the cap: once the request's headers are in (an HTTP client may
+/// take an answer that comes before its request for a broken connection), 503 with a JSON
+/// message; then the write side is closed and what the client sends is read and dropped until it
+/// closes too, so that unread bytes cannot turn the close into a reset that destroys the answer
+/// before the client reads it. All of it within [`REFUSAL_TIMEOUT`].
 async fn refuse(mut stream: Box<dyn Stream>, max: usize) {
     let body = serde_json::to_string(&ErrorResponse {
         message: format!(
@@ -391,9 +393,18 @@ async fn refuse(mut stream: Box<dyn Stream>, max: usize) {
         body.len()
     );
     let exchange = async {
+        // The headers, or what fits of them in 16 KiB: the request itself is not looked at.
+        let mut head = Vec::new();
+        let mut sink = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+            let read = stream.read(&mut sink).await?;
+            if read == 0 {
+                return Ok(());
+            }
+            head.extend_from_slice(&sink[..read]);
+        }
         stream.write_all(answer.as_bytes()).await?;
         stream.shutdown().await?;
-        let mut sink = [0u8; 4096];
         while stream.read(&mut sink).await? > 0 {}
         Ok::<_, io::Error>(())
     };
@@ -790,6 +801,12 @@ mod tests {
                 "too many connections: this listener serves at most 3 at a time; try again later"
             );
         }
+        // One that sends no request is closed unanswered, within the refusal's time.
+        let mut silent = server.connect().await;
+        let started = Instant::now();
+        let answer = until_closed(&mut silent, REFUSAL_TIMEOUT + Duration::from_secs(2)).await;
+        assert_eq!(answer.as_deref(), Some(""));
+        assert!(started.elapsed() >= REFUSAL_TIMEOUT - Duration::from_millis(100));
         // A place comes back when a connection closes.
         drop(held.pop());
         tokio::time::sleep(Duration::from_millis(100)).await;
