@@ -56,6 +56,44 @@ impl ImageCreateMethod {
     }
 }
 
+/// The configuration frame of the `/images/build` websocket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImageBuildConfig {
+    /// The build context: an absolute path on the daemon's host.
+    pub context: String,
+    /// The Dockerfile, relative to the context.
+    #[serde(default = "dockerfile")]
+    pub dockerfile: String,
+    /// Send no status lines and no process output (snapshot lines are still sent).
+    #[serde(default, deserialize_with = "crate::de::lenient_bool")]
+    pub quiet: bool,
+    /// On failure remove the build container; `false` keeps what was built as `<name>:failed`.
+    #[serde(
+        default = "crate::de::yes",
+        deserialize_with = "crate::de::lenient_bool"
+    )]
+    pub cleanup: bool,
+    /// `name[:tag]` of the new image; `""` leaves it untagged.
+    #[serde(default)]
+    pub tag: String,
+    /// Values for the Dockerfile's `ARG` variables (only declared ones are used).
+    #[serde(default)]
+    pub buildargs: std::collections::BTreeMap<String, String>,
+    /// The build container's configuration; its `image`, when set, replaces the `FROM` image.
+    pub container_config: crate::ContainerConfig,
+    /// Networks the build container is connected to (`container` is replaced by its ID).
+    #[serde(default)]
+    pub networks: Vec<crate::EndPointConfig>,
+    /// Run every step, using no cached one. Additive: the reference has no build cache.
+    #[serde(default, deserialize_with = "crate::de::lenient_bool")]
+    pub nocache: bool,
+}
+
+fn dockerfile() -> String {
+    "Dockerfile".to_owned()
+}
+
 /// The configuration frame of the `/images/create` websocket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

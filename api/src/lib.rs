@@ -22,7 +22,7 @@ pub use container::{
 };
 pub use error::{ErrorResponse, IdResponse, ValidationError, ValidationErrors, ValidationSource};
 pub use exec::{ExecConfig, ExecControl, ExecStartConfig, TtySize};
-pub use image::{Image, ImageCreateConfig, ImageCreateMethod};
+pub use image::{Image, ImageBuildConfig, ImageCreateConfig, ImageCreateMethod};
 pub use info::Info;
 pub use network::{EndPoint, EndPointConfig, Network, NetworkConfig, NetworkInspect, NetworkType};
 pub use volume::{Volume, VolumeConfig, VolumeInspect};
