@@ -295,6 +295,15 @@ impl Engine {
         &self,
         config: ContainerConfig,
     ) -> Result<IdResponse, EngineError> {
+        self.create_container_as(config, None).await
+    }
+
+    /// [`Engine::create_container`] with the ID given (a build container has its image's).
+    pub(super) async fn create_container_as(
+        &self,
+        config: ContainerConfig,
+        id: Option<String>,
+    ) -> Result<IdResponse, EngineError> {
         let refuse = |m: String| EngineError::Invalid(m);
         if let Some(name) = &config.name {
             if !valid_name(name) {
@@ -362,18 +371,17 @@ impl Engine {
         }
         let name = config.name.as_deref().map(|n| n.trim_start_matches('/'));
         self.check_name_free(name, "").await?;
-        let id = ids::new_id();
+        let id = id.unwrap_or_else(ids::new_id);
         let dataset = self
             .layout
             .containers
             .child(&id)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let origin = SnapshotName::new(format!(
-            "{}@{}",
-            image.dataset,
-            snapshot.as_deref().unwrap_or("image")
-        ))
-        .map_err(|e| refuse(format!("invalid snapshot: {e}")))?;
+        let origin = match snapshot.as_deref() {
+            None => SnapshotName::new(format!("{}@image", image.dataset))
+                .map_err(|e| refuse(format!("invalid snapshot: {e}")))?,
+            Some(snap) => self.find_snapshot(&image.dataset, snap).await?,
+        };
         let (clone_origin, clone_target) = (origin.clone(), dataset.clone());
         // A crash from here on is finished or undone at the next start (engine/recovery.rs).
         let intent = self.intend(Intent::ContainerCreate, &id).await?;
@@ -464,6 +472,39 @@ impl Engine {
         self.done(intent).await;
         tracing::info!(container = %id, image = %image.id, "container created");
         Ok(IdResponse { id })
+    }
+
+    /// The snapshot `snap` of an image's dataset. A built image's steps that came from the build
+    /// cache are snapshots of the image it was cloned from: the dataset's origins are looked
+    /// through, nearest first.
+    pub(super) async fn find_snapshot(
+        &self,
+        dataset: &str,
+        snap: &str,
+    ) -> Result<SnapshotName, EngineError> {
+        let invalid = || EngineError::NotFound(format!("invalid snapshot @{snap}"));
+        let start = DatasetName::new(dataset.to_owned()).map_err(|_| invalid())?;
+        let snap = snap.to_owned();
+        let found = self
+            .zfs(move |zfs| {
+                let mut current = start;
+                for _ in 0..32 {
+                    let Ok(candidate) = current.snapshot(&snap) else {
+                        return Ok(None);
+                    };
+                    if zfs.snapshot_exists(&candidate)? {
+                        return Ok(Some(candidate));
+                    }
+                    let origin = zfs.get(&current, "origin")?;
+                    match origin.and_then(|o| SnapshotName::new(o).ok()) {
+                        Some(origin) => current = origin.dataset(),
+                        None => return Ok(None),
+                    }
+                }
+                Ok(None)
+            })
+            .await?;
+        found.ok_or_else(invalid)
     }
 
     /// Undoes a container creation that failed after its clone: the clone and the volumes made

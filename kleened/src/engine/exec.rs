@@ -437,17 +437,28 @@ impl Engine {
     /// read; answers the closing message. A client that goes away gets its process terminated
     /// (SIGTERM), as a detached start would have been asked for explicitly.
     pub async fn attach(&self, running: RunningExec, client: &mut impl Client) -> String {
+        self.attach_for_code(running, client).await.1
+    }
+
+    /// [`Engine::attach`], answering the exit code beside the closing message.
+    pub(super) async fn attach_for_code(
+        &self,
+        running: RunningExec,
+        client: &mut impl Client,
+    ) -> (i32, String) {
         let tty = running.tty;
         let (io, mut child, recorder) = running.into_parts();
         let status = pump(io, &mut child, tty, client).await;
         let code = recorder.record(status);
-        self.finish_exec(
-            &recorder.exec_id,
-            &recorder.container_id,
-            recorder.first,
-            code,
-        )
-        .await
+        let message = self
+            .finish_exec(
+                &recorder.exec_id,
+                &recorder.container_id,
+                recorder.first,
+                code,
+            )
+            .await;
+        (code, message)
     }
 
     /// Stops an exec instance: its process (SIGTERM, or SIGKILL with `force`), or with

@@ -11,6 +11,7 @@
 //! | `container-remove <id>` | the dataset is destroyed | the dataset and the row both go |
 //! | `volume <name>` | the volume's dataset is made | no volume row: the dataset goes |
 //! | `volume-remove <name>` | the volume's dataset is destroyed | the dataset, its mounts and the row go |
+//! | `build <id>` | a build starts | no image row: the build container (row and dataset) and the image's dataset go |
 //!
 //! Then, beyond intents: a dataset under `image/` or `container/` without a row goes (a container's
 //! only when it is proven stopped, through the reaper: a removed container's dataset that was still
@@ -40,6 +41,8 @@ pub(super) enum Intent {
     Volume,
     /// Removing the volume with this name.
     VolumeRemove,
+    /// Building the image with this ID (its build container has the same ID).
+    Build,
 }
 
 impl Intent {
@@ -51,6 +54,7 @@ impl Intent {
             Intent::ContainerRemove => "container-remove",
             Intent::Volume => "volume",
             Intent::VolumeRemove => "volume-remove",
+            Intent::Build => "build",
         }
     }
 
@@ -62,6 +66,7 @@ impl Intent {
             "container-remove" => Intent::ContainerRemove,
             "volume" => Intent::Volume,
             "volume-remove" => Intent::VolumeRemove,
+            "build" => Intent::Build,
             _ => return None,
         })
     }
@@ -127,6 +132,7 @@ impl Engine {
                 Intent::ContainerRemove => self.recover_container(&object, true).await,
                 Intent::Volume => self.recover_volume(&object, false).await,
                 Intent::VolumeRemove => self.recover_volume(&object, true).await,
+                Intent::Build => self.recover_build(&object).await,
             };
             match result {
                 Ok(()) => self.done(Recorded(id)).await,
@@ -207,6 +213,24 @@ impl Engine {
             self.store.write(move |db| db.delete_container(&id)).await?;
         }
         Ok(())
+    }
+
+    async fn recover_build(&self, id: &str) -> Result<(), EngineError> {
+        let lookup = id.to_owned();
+        if self
+            .store
+            .read(move |db| db.image_by_id(&lookup))
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        self.recover_container(id, true).await?;
+        let dataset = self
+            .layout
+            .image(id)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.destroy_if_there(dataset, true).await
     }
 
     /// Destroys a dataset of the layout and everything below it, if it exists.

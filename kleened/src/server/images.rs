@@ -7,8 +7,8 @@ use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
 use kleene_api::websocket::{CLOSE_INTERNAL_ERROR, CLOSE_NORMAL};
 use kleene_api::{
-    ErrorResponse, IdResponse, Image, ImageCreateConfig, MsgType, ValidationErrors,
-    WebSocketMessage,
+    ErrorResponse, IdResponse, Image, ImageBuildConfig, ImageCreateConfig, MsgType,
+    ValidationErrors, WebSocketMessage,
 };
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
@@ -18,6 +18,7 @@ use warp::{Filter, Reply};
 use super::error::{self, Operation};
 use super::request::{bool_param, query};
 use super::{with_engine, ws};
+use crate::engine::build::run::BuildOutcome;
 use crate::engine::Engine;
 
 pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
@@ -43,6 +44,14 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
         .and(query())
         .and(with_engine(engine.clone()))
         .then(prune);
+    let build = warp::path!("images" / "build")
+        .and(warp::ws())
+        .and(with_engine(engine.clone()))
+        .map(|upgrade: warp::ws::Ws, engine: Arc<Engine>| {
+            upgrade
+                .on_upgrade(move |socket| build(socket, engine))
+                .into_response()
+        });
     let create = warp::path!("images" / "create")
         .and(warp::ws())
         .and(with_engine(engine))
@@ -56,6 +65,8 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
         .or(prune)
         .unify()
         .or(create)
+        .unify()
+        .or(build)
         .unify()
         .or(remove)
         .unify()
@@ -206,4 +217,69 @@ pub(super) async fn create(socket: WebSocket, engine: Arc<Engine>) {
         }
     }
     reader.abort();
+}
+
+/// Build an image from a Dockerfile (websocket). The client sends an `ImageBuildConfig` frame; a
+/// Dockerfile that cannot be read or parsed is answered with a `starting` message without an ID,
+/// the reason, and 1011 `failed to process Dockerfile`. Otherwise the `starting` message carries
+/// the new image's ID, then come `Step k/n : <line>` lines, the processes' output and
+/// `--> Snapshot created: @<id>` (or `--> Using cache @<id>`) lines, and the close: 1000
+/// `image created` (data: the ID), or 1011 `image build failed` (data: `""`, or with
+/// `cleanup: false` the last snapshot of the image kept as `<name>:failed`, or
+/// `no snapshots available`). A client that goes away ends the build, which removes what it made.
+#[utoipa::path(
+    get, path = "/images/build", operation_id = "Image.Build", tag = "Image",
+    request_body(content = ImageBuildConfig, description = "sent as the first websocket frame"),
+    responses((status = 101, description = "websocket; frames are WebSocketMessage and text", body = WebSocketMessage))
+)]
+pub(super) async fn build(socket: WebSocket, engine: Arc<Engine>) {
+    let (mut tx, mut rx) = socket.split();
+    let config: ImageBuildConfig = match ws::read_config(&mut rx).await {
+        Ok(config) => config,
+        Err(refusal) => return ws::refuse(&mut tx, refusal).await,
+    };
+    let prepared = match engine.prepare_build(config) {
+        Ok(prepared) => prepared,
+        Err(reason) => {
+            ws::send_message(&mut tx, &WebSocketMessage::new(MsgType::Starting, "", "")).await;
+            let _ = tx.send(Message::text(format!("{reason}\n"))).await;
+            let failed = WebSocketMessage::new(MsgType::Error, "failed to process Dockerfile", "");
+            return ws::close(&mut tx, CLOSE_INTERNAL_ERROR, &failed).await;
+        }
+    };
+    let id = prepared.id.clone();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (mut progress, task) = engine.start_build(prepared, cancel.clone());
+    // A client that goes away cancels the build.
+    let reader = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            ws::drain(rx).await;
+            cancel.cancel();
+        })
+    };
+    let mut connected =
+        ws::send_message(&mut tx, &WebSocketMessage::new(MsgType::Starting, "", &id)).await;
+    while let Some(text) = progress.recv().await {
+        if connected {
+            connected = tx.send(Message::text(text)).await.is_ok();
+            if !connected {
+                cancel.cancel();
+            }
+        }
+    }
+    let outcome = task
+        .await
+        .unwrap_or_else(|_| BuildOutcome::Failed(String::new()));
+    reader.abort();
+    match outcome {
+        BuildOutcome::Created(id) => {
+            let done = WebSocketMessage::new(MsgType::Closing, "image created", id);
+            ws::close(&mut tx, CLOSE_NORMAL, &done).await;
+        }
+        BuildOutcome::Failed(data) => {
+            let failed = WebSocketMessage::new(MsgType::Error, "image build failed", data);
+            ws::close(&mut tx, CLOSE_INTERNAL_ERROR, &failed).await;
+        }
+    }
 }

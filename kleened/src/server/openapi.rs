@@ -31,6 +31,7 @@ use super::{containers, exec, images, info, networks, volumes, BODY_LIMIT};
         images::tag,
         images::prune,
         images::create,
+        images::build,
         info::info,
         networks::list,
         networks::inspect,

@@ -150,6 +150,14 @@ impl Db<'_> {
             == 1)
     }
 
+    /// Forgets a container's mounts; answers how many.
+    pub fn delete_mounts_of_container(&self, container_id: &str) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM mounts WHERE container_id = ?1")?
+            .execute([container_id])?)
+    }
+
     /// A container's mounts, in the order they were made.
     pub fn mounts_of_container(&self, container_id: &str) -> Result<Vec<MountPoint>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(

@@ -92,6 +92,15 @@ const MIGRATIONS: &[&str] = &[
         object TEXT NOT NULL
     );
     ",
+    // 4: the build cache: a step's key, and the snapshot of a kept image that holds its result.
+    "
+    CREATE TABLE build_cache (
+        key      TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+        snapshot TEXT NOT NULL
+    );
+    CREATE INDEX build_cache_image ON build_cache (image_id);
+    ",
 ];
 
 /// The schema version this build of the daemon writes.

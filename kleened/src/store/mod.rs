@@ -5,6 +5,7 @@
 //! [`Store::write`], which runs its closure in one transaction, so a multi-row change lands whole or not
 //! at all. The typed queries live on [`Db`], split by object kind in the submodules.
 
+mod build_cache;
 mod containers;
 mod images;
 mod intents;

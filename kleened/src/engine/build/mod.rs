@@ -1,6 +1,7 @@
-//! The pure half of `/images/build`: reading a Dockerfile into typed instructions
-//! ([`dockerfile`]) and substituting build variables into its lines without a shell
-//! ([`substitute`]). Nothing here touches the host; the build engine drives both.
+//! `/images/build`: reading a Dockerfile into typed instructions ([`dockerfile`]) and
+//! substituting build variables into its lines without a shell ([`substitute`]), both pure; and
+//! running the build ([`run`]).
 
 pub mod dockerfile;
+pub mod run;
 pub mod substitute;
