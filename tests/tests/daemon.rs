@@ -3,7 +3,7 @@
 // Test code: a failed setup step should panic where it happens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::process::Command;
@@ -547,6 +547,54 @@ fn until_closed(
     }
 }
 
+/// An HTTP/1.1 connection kept alive over many requests.
+struct Http {
+    writer: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Http {
+    fn open(daemon: &Daemon) -> Http {
+        let writer = raw(daemon);
+        let reader = BufReader::new(writer.try_clone().unwrap());
+        Http { writer, reader }
+    }
+
+    /// Sends `POST path` with a JSON body; answers the status and the body.
+    fn post(&mut self, path: &str, body: &str) -> (u16, String) {
+        write!(
+            self.writer,
+            "POST {path} HTTP/1.1\r\nhost: kleened\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut status_line = String::new();
+        self.reader.read_line(&mut status_line).unwrap();
+        let status: u16 = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("status line {status_line:?}"));
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
 #[test]
 fn a_silent_client_a_partial_header_and_a_trickled_body_are_bounded() {
     if skip_host_tests() {
@@ -731,4 +779,39 @@ fn websockets_that_send_no_configuration_are_closed_saying_why() {
     assert_eq!(texts, ["no configuration frame arrived within 30 s"]);
     assert_eq!((code, message.as_str()), (1002, "timed out"));
     assert!(took < Duration::from_secs(35), "{took:?}");
+}
+
+#[test]
+fn unstarted_execs_are_capped_per_container_and_do_not_grow_the_daemon() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    kleene_tests::base_image(&daemon);
+    let out = daemon.klee(&["create", "--name", "waiting", "base", "/bin/true"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let mut http = Http::open(&daemon);
+    let create = r#"{"container_id": "waiting", "cmd": [], "env": [], "user": "", "tty": false}"#;
+    // A few requests first, so that what the daemon allocates once is in the first figure.
+    for _ in 0..64 {
+        let (status, body) = http.post("/exec/create", create);
+        assert_eq!(status, 201, "{body}");
+    }
+    let before = kleene_tests::peak_rss_kib(daemon.pid());
+    for _ in 0..20_000 {
+        let (status, body) = http.post("/exec/create", create);
+        assert_eq!(status, 404, "{body}");
+        assert!(
+            body.contains("execution instances that were never started, as many as it may"),
+            "{body}"
+        );
+    }
+    let after = kleene_tests::peak_rss_kib(daemon.pid());
+    eprintln!("daemon peak RSS: {before} KiB before 20 000 refused creates, {after} KiB after");
+    assert!(
+        after < before + 4 * 1024,
+        "20 000 creates grew the daemon from {before} KiB to {after} KiB"
+    );
+    let out = daemon.klee(&["rmc", "waiting"]);
+    assert!(out.status.success(), "{}", describe(&out));
 }
