@@ -40,9 +40,10 @@ pub struct Cli {
 /// The end of `klee --help` and of klee(1).
 const EXIT_STATUS: &str = "\
 Exit status:
-  0  success (run, start and exec: the process's own exit code)
-  1  kleened answered with an error, or its answer could not be understood
-  2  kleened could not be reached, or the command line is wrong";
+    0  success (run, start and exec: the process's own exit code)
+    1  kleened answered with an error, or its answer could not be understood
+    2  kleened could not be reached, or the command line is wrong
+  130  interrupted with Ctrl-C (build: once the build is cancelled)";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -62,6 +63,9 @@ pub enum Command {
     Run(RunArgs),
     /// Create a container (container create).
     Create(CreateArgs),
+    /// Build an image from a Dockerfile (image build).
+    #[command(after_long_help = BUILD_NOTES)]
+    Build(Box<BuildArgs>),
     /// Start containers (container start).
     Start(StartArgs),
     /// Stop containers (container stop).
@@ -119,6 +123,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
+    /// Build an image from a Dockerfile.
+    #[command(after_long_help = BUILD_NOTES)]
+    Build(Box<BuildArgs>),
     /// Create a base image from a tar archive or a ZFS dataset.
     Create(ImageCreateArgs),
     /// List images.
@@ -174,6 +181,81 @@ pub struct ImageCreateArgs {
     /// fetch-auto: do not name the image FreeBSD-<version>:latest.
     #[arg(long)]
     pub no_autotag: bool,
+}
+
+/// The end of `klee build --help` and of its man pages.
+const BUILD_NOTES: &str = "\
+PATH is read by kleened, on its own host: klee sends the absolute path of PATH (made absolute \
+against klee's working directory), not the files in it, so klee and kleened must see the same \
+directory there, as with the Python klee.
+
+Each instruction runs in a build container, made as `klee create` makes a container from the \
+container options above (-u, -e, -m, -J, -l, -n, --ip, --ip6), and starting from the Dockerfile's \
+FROM image or from --from.
+
+A failed build is removed (--rm, the default, as Docker does). With --no-rm it is kept as the \
+image NAME:failed and its most recent snapshot is printed, to look into it with `klee run \
+IMAGE@SNAPSHOT`. The Python klee keeps failed builds unless given --rm.
+
+Ctrl-C cancels the build: klee closes the connection and kleened removes the build container \
+and what it made.";
+
+/// How an image is built.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name and tag of the image, name[:tag], tag defaulting to latest [default: untagged].
+    #[arg(short, long, value_name = "NAME[:TAG]")]
+    pub tag: Option<String>,
+    /// The Dockerfile, as a path relative to PATH.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "Dockerfile"
+    )]
+    pub file: String,
+    /// Value of one of the Dockerfile's ARG variables (repeatable): NAME=value, or NAME alone for
+    /// the value of NAME in klee's environment.
+    #[arg(long = "build-arg", value_name = "NAME=value", value_parser = parse_build_arg)]
+    pub build_args: Vec<(String, String)>,
+    /// Print only the snapshots made, not the steps and their output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Remove a failed build, as Docker does (the default; the Python klee's is to keep it).
+    #[arg(long, overrides_with = "no_rm")]
+    pub rm: bool,
+    /// Keep a failed build as the image NAME:failed.
+    #[arg(long, overrides_with = "rm")]
+    pub no_rm: bool,
+    /// Start from this image instead of the Dockerfile's FROM: ID, ID prefix or name[:tag],
+    /// optionally @snapshot.
+    #[arg(long, value_name = "IMAGE")]
+    pub from: Option<String>,
+    /// Run every instruction, using no step cached by an earlier build.
+    #[arg(long)]
+    pub no_cache: bool,
+    #[command(flatten)]
+    pub container: ContainerOptions,
+    /// The build context: the directory the Dockerfile and the files it copies are in, on
+    /// kleened's host.
+    pub path: PathBuf,
+}
+
+/// `--build-arg NAME=value`, or `NAME` for the value of NAME in klee's environment (as Docker).
+fn parse_build_arg(arg: &str) -> Result<(String, String), String> {
+    let (name, value) = match arg.split_once('=') {
+        Some((name, value)) => (name, value.to_owned()),
+        None => (
+            arg,
+            std::env::var(arg).map_err(|_| {
+                format!("{arg} is not set in the environment; give its value as {arg}=value")
+            })?,
+        ),
+    };
+    if name.is_empty() {
+        return Err(format!("'{arg}' names no variable; expected NAME=value"));
+    }
+    Ok((name.to_owned(), value))
 }
 
 #[derive(Debug, Args)]
@@ -244,12 +326,9 @@ pub enum RestartArg {
     OnStartup,
 }
 
-/// How a container is made.
+/// The options of a container that `create`, `run` and `build` (for its build container) share.
 #[derive(Debug, Args)]
-pub struct CreateArgs {
-    /// Name of the container.
-    #[arg(long)]
-    pub name: Option<String>,
+pub struct ContainerOptions {
     /// User the command runs as (name or uid[:gid]).
     #[arg(short, long)]
     pub user: Option<String>,
@@ -283,6 +362,16 @@ pub struct CreateArgs {
     /// IPv6 address on the network [default: an unused one of its IPv6 subnet, if it has one].
     #[arg(long, value_name = "IP", requires = "network")]
     pub ip6: Option<String>,
+}
+
+/// How a container is made.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name of the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub container: ContainerOptions,
     /// Publish ports (repeatable): HOST_PORT[:CONTAINER_PORT][/PROTOCOL] or
     /// INTERFACE:HOST_PORT:CONTAINER_PORT[/PROTOCOL]. CONTAINER_PORT defaults to HOST_PORT,
     /// PROTOCOL (tcp or udp) to tcp, the interface to the host's gateway interface; a port may be
@@ -674,9 +763,9 @@ mod tests {
             panic!("not run")
         };
         let create = run.create;
-        assert_eq!(create.network.as_deref(), Some("net"));
-        assert_eq!(create.ip.as_deref(), Some("10.13.0.9"));
-        assert_eq!(create.driver, Some(DriverArg::Vnet));
+        assert_eq!(create.container.network.as_deref(), Some("net"));
+        assert_eq!(create.container.ip.as_deref(), Some("10.13.0.9"));
+        assert_eq!(create.container.driver, Some(DriverArg::Vnet));
         let ports: Vec<_> = create
             .publish
             .iter()

@@ -47,14 +47,19 @@ pub enum ClientError {
     /// A failure that was already printed (for example one of several removals).
     #[error("")]
     Reported,
+    /// The user stopped the command (Ctrl-C); the text says what became of the operation.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl ClientError {
     /// 2 when the daemon is not there or the command line is wrong (as clap's own usage errors),
-    /// 1 for everything else.
+    /// 130 (as a shell reports a process stopped by SIGINT) when the user interrupted it, 1 for
+    /// everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             ClientError::Unreachable { .. } | ClientError::Usage(_) => 2,
+            ClientError::Interrupted(_) => 130,
             _ => 1,
         }
     }
@@ -162,9 +167,29 @@ impl Connection {
         let (socket, _response) =
             tokio_tungstenite::client_async(url, stream)
                 .await
-                .map_err(|e| ClientError::Unreachable {
-                    host: self.host(),
-                    reason: format!("websocket handshake on {path} failed: {e}"),
+                .map_err(|e| match e {
+                    // kleened is there but answered HTTP, not a websocket: say so, not "is it
+                    // running?".
+                    tokio_tungstenite::tungstenite::Error::Http(response) => {
+                        let status = response.status();
+                        let told = response
+                            .body()
+                            .as_deref()
+                            .and_then(|body| serde_json::from_slice::<ErrorResponse>(body).ok());
+                        let message = match told {
+                            _ if status == StatusCode::NOT_FOUND => format!(
+                                "kleened at {} does not serve {path}: is it older than this klee?",
+                                self.host()
+                            ),
+                            Some(error) => error.message,
+                            None => format!("kleened refused the websocket on {path}: {status}"),
+                        };
+                        ClientError::Api { status, message }
+                    }
+                    e => ClientError::Unreachable {
+                        host: self.host(),
+                        reason: format!("websocket handshake on {path} failed: {e}"),
+                    },
                 })?;
         Ok(socket)
     }

@@ -1,7 +1,8 @@
 //! `klee`: the command-line client of kleened.
 //!
 //! Exit codes: 0 on success, 1 when kleened answers with an error (its message is printed) or the
-//! answer cannot be understood, 2 when kleened cannot be reached (or the command line is wrong).
+//! answer cannot be understood, 2 when kleened cannot be reached (or the command line is wrong),
+//! 130 when a build is interrupted with Ctrl-C.
 
 mod attach;
 mod cli;

@@ -80,3 +80,15 @@ fn bash_completes_subcommands_aliases_and_options() {
     assert!(complete(&["klee", "run", "--mo"]).contains(&"--mount".to_owned()));
     assert!(complete(&["klee", "volume", "create", "--"]).contains(&"--size".to_owned()));
 }
+
+#[test]
+fn bash_completes_build_and_its_options() {
+    assert_eq!(complete(&["klee", "b"]), ["build"]);
+    assert_eq!(complete(&["klee", "image", "b"]), ["build"]);
+    assert_eq!(complete(&["klee", "build", "--build"]), ["--build-arg"]);
+    assert_eq!(
+        complete(&["klee", "image", "build", "--no-"]),
+        ["--no-cache", "--no-rm"]
+    );
+    assert!(complete(&["klee", "build", "--j"]).contains(&"--jailparam".to_owned()));
+}

@@ -11,7 +11,8 @@ use super::networks::{connect_endpoint, endpoint_config};
 use super::{body, confirm, each, segment, Failure, Output};
 use crate::attach::{self, Attach};
 use crate::cli::{
-    AttachArgs, CreateArgs, DriverArg, ExecArgs, RestartArg, RunArgs, StartArgs, UpdateArgs,
+    AttachArgs, ContainerOptions, CreateArgs, DriverArg, ExecArgs, RestartArg, RunArgs, StartArgs,
+    UpdateArgs,
 };
 use crate::connection::{ClientError, Connection};
 use crate::output::{since, table, truncate};
@@ -90,8 +91,8 @@ enum DriverChoice {
 
 /// The Python client's defaults: no network means `host`; a network means a driver that can join
 /// it, which the Python client fixes to `ipnet`. Linux has no `ipnet`, so klee asks the daemon.
-fn driver_choice(args: &CreateArgs) -> DriverChoice {
-    match (args.driver, &args.network) {
+fn driver_choice(options: &ContainerOptions) -> DriverChoice {
+    match (options.driver, &options.network) {
         (Some(driver), _) => DriverChoice::Given(match driver {
             DriverArg::Host => NetworkDriver::Host,
             DriverArg::Vnet => NetworkDriver::Vnet,
@@ -115,39 +116,60 @@ async fn default_network_driver(conn: &Connection) -> Result<NetworkDriver, Clie
     }
 }
 
-/// The body of `/containers/create`.
-fn container_config(args: &CreateArgs, driver: NetworkDriver) -> ContainerConfig {
+/// What the container options say, with `driver` as the network driver: user, environment,
+/// mounts and jail parameters; the rest is left unset.
+fn options_config(options: &ContainerOptions, driver: NetworkDriver) -> ContainerConfig {
+    ContainerConfig {
+        user: Some(options.user.clone().unwrap_or_default()),
+        env: Some(options.env.clone()),
+        mounts: Some(options.mount.clone()),
+        jail_param: Some(options.jail_param.clone()),
+        network_driver: Some(driver),
+        ..ContainerConfig::default()
+    }
+}
+
+/// The configuration the container options give, for a container (`create`, `run`) or a build
+/// container (`build`); asks the daemon for its default driver when a network is given without
+/// one.
+pub(super) async fn configure(
+    conn: &Connection,
+    options: &ContainerOptions,
+) -> Result<ContainerConfig, ClientError> {
+    let driver = match driver_choice(options) {
+        DriverChoice::Given(driver) => driver,
+        DriverChoice::DaemonDefault => default_network_driver(conn).await?,
+    };
+    Ok(options_config(options, driver))
+}
+
+/// The body of `/containers/create`: the container options' configuration and the rest of
+/// `create`'s arguments.
+fn container_config(args: &CreateArgs, options: ContainerConfig) -> ContainerConfig {
     ContainerConfig {
         name: args.name.clone(),
         image: Some(args.image.clone()),
         cmd: Some(args.cmd.clone()),
-        user: Some(args.user.clone().unwrap_or_default()),
-        env: Some(args.env.clone()),
-        mounts: Some(args.mount.clone()),
-        jail_param: Some(args.jail_param.clone()),
-        network_driver: Some(driver),
         public_ports: Some(args.publish.clone()),
         restart_policy: Some(restart_policy(args.restart)),
         persist: Some(args.persist),
+        ..options
     }
 }
 
 /// Creates a container and, with `-n`, connects it to the network; answers its ID. A container
 /// that cannot be connected is removed again, so a failed command leaves nothing behind.
 async fn create_container(conn: &Connection, args: &CreateArgs) -> Result<String, ClientError> {
-    let driver = match driver_choice(args) {
-        DriverChoice::Given(driver) => driver,
-        DriverChoice::DaemonDefault => default_network_driver(conn).await?,
-    };
-    let config = container_config(args, driver);
+    let config = container_config(args, configure(conn, &args.container).await?);
     let created: IdResponse = conn
         .call(Method::POST, "/containers/create", body(&config)?)
         .await?;
     let id = created.id;
-    let Some(network) = &args.network else {
+    let options = &args.container;
+    let Some(network) = &options.network else {
         return Ok(id);
     };
-    let endpoint = endpoint_config(network, &id, args.ip.as_deref(), args.ip6.as_deref());
+    let endpoint = endpoint_config(network, &id, options.ip.as_deref(), options.ip6.as_deref());
     if let Err(err) = connect_endpoint(conn, &endpoint).await {
         let err = match err {
             ClientError::Api { message, .. } => {
@@ -375,7 +397,7 @@ mod tests {
 
     use super::*;
     use crate::cli::{Cli, Command};
-    use crate::fake_daemon::FakeDaemon;
+    use crate::fake_daemon::{FakeDaemon, INFO_VNET};
 
     fn create_args(argv: &[&str]) -> CreateArgs {
         let cli = Cli::try_parse_from(["klee", "create"].iter().chain(argv)).unwrap();
@@ -385,18 +407,17 @@ mod tests {
         args
     }
 
+    /// The body of `/containers/create` for `args`, with `driver`.
+    fn config_of(args: &CreateArgs, driver: NetworkDriver) -> ContainerConfig {
+        container_config(args, options_config(&args.container, driver))
+    }
+
     const CREATED: (&str, u16, &str) = ("POST /containers/create", 201, r#"{"id":"c0ffee"}"#);
     const CONNECTED: (&str, u16, &str) = ("POST /networks/connect", 204, "");
-    const INFO_VNET: (&str, u16, &str) = (
-        "GET /info",
-        200,
-        r#"{"version":"0.1.0","api_version":"0.1.1","os":"linux","runtime":"namespaces",
-            "default_network_driver":"vnet","kleene_root":"pool/kleene"}"#,
-    );
 
     #[test]
     fn the_driver_is_host_without_a_network_and_the_daemons_with_one() {
-        let choice = |argv: &[&str]| driver_choice(&create_args(argv));
+        let choice = |argv: &[&str]| driver_choice(&create_args(argv).container);
         assert_eq!(choice(&["base"]), DriverChoice::Given(NetworkDriver::Host));
         assert_eq!(choice(&["-n", "net", "base"]), DriverChoice::DaemonDefault);
         assert_eq!(
@@ -416,7 +437,7 @@ mod tests {
     #[test]
     fn published_ports_go_into_the_create_body() {
         let args = create_args(&["-l", "vnet", "-p", "8080:80", "-p", "em0:53:53/udp", "base"]);
-        let config = container_config(&args, NetworkDriver::Vnet);
+        let config = config_of(&args, NetworkDriver::Vnet);
         assert_eq!(
             serde_json::to_value(&config.public_ports).unwrap(),
             json!([
@@ -424,7 +445,7 @@ mod tests {
                 {"interfaces": ["em0"], "host_port": "53", "container_port": "53", "protocol": "udp"},
             ])
         );
-        let config = container_config(&create_args(&["base"]), NetworkDriver::Host);
+        let config = config_of(&create_args(&["base"]), NetworkDriver::Host);
         assert_eq!(config.public_ports, Some(vec![]));
     }
 
@@ -445,7 +466,7 @@ mod tests {
     #[test]
     fn mounts_go_into_the_create_body_in_order() {
         let args = create_args(&["-m", "data:/data", "--mount", "/srv/www:/www:ro", "base"]);
-        let config = container_config(&args, NetworkDriver::Host);
+        let config = config_of(&args, NetworkDriver::Host);
         assert_eq!(
             serde_json::to_value(&config.mounts).unwrap(),
             json!([
@@ -454,7 +475,7 @@ mod tests {
             ])
         );
         // None given: `[]`, as the Python client sends.
-        let config = container_config(&create_args(&["base"]), NetworkDriver::Host);
+        let config = config_of(&create_args(&["base"]), NetworkDriver::Host);
         assert_eq!(config.mounts, Some(vec![]));
     }
 

@@ -1,14 +1,19 @@
-//! `klee image ...`
+//! `klee image ...`, and `klee build` (image build).
 
-use std::io::IsTerminal;
+use std::future::Future;
+use std::io::{IsTerminal, Write};
+use std::path::{Component, Path, PathBuf};
 
 use http::Method;
 use indicatif::{ProgressBar, ProgressStyle};
-use kleene_api::{IdResponse, Image, ImageCreateConfig, ImageCreateMethod};
+use kleene_api::{
+    IdResponse, Image, ImageBuildConfig, ImageCreateConfig, ImageCreateMethod, MsgType,
+};
 use time::OffsetDateTime;
 
-use super::{confirm, query_value, segment, Output};
-use crate::cli::{ImageCreateArgs, MethodArg};
+use super::networks::endpoint_config;
+use super::{confirm, containers, query_value, segment, Output};
+use crate::cli::{BuildArgs, ImageCreateArgs, MethodArg};
 use crate::connection::{ClientError, Connection};
 use crate::output::{since, table};
 use crate::session::{self, Frame};
@@ -128,6 +133,7 @@ pub async fn create(conn: &Connection, args: &ImageCreateArgs) -> Result<(), Cli
     let mut bar: Option<ProgressBar> = None;
     let ending = session::run(conn, "/images/create", &config, |frame| {
         let text = match frame {
+            Frame::Started(_) => return,
             Frame::Text(text) => text,
             Frame::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         };
@@ -154,6 +160,119 @@ pub async fn create(conn: &Connection, args: &ImageCreateArgs) -> Result<(), Cli
         Ok(())
     } else {
         Err(ClientError::Failed(ending.describe()))
+    }
+}
+
+/// PATH made absolute against the working directory, `.` and `..` taken as written (as Python's
+/// `os.path.abspath` in the Python klee, and Docker's CLI, do): the daemon reads it on its host.
+fn context_path(path: &Path) -> Result<String, ClientError> {
+    let absolute = std::path::absolute(path).map_err(|e| {
+        ClientError::Settings(format!("cannot make PATH {} absolute: {e}", path.display()))
+    })?;
+    let mut clean = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            // The root's parent is the root.
+            Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
+    }
+    clean.into_os_string().into_string().map_err(|path| {
+        ClientError::Settings(format!(
+            "PATH {} is not UTF-8, which the API cannot carry",
+            Path::new(&path).display()
+        ))
+    })
+}
+
+/// The configuration frame of `/images/build`: the build container is configured as `create`
+/// configures a container, with `--from` as its image and `-n` as its one network.
+async fn build_config(
+    conn: &Connection,
+    args: &BuildArgs,
+) -> Result<ImageBuildConfig, ClientError> {
+    let context = context_path(&args.path)?;
+    let options = &args.container;
+    let mut container_config = containers::configure(conn, options).await?;
+    container_config.image = args.from.clone();
+    // The daemon puts the build container's ID in place of "".
+    let networks = options
+        .network
+        .iter()
+        .map(|network| endpoint_config(network, "", options.ip.as_deref(), options.ip6.as_deref()))
+        .collect();
+    Ok(ImageBuildConfig {
+        context,
+        dockerfile: args.file.clone(),
+        quiet: args.quiet,
+        cleanup: !args.no_rm,
+        tag: args.tag.clone().unwrap_or_default(),
+        buildargs: args.build_args.iter().cloned().collect(),
+        container_config,
+        networks,
+        nocache: args.no_cache,
+    })
+}
+
+/// Builds an image from a Dockerfile, writing the daemon's output to `out` as it comes. When
+/// `cancel` completes first (Ctrl-C), the session is closed, which makes the daemon stop the build
+/// and remove what it made.
+pub async fn build(
+    conn: &Connection,
+    args: &BuildArgs,
+    out: &mut dyn Write,
+    cancel: impl Future<Output = ()>,
+) -> Result<(), ClientError> {
+    let config = build_config(conn, args).await?;
+    let mut id = String::new();
+    let on_frame = |frame: Frame| {
+        // A closed stdout must not stop the build; what is lost is only shown output.
+        let _ = match frame {
+            // Without an ID the Dockerfile was refused; the reason follows.
+            Frame::Started(data) if data.is_empty() => Ok(()),
+            Frame::Started(data) => {
+                id = data;
+                writeln!(out, "Started to build image with ID {id}")
+            }
+            // Frames carry their own line ends.
+            Frame::Text(text) => out.write_all(text.as_bytes()),
+            Frame::Binary(bytes) => out.write_all(&bytes),
+        };
+        let _ = out.flush();
+    };
+    let ending = session::run_until(conn, "/images/build", &config, on_frame, cancel).await?;
+    let image = if id.is_empty() {
+        "the image".to_owned()
+    } else {
+        format!("image {id}")
+    };
+    if ending.cancelled {
+        return Err(ClientError::Interrupted(format!(
+            "build of {image} cancelled; kleened removes what it made"
+        )));
+    }
+    if ending.succeeded() {
+        let data = ending.message.map(|m| m.data).unwrap_or_default();
+        let _ = writeln!(out, "image created: {data}");
+        return Ok(());
+    }
+    match ending.message {
+        Some(failed) if failed.msg_type == MsgType::Error => {
+            let kept = match failed.data.as_str() {
+                "" => String::new(),
+                "no snapshots available" => {
+                    format!("\nFailed to build {image}. No snapshots available")
+                }
+                snapshot => {
+                    format!("\nFailed to build {image}. Most recent snapshot is {snapshot}")
+                }
+            };
+            Err(ClientError::Failed(format!("{}{kept}", failed.message)))
+        }
+        _ => Err(ClientError::Failed(ending.describe())),
     }
 }
 
@@ -189,7 +308,358 @@ fn parse_progress(text: &str) -> Option<(u64, Option<u64>)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_progress;
+    use clap::Parser;
+    use serde_json::json;
+
+    use super::*;
+    use crate::cli::{Cli, Command, ImageCommand};
+    use crate::fake_daemon::{close, text, FakeDaemon, WsStep, INFO_VNET};
+
+    fn build_args(argv: &[&str]) -> BuildArgs {
+        let cli = Cli::try_parse_from(["klee", "build"].iter().chain(argv)).unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        *args
+    }
+
+    /// The daemon's `/images/build` session, playing `steps`.
+    fn build_session(steps: Vec<WsStep>) -> [(&'static str, Vec<WsStep>); 1] {
+        [("GET /images/build", steps)]
+    }
+
+    const STARTED: &str = r#"{"msg_type":"starting","message":"","data":"b1d0f00d"}"#;
+    const CREATED: &str = r#"{"msg_type":"closing","message":"image created","data":"b1d0f00d"}"#;
+
+    /// Runs `klee build ARGV` against `daemon`, never interrupted; answers the outcome and what
+    /// was printed.
+    async fn run_build(daemon: &FakeDaemon, argv: &[&str]) -> (Result<(), ClientError>, String) {
+        let mut out = Vec::new();
+        let result = build(
+            &daemon.connection(),
+            &build_args(argv),
+            &mut out,
+            std::future::pending(),
+        )
+        .await;
+        (result, String::from_utf8(out).unwrap())
+    }
+
+    fn cwd(relative: &str) -> String {
+        let dir = std::env::current_dir().unwrap();
+        let dir = if relative.is_empty() {
+            dir
+        } else {
+            dir.join(relative)
+        };
+        dir.to_str().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn build_sends_every_option_in_the_configuration_frame() {
+        let daemon = FakeDaemon::start_with_sessions(
+            &[INFO_VNET],
+            &build_session(vec![text(STARTED), close(1000, CREATED)]),
+        );
+        let (result, _) = run_build(
+            &daemon,
+            &[
+                "-t",
+                "web:1",
+                "-f",
+                "docker/Dockerfile.web",
+                "--build-arg",
+                "V=1",
+                "--build-arg",
+                "GREETING=hello world=yes",
+                "-q",
+                "--no-rm",
+                "--from",
+                "base:13",
+                "--no-cache",
+                "-e",
+                "A=1",
+                "-J",
+                "allow.raw_sockets",
+                "-n",
+                "net",
+                "--ip",
+                "10.13.0.5",
+                "ctx",
+            ],
+        )
+        .await;
+        result.unwrap();
+        // A network without -l takes the daemon's default driver, as `create` does.
+        assert_eq!(daemon.lines(), ["GET /info", "GET /images/build"]);
+        assert_eq!(
+            daemon.body("GET /images/build"),
+            json!({
+                "context": cwd("ctx"),
+                "dockerfile": "docker/Dockerfile.web",
+                "quiet": true,
+                "cleanup": false,
+                "tag": "web:1",
+                "buildargs": {"V": "1", "GREETING": "hello world=yes"},
+                "container_config": {
+                    "name": null, "image": "base:13", "cmd": null, "user": "", "env": ["A=1"],
+                    "mounts": [], "jail_param": ["allow.raw_sockets"], "network_driver": "vnet",
+                    "public_ports": null, "restart_policy": null, "persist": null
+                },
+                "networks": [{"container": "", "network": "net", "ip_address": "10.13.0.5",
+                              "ip_address6": "<auto>"}],
+                "nocache": true
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn build_of_the_working_directory_sends_the_defaults() {
+        let daemon = FakeDaemon::start_with_sessions(
+            &[],
+            &build_session(vec![text(STARTED), close(1000, CREATED)]),
+        );
+        let (result, _) = run_build(&daemon, &["."]).await;
+        result.unwrap();
+        assert_eq!(
+            daemon.lines(),
+            ["GET /images/build"],
+            "no network, no /info"
+        );
+        assert_eq!(
+            daemon.body("GET /images/build"),
+            json!({
+                "context": cwd(""),
+                "dockerfile": "Dockerfile",
+                "quiet": false,
+                "cleanup": true,
+                "tag": "",
+                "buildargs": {},
+                "container_config": {
+                    "name": null, "image": null, "cmd": null, "user": "", "env": [],
+                    "mounts": [], "jail_param": [], "network_driver": "host",
+                    "public_ports": null, "restart_policy": null, "persist": null
+                },
+                "networks": [],
+                "nocache": false
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_build_prints_its_output_as_it_comes_and_the_new_image() {
+        let daemon = FakeDaemon::start_with_sessions(
+            &[],
+            &build_session(vec![
+                text(STARTED),
+                text("Step 1/2 : FROM base\n"),
+                text("Step 2/2 : RUN echo hi\n"),
+                text("h"),
+                text("i\n"),
+                text("--> Snapshot created: @5a9e\n"),
+                close(1000, CREATED),
+            ]),
+        );
+        let (result, out) = run_build(&daemon, &["ctx"]).await;
+        result.unwrap();
+        assert_eq!(
+            out,
+            "Started to build image with ID b1d0f00d\n\
+             Step 1/2 : FROM base\n\
+             Step 2/2 : RUN echo hi\n\
+             hi\n\
+             --> Snapshot created: @5a9e\n\
+             image created: b1d0f00d\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_build_kept_with_no_rm_names_its_last_snapshot_and_exits_1() {
+        let daemon = FakeDaemon::start_with_sessions(
+            &[],
+            &build_session(vec![
+                text(STARTED),
+                text("Step 1/2 : RUN touch /a\n"),
+                text("--> Snapshot created: @5a9e\n"),
+                text("Step 2/2 : RUN false\n"),
+                text("The command 'false' returned a non-zero code: 1\n"),
+                close(
+                    1011,
+                    r#"{"msg_type":"error","message":"image build failed","data":"@5a9e"}"#,
+                ),
+            ]),
+        );
+        let (result, out) = run_build(&daemon, &["--no-rm", "ctx"]).await;
+        let err = result.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "image build failed\nFailed to build image b1d0f00d. Most recent snapshot is @5a9e"
+        );
+        assert_eq!(err.exit_code(), 1);
+        assert!(
+            out.starts_with("Started to build image with ID b1d0f00d\n"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("The command 'false' returned a non-zero code: 1\n"),
+            "{out}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_build_that_was_removed_says_only_that_it_failed() {
+        let daemon = FakeDaemon::start_with_sessions(
+            &[],
+            &build_session(vec![
+                text(STARTED),
+                text("error: could not find image nonexisting\n"),
+                close(
+                    1011,
+                    r#"{"msg_type":"error","message":"image build failed","data":""}"#,
+                ),
+            ]),
+        );
+        let (result, _) = run_build(&daemon, &["ctx"]).await;
+        let err = result.unwrap_err();
+        assert_eq!(err.to_string(), "image build failed");
+        assert_eq!(err.exit_code(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_dockerfile_that_cannot_be_read_fails_before_any_image_and_exits_1() {
+        let daemon = FakeDaemon::start_with_sessions(
+            &[],
+            &build_session(vec![
+                text(r#"{"msg_type":"starting","message":"","data":""}"#),
+                text("'RUN true' not permitted before a FROM instruction\n"),
+                close(
+                    1011,
+                    r#"{"msg_type":"error","message":"failed to process Dockerfile","data":""}"#,
+                ),
+            ]),
+        );
+        let (result, out) = run_build(&daemon, &["ctx"]).await;
+        let err = result.unwrap_err();
+        assert_eq!(err.to_string(), "failed to process Dockerfile");
+        assert_eq!(err.exit_code(), 1);
+        assert_eq!(out, "'RUN true' not permitted before a FROM instruction\n");
+    }
+
+    #[tokio::test]
+    async fn a_daemon_without_the_build_endpoint_is_an_error_not_an_absent_daemon() {
+        let daemon = FakeDaemon::start(&[]);
+        let (result, out) = run_build(&daemon, &["ctx"]).await;
+        let err = result.unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("does not serve /images/build: is it older than this klee?"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), 1);
+        assert_eq!(out, "");
+    }
+
+    /// Output that completes `seen` once `awaited` was written, as a user sees it before Ctrl-C.
+    struct Watch {
+        out: Vec<u8>,
+        awaited: &'static str,
+        seen: Option<tokio::sync::oneshot::Sender<()>>,
+    }
+
+    impl Write for Watch {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.out.extend_from_slice(bytes);
+            if String::from_utf8_lossy(&self.out).contains(self.awaited) {
+                if let Some(seen) = self.seen.take() {
+                    let _ = seen.send(());
+                }
+            }
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_closes_the_session_and_exits_130() {
+        let daemon = FakeDaemon::start_with_sessions(
+            &[],
+            &build_session(vec![
+                text(STARTED),
+                text("Step 1/2 : RUN sleep 600\n"),
+                WsStep::Receive,
+            ]),
+        );
+        let (seen, ctrl_c) = tokio::sync::oneshot::channel();
+        let mut out = Watch {
+            out: Vec::new(),
+            awaited: "Step 1/2",
+            seen: Some(seen),
+        };
+        let interrupted = async {
+            let _ = ctrl_c.await;
+        };
+        let err = build(
+            &daemon.connection(),
+            &build_args(&["ctx"]),
+            &mut out,
+            interrupted,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ClientError::Interrupted(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "build of image b1d0f00d cancelled; kleened removes what it made"
+        );
+        assert_eq!(err.exit_code(), 130);
+        // The daemon heard the client go (it records that after the client returned).
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while daemon.received().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(daemon.received(), ["close 1001"]);
+    }
+
+    #[test]
+    fn the_context_is_made_absolute_as_written() {
+        assert_eq!(context_path(Path::new(".")).unwrap(), cwd(""));
+        assert_eq!(context_path(Path::new("a/./b/../c/")).unwrap(), cwd("a/c"));
+        assert_eq!(context_path(Path::new("/srv/../ctx")).unwrap(), "/ctx");
+        assert_eq!(context_path(Path::new("/..")).unwrap(), "/");
+    }
+
+    #[test]
+    fn build_options_parse_as_docker_takes_them() {
+        let args = build_args(&["--no-rm", "--rm", "ctx"]);
+        assert!(!args.no_rm, "the last of --rm and --no-rm wins");
+        let args = build_args(&["--rm", "--no-rm", "ctx"]);
+        assert!(args.no_rm);
+        // NAME alone takes klee's own value of NAME.
+        let path = std::env::var("PATH").unwrap();
+        let args = build_args(&["--build-arg", "PATH", "--build-arg", "E=", "ctx"]);
+        assert_eq!(
+            args.build_args,
+            [("PATH".to_owned(), path), ("E".to_owned(), String::new())]
+        );
+        let exit = |argv: &[&str]| {
+            Cli::try_parse_from(["klee", "build"].iter().chain(argv))
+                .unwrap_err()
+                .exit_code()
+        };
+        assert_eq!(exit(&["--build-arg", "=1", "ctx"]), 2);
+        assert_eq!(exit(&["--build-arg", "KLEE_TEST_SURELY_UNSET", "ctx"]), 2);
+        assert_eq!(exit(&["--ip", "10.0.0.2", "ctx"]), 2, "--ip needs -n");
+        assert_eq!(exit(&[]), 2, "PATH is needed");
+        let cli =
+            Cli::try_parse_from(["klee", "image", "build", "-t", "web", "-q", "ctx"]).unwrap();
+        let Command::Image(ImageCommand::Build(args)) = cli.command else {
+            panic!("not image build")
+        };
+        assert_eq!((args.tag.as_deref(), args.quiet), (Some("web"), true));
+    }
 
     #[test]
     fn progress_frames_are_recognised() {

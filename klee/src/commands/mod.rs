@@ -60,6 +60,15 @@ pub async fn run(command: Command, conn: &Connection, out: Output) -> Result<i32
             done(images::inspect(conn, &arg.name).await)
         }
         Command::Image(ImageCommand::Create(args)) => done(images::create(conn, &args).await),
+        Command::Build(args) | Command::Image(ImageCommand::Build(args)) => {
+            // If Ctrl-C cannot be caught, it ends klee as it would without a build.
+            let interrupted = async {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            done(images::build(conn, &args, &mut std::io::stdout(), interrupted).await)
+        }
         Command::Image(ImageCommand::Rm(args)) | Command::Rmi(args) => {
             done(images::remove(conn, &args.names).await)
         }

@@ -51,9 +51,9 @@ fn network_config(args: &NetworkCreateArgs) -> Result<NetworkConfig, ClientError
     })
 }
 
-/// The body of `network connect` (and of `run`/`create -n`): an address not given is `<auto>`,
-/// which the daemon allocates when the network has a subnet of that family and skips otherwise,
-/// as the Python client sends it.
+/// The body of `network connect` (also of `run`/`create -n`, and `build -n`'s one network): an
+/// address not given is `<auto>`, which the daemon allocates when the network has a subnet of
+/// that family and skips otherwise, as the Python client sends it.
 pub(super) fn endpoint_config(
     network: &str,
     container: &str,
