@@ -306,7 +306,10 @@ fn removals_pending_when_the_daemon_dies_are_finished_at_the_next_start() {
     println!("{pending} of 12 removed containers' datasets were still there when the daemon died");
     // zfs-fuse takes tens of milliseconds per destroy: some always wait. (Kernel ZFS may be done.)
     #[cfg(target_os = "linux")]
-    assert!(pending > 0, "no destroy was pending: the test proved nothing");
+    assert!(
+        pending > 0,
+        "no destroy was pending: the test proved nothing"
+    );
     assert!(
         json_after_restart(&mut daemon).is_empty(),
         "the removed containers stay removed"
