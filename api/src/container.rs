@@ -120,6 +120,50 @@ pub struct Container {
     pub dataset: String,
     /// Whether it runs now.
     pub running: bool,
+    /// Memory limit in bytes (resident memory, swap included where the host can tell them
+    /// apart); `null`: unlimited. Additive.
+    #[serde(default)]
+    pub memory: Option<u64>,
+    /// Most processes (and threads, on Linux) it may have at once; `null`: unlimited. Additive.
+    #[serde(default)]
+    pub pids_limit: Option<u64>,
+    /// CPU time it may use, in CPUs (`0.5`: half of one CPU; `2`: two CPUs); `null`: unlimited.
+    /// Additive.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub cpus: Option<serde_json::Number>,
+    /// How its first process ended the last time it ran; `null` when it never ended (never
+    /// started, or running for the first time). Additive.
+    #[serde(default)]
+    pub last_exit: Option<LastExit>,
+}
+
+/// Why a container's first process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ExitReason {
+    /// It exited, or a signal ended it (the exit code says which).
+    Exited,
+    /// The kernel's out-of-memory killer ended it because the container exceeded its memory
+    /// limit (exit code 137, SIGKILL). Only reported on Linux: FreeBSD's rctl denies memory
+    /// instead of killing.
+    OomKilled,
+}
+
+/// How a container's first process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LastExit {
+    /// Its exit code: the code it exited with, or 128 + the signal that ended it.
+    pub exit_code: i32,
+    /// Why it ended.
+    pub reason: ExitReason,
+    /// How many processes of the container the out-of-memory killer ended during that run (0
+    /// where the host does not count them).
+    pub oom_kills: u64,
+    /// When, ISO-8601 UTC.
+    pub finished_at: String,
 }
 
 /// A container in a list, with its image's name and tag and its jail id.
@@ -187,6 +231,8 @@ pub struct MountPointConfig {
 
 /// The body of `POST /containers/create` and `POST /containers/{id}/update`. On update, `null`
 /// keeps the stored value; `image`, `mounts`, `network_driver` and `public_ports` are not changed.
+/// The resource limits (`memory`, `pids_limit`, `cpus`) are applied when the container starts
+/// (cgroups on Linux, rctl(8) on FreeBSD); an update applies them to a running container at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContainerConfig {
@@ -223,4 +269,21 @@ pub struct ContainerConfig {
     /// Kept by `container prune` when true.
     #[serde(default)]
     pub persist: Option<bool>,
+    /// Memory limit: bytes with an optional suffix `k`, `m`, `g` or `t` (powers of 1024, as
+    /// Docker: `32m`, `1g`, `1048576`), or a JSON integer of bytes; at least `6m`. `"0"` removes
+    /// the limit. Additive.
+    #[serde(
+        default,
+        deserialize_with = "crate::de::lenient_size",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub memory: Option<String>,
+    /// Most processes it may have at once, at least 1; `0` removes the limit. Additive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// CPU time it may use, in CPUs, a multiple of 0.01 (`0.5`: half of one CPU); `0` removes
+    /// the limit. Additive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub cpus: Option<serde_json::Number>,
 }

@@ -30,6 +30,33 @@ pub fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, 
     }
 }
 
+/// A size given as a string (`"32m"`, checked by the daemon) or as a JSON integer of bytes (taken
+/// as its decimal string); `null` or absent is `None`.
+pub fn lenient_size<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum SizeOrString {
+        Bytes(u64),
+        Negative(i64),
+        String(String),
+    }
+    Ok(
+        match Option::<SizeOrString>::deserialize(deserializer).map_err(|_| {
+            serde::de::Error::custom(
+                "invalid size: expected a string such as \"32m\" or a number of bytes",
+            )
+        })? {
+            None => None,
+            Some(SizeOrString::Bytes(bytes)) => Some(bytes.to_string()),
+            // Refused by the daemon with the field's name, as any other bad size.
+            Some(SizeOrString::Negative(value)) => Some(value.to_string()),
+            Some(SizeOrString::String(text)) => Some(text),
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{ImageCreateConfig, ImageCreateMethod};
@@ -51,5 +78,24 @@ mod tests {
         let err =
             serde_json::from_str::<ImageCreateConfig>(r#"{"method":"download"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown variant"), "{err}");
+    }
+
+    #[test]
+    fn memory_sizes_may_be_strings_or_numbers_of_bytes() {
+        use crate::ContainerConfig;
+        let parse = |json: &str| serde_json::from_str::<ContainerConfig>(json).map(|c| c.memory);
+        assert_eq!(
+            parse(r#"{"memory":"32m"}"#).unwrap().as_deref(),
+            Some("32m")
+        );
+        assert_eq!(
+            parse(r#"{"memory":33554432}"#).unwrap().as_deref(),
+            Some("33554432")
+        );
+        assert_eq!(parse(r#"{"memory":-1}"#).unwrap().as_deref(), Some("-1"));
+        assert_eq!(parse(r#"{"memory":null}"#).unwrap(), None);
+        assert_eq!(parse("{}").unwrap(), None);
+        let err = parse(r#"{"memory":[1]}"#).unwrap_err();
+        assert!(err.to_string().contains("invalid size"), "{err}");
     }
 }

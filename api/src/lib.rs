@@ -17,8 +17,9 @@ pub mod websocket;
 
 pub use address::{ApiAddress, ApiLocation, ApiScheme, ParseAddressError};
 pub use container::{
-    Container, ContainerConfig, ContainerInspect, ContainerSummary, MountPoint, MountPointConfig,
-    MountPointType, NetworkDriver, PortProtocol, PublishedPort, PublishedPortConfig, RestartPolicy,
+    Container, ContainerConfig, ContainerInspect, ContainerSummary, ExitReason, LastExit,
+    MountPoint, MountPointConfig, MountPointType, NetworkDriver, PortProtocol, PublishedPort,
+    PublishedPortConfig, RestartPolicy,
 };
 pub use error::{ErrorResponse, IdResponse, ValidationError, ValidationErrors, ValidationSource};
 pub use exec::{ExecConfig, ExecControl, ExecStartConfig, TtySize};

@@ -79,6 +79,8 @@ pub enum Command {
     Rmc(ContainerRemoveArgs),
     /// Rename a container (container rename).
     Rename(RenameArgs),
+    /// Show a container's output (container logs).
+    Logs(LogsArgs),
     /// List images (image ls).
     #[command(visible_alias = "images")]
     Lsi,
@@ -291,6 +293,8 @@ pub enum ContainerCommand {
     Exec(ExecArgs),
     /// Remove containers (stops at the first failure).
     Rm(ContainerRemoveArgs),
+    /// Show a container's output.
+    Logs(LogsArgs),
     /// Rename a container.
     Rename(RenameArgs),
     /// Change a container's command, user, environment, jail parameters or restart policy.
@@ -365,6 +369,20 @@ pub struct ContainerOptions {
 }
 
 /// How a container is made.
+/// Resource limits of a container (`run`, `create`, `update`).
+#[derive(Debug, Args, Default)]
+pub struct LimitArgs {
+    /// Memory limit: bytes or a number with k, m, g or t (such as 256m); 0 removes it.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Most processes the container may have at once; 0 removes the limit.
+    #[arg(long, value_name = "N")]
+    pub pids_limit: Option<i64>,
+    /// CPU time, in CPUs (0.5: half of one CPU); 0 removes the limit.
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<serde_json::Number>,
+}
+
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Name of the container.
@@ -384,6 +402,8 @@ pub struct CreateArgs {
     /// Keep the container when pruning.
     #[arg(long)]
     pub persist: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The image: ID, ID prefix or name[:tag], optionally @snapshot.
     pub image: String,
     /// Command and arguments (default: the image's).
@@ -487,6 +507,8 @@ pub struct UpdateArgs {
     /// Keep the container when pruning (true or false).
     #[arg(long)]
     pub persist: Option<bool>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The container: ID, ID prefix or name.
     pub container: String,
     /// New command and arguments.
@@ -833,4 +855,24 @@ mod tests {
             Command::Container(ContainerCommand::Ls(ContainerListArgs { all: true }))
         ));
     }
+}
+
+/// What `klee logs` shows.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// Go on with new output (across restarts of the container) until it is removed.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Only output since this time: RFC 3339 (2026-12-01T10:00:00Z), seconds since the epoch, or a
+    /// duration back from now (30s, 10m, 2h, 1d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Begin each line with the time it was written.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// The container: ID, ID prefix or name.
+    pub container: String,
 }

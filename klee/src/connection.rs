@@ -252,6 +252,67 @@ impl Connection {
         Ok((status, bytes))
     }
 
+    /// Sends a GET request and copies a successful answer's body to `out` as it arrives (a
+    /// followed log streams for as long as the daemon sends); an error answer becomes
+    /// [`ClientError::Api`] with the daemon's message.
+    pub async fn stream_to(&self, path: &str, out: &mut impl io::Write) -> Result<(), ClientError> {
+        let stream = self.connect().await?;
+        let protocol = |reason: String| ClientError::Protocol {
+            host: self.host(),
+            reason,
+        };
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| protocol(e.to_string()))?;
+        let driver = tokio::spawn(connection);
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(http::header::HOST, self.authority())
+            .header(
+                http::header::USER_AGENT,
+                concat!("klee/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Settings(format!("cannot build request for {path}: {e}")))?;
+        let response =
+            sender
+                .send_request(request)
+                .await
+                .map_err(|e| ClientError::Unreachable {
+                    host: self.host(),
+                    reason: format!("connection closed by kleened: {e}"),
+                })?;
+        let status = response.status();
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| protocol(e.to_string()))?
+                .to_bytes();
+            driver.abort();
+            return Err(api_error(status, &bytes));
+        }
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| protocol(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                let written = match out.write_all(&data) {
+                    Ok(()) => out.flush(),
+                    Err(err) => Err(err),
+                };
+                match written {
+                    Ok(()) => {}
+                    // Whoever reads klee's output is gone (`klee logs x | head`): done.
+                    Err(err) if err.kind() == io::ErrorKind::BrokenPipe => break,
+                    Err(err) => return Err(ClientError::Failed(format!("cannot write: {err}"))),
+                }
+            }
+        }
+        driver.abort();
+        Ok(())
+    }
+
     /// Sends a request and decodes a successful answer as `T`; an error answer becomes
     /// [`ClientError::Api`] with the daemon's message.
     pub async fn call<T: DeserializeOwned>(

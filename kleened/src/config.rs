@@ -75,6 +75,9 @@ struct RawConfig {
     max_connections: Option<u64>,
     request_header_timeout_secs: Option<u64>,
     request_body_timeout_secs: Option<u64>,
+    container_log_dir: Option<PathBuf>,
+    container_log_max_bytes: Option<u64>,
+    container_log_max_files: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,6 +239,10 @@ pub struct Config {
     pub cgroup_hierarchy: Option<CgroupHierarchy>,
     /// Linux: the nftables table (`inet <name>`) holding the daemon's packet-filter rules.
     pub nft_table: String,
+    /// Where containers' output is kept (`container_log_dir`, by default
+    /// `/var/log/kleened/<kleene_root with - for />`), and how much (`container_log_max_bytes`
+    /// per file, `container_log_max_files` files per container).
+    pub container_logs: crate::engine::logs::LogConfig,
 }
 
 /// A cgroup hierarchy the Linux runtime can track containers in.
@@ -281,6 +288,8 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
     let kleene_root = required(raw.kleene_root, "kleene_root")?;
     validate_dataset_name(&kleene_root).map_err(|reason| invalid("kleene_root", reason))?;
     let default_cgroup_parent = format!("kleene-{}", kleene_root.replace(['/', ':'], "-"));
+    let default_log_dir =
+        PathBuf::from("/var/log/kleened").join(kleene_root.replace(['/', ':'], "-"));
     let raw_listeners = required(raw.api_listening_sockets, "api_listening_sockets")?;
     if raw_listeners.is_empty() {
         return Err(invalid(
@@ -375,6 +384,33 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
                 ))
             }
             None => "kleene".to_owned(),
+        },
+        container_logs: {
+            use crate::engine::logs::LogConfig;
+            let dir = raw.container_log_dir.unwrap_or(default_log_dir);
+            if !dir.is_absolute() {
+                return Err(invalid(
+                    "container_log_dir",
+                    format!("'{}' is not an absolute path", dir.display()),
+                ));
+            }
+            let max_size = raw
+                .container_log_max_bytes
+                .unwrap_or(LogConfig::DEFAULT_MAX_SIZE);
+            if max_size < 4096 {
+                return Err(invalid("container_log_max_bytes", "must be at least 4096"));
+            }
+            let max_files = raw
+                .container_log_max_files
+                .unwrap_or(LogConfig::DEFAULT_MAX_FILES as u64);
+            if !(1..=100).contains(&max_files) {
+                return Err(invalid("container_log_max_files", "must be from 1 to 100"));
+            }
+            LogConfig {
+                dir,
+                max_size,
+                max_files: usize::try_from(max_files).unwrap_or(1),
+            }
         },
         cgroup_hierarchy: match raw.cgroup_hierarchy.as_deref() {
             None | Some("auto") => None,

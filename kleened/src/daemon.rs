@@ -59,6 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         network: platform.network,
         containers_mountpoint: Some(containers_mountpoint),
         root_mountpoint: Some(root_mountpoint),
+        logs: config.container_logs.clone(),
     })?;
     engine.startup().await?;
 

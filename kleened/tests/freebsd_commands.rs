@@ -26,7 +26,7 @@ use kleened::init;
 use kleened::platform::freebsd_net::{self as net, KernelSettings, PfNetwork};
 use kleened::platform::host;
 use kleened::platform::jail;
-use kleened::platform::{ContainerEndpoint, NetworkHost, NetworkSetup, ProcessSpec};
+use kleened::platform::{ContainerEndpoint, Limits, NetworkHost, NetworkSetup, ProcessSpec};
 use zfs::{DatasetName, DestroyFlags, SnapshotName, Zfs, ZfsPrograms};
 
 /// A container ID as the daemon makes them (12 hex digits, never all decimal).
@@ -97,6 +97,7 @@ fn process(network: NetworkDriver, user: &str, params: &[&str], cmd: &[&str]) ->
         jail_params: params.iter().map(|p| (*p).to_owned()).collect(),
         endpoints: vec![],
         mounts: vec![],
+        limits: Limits::default(),
     }
 }
 
@@ -726,6 +727,46 @@ fn catalogue() -> Vec<Case> {
                 JID,
                 &["host.hostname=web".into(), "allow.raw_sockets=1".into()],
             ))],
+        },
+        Case {
+            name: "rctl-limits",
+            checked: &[
+                "rctl(8) -a rule ...: adds each rule; rule syntax \
+                 subject:subject-id:resource:action=amount, subject jail with the jail's name \
+                 (the container ID, as jail -c name= sets it); resources memoryuse (resident \
+                 set size, bytes), maxproc (number of processes) and pcpu (%CPU, in percents of \
+                 a single CPU core); action deny. Rules are kept by name and may be added before \
+                 the jail exists; the daemon adds them after jail -c and before the first \
+                 process's jexec. Needs kern.racct.enable=1 (loader tunable)",
+                "rctl(8) -r filter ...: removes the rules matching the filter; the filter \
+                 jail:<name> matches every rule of that jail (run when the container's run \
+                 ends, and before new rules replace old ones on update)",
+            ],
+            lines: vec![
+                render(
+                    &jail::rctl_add(
+                        ID,
+                        &Limits {
+                            memory: Some(64 << 20),
+                            pids: Some(100),
+                            cpu_percent: Some(150),
+                        },
+                    )
+                    .unwrap(),
+                ),
+                render(
+                    &jail::rctl_add(
+                        ID,
+                        &Limits {
+                            memory: None,
+                            pids: Some(20),
+                            cpu_percent: None,
+                        },
+                    )
+                    .unwrap(),
+                ),
+                render(&jail::rctl_remove(ID)),
+            ],
         },
         Case {
             name: "jls",

@@ -227,12 +227,14 @@ impl Daemon {
              enable_logging: true\n\
              log_file: {}\n\
              log_level: debug\n\
-             pidfile: {}\n{}",
+             pidfile: {}\n\
+             container_log_dir: {}\n{}",
             root.name,
             socket.display(),
             options.extra_listeners,
             dir.path().join("kleened.log").display(),
             dir.path().join("kleened.pid").display(),
+            dir.path().join("container-logs").display(),
             platform_config(&dir.path().display().to_string()),
         ) + match options.cgroup_hierarchy {
             CgroupHierarchy::Auto => "",
@@ -629,6 +631,10 @@ pub fn sample_objects(db: &kleened::store::Db<'_>) -> Result<(), kleened::store:
         created: "2026-01-02T03:05:00.000000Z".into(),
         dataset: "kleene-test/container/abcdef012345".into(),
         running: false,
+        memory: None,
+        pids_limit: None,
+        cpus: None,
+        last_exit: None,
     })?;
     db.insert_network(&Network {
         id: "0f0f0f0f0f0f".into(),

@@ -8,7 +8,7 @@ use kleene_api::{
 use time::OffsetDateTime;
 
 use super::networks::{connect_endpoint, endpoint_config};
-use super::{body, confirm, each, segment, Failure, Output};
+use super::{body, confirm, each, query_value, segment, Failure, Output};
 use crate::attach::{self, Attach};
 use crate::cli::{
     AttachArgs, ContainerOptions, CreateArgs, DriverArg, ExecArgs, RestartArg, RunArgs, StartArgs,
@@ -153,6 +153,9 @@ fn container_config(args: &CreateArgs, options: ContainerConfig) -> ContainerCon
         public_ports: Some(args.publish.clone()),
         restart_policy: Some(restart_policy(args.restart)),
         persist: Some(args.persist),
+        memory: args.limits.memory.clone(),
+        pids_limit: args.limits.pids_limit,
+        cpus: args.limits.cpus.clone(),
         ..options
     }
 }
@@ -371,6 +374,9 @@ pub async fn update(conn: &Connection, args: &UpdateArgs) -> Result<(), ClientEr
         cmd: (!args.cmd.is_empty()).then(|| args.cmd.clone()),
         restart_policy: args.restart.map(restart_policy),
         persist: args.persist,
+        memory: args.limits.memory.clone(),
+        pids_limit: args.limits.pids_limit,
+        cpus: args.limits.cpus.clone(),
         ..ContainerConfig::default()
     };
     let path = format!("/containers/{}/update", segment(&args.container));
@@ -388,6 +394,29 @@ pub async fn prune(conn: &Connection, force: bool) -> Result<(), ClientError> {
         println!("{id}");
     }
     Ok(())
+}
+
+/// `klee logs`: the container's output as kleened kept it, streamed to stdout.
+pub async fn logs(conn: &Connection, args: &crate::cli::LogsArgs) -> Result<(), ClientError> {
+    let mut query = vec![];
+    if args.follow {
+        query.push("follow=true".to_owned());
+    }
+    if args.timestamps {
+        query.push("timestamps=true".to_owned());
+    }
+    if let Some(tail) = args.tail {
+        query.push(format!("tail={tail}"));
+    }
+    if let Some(since) = &args.since {
+        query.push(format!("since={}", query_value(since)));
+    }
+    let mut path = format!("/containers/{}/logs", segment(&args.container));
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(&query.join("&"));
+    }
+    conn.stream_to(&path, &mut std::io::stdout().lock()).await
 }
 
 #[cfg(test)]

@@ -46,6 +46,9 @@ pub async fn run(command: Command, conn: &Connection, out: Output) -> Result<i32
         Command::Rmc(args) | Command::Container(ContainerCommand::Rm(args)) => {
             done(containers::remove(conn, &args.containers, args.force).await)
         }
+        Command::Logs(args) | Command::Container(ContainerCommand::Logs(args)) => {
+            done(containers::logs(conn, &args).await)
+        }
         Command::Rename(args) | Command::Container(ContainerCommand::Rename(args)) => {
             done(containers::rename(conn, &args.container, &args.name).await)
         }

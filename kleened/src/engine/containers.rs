@@ -11,6 +11,7 @@ use kleene_api::{
 };
 use zfs::{DatasetName, DestroyFlags, SnapshotName};
 
+use super::limits::{self, LimitChange};
 use super::recovery::{Intent, Recorded};
 use super::{ids, Engine, EngineError};
 use crate::platform::runtime::DEFAULT_STOP_GRACE;
@@ -369,6 +370,7 @@ impl Engine {
         for mount in &mounts {
             check_mount(mount)?;
         }
+        let limits = LimitChange::from_config(&config).map_err(refuse)?;
         let name = config.name.as_deref().map(|n| n.trim_start_matches('/'));
         self.check_name_free(name, "").await?;
         let id = id.unwrap_or_else(ids::new_id);
@@ -417,7 +419,7 @@ impl Engine {
             .clone()
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| image.user.clone());
-        let container = Container {
+        let mut container = Container {
             id: id.clone(),
             name: config
                 .name
@@ -445,7 +447,12 @@ impl Engine {
             created: ids::now(),
             dataset: dataset.as_str().to_owned(),
             running: false,
+            memory: None,
+            pids_limit: None,
+            cpus: None,
+            last_exit: None,
         };
+        limits.apply_to(&mut container);
         let record = container.clone();
         // The name is checked in the transaction that records the container, so two creates
         // cannot both take it.
@@ -676,6 +683,7 @@ impl Engine {
         }
         // Gone for the API; its dataset is destroyed in the background (engine/reaper.rs).
         self.reap(dataset);
+        self.logs.remove(&container.id);
         self.done(intent).await;
         tracing::info!(container = %container.id, "container removed");
         Ok(IdResponse { id: container.id })
@@ -745,9 +753,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Updates name, user, env, cmd, persist, restart policy and jail parameters; `null` keeps a
-    /// value. A running container keeps running: on Linux, jail parameters take effect at its next
-    /// start.
+    /// Updates name, user, env, cmd, persist, restart policy, jail parameters and resource
+    /// limits; `null` keeps a value. A running container keeps running: on Linux, jail parameters
+    /// take effect at its next start; new limits apply to it at once (its cgroups, or rctl(8)).
     pub async fn update_container(
         &self,
         identifier: String,
@@ -770,7 +778,9 @@ impl Engine {
                 return Err(EngineError::Invalid(invalid_name(name)));
             }
         }
+        let limits = LimitChange::from_config(&config).map_err(EngineError::Invalid)?;
         let mut updated = container.clone();
+        limits.apply_to(&mut updated);
         if let Some(name) = config.name {
             updated.name = Some(name.trim_start_matches('/').to_owned());
         }
@@ -816,6 +826,23 @@ impl Engine {
                     .map_err(EngineError::host(
                         "an error ocurred while updating the container",
                     ))?;
+            }
+            let new_limits = limits::of(&updated);
+            if new_limits != limits::of(&container) && self.is_running(&container.id).await? {
+                // A running container gets its new limits now where the runtime can change
+                // them; when the host refuses them, nothing is saved.
+                let runtime = Arc::clone(self.runtime()?);
+                let id = container.id.clone();
+                let applied =
+                    tokio::task::spawn_blocking(move || runtime.update_limits(&id, &new_limits))
+                        .await?
+                        .map_err(EngineError::host(format!(
+                            "could not change the limits of container {}",
+                            container.id
+                        )))?;
+                if !applied {
+                    tracing::info!(container = %container.id, "new limits apply at the container's next start");
+                }
             }
             let record = updated.clone();
             let new_name = (updated.name != container.name).then(|| updated.name.clone());
@@ -983,6 +1010,10 @@ mod tests {
                     created: "2026-01-01T00:00:00.000000Z".into(),
                     dataset: "zroot/kleene/container/c0ffee000001".into(),
                     running: false,
+                    memory: None,
+                    pids_limit: None,
+                    cpus: None,
+                    last_exit: None,
                 })
             })
             .await

@@ -22,6 +22,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use super::containers::merge_env;
+use super::logs::ContainerLog;
 use super::{ids, Engine, EngineError};
 use crate::platform::runtime::exit_code;
 use crate::platform::{ProcessIo, ProcessSpec};
@@ -194,6 +195,8 @@ pub struct RunningExec {
     /// Whether it runs on a terminal.
     pub tty: bool,
     exited: watch::Sender<Option<i32>>,
+    /// The container's out-of-memory kills when the process started, if the runtime counts them.
+    oom_before: Option<u64>,
 }
 
 impl RunningExec {
@@ -209,6 +212,7 @@ impl RunningExec {
             container_id: self.container_id,
             first: self.first,
             exited: self.exited,
+            oom_before: self.oom_before,
         };
         (self.io, self.child, recorder)
     }
@@ -224,6 +228,8 @@ pub struct ExitRecorder {
     /// Whether it was the container's first process.
     pub first: bool,
     exited: watch::Sender<Option<i32>>,
+    /// The container's out-of-memory kills when the process started, if the runtime counts them.
+    oom_before: Option<u64>,
 }
 
 impl ExitRecorder {
@@ -288,6 +294,7 @@ async fn pump(
     child: &mut tokio::process::Child,
     tty: bool,
     client: &mut impl Client,
+    log: &ContainerLog,
 ) -> std::io::Result<std::process::ExitStatus> {
     use tokio::io::AsyncWriteExt;
     let ProcessIo {
@@ -306,6 +313,7 @@ async fn pump(
             read = reader.read(&mut buf), if !eof => match read {
                 Ok(0) | Err(_) => eof = true,
                 Ok(n) => {
+                    log.write(&buf[..n]);
                     if listening && client.send(&buf[..n]).await.is_err() {
                         listening = false;
                         terminate(child);
@@ -356,6 +364,19 @@ async fn pump(
         client.flush().await;
     }
     status.unwrap_or_else(|| Err(std::io::Error::other("no exit status")))
+}
+
+/// Whether a process that exited with `code` was ended by the out-of-memory killer: it died of
+/// SIGKILL (137) and the container's count of such kills grew while it ran.
+fn oom_killed(code: i32, before: Option<u64>, after: Option<u64>) -> bool {
+    code == 128 + Signal::SIGKILL as i32 && after.unwrap_or(0) > before.unwrap_or(0)
+}
+
+/// The closing message of a process the out-of-memory killer ended. The reference's wording
+/// with the reason would not fit the close frame's 123 bytes; the exit code stays last, where
+/// clients read it.
+fn oom_message(exec_id: &str, code: i32) -> String {
+    format!("executable {exec_id} killed for exceeding its memory limit, exit-code {code}")
 }
 
 fn record_exit(
@@ -482,13 +503,16 @@ impl Engine {
             jail_params: container.jail_param.clone(),
             endpoints,
             mounts,
+            limits: super::limits::of(&container),
         };
-        let spawned = tokio::task::spawn_blocking(move || {
-            if running {
+        let (spawned, oom_before) = tokio::task::spawn_blocking(move || {
+            let spawned = if running {
                 runtime.exec(&spec)
             } else {
                 runtime.start(&spec)
-            }
+            }?;
+            // The out-of-memory kills counted so far, to tell whether this process was one.
+            Ok::<_, crate::platform::RuntimeError>((spawned, runtime.oom_kills(&spec.container_id)))
         })
         .await
         .map_err(|e| e.to_string())?
@@ -521,20 +545,57 @@ impl Engine {
             first: !running,
             tty,
             exited,
+            oom_before,
         })
     }
 
     /// Ends an exec instance whose process exited with `code`: forgets it, tells the runtime when
     /// it was the container's first process, cleans up the container when that stopped too, and
-    /// answers the closing message.
+    /// answers the closing message. `oom_before` is the container's count of out-of-memory kills
+    /// when the process started: a process killed by SIGKILL while it grew was killed for
+    /// exceeding the container's memory limit, which the message and (for the first process) the
+    /// container's `last_exit` say.
     pub async fn finish_exec(
         &self,
         exec_id: &str,
         container_id: &str,
         first: bool,
         code: i32,
+        oom_before: Option<u64>,
     ) -> String {
         self.execs.with(|map| map.remove(exec_id));
+        // Read before the cleanup removes the container's cgroups.
+        let oom_kills = self.oom_kills(container_id).await;
+        let oom_killed = oom_killed(code, oom_before, oom_kills);
+        if oom_killed {
+            tracing::warn!(
+                exec = exec_id,
+                container = container_id,
+                "killed for exceeding the container's memory limit"
+            );
+        }
+        if first {
+            let exit = kleene_api::LastExit {
+                exit_code: code,
+                reason: if oom_killed {
+                    kleene_api::ExitReason::OomKilled
+                } else {
+                    kleene_api::ExitReason::Exited
+                },
+                oom_kills: oom_kills
+                    .unwrap_or(0)
+                    .saturating_sub(oom_before.unwrap_or(0)),
+                finished_at: ids::now(),
+            };
+            let id = container_id.to_owned();
+            if let Err(err) = self
+                .store
+                .write(move |db| db.set_last_exit(&id, &exit))
+                .await
+            {
+                tracing::warn!(container = container_id, error = %err, "could not record how the container's process ended");
+            }
+        }
         if first {
             if let Ok(runtime) = self.runtime() {
                 let runtime = Arc::clone(runtime);
@@ -542,7 +603,7 @@ impl Engine {
                 let _ = tokio::task::spawn_blocking(move || runtime.first_process_ended(&id)).await;
             }
         }
-        match self.is_running(container_id).await {
+        let message = match self.is_running(container_id).await {
             Ok(false) => {
                 self.cleanup_container(container_id).await;
                 format!("executable {exec_id} and its container exited with exit-code {code}")
@@ -552,7 +613,22 @@ impl Engine {
                 tracing::error!(container = container_id, error = %err, "after its process ended");
                 format!("{exec_id} has exited with exit-code {code}")
             }
+        };
+        if oom_killed {
+            oom_message(exec_id, code)
+        } else {
+            message
         }
+    }
+
+    /// The container's count of out-of-memory kills, if the runtime keeps one.
+    async fn oom_kills(&self, container_id: &str) -> Option<u64> {
+        let runtime = Arc::clone(self.runtime.as_ref()?);
+        let id = container_id.to_owned();
+        tokio::task::spawn_blocking(move || runtime.oom_kills(&id))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Runs a started exec without a client: its output is read and dropped, and its end is
@@ -581,7 +657,8 @@ impl Engine {
     ) -> (i32, String) {
         let tty = running.tty;
         let (io, mut child, recorder) = running.into_parts();
-        let status = pump(io, &mut child, tty, client).await;
+        let log = self.logs.of(&recorder.container_id);
+        let status = pump(io, &mut child, tty, client, &log).await;
         let code = recorder.record(status);
         let message = self
             .finish_exec(
@@ -589,6 +666,7 @@ impl Engine {
                 &recorder.container_id,
                 recorder.first,
                 code,
+                recorder.oom_before,
             )
             .await;
         (code, message)

@@ -766,6 +766,11 @@ pub fn engine_over(
         network: None,
         containers_mountpoint: host.mountpoint("zroot/kleene/container"),
         root_mountpoint: host.mountpoint(ROOT),
+        logs: crate::engine::logs::LogConfig {
+            dir: host.dir.path().join("logs"),
+            max_size: crate::engine::logs::LogConfig::DEFAULT_MAX_SIZE,
+            max_files: crate::engine::logs::LogConfig::DEFAULT_MAX_FILES,
+        },
     })
     .expect("engine");
     engine.start_reaper();

@@ -12,6 +12,8 @@ pub mod ids;
 mod images;
 pub mod ipam;
 pub mod layout;
+pub mod limits;
+pub mod logs;
 mod networks;
 pub mod progress;
 mod reaper;
@@ -125,6 +127,8 @@ pub struct EngineParts {
     pub containers_mountpoint: Option<PathBuf>,
     /// The root dataset's mountpoint (downloads are kept there), if known.
     pub root_mountpoint: Option<PathBuf>,
+    /// Where and how much of the containers' output is kept.
+    pub logs: logs::LogConfig,
 }
 
 /// Shared state of the daemon: everything a request may need.
@@ -156,6 +160,8 @@ pub struct Engine {
     started: std::time::Instant,
     /// Removed containers' datasets, destroyed in the background.
     reaper: reaper::Reaper,
+    /// The containers' output.
+    logs: logs::Logs,
 }
 
 impl Engine {
@@ -187,6 +193,7 @@ impl Engine {
             cancel: CancellationToken::new(),
             started: std::time::Instant::now(),
             reaper: reaper::Reaper::default(),
+            logs: logs::Logs::new(parts.logs),
         }))
     }
 
@@ -353,6 +360,11 @@ pub(crate) fn test_engine_with(
         network: None,
         containers_mountpoint: None,
         root_mountpoint: None,
+        logs: logs::LogConfig {
+            dir: std::env::temp_dir().join(format!("kleene-test-logs-{}", ids::new_id())),
+            max_size: logs::LogConfig::DEFAULT_MAX_SIZE,
+            max_files: logs::LogConfig::DEFAULT_MAX_FILES,
+        },
     })
     .expect("engine");
     (engine, runner)

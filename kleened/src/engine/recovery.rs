@@ -326,6 +326,14 @@ impl Engine {
                 tracing::error!(dataset = dataset.as_str(), error = %err, "could not destroy it");
             }
         }
+        // Logs of containers that are gone (removed while the daemon died).
+        let known_ids: HashSet<&str> = container_rows.iter().map(|c| c.id.as_str()).collect();
+        for id in self.logs.containers() {
+            if !known_ids.contains(id.as_str()) {
+                tracing::info!(container = %id, "removing the log of a container that is gone");
+                self.logs.remove(&id);
+            }
+        }
         let present: HashSet<&str> = containers.iter().map(DatasetName::as_str).collect();
         for container in &container_rows {
             // Only rows of this root are judged: a row naming a dataset elsewhere (a database

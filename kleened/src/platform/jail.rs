@@ -60,7 +60,7 @@ use super::inroot;
 use super::io::{FdStream, TerminalControl};
 use super::network::ContainerEndpoint;
 use super::passwd;
-use super::runtime::{Mount, ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
+use super::runtime::{Limits, Mount, ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
 
 const JAIL: &str = "/usr/sbin/jail";
 const JEXEC: &str = "/usr/sbin/jexec";
@@ -73,6 +73,7 @@ const ROUTE: &str = "/sbin/route";
 const MOUNT: &str = "/sbin/mount";
 const MOUNT_NULLFS: &str = "/sbin/mount_nullfs";
 const UMOUNT: &str = "/sbin/umount";
+const RCTL: &str = "/usr/bin/rctl";
 
 /// The `exec.stop` of a container whose parameters name none: the jail's rc.d services stop.
 pub const DEFAULT_EXEC_STOP: &str = "/bin/sh /etc/rc.shutdown";
@@ -509,6 +510,30 @@ pub fn jail_modify(jid: u32, params: &[String]) -> CommandSpec {
         .args(params.iter().cloned())
 }
 
+/// rctl(8): the rules that enforce a container's limits on its jail (subject `jail`, by the jail's
+/// name, which is the container ID): `memoryuse` (resident memory, bytes), `maxproc` (processes)
+/// and `pcpu` (percent of one CPU), each with the `deny` action; `None` without limits. Rules
+/// are kept by name, so they are added before the first process and outlive the jail until
+/// [`rctl_remove`].
+pub fn rctl_add(container_id: &str, limits: &Limits) -> Option<CommandSpec> {
+    let mut rules = vec![];
+    if let Some(bytes) = limits.memory {
+        rules.push(format!("jail:{container_id}:memoryuse:deny={bytes}"));
+    }
+    if let Some(count) = limits.pids {
+        rules.push(format!("jail:{container_id}:maxproc:deny={count}"));
+    }
+    if let Some(percent) = limits.cpu_percent {
+        rules.push(format!("jail:{container_id}:pcpu:deny={percent}"));
+    }
+    (!rules.is_empty()).then(|| CommandSpec::new(RCTL).arg("-a").args(rules))
+}
+
+/// rctl(8): removes every rule of the container's jail (the filter `jail:<name>`).
+pub fn rctl_remove(container_id: &str) -> CommandSpec {
+    CommandSpec::new(RCTL).args(["-r".to_owned(), format!("jail:{container_id}")])
+}
+
 /// jls(8): the jid of the container's jail, if it exists (exit status 1 otherwise).
 pub fn jls_jid(container_id: &str) -> CommandSpec {
     CommandSpec::new(JLS).args(["-j".to_owned(), container_id.to_owned(), "jid".to_owned()])
@@ -747,6 +772,8 @@ struct Jails {
     first_processes: Vec<FirstProcess>,
     /// What each container's latest run made on the host for its networks, until it is removed.
     links: HashMap<String, Vec<Link>>,
+    /// Containers whose jails have rctl rules, removed with the container's run.
+    limited: std::collections::HashSet<String>,
 }
 
 /// Containers as FreeBSD jails.
@@ -895,6 +922,28 @@ impl JailRuntime {
             Some(run) => Ok(Some((run.jid, Some(run.stop)))),
             None => Ok(self.lookup_jid(container_id)?.map(|jid| (jid, None))),
         }
+    }
+
+    /// Replaces the rctl rules of the container's jail with those of `limits` (none: nothing is
+    /// run). A host whose kernel does not account resources refuses them, and says how to turn
+    /// accounting on.
+    fn set_limits(&self, container_id: &str, limits: &Limits) -> Result<(), RuntimeError> {
+        if self.jails().limited.remove(container_id) || limits.any() {
+            // No rule matching is an error (ESRCH) that leaves nothing to undo.
+            let _ = self.run(&rctl_remove(container_id));
+        }
+        let Some(add) = rctl_add(container_id, limits) else {
+            return Ok(());
+        };
+        self.run_ok(&add, |code, stderr| {
+            RuntimeError::Invalid(format!(
+                "could not set the container's resource limits ({RCTL} exited with {code}): \
+                 {stderr}; rctl needs resource accounting: kern.racct.enable=1 in \
+                 /boot/loader.conf, then a reboot"
+            ))
+        })?;
+        self.jails().limited.insert(container_id.to_owned());
+        Ok(())
     }
 
     /// Runs jexec's check; its refusal is the start error, in jexec's words.
@@ -1252,6 +1301,7 @@ impl Runtime for JailRuntime {
         if spec.network == NetworkDriver::Vnet {
             self.link_inside(jid, &inner).map_err(undo)?;
         }
+        self.set_limits(id, &spec.limits).map_err(undo)?;
         self.check_jexec(jid, &user, login).map_err(undo)?;
         let mut spawned = self
             .spawn(
@@ -1392,7 +1442,21 @@ impl Runtime for JailRuntime {
         .map(drop)
     }
 
+    fn update_limits(&self, container_id: &str, limits: &Limits) -> Result<bool, RuntimeError> {
+        if self.current(container_id)?.is_none() {
+            return Ok(false);
+        }
+        self.set_limits(container_id, limits)?;
+        Ok(true)
+    }
+
     fn cleanup(&self, container_id: &str) -> Result<(), RuntimeError> {
+        // Its rctl rules, kept by the jail's name after the jail is gone.
+        if self.jails().limited.remove(container_id) {
+            if let Err(err) = self.run(&rctl_remove(container_id)) {
+                tracing::warn!(container = container_id, %err, "rctl rules not removed");
+            }
+        }
         // The epairs and aliases of its latest run.
         let links = self.jails().links.remove(container_id).unwrap_or_default();
         let unlinked = self.unlink_all(container_id, &links);
@@ -1601,6 +1665,7 @@ mod tests {
             jail_params: vec![],
             endpoints: vec![],
             mounts: vec![],
+            limits: Limits::default(),
         }
     }
 
@@ -1890,6 +1955,7 @@ mod tests {
             jail_params: vec![],
             endpoints: vec![],
             mounts: vec![],
+            limits: Limits::default(),
         };
         // No stale devfs; jail -i -c prints the jid; jexec's check passes (without -l: the image
         // has no /root); the process cannot start: the jail is removed by its jid and cleaned up.

@@ -16,4 +16,4 @@ pub mod runtime;
 
 pub use host::{freebsd_base_url, in_root, Host, HostError, Release};
 pub use network::{ContainerEndpoint, NetworkError, NetworkHost, NetworkSetup};
-pub use runtime::{Mount, ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
+pub use runtime::{Limits, Mount, ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};

@@ -39,6 +39,25 @@ pub struct Mount {
     pub read_only: bool,
 }
 
+/// The resource limits a container runs with; `None` is unlimited. Linux enforces them with the
+/// container's cgroups, FreeBSD with rctl(8) rules on its jail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory, in bytes.
+    pub memory: Option<u64>,
+    /// Processes (and threads, on Linux) at once.
+    pub pids: Option<u64>,
+    /// CPU time, in percent of one CPU (50: half of one CPU; 200: two CPUs).
+    pub cpu_percent: Option<u32>,
+}
+
+impl Limits {
+    /// Whether any limit is set.
+    pub fn any(&self) -> bool {
+        self.memory.is_some() || self.pids.is_some() || self.cpu_percent.is_some()
+    }
+}
+
 /// A process to run in a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessSpec {
@@ -64,6 +83,9 @@ pub struct ProcessSpec {
     pub endpoints: Vec<ContainerEndpoint>,
     /// What is mounted into the container at its start, in order (only used by `start`).
     pub mounts: Vec<Mount>,
+    /// The container's resource limits, set before its first process runs (only used by
+    /// `start`). A limit the host cannot enforce fails the start.
+    pub limits: Limits,
 }
 
 /// How the daemon talks to a started process: pipes. With a terminal, the runtime relays between
@@ -151,6 +173,21 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     /// platform cannot change on a running container apply at its next start. A refusal is
     /// [`RuntimeError::Invalid`] with the host's reason, and nothing was changed. Blocks.
     fn update(&self, container_id: &str, jail_params: &[String]) -> Result<(), RuntimeError>;
+
+    /// Applies a running container's new resource limits at once (the whole set: `None` removes
+    /// a limit). Answers false when the platform cannot change them on a running container, so
+    /// they apply at its next start. A limit the host cannot enforce is [`RuntimeError::Invalid`],
+    /// and nothing was changed. Blocks.
+    fn update_limits(&self, _container_id: &str, _limits: &Limits) -> Result<bool, RuntimeError> {
+        Ok(false)
+    }
+
+    /// How many processes of the container the kernel's out-of-memory killer has ended since the
+    /// container started; `None` when the platform does not count them (FreeBSD, or a container
+    /// without memory accounting). Read before [`Runtime::cleanup`], which removes the counter.
+    fn oom_kills(&self, _container_id: &str) -> Option<u64> {
+        None
+    }
 
     /// Wires a running container to a network it was just connected to (FreeBSD ipnet: the
     /// address is aliased and given to the jail). A refusal means the connection is undone.

@@ -47,8 +47,13 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
     let update = warp::path!("containers" / String / "update")
         .and(warp::post())
         .and(json_body::<ContainerConfig>())
-        .and(with_engine(engine))
+        .and(with_engine(engine.clone()))
         .then(update);
+    let logs = warp::path!("containers" / String / "logs")
+        .and(warp::get())
+        .and(query())
+        .and(with_engine(engine))
+        .then(logs);
     list.or(inspect)
         .unify()
         .or(create)
@@ -61,7 +66,93 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(update)
         .unify()
+        .or(logs)
+        .unify()
         .boxed()
+}
+
+/// A log stream as an HTTP body.
+struct LogBody(tokio::sync::mpsc::Receiver<Vec<u8>>);
+
+impl futures_util::Stream for LogBody {
+    type Item = Result<bytes::Bytes, std::convert::Infallible>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(bytes::Bytes::from(c))))
+    }
+}
+
+/// A container's output (additive): what its processes printed, kept by the daemon across
+/// restarts until the container is removed. The body streams the output as written
+/// (`application/octet-stream`); with `follow` it goes on with new output, across restarts of the
+/// container, and ends when the container is removed. Plain HTTP, not a websocket: the stream goes
+/// one way, and `curl` reads it.
+#[utoipa::path(
+    get, path = "/containers/{container_id}/logs", operation_id = "Container.Logs", tag = "Container",
+    params(
+        ("container_id" = String, Path, description = "container ID, ID prefix or name"),
+        ("follow" = Option<bool>, Query, description = "go on with new output until the container is removed"),
+        ("tail" = Option<String>, Query, description = "only the last N lines (`all`: everything)"),
+        ("since" = Option<String>, Query, description = "only output since this time: RFC 3339, seconds since the epoch, or a duration back from now (`10m`)"),
+        ("timestamps" = Option<bool>, Query, description = "begin each line with the time it was written"),
+    ),
+    responses(
+        (status = 200, description = "the output", content_type = "application/octet-stream", body = String),
+        (status = 404, description = "no such container", body = ErrorResponse),
+        (status = 422, description = "an invalid parameter", body = ValidationErrors),
+    )
+)]
+pub(super) async fn logs(
+    container_id: String,
+    params: HashMap<String, String>,
+    engine: Arc<Engine>,
+) -> Response {
+    use crate::engine::logs::{parse_since, LogQuery};
+    use warp::Reply;
+    let (follow, timestamps) = match (
+        bool_param(&params, "follow"),
+        bool_param(&params, "timestamps"),
+    ) {
+        (Ok(f), Ok(t)) => (f.unwrap_or(false), t.unwrap_or(false)),
+        (Err(errors), _) | (_, Err(errors)) => return error::invalid(errors),
+    };
+    let tail = match params.get("tail").map(String::as_str) {
+        None | Some("all") => None,
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return error::invalid(ValidationErrors::single(
+                    "/tail",
+                    format!("'{n}' is not a number of lines (or all)"),
+                ))
+            }
+        },
+    };
+    let since = match params.get("since").map(|s| parse_since(s)) {
+        None => None,
+        Some(Ok(micros)) => Some(micros),
+        Some(Err(reason)) => return error::invalid(ValidationErrors::single("/since", reason)),
+    };
+    let query = LogQuery {
+        tail,
+        since,
+        timestamps,
+    };
+    match engine.container_logs(container_id, query, follow).await {
+        Ok(rx) => {
+            let mut response = warp::reply::stream(LogBody(rx)).into_response();
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/octet-stream"),
+            );
+            response
+        }
+        Err(err) => error::engine(Operation::ContainerInspect, err),
+    }
 }
 
 /// List containers, newest first.

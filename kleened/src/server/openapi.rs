@@ -21,6 +21,7 @@ use super::{containers, exec, images, info, networks, volumes, BODY_LIMIT};
         containers::remove,
         containers::stop,
         containers::update,
+        containers::logs,
         containers::prune,
         exec::create,
         exec::stop,

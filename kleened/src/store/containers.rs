@@ -1,6 +1,6 @@
 //! Container rows.
 
-use kleene_api::{Container, ContainerSummary, MountPoint};
+use kleene_api::{Container, ContainerSummary, LastExit, MountPoint};
 use rusqlite::{params, Row};
 
 use super::volumes::{mount_from_row, MOUNT_COLUMNS};
@@ -8,7 +8,11 @@ use super::{enum_from_text, enum_to_text, from_json, to_json, Db, Lookup, StoreE
 
 const COLUMNS: &str =
     "c.id, c.name, c.image_id, c.cmd, c.user, c.env, c.network_driver, c.public_ports, \
-                       c.jail_param, c.restart_policy, c.persist, c.created, c.dataset";
+                       c.jail_param, c.restart_policy, c.persist, c.created, c.dataset, \
+                       c.memory, c.pids_limit, c.cpus, c.last_exit";
+
+/// How many columns [`COLUMNS`] names (queries add theirs after them).
+const COLUMN_COUNT: usize = 17;
 
 const LOOKUP: Lookup<Container> = Lookup::new(
     "container",
@@ -35,7 +39,26 @@ fn container_from_row(row: &Row<'_>) -> rusqlite::Result<Container> {
         dataset: row.get(12)?,
         // Whether a container runs is a fact of the host, never of the database; the engine sets it.
         running: false,
+        memory: row
+            .get::<_, Option<i64>>(13)?
+            .and_then(|b| u64::try_from(b).ok()),
+        pids_limit: row
+            .get::<_, Option<i64>>(14)?
+            .and_then(|n| u64::try_from(n).ok()),
+        cpus: row
+            .get::<_, Option<String>>(15)?
+            .map(|text| from_json("container cpus", &text))
+            .transpose()?,
+        last_exit: row
+            .get::<_, Option<String>>(16)?
+            .map(|text| from_json("container last exit", &text))
+            .transpose()?,
     })
+}
+
+/// A count or size as SQLite's signed integers hold it (the engine refuses larger ones).
+fn signed(value: Option<u64>) -> Option<i64> {
+    value.and_then(|v| i64::try_from(v).ok())
 }
 
 impl Db<'_> {
@@ -48,8 +71,8 @@ impl Db<'_> {
         let rows = stmt.query_map([], |row| {
             Ok(ContainerSummary {
                 container: container_from_row(row)?,
-                image_name: row.get(13)?,
-                image_tag: row.get(14)?,
+                image_name: row.get(COLUMN_COUNT)?,
+                image_tag: row.get(COLUMN_COUNT + 1)?,
                 jid: None,
             })
         })?;
@@ -87,8 +110,9 @@ impl Db<'_> {
         self.conn
             .prepare_cached(
                 "INSERT INTO containers (id, name, image_id, cmd, user, env, network_driver, public_ports, \
-                 jail_param, restart_policy, persist, created, dataset) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 jail_param, restart_policy, persist, created, dataset, memory, pids_limit, \
+                 cpus, last_exit) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )?
             .execute(params![
                 c.id,
@@ -104,17 +128,22 @@ impl Db<'_> {
                 c.persist,
                 c.created,
                 c.dataset,
+                signed(c.memory),
+                signed(c.pids_limit),
+                c.cpus.as_ref().map(to_json),
+                c.last_exit.as_ref().map(to_json),
             ])?;
         Ok(())
     }
 
     /// Saves the changeable fields of a container (name, cmd, user, env, jail parameters, restart
-    /// policy, persist).
+    /// policy, persist, resource limits).
     pub fn update_container(&self, c: &Container) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "UPDATE containers SET name = ?2, cmd = ?3, user = ?4, env = ?5, jail_param = ?6, \
-                 restart_policy = ?7, persist = ?8 WHERE id = ?1",
+                 restart_policy = ?7, persist = ?8, memory = ?9, pids_limit = ?10, \
+                 cpus = ?11 WHERE id = ?1",
             )?
             .execute(params![
                 c.id,
@@ -125,7 +154,18 @@ impl Db<'_> {
                 to_json(&c.jail_param),
                 enum_to_text(&c.restart_policy),
                 c.persist,
+                signed(c.memory),
+                signed(c.pids_limit),
+                c.cpus.as_ref().map(to_json),
             ])?;
+        Ok(())
+    }
+
+    /// Saves how a container's first process ended.
+    pub fn set_last_exit(&self, id: &str, exit: &LastExit) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE containers SET last_exit = ?2 WHERE id = ?1")?
+            .execute(params![id, to_json(exit)])?;
         Ok(())
     }
 
@@ -417,6 +457,51 @@ mod tests {
             .unwrap();
         assert!(mounts.is_empty());
         assert!(endpoints.is_empty());
+    }
+
+    #[tokio::test]
+    async fn limits_and_the_last_exit_are_kept() {
+        let store = Store::open_in_memory().unwrap();
+        let mut limited = container("c1c1c1", None, "i1i1i1", "2024-01-01T00:00:00Z");
+        limited.memory = Some(32 << 20);
+        limited.pids_limit = Some(50);
+        limited.cpus = Some(serde_json::Number::from_f64(0.5).unwrap());
+        let exit = kleene_api::LastExit {
+            exit_code: 137,
+            reason: kleene_api::ExitReason::OomKilled,
+            oom_kills: 1,
+            finished_at: "2024-01-02T00:00:00.000000Z".into(),
+        };
+        let record = limited.clone();
+        let (found, lifted) = store
+            .write(move |db| {
+                db.insert_image(&image("i1i1i1", "base", "latest", "2024-01-01T00:00:00Z"))?;
+                db.insert_container(&record)?;
+                db.set_last_exit("c1c1c1", &exit)?;
+                let found = db.find_container("c1c1c1")?;
+                let mut lifted = record.clone();
+                lifted.memory = None;
+                lifted.cpus = None;
+                db.update_container(&lifted)?;
+                Ok((found, db.find_container("c1c1c1")?))
+            })
+            .await
+            .unwrap();
+        let found = found.unwrap();
+        assert_eq!(found.memory, Some(32 << 20));
+        assert_eq!(found.pids_limit, Some(50));
+        assert_eq!(found.cpus.map(|c| c.to_string()).as_deref(), Some("0.5"));
+        let last = found.last_exit.expect("recorded");
+        assert_eq!(
+            (last.exit_code, last.reason),
+            (137, kleene_api::ExitReason::OomKilled)
+        );
+        let lifted = lifted.unwrap();
+        assert_eq!(
+            (lifted.memory, lifted.pids_limit, lifted.cpus),
+            (None, Some(50), None)
+        );
+        assert!(lifted.last_exit.is_some(), "an update keeps the last exit");
     }
 
     #[tokio::test]

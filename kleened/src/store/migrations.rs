@@ -101,6 +101,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX build_cache_image ON build_cache (image_id);
     ",
+    // 5: containers' resource limits (NULL: unlimited; cpus as the API's decimal number) and how
+    // their first process last ended (JSON). Rows of older databases read as unlimited, never
+    // ended.
+    "
+    ALTER TABLE containers ADD COLUMN memory INTEGER;
+    ALTER TABLE containers ADD COLUMN pids_limit INTEGER;
+    ALTER TABLE containers ADD COLUMN cpus TEXT;
+    ALTER TABLE containers ADD COLUMN last_exit TEXT;
+    ",
 ];
 
 /// The schema version this build of the daemon writes.
@@ -138,6 +147,31 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, CURRENT_VERSION as i64);
+    }
+
+    #[test]
+    fn a_database_of_version_4_keeps_its_containers_readable() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (index, sql) in MIGRATIONS.iter().enumerate().take(4) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (index + 1) as i64)
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO images VALUES ('i1', 'base', 'latest', '[]', '[]', '', '[]', '', 'zroot/i1');
+             INSERT INTO containers VALUES ('c1', 'web', 'i1', '[]', '', '[]', 'host', '[]', '[]',
+                 'no', 0, '2024-01-01T00:00:00Z', 'zroot/c1');",
+        )
+        .unwrap();
+        apply(&mut conn).unwrap();
+        let row: (Option<i64>, Option<i64>, Option<String>, Option<String>) = conn
+            .query_row(
+                "SELECT memory, pids_limit, cpus, last_exit FROM containers WHERE id = 'c1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (None, None, None, None));
     }
 
     #[test]

@@ -390,6 +390,10 @@ pub(crate) mod testdata {
             created: created.into(),
             dataset: format!("zroot/kleene/container/{id}"),
             running: false,
+            memory: None,
+            pids_limit: None,
+            cpus: None,
+            last_exit: None,
         }
     }
 

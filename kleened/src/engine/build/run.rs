@@ -480,7 +480,7 @@ impl Build<'_> {
             Instruction::Workdir(path) => {
                 self.workdir = join_workdir(&self.workdir, path);
                 if self.made {
-                    self.make_dirs(&[self.workdir.clone()]).await?;
+                    self.make_dirs(std::slice::from_ref(&self.workdir)).await?;
                 } else {
                     self.pending_dirs.push(self.workdir.clone());
                 }

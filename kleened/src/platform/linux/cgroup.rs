@@ -10,12 +10,24 @@
 //!
 //! The containers' cgroups live in a parent named in the configuration, below the daemon's own
 //! cgroup, so several daemons (tests) never share one.
+//!
+//! Resource limits (memory, processes, CPU time) need controllers, and hosts differ in which
+//! hierarchy has them: a hybrid host may mount cgroup v2 without the `memory` or `pids`
+//! controllers and have them as v1 hierarchies. Each controller is found on its own
+//! ([`LimitHomes`]): in v2 when the hierarchy offers it to the daemon's cgroup (it is then enabled
+//! for the containers' parent and its files are in the container's own cgroup), else in its v1
+//! hierarchy, where each container gets a cgroup of the same name under a parent of the same
+//! name. Every container gets a cgroup in each v1 hierarchy found, limited or not, so that new
+//! limits can be written while it runs; all of them are removed with the container's. A limit
+//! asked for that no hierarchy can enforce fails the start: never silently ignored.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+use crate::platform::runtime::Limits;
 
 /// Which cgroup interface is in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +67,232 @@ pub enum CgroupError {
 pub struct Cgroups {
     parent: PathBuf,
     version: Version,
+    /// Where each controller's limits are written.
+    homes: LimitHomes,
+    /// The hierarchy the configuration asked for (`None`: whichever has the controller), to
+    /// explain a limit that cannot be enforced.
+    wanted: Option<Version>,
+}
+
+/// A resource controller the daemon limits containers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Controller {
+    /// Memory (`memory.max`; v1 `memory.limit_in_bytes`).
+    Memory,
+    /// Processes and threads (`pids.max`).
+    Pids,
+    /// CPU bandwidth (`cpu.max`; v1 `cpu.cfs_quota_us`).
+    Cpu,
+}
+
+impl Controller {
+    /// Every controller, in the order limits are written.
+    pub const ALL: [Controller; 3] = [Controller::Memory, Controller::Pids, Controller::Cpu];
+
+    /// The controller's kernel name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Pids => "pids",
+            Controller::Cpu => "cpu",
+        }
+    }
+
+    /// What the limit is called in the API, for messages.
+    fn limit(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory limit",
+            Controller::Pids => "pids limit",
+            Controller::Cpu => "cpus limit",
+        }
+    }
+}
+
+/// Where a controller's limits of a container are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitHome {
+    /// In the container's own cgroup of the unified hierarchy.
+    V2,
+    /// In the cgroup named after the container in this directory of the controller's v1
+    /// hierarchy (the daemon's parent there).
+    V1(PathBuf),
+}
+
+/// Where each controller's limits are written; `None` where no hierarchy has the controller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitHomes {
+    /// The memory controller.
+    pub memory: Option<LimitHome>,
+    /// The pids controller.
+    pub pids: Option<LimitHome>,
+    /// The cpu controller.
+    pub cpu: Option<LimitHome>,
+}
+
+impl LimitHomes {
+    /// The home of `controller`.
+    pub fn of(&self, controller: Controller) -> Option<&LimitHome> {
+        match controller {
+            Controller::Memory => self.memory.as_ref(),
+            Controller::Pids => self.pids.as_ref(),
+            Controller::Cpu => self.cpu.as_ref(),
+        }
+    }
+
+    fn set(&mut self, controller: Controller, home: Option<LimitHome>) {
+        match controller {
+            Controller::Memory => self.memory = home,
+            Controller::Pids => self.pids = home,
+            Controller::Cpu => self.cpu = home,
+        }
+    }
+
+    /// The v1 parent directories, each once.
+    pub fn v1_parents(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = Controller::ALL
+            .iter()
+            .filter_map(|c| match self.of(*c) {
+                Some(LimitHome::V1(dir)) => Some(dir.clone()),
+                _ => None,
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+}
+
+/// One file write that sets a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitFile {
+    /// The file, in the container's cgroup of the controller's hierarchy.
+    pub name: &'static str,
+    /// What is written.
+    pub value: String,
+    /// Written only where the kernel has the file (swap accounting may be off).
+    pub optional: bool,
+}
+
+/// The period of the CPU bandwidth limit, in microseconds (the kernel's default).
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+/// The files that set `controller`'s limit from `limits` in a cgroup of `v2` or a v1 hierarchy,
+/// in the order they are written (pure). A limit of `None` writes "no limit", so an update can
+/// lift one. Swap counts against the memory limit: a container never swaps to exceed it.
+pub fn limit_files(controller: Controller, v2: bool, limits: &Limits) -> Vec<LimitFile> {
+    let file = |name, value: String, optional| LimitFile {
+        name,
+        value,
+        optional,
+    };
+    match (controller, v2) {
+        (Controller::Memory, true) => vec![
+            file(
+                "memory.max",
+                limits.memory.map_or("max".into(), |b| b.to_string()),
+                false,
+            ),
+            file(
+                "memory.swap.max",
+                if limits.memory.is_some() { "0" } else { "max" }.into(),
+                true,
+            ),
+        ],
+        (Controller::Memory, false) => {
+            let value = limits.memory.map_or("-1".into(), |b| b.to_string());
+            vec![
+                file("memory.limit_in_bytes", value.clone(), false),
+                file("memory.memsw.limit_in_bytes", value, true),
+            ]
+        }
+        (Controller::Pids, _) => vec![file(
+            "pids.max",
+            limits.pids.map_or("max".into(), |n| n.to_string()),
+            false,
+        )],
+        (Controller::Cpu, true) => vec![file(
+            "cpu.max",
+            match limits.cpu_percent {
+                Some(percent) => format!("{} {CPU_PERIOD_US}", cpu_quota_us(percent)),
+                None => format!("max {CPU_PERIOD_US}"),
+            },
+            false,
+        )],
+        (Controller::Cpu, false) => vec![
+            file("cpu.cfs_period_us", CPU_PERIOD_US.to_string(), false),
+            file(
+                "cpu.cfs_quota_us",
+                limits
+                    .cpu_percent
+                    .map_or("-1".into(), |p| cpu_quota_us(p).to_string()),
+                false,
+            ),
+        ],
+    }
+}
+
+/// The CPU time per [`CPU_PERIOD_US`] of `percent` of one CPU.
+fn cpu_quota_us(percent: u32) -> u64 {
+    u64::from(percent) * CPU_PERIOD_US / 100
+}
+
+/// Whether `controller`'s limit is set in `limits`.
+fn asked(controller: Controller, limits: &Limits) -> bool {
+    match controller {
+        Controller::Memory => limits.memory.is_some(),
+        Controller::Pids => limits.pids.is_some(),
+        Controller::Cpu => limits.cpu_percent.is_some(),
+    }
+}
+
+/// The number after `key ` in a flat-keyed cgroup file (`memory.events`, `memory.oom_control`).
+pub fn keyed_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (name, value) = line.split_once(' ')?;
+        (name == key).then(|| value.trim().parse().ok()).flatten()
+    })
+}
+
+/// Where the v1 hierarchy with `controller` is mounted, from `/proc/self/mountinfo` text.
+pub fn find_v1_mount(mountinfo: &str, controller: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let point = left.split_whitespace().nth(4)?;
+        let mut fields = right.split_whitespace();
+        let (fstype, _source, options) = (fields.next()?, fields.next()?, fields.next()?);
+        (fstype == "cgroup" && options.split(',').any(|o| o == controller))
+            .then(|| PathBuf::from(point))
+    })
+}
+
+/// Whether `controller` is listed in the cgroup file `path` (`cgroup.controllers`).
+fn lists(path: &Path, controller: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| text.split_whitespace().any(|c| c == controller))
+}
+
+/// Makes `controller` available to the cgroups in the v2 directory `parent`, whose parent is the
+/// daemon's own cgroup `own`: enabled in `own`'s `cgroup.subtree_control` when `parent` does not
+/// have it yet (possible when `own` has it and holds no process, or is the root), then in
+/// `parent`'s. False when the hierarchy does not offer it.
+fn enable_v2(own: &Path, parent: &Path, controller: &str) -> bool {
+    let enable =
+        |dir: &Path| std::fs::write(dir.join("cgroup.subtree_control"), format!("+{controller}"));
+    if !lists(&parent.join("cgroup.controllers"), controller) {
+        if !lists(&own.join("cgroup.controllers"), controller) || enable(own).is_err() {
+            return false;
+        }
+        tracing::info!(controller, cgroup = %own.display(), "enabled the cgroup v2 controller for the daemon's cgroups");
+        if !lists(&parent.join("cgroup.controllers"), controller) {
+            return false;
+        }
+    }
+    match enable(parent) {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::info!(controller, parent = %parent.display(), error = %err, "cgroup v2 controller not usable");
+            false
+        }
+    }
 }
 
 /// Where cgroup hierarchies are mounted, from `/proc/self/mountinfo` text: the cgroup2 mount, and
@@ -163,20 +401,31 @@ fn procs_of(dir: &Path) -> Result<Vec<i32>, CgroupError> {
 
 impl Cgroups {
     /// Finds the hierarchy to use (`wanted`, or v2 where mounted and else v1 `pids`) and creates
-    /// the parent `name` below this process's cgroup.
+    /// the parent `name` below this process's cgroup; finds where each controller's limits go.
     pub fn open(name: &str, wanted: Option<Version>) -> Result<Cgroups, CgroupError> {
         let mountinfo = read(Path::new("/proc/self/mountinfo"))?;
         let own = read(Path::new("/proc/self/cgroup"))?;
-        let (v2, pids) = find_mounts(&mountinfo);
+        Cgroups::open_with(&mountinfo, &own, name, wanted)
+    }
+
+    /// [`Cgroups::open`] from the text of `/proc/self/mountinfo` and `/proc/self/cgroup` (tests
+    /// point the mounts at temporary directories).
+    pub fn open_with(
+        mountinfo: &str,
+        own: &str,
+        name: &str,
+        wanted: Option<Version>,
+    ) -> Result<Cgroups, CgroupError> {
+        let (v2, pids) = find_mounts(mountinfo);
         let v2 = v2.map(|mount| {
             (
-                mount.join(own_path(&own, None).trim_start_matches('/')),
+                mount.join(own_path(own, None).trim_start_matches('/')),
                 Version::V2,
             )
         });
         let v1 = pids.map(|mount| {
             (
-                mount.join(own_path(&own, Some("pids")).trim_start_matches('/')),
+                mount.join(own_path(own, Some("pids")).trim_start_matches('/')),
                 Version::V1Pids,
             )
         });
@@ -197,7 +446,193 @@ impl Cgroups {
             path: parent.clone(),
             source,
         })?;
-        Ok(Cgroups { parent, version })
+        let mut homes = LimitHomes::default();
+        for controller in Controller::ALL {
+            let kernel_name = controller.name();
+            // v2 only when containers are tracked there (their cgroup is the one limited).
+            let in_v2 = version == Version::V2 && enable_v2(&base, &parent, kernel_name);
+            let home = if in_v2 {
+                Some(LimitHome::V2)
+            } else if wanted == Some(Version::V2) {
+                None
+            } else {
+                find_v1_mount(mountinfo, kernel_name).and_then(|mount| {
+                    let dir = mount
+                        .join(own_path(own, Some(kernel_name)).trim_start_matches('/'))
+                        .join(name);
+                    match std::fs::create_dir_all(&dir) {
+                        Ok(()) => Some(LimitHome::V1(dir)),
+                        Err(err) => {
+                            tracing::warn!(controller = kernel_name, dir = %dir.display(), error = %err, "cgroup v1 hierarchy not usable");
+                            None
+                        }
+                    }
+                })
+            };
+            homes.set(controller, home);
+        }
+        Ok(Cgroups {
+            parent,
+            version,
+            homes,
+            wanted,
+        })
+    }
+
+    /// Where each controller's limits are written.
+    pub fn homes(&self) -> &LimitHomes {
+        &self.homes
+    }
+
+    /// Refuses limits this host cannot enforce, naming the first one and why; checked before
+    /// anything is made for a start.
+    pub fn check_limits(&self, limits: &Limits) -> Result<(), String> {
+        for controller in Controller::ALL {
+            if asked(controller, limits) && self.homes.of(controller).is_none() {
+                let name = controller.name();
+                let why = match self.wanted {
+                    Some(Version::V2) => format!(
+                        "cgroup_hierarchy is v2 and the cgroup v2 hierarchy does not offer the \
+                         '{name}' controller to the daemon's cgroup"
+                    ),
+                    Some(Version::V1Pids) => format!(
+                        "cgroup_hierarchy is v1 and no cgroup v1 '{name}' hierarchy is mounted"
+                    ),
+                    None => format!(
+                        "the cgroup v2 hierarchy does not offer the '{name}' controller to the \
+                         daemon's cgroup and no cgroup v1 '{name}' hierarchy is mounted"
+                    ),
+                };
+                return Err(format!(
+                    "this host cannot enforce a {}: {why}",
+                    controller.limit()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The container's cgroup directory in `controller`'s hierarchy.
+    fn limit_dir(&self, home: &LimitHome, id: &str) -> PathBuf {
+        match home {
+            LimitHome::V2 => self.path(id),
+            LimitHome::V1(dir) => dir.join(id),
+        }
+    }
+
+    /// Creates the container's cgroups in the v1 hierarchies and writes its limits, before any
+    /// of its processes exists. A cgroup a limit needs that cannot be made or written is an
+    /// error; one for a controller without a limit is left out (its limit can then only be set
+    /// at the next start). A cgroup left from before is replaced, so its counters start at 0.
+    pub fn create_limited(&self, id: &str, limits: &Limits) -> Result<(), CgroupError> {
+        for controller in Controller::ALL {
+            let Some(home) = self.homes.of(controller) else {
+                continue;
+            };
+            let dir = self.limit_dir(home, id);
+            let made = match home {
+                LimitHome::V2 => Ok(()),
+                LimitHome::V1(_) => {
+                    // The tracking cgroup may be this one (v1 pids): never remove that.
+                    if dir != self.path(id) {
+                        let _ = remove_tree(&dir);
+                    }
+                    std::fs::create_dir_all(&dir).map_err(|source| CgroupError::Write {
+                        path: dir.clone(),
+                        source,
+                    })
+                }
+            };
+            let written = made.and_then(|()| {
+                if asked(controller, limits) {
+                    write_limits(&dir, controller, matches!(home, LimitHome::V2), limits)
+                } else {
+                    Ok(())
+                }
+            });
+            match written {
+                Ok(()) => {}
+                Err(err) if asked(controller, limits) => return Err(err),
+                Err(err) => {
+                    tracing::warn!(container = id, controller = controller.name(), error = %err, "no cgroup for this controller; its limit can only be set at the next start");
+                    if matches!(home, LimitHome::V1(_)) && dir != self.path(id) {
+                        let _ = remove_tree(&dir);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes new limits into a running container's cgroups. False when the container has no
+    /// cgroup (not running). A limit for a controller without a cgroup of the container is an
+    /// error, and nothing is written then.
+    pub fn set_limits(&self, id: &str, limits: &Limits) -> Result<bool, String> {
+        if !self.path(id).is_dir() {
+            return Ok(false);
+        }
+        self.check_limits(limits)?;
+        let mut writes = vec![];
+        for controller in Controller::ALL {
+            let Some(home) = self.homes.of(controller) else {
+                continue;
+            };
+            let dir = self.limit_dir(home, id);
+            if !dir.is_dir() {
+                if asked(controller, limits) {
+                    return Err(format!(
+                        "the container started without a '{}' cgroup; its {} applies at its \
+                         next start",
+                        controller.name(),
+                        controller.limit()
+                    ));
+                }
+                continue;
+            }
+            writes.push((dir, controller, matches!(home, LimitHome::V2)));
+        }
+        for (dir, controller, v2) in writes {
+            write_limits(&dir, controller, v2, limits).map_err(|e| e.to_string())?;
+        }
+        Ok(true)
+    }
+
+    /// The `cgroup.procs` files a process of the container joins, the tracking cgroup's first:
+    /// also those of its cgroups in v1 hierarchies that exist.
+    pub fn procs_files(&self, id: &str) -> Vec<PathBuf> {
+        let mut files = vec![self.procs_file(id)];
+        for parent in self.homes.v1_parents() {
+            let file = parent.join(id).join("cgroup.procs");
+            if !files.contains(&file) && parent.join(id).is_dir() {
+                files.push(file);
+            }
+        }
+        files
+    }
+
+    /// How many processes of the container the out-of-memory killer ended since its memory
+    /// cgroup was made: `oom_kill` of `memory.events` (v2) or of `memory.oom_control` (v1;
+    /// kernels before 4.13 lack it, and then a hit limit, `memory.failcnt`, counts as one).
+    /// `None` without a memory cgroup.
+    pub fn oom_kills(&self, id: &str) -> Option<u64> {
+        match self.homes.memory.as_ref()? {
+            LimitHome::V2 => {
+                let text = std::fs::read_to_string(self.path(id).join("memory.events")).ok()?;
+                keyed_value(&text, "oom_kill")
+            }
+            LimitHome::V1(dir) => {
+                let dir = dir.join(id);
+                let text = std::fs::read_to_string(dir.join("memory.oom_control")).ok()?;
+                keyed_value(&text, "oom_kill").or_else(|| {
+                    let failed: u64 = std::fs::read_to_string(dir.join("memory.failcnt"))
+                        .ok()?
+                        .trim()
+                        .parse()
+                        .ok()?;
+                    Some(u64::from(failed > 0))
+                })
+            }
+        }
     }
 
     /// The interface in use.
@@ -323,22 +758,102 @@ impl Cgroups {
         }
     }
 
-    /// Removes the container's (empty) cgroup and any cgroup below it.
+    /// Removes the container's (empty) cgroup and any cgroup below it, and its cgroups in the
+    /// v1 hierarchies of its limits.
     pub fn remove(&self, id: &str) -> Result<(), CgroupError> {
-        for dir in subtree(&self.path(id))?.into_iter().rev() {
-            match std::fs::remove_dir(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(CgroupError::Write { path: dir, source }),
-            }
+        remove_tree(&self.path(id))?;
+        for parent in self.homes.v1_parents() {
+            remove_tree(&parent.join(id))?;
         }
         Ok(())
     }
 
-    /// Removes the parent if no container cgroup is left in it.
+    /// IDs of containers with a cgroup in a v1 hierarchy of the limits but none to track them
+    /// (left by a daemon that died between the two).
+    pub fn stray_limit_cgroups(&self) -> Vec<String> {
+        let tracked: Vec<String> = self.all().unwrap_or_default();
+        let mut stray = vec![];
+        for parent in self.homes.v1_parents() {
+            let Ok(entries) = std::fs::read_dir(&parent) else {
+                continue;
+            };
+            for entry in entries.filter_map(Result::ok) {
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                if let Ok(id) = entry.file_name().into_string() {
+                    if !tracked.contains(&id) && !stray.contains(&id) {
+                        stray.push(id);
+                    }
+                }
+            }
+        }
+        stray
+    }
+
+    /// Removes the parents (the tracking one and those in v1 hierarchies) if no container cgroup
+    /// is left in them.
     pub fn remove_parent(&self) {
         let _ = std::fs::remove_dir(&self.parent);
+        for parent in self.homes.v1_parents() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
+}
+
+/// Writes `controller`'s limit files into the cgroup `dir`. In v1, `memory.memsw.limit_in_bytes`
+/// may never be below `memory.limit_in_bytes`, so a raise that the kernel refuses in one order
+/// is written in the other.
+fn write_limits(
+    dir: &Path,
+    controller: Controller,
+    v2: bool,
+    limits: &Limits,
+) -> Result<(), CgroupError> {
+    let files = limit_files(controller, v2, limits);
+    let write_all = |files: &[LimitFile]| -> Result<(), CgroupError> {
+        for file in files {
+            let path = dir.join(file.name);
+            if file.optional && !path.exists() {
+                continue;
+            }
+            write(&path, &file.value)?;
+        }
+        Ok(())
+    };
+    match write_all(&files) {
+        Err(CgroupError::Write { source, .. })
+            if controller == Controller::Memory
+                && !v2
+                && source.raw_os_error() == Some(nix::libc::EINVAL) =>
+        {
+            let reversed: Vec<LimitFile> = files.into_iter().rev().collect();
+            write_all(&reversed)
+        }
+        other => other,
+    }
+}
+
+/// Removes the cgroup at `root` and every cgroup below it, deepest first; what is gone already is
+/// fine. The kernel may still be releasing a cgroup whose last process just exited (EBUSY): that
+/// is retried for a moment.
+fn remove_tree(root: &Path) -> Result<(), CgroupError> {
+    for dir in subtree(root)?.into_iter().rev() {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e)
+                    if e.raw_os_error() == Some(nix::libc::EBUSY) && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(source) => return Err(CgroupError::Write { path: dir, source }),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -404,6 +919,8 @@ mod tests {
         let cgroups = Cgroups {
             parent: dir.path().to_owned(),
             version: Version::V1Pids,
+            homes: LimitHomes::default(),
+            wanted: None,
         };
         std::fs::create_dir_all(dir.path().join("c1/hidden")).unwrap();
         std::fs::write(dir.path().join("c1/cgroup.procs"), "").unwrap();

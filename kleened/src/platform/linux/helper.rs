@@ -90,8 +90,10 @@ pub enum Mode {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Spec {
     pub mode: Mode,
-    /// `cgroup.procs` of the container's cgroup.
-    pub cgroup_procs: PathBuf,
+    /// `cgroup.procs` of the container's cgroups: the one that tracks it first, then those of
+    /// its limits in v1 hierarchies. The process joins them all before anything of the
+    /// container runs.
+    pub cgroup_procs: Vec<PathBuf>,
     pub argv: Vec<String>,
     pub env: Vec<String>,
     pub uid: u32,
@@ -240,12 +242,9 @@ fn init(spec: &Spec) -> ! {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(ready_read);
-            if let Err(err) = std::fs::write(&spec.cgroup_procs, child.as_raw().to_string()) {
+            if let Err((procs, err)) = join_cgroups(&spec.cgroup_procs, child) {
                 let _ = kill(child, Signal::SIGKILL);
-                fail(
-                    &format!("cannot join cgroup {}", spec.cgroup_procs.display()),
-                    err,
-                );
+                fail(&format!("cannot join cgroup {}", procs.display()), err);
             }
             forward_signals_to(child);
             if let (
@@ -407,11 +406,9 @@ fn exec_in(spec: &Spec, init_pid: i32, confinement: &Confinement) -> ! {
         (open("pid"), CloneFlags::CLONE_NEWPID),
         (open("mnt"), CloneFlags::CLONE_NEWNS),
     ];
-    if let Err(err) = std::fs::write(&spec.cgroup_procs, std::process::id().to_string()) {
-        fail(
-            &format!("cannot join cgroup {}", spec.cgroup_procs.display()),
-            err,
-        );
+    let own = Pid::from_raw(std::process::id() as i32);
+    if let Err((procs, err)) = join_cgroups(&spec.cgroup_procs, own) {
+        fail(&format!("cannot join cgroup {}", procs.display()), err);
     }
     for (file, kind) in &namespaces {
         if let Err(err) = setns(file.as_fd(), *kind) {
@@ -427,6 +424,14 @@ fn exec_in(spec: &Spec, init_pid: i32, confinement: &Confinement) -> ! {
         .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
     // The child is the first process of this helper in the joined PID namespace.
     std::process::exit(fork_command(spec, confinement, true, control))
+}
+
+/// Moves `pid` into each of the cgroups whose `cgroup.procs` files are given, in order.
+fn join_cgroups(files: &[PathBuf], pid: Pid) -> Result<(), (&Path, std::io::Error)> {
+    for procs in files {
+        std::fs::write(procs, pid.as_raw().to_string()).map_err(|e| (procs.as_path(), e))?;
+    }
+    Ok(())
 }
 
 fn set_hostname(init_pid: i32, hostname: &str) -> ! {
@@ -564,7 +569,10 @@ mod tests {
                     seccomp: true,
                 },
             },
-            cgroup_procs: "/sys/fs/cgroup/kleene/abc/cgroup.procs".into(),
+            cgroup_procs: vec![
+                "/sys/fs/cgroup/kleene/abc/cgroup.procs".into(),
+                "/sys/fs/cgroup/memory/kleene/abc/cgroup.procs".into(),
+            ],
             argv: vec!["/bin/sh".into()],
             env: vec!["PATH=/bin".into()],
             uid: 0,

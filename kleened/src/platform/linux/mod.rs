@@ -22,7 +22,7 @@ use nix::sys::signal::Signal;
 
 use super::io::TerminalControl;
 use super::passwd;
-use super::runtime::{ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
+use super::runtime::{Limits, ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
 use cgroup::{CgroupError, Cgroups};
 use confine::Confinement;
 use helper::{Mode, Spec, HELPER_ARG, HELPER_NAME, SPEC_ENV};
@@ -101,7 +101,7 @@ impl NamespaceRuntime {
         let env = process_env(&spec.env, &user, spec.tty);
         let helper_spec = Spec {
             mode,
-            cgroup_procs: self.cgroups.procs_file(&spec.container_id),
+            cgroup_procs: self.cgroups.procs_files(&spec.container_id),
             argv: spec.cmd.clone(),
             env,
             uid: user.uid,
@@ -312,7 +312,20 @@ impl Runtime for NamespaceRuntime {
                 "only vnet containers are connected to networks on Linux".into(),
             ));
         }
+        // Limits the host cannot enforce refuse the start before anything is made.
+        self.cgroups
+            .check_limits(&spec.limits)
+            .map_err(RuntimeError::Invalid)?;
         self.cgroups.create(&spec.container_id).map_err(host)?;
+        if let Err(err) = self
+            .cgroups
+            .create_limited(&spec.container_id, &spec.limits)
+        {
+            let _ = self.cgroups.remove(&spec.container_id);
+            return Err(RuntimeError::Host(format!(
+                "cannot set the container's limits: {err}"
+            )));
+        }
         let wait_for_network = !spec.endpoints.is_empty();
         let mode = Mode::Init {
             rootfs: spec.rootfs.clone(),
@@ -448,7 +461,7 @@ impl Runtime for NamespaceRuntime {
             .ok_or_else(|| RuntimeError::Invalid("container not running".into()))?;
         self.run_helper(&Spec {
             mode: Mode::SetHostname { init_pid, hostname },
-            cgroup_procs: self.cgroups.procs_file(container_id),
+            cgroup_procs: vec![],
             argv: vec![],
             env: vec![],
             uid: 0,
@@ -459,6 +472,16 @@ impl Runtime for NamespaceRuntime {
             tty_size: (24, 80),
             sync_fd: None,
         })
+    }
+
+    fn update_limits(&self, container_id: &str, limits: &Limits) -> Result<bool, RuntimeError> {
+        self.cgroups
+            .set_limits(container_id, limits)
+            .map_err(RuntimeError::Invalid)
+    }
+
+    fn oom_kills(&self, container_id: &str) -> Option<u64> {
+        self.cgroups.oom_kills(container_id)
     }
 
     fn disconnected(
@@ -481,7 +504,8 @@ impl Runtime for NamespaceRuntime {
     }
 
     fn close(&self) {
-        if let Ok(ids) = self.cgroups.all() {
+        if let Ok(mut ids) = self.cgroups.all() {
+            ids.extend(self.cgroups.stray_limit_cgroups());
             for id in ids {
                 if matches!(self.cgroups.populated(&id), Ok(false)) {
                     let _ = self.cgroups.remove(&id);

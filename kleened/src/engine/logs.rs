@@ -1,0 +1,624 @@
+//! Container logs: everything a container's processes print (its first process, detached execs
+//! and attached ones) is kept on the daemon's host, per container, in `<log dir>/<id>/log` and at
+//! most `max_files - 1` rotated files beside it (`log.1` the newest), each at most `max_size`
+//! bytes. The logs survive daemon restarts and go with the container.
+//!
+//! A file is a sequence of records, each a header line `<sequence> <microseconds since the epoch>
+//! <length>` and that many bytes of output, exactly as the process wrote them (so nothing is lost
+//! or re-encoded, and a line cut across two reads stays whole when read back). Sequence numbers
+//! grow across rotations and restarts: a follower asks for the records after the last it saw.
+//!
+//! Writing is a `write(2)` of one record per output chunk into the page cache, from the task that
+//! pumps the process's output; readers never block writers.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+/// Where and how much is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// The directory holding one directory per container.
+    pub dir: PathBuf,
+    /// The most one file holds before it is rotated.
+    pub max_size: u64,
+    /// How many files a container keeps (the current one and the rotated ones).
+    pub max_files: usize,
+}
+
+impl LogConfig {
+    /// 8 MiB files, two per container: a busy container keeps at most 16 MiB.
+    pub const DEFAULT_MAX_SIZE: u64 = 8 * 1024 * 1024;
+    /// See [`LogConfig::DEFAULT_MAX_SIZE`].
+    pub const DEFAULT_MAX_FILES: usize = 2;
+}
+
+/// One record read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Its place in the container's log.
+    pub sequence: u64,
+    /// When it was written, in microseconds since the epoch.
+    pub micros: u64,
+    /// The output.
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Writer {
+    file: std::fs::File,
+    size: u64,
+    next: u64,
+}
+
+/// One container's log.
+#[derive(Debug)]
+pub struct ContainerLog {
+    dir: PathBuf,
+    max_size: u64,
+    max_files: usize,
+    writer: Mutex<Option<Writer>>,
+    /// The sequence the next record gets; `u64::MAX` once the container is removed.
+    changed: watch::Sender<u64>,
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The records of one file.
+fn parse(bytes: &[u8]) -> Vec<Record> {
+    let mut records = vec![];
+    let mut rest = bytes;
+    while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+        let header = String::from_utf8_lossy(&rest[..end]);
+        let mut fields = header.split(' ').map(str::parse::<u64>);
+        let (Some(Ok(sequence)), Some(Ok(micros)), Some(Ok(length))) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            break;
+        };
+        let start = end + 1;
+        let Some(stop) = usize::try_from(length)
+            .ok()
+            .and_then(|l| start.checked_add(l))
+            .filter(|stop| *stop <= rest.len())
+        else {
+            // A record cut by a crash: what was written before it stays readable.
+            break;
+        };
+        records.push(Record {
+            sequence,
+            micros,
+            data: rest[start..stop].to_vec(),
+        });
+        rest = &rest[stop..];
+    }
+    records
+}
+
+impl ContainerLog {
+    fn lock(&self) -> MutexGuard<'_, Option<Writer>> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The files, oldest first.
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = (1..self.max_files.max(1))
+            .rev()
+            .map(|n| self.dir.join(format!("log.{n}")))
+            .collect();
+        files.push(self.dir.join("log"));
+        files
+    }
+
+    fn open(&self) -> io::Result<Writer> {
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.dir.join("log");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)?;
+        let size = file.metadata()?.len();
+        // Go on from the last record kept (the daemon may have restarted).
+        let next = match self.read_all().last() {
+            Some(last) => last.sequence + 1,
+            None => 0,
+        };
+        file.flush()?;
+        Ok(Writer { file, size, next })
+    }
+
+    /// Appends one chunk of output. A failure is logged once per chunk and the output goes on:
+    /// losing a log must not stop a container.
+    pub fn write(&self, data: &[u8]) {
+        if data.is_empty() || *self.changed.borrow() == u64::MAX {
+            return;
+        }
+        let mut guard = self.lock();
+        if guard.is_none() {
+            match self.open() {
+                Ok(writer) => *guard = Some(writer),
+                Err(err) => {
+                    tracing::warn!(dir = %self.dir.display(), error = %err, "cannot open the container's log");
+                    return;
+                }
+            }
+        }
+        let Some(writer) = guard.as_mut() else { return };
+        let header = format!("{} {} {}\n", writer.next, now_micros(), data.len());
+        let record = header.len() as u64 + data.len() as u64;
+        if writer.size > 0 && writer.size + record > self.max_size {
+            if let Err(err) = self.rotate(writer) {
+                tracing::warn!(dir = %self.dir.display(), error = %err, "cannot rotate the container's log");
+            }
+        }
+        let mut bytes = Vec::with_capacity(header.len() + data.len());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(data);
+        match writer.file.write_all(&bytes) {
+            Ok(()) => {
+                writer.size += record;
+                writer.next += 1;
+                let next = writer.next;
+                drop(guard);
+                self.changed.send_replace(next);
+            }
+            Err(err) => {
+                tracing::warn!(dir = %self.dir.display(), error = %err, "cannot write the container's log")
+            }
+        }
+    }
+
+    fn rotate(&self, writer: &mut Writer) -> io::Result<()> {
+        let files = self.files();
+        // files: [log.(n-1), ..., log.1, log]; the oldest is dropped, each moves one older.
+        if let Some(oldest) = files.first().filter(|_| files.len() > 1) {
+            let _ = std::fs::remove_file(oldest);
+        }
+        for pair in files.windows(2) {
+            if pair[1].exists() {
+                std::fs::rename(&pair[1], &pair[0])?;
+            }
+        }
+        if files.len() == 1 {
+            std::fs::remove_file(&files[0])?;
+        }
+        writer.file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("log"))?;
+        writer.size = 0;
+        Ok(())
+    }
+
+    /// Every record kept, oldest first.
+    pub fn read_all(&self) -> Vec<Record> {
+        let mut records = vec![];
+        for path in self.files() {
+            let mut bytes = vec![];
+            if std::fs::File::open(&path)
+                .and_then(|mut f| f.read_to_end(&mut bytes))
+                .is_ok()
+            {
+                records.extend(parse(&bytes));
+            }
+        }
+        records
+    }
+
+    /// Waits until a record after `sequence` is there or the container is removed; false once it
+    /// is removed.
+    pub async fn wait_after(&self, sequence: Option<u64>) -> bool {
+        let mut changes = self.changed.subscribe();
+        let wanted = sequence.map_or(0, |s| s + 1);
+        let result = changes
+            .wait_for(|next| *next == u64::MAX || *next > wanted)
+            .await
+            .map(|next| *next != u64::MAX);
+        result.unwrap_or(false)
+    }
+
+    /// Whether the container is gone.
+    pub fn removed(&self) -> bool {
+        *self.changed.borrow() == u64::MAX
+    }
+}
+
+/// The logs of every container.
+#[derive(Debug)]
+pub struct Logs {
+    config: LogConfig,
+    open: Mutex<HashMap<String, Arc<ContainerLog>>>,
+}
+
+impl Logs {
+    /// Logs kept as `config` says.
+    pub fn new(config: LogConfig) -> Logs {
+        Logs {
+            config,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The directory holding every container's log.
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    /// The log of container `id` (made on first write).
+    pub fn of(&self, id: &str) -> Arc<ContainerLog> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(open.entry(id.to_owned()).or_insert_with(|| {
+            let log = ContainerLog {
+                dir: self.config.dir.join(id),
+                max_size: self.config.max_size,
+                max_files: self.config.max_files,
+                writer: Mutex::new(None),
+                changed: watch::channel(0).0,
+            };
+            let next = log.read_all().last().map_or(0, |r| r.sequence + 1);
+            log.changed.send_replace(next);
+            Arc::new(log)
+        }))
+    }
+
+    /// Removes a container's log: followers end, the files go.
+    pub fn remove(&self, id: &str) {
+        let log = self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        if let Some(log) = log {
+            *log.lock() = None;
+            log.changed.send_replace(u64::MAX);
+        }
+        let dir = self.config.dir.join(id);
+        if let Err(err) = std::fs::remove_dir_all(&dir) {
+            if err.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(dir = %dir.display(), error = %err, "cannot remove the container's log");
+            }
+        }
+    }
+
+    /// The containers that have a log directory.
+    pub fn containers(&self) -> Vec<String> {
+        std::fs::read_dir(&self.config.dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.path().is_dir())
+                    .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// What a reader asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Only the last lines.
+    pub tail: Option<usize>,
+    /// Only what was written at or after this many microseconds since the epoch.
+    pub since: Option<u64>,
+    /// Each line begins with the time it was written (RFC 3339, microseconds, UTC) and a space.
+    pub timestamps: bool,
+}
+
+/// Formats records as output, each line after the time of the record it starts in when
+/// timestamps are asked for; an unfinished line is carried over to the next record.
+#[derive(Debug, Default)]
+pub struct Formatter {
+    timestamps: bool,
+    at_line_start: bool,
+}
+
+impl Formatter {
+    /// A formatter for `query`.
+    pub fn new(query: &LogQuery) -> Formatter {
+        Formatter {
+            timestamps: query.timestamps,
+            at_line_start: true,
+        }
+    }
+
+    /// The bytes of `record` as the reader gets them.
+    pub fn format(&mut self, record: &Record) -> Vec<u8> {
+        if !self.timestamps {
+            return record.data.clone();
+        }
+        let stamp = timestamp(record.micros);
+        let mut out = Vec::with_capacity(record.data.len() + 32);
+        for piece in record.data.split_inclusive(|b| *b == b'\n') {
+            if self.at_line_start {
+                out.extend_from_slice(stamp.as_bytes());
+                out.push(b' ');
+            }
+            out.extend_from_slice(piece);
+            self.at_line_start = piece.ends_with(b"\n");
+        }
+        out
+    }
+}
+
+/// RFC 3339 with microseconds, UTC.
+pub fn timestamp(micros: u64) -> String {
+    let nanos = i128::from(micros) * 1000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The records a query selects: since a time, then the last `tail` lines (a line belongs where
+/// it ends; the first record kept is cut to start at a line).
+pub fn select(records: Vec<Record>, query: &LogQuery) -> Vec<Record> {
+    let mut records: Vec<Record> = records
+        .into_iter()
+        .filter(|r| query.since.is_none_or(|since| r.micros >= since))
+        .collect();
+    let Some(tail) = query.tail else {
+        return records;
+    };
+    if tail == 0 {
+        return vec![];
+    }
+    let mut seen = 0;
+    let mut last_byte = true;
+    for index in (0..records.len()).rev() {
+        for pos in (0..records[index].data.len()).rev() {
+            let newline = records[index].data[pos] == b'\n';
+            if std::mem::take(&mut last_byte) && newline {
+                // It ends the last line.
+                continue;
+            }
+            if newline {
+                seen += 1;
+                if seen == tail {
+                    records.drain(..index);
+                    records[0].data.drain(..=pos);
+                    if records[0].data.is_empty() {
+                        records.remove(0);
+                    }
+                    return records;
+                }
+            }
+        }
+    }
+    records
+}
+
+/// Parses `since`: RFC 3339, or a number of seconds since the epoch, or a duration back from now
+/// (`30s`, `10m`, `2h`, `1d`). Answers microseconds since the epoch.
+pub fn parse_since(text: &str) -> Result<u64, String> {
+    let invalid = || {
+        format!("invalid since '{text}': give an RFC 3339 time, seconds since the epoch, or a duration such as 10m")
+    };
+    if let Ok(seconds) = text.parse::<f64>() {
+        if seconds >= 0.0 {
+            return Ok((seconds * 1_000_000.0) as u64);
+        }
+        return Err(invalid());
+    }
+    if let Some(unit) = text.chars().last() {
+        let factor = match unit {
+            's' => Some(1),
+            'm' => Some(60),
+            'h' => Some(3600),
+            'd' => Some(86_400),
+            _ => None,
+        };
+        if let Some(factor) = factor {
+            if let Ok(count) = text[..text.len() - 1].parse::<u64>() {
+                let back = count.saturating_mul(factor).saturating_mul(1_000_000);
+                return Ok(now_micros().saturating_sub(back));
+            }
+        }
+    }
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| invalid())?;
+    u64::try_from(parsed.unix_timestamp_nanos() / 1000).map_err(|_| invalid())
+}
+
+impl super::Engine {
+    /// The output of a container as `query` selects it, in chunks; with `follow`, then what it
+    /// writes next, until the container is removed (or the receiver is dropped).
+    pub async fn container_logs(
+        &self,
+        identifier: String,
+        query: LogQuery,
+        follow: bool,
+    ) -> Result<tokio::sync::mpsc::Receiver<Vec<u8>>, super::EngineError> {
+        let container = self
+            .find_container(&identifier)
+            .await?
+            .ok_or_else(|| super::EngineError::NotFound("no such container".into()))?;
+        let log = self.logs.of(&container.id);
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        self.tasks.spawn(async move {
+            let mut formatter = Formatter::new(&query);
+            let reader = Arc::clone(&log);
+            let Ok(records) = tokio::task::spawn_blocking(move || reader.read_all()).await else {
+                return;
+            };
+            let mut last = records.last().map(|r| r.sequence);
+            for record in select(records, &query) {
+                if tx.send(formatter.format(&record)).await.is_err() {
+                    return;
+                }
+            }
+            if !follow {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    more = log.wait_after(last) => if !more { return },
+                    () = tx.closed() => return,
+                }
+                let reader = Arc::clone(&log);
+                let Ok(records) = tokio::task::spawn_blocking(move || reader.read_all()).await
+                else {
+                    return;
+                };
+                let seen = last;
+                for record in records
+                    .into_iter()
+                    .filter(|r| seen.is_none_or(|l| r.sequence > l))
+                {
+                    last = Some(record.sequence);
+                    if tx.send(formatter.format(&record)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logs(max_size: u64, max_files: usize) -> (tempfile::TempDir, Logs) {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = Logs::new(LogConfig {
+            dir: dir.path().join("logs"),
+            max_size,
+            max_files,
+        });
+        (dir, logs)
+    }
+
+    fn text(records: &[Record]) -> String {
+        records
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.data).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn output_is_kept_exactly_and_continues_after_a_restart() {
+        let (dir, logs) = logs(1 << 20, 2);
+        let log = logs.of("c1");
+        log.write(b"one\ntw");
+        log.write(b"o\nthree");
+        assert_eq!(text(&log.read_all()), "one\ntwo\nthree");
+        // Another daemon, the same directory.
+        let again = Logs::new(LogConfig {
+            dir: dir.path().join("logs"),
+            max_size: 1 << 20,
+            max_files: 2,
+        });
+        let log = again.of("c1");
+        log.write(b"\nfour\n");
+        let records = log.read_all();
+        assert_eq!(text(&records), "one\ntwo\nthree\nfour\n");
+        let sequences: Vec<u64> = records.iter().map(|r| r.sequence).collect();
+        assert_eq!(sequences, [0, 1, 2]);
+        again.remove("c1");
+        assert!(!dir.path().join("logs/c1").exists());
+        assert!(log.removed());
+    }
+
+    #[test]
+    fn rotation_keeps_the_files_bounded() {
+        let (dir, logs) = logs(4096, 3);
+        let log = logs.of("busy");
+        let line = vec![b'x'; 1000];
+        for _ in 0..100 {
+            log.write(&line);
+        }
+        let total: u64 = std::fs::read_dir(dir.path().join("logs/busy"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(total <= 3 * 4096, "{total}");
+        let files = std::fs::read_dir(dir.path().join("logs/busy"))
+            .unwrap()
+            .count();
+        assert_eq!(files, 3);
+        // The newest records are the ones kept, in order.
+        let records = log.read_all();
+        let sequences: Vec<u64> = records.iter().map(|r| r.sequence).collect();
+        assert_eq!(sequences.last(), Some(&99));
+        assert!(sequences.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+
+    #[test]
+    fn tail_counts_lines_and_timestamps_start_each_line() {
+        let records = vec![
+            Record {
+                sequence: 0,
+                micros: 1_000_000,
+                data: b"a\nb\nc".to_vec(),
+            },
+            Record {
+                sequence: 1,
+                micros: 2_000_000,
+                data: b"d\ne\n".to_vec(),
+            },
+        ];
+        let query = |tail| LogQuery {
+            tail: Some(tail),
+            ..LogQuery::default()
+        };
+        assert_eq!(text(&select(records.clone(), &query(2))), "cd\ne\n");
+        assert_eq!(text(&select(records.clone(), &query(1))), "e\n");
+        assert_eq!(text(&select(records.clone(), &query(3))), "b\ncd\ne\n");
+        assert_eq!(text(&select(records.clone(), &query(4))), "a\nb\ncd\ne\n");
+        assert_eq!(text(&select(records.clone(), &query(10))), "a\nb\ncd\ne\n");
+        assert_eq!(select(records.clone(), &query(0)), vec![]);
+        let since = LogQuery {
+            since: Some(1_500_000),
+            ..LogQuery::default()
+        };
+        assert_eq!(text(&select(records.clone(), &since)), "d\ne\n");
+
+        let mut format = Formatter::new(&LogQuery {
+            timestamps: true,
+            ..LogQuery::default()
+        });
+        let out: Vec<u8> = records.iter().flat_map(|r| format.format(r)).collect();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1970-01-01T00:00:01.000000Z a\n1970-01-01T00:00:01.000000Z b\n\
+             1970-01-01T00:00:01.000000Z cd\n1970-01-01T00:00:02.000000Z e\n"
+        );
+    }
+
+    #[test]
+    fn since_reads_times_and_durations() {
+        assert_eq!(parse_since("1.5").unwrap(), 1_500_000);
+        assert_eq!(parse_since("1970-01-01T00:00:02Z").unwrap(), 2_000_000);
+        let ten_minutes = parse_since("10m").unwrap();
+        let now = now_micros();
+        assert!(now - ten_minutes >= 600_000_000 && now - ten_minutes < 601_000_000);
+        assert!(parse_since("yesterday").is_err());
+        assert!(parse_since("-5").is_err());
+    }
+
+    #[test]
+    fn a_record_cut_by_a_crash_leaves_the_rest_readable() {
+        let mut bytes = b"0 1 3\nabc".to_vec();
+        bytes.extend_from_slice(b"1 2 10\nshort");
+        let records = parse(&bytes);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].data, b"abc");
+    }
+}

@@ -1,0 +1,172 @@
+//! Container logs end to end: what a detached container prints is kept and shown by `klee logs`
+//! (the last lines, since a time, with timestamps), followed as it comes and across a restart of
+//! the container until it is removed, kept across a daemon restart, and bounded under a flood.
+
+// Test code: a failed setup step should panic where it happens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kleene_tests::{base_image, bin, describe, skip_host_tests, Daemon};
+
+fn text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until `klee logs` of `name` holds at least `lines` lines.
+fn wait_for_lines(daemon: &Daemon, name: &str, lines: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = daemon.klee(&["logs", name]);
+        assert!(out.status.success(), "{}", describe(&out));
+        let said = text(&out);
+        if said.lines().count() >= lines {
+            return said;
+        }
+        assert!(Instant::now() < deadline, "only {said:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_output_of_a_detached_container_is_kept_tailed_and_followed() {
+    if skip_host_tests() {
+        return;
+    }
+    let mut daemon = Daemon::start();
+    base_image(&daemon);
+    let out = daemon.klee(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "base",
+        "/bin/sh",
+        "-c",
+        "i=0; while [ $i -lt 30 ]; do echo line $i; i=$((i+1)); sleep 0.01; done",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let all = wait_for_lines(&daemon, "ticker", 30);
+    let expected: String = (0..30).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(all, expected);
+
+    let out = daemon.klee(&["logs", "--tail", "5", "ticker"]);
+    let expected: String = (25..30).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(text(&out), expected, "{}", describe(&out));
+
+    let out = daemon.klee(&["logs", "-t", "--tail", "2", "ticker"]);
+    let said = text(&out);
+    for line in said.lines() {
+        let (stamp, rest) = line.split_once(' ').unwrap();
+        assert!(stamp.ends_with('Z') && stamp.contains('T'), "{line}");
+        assert!(rest.starts_with("line 2"), "{line}");
+    }
+    let out = daemon.klee(&["logs", "--since", "2999-01-01T00:00:00Z", "ticker"]);
+    assert_eq!(text(&out), "", "{}", describe(&out));
+    let out = daemon.klee(&["logs", "--since", "1h", "ticker"]);
+    assert_eq!(text(&out).lines().count(), 30);
+
+    // Kept across a daemon restart.
+    daemon.restart();
+    assert_eq!(wait_for_lines(&daemon, "ticker", 30).lines().count(), 30);
+
+    // Followed: a restart of the container appends, and removing it ends the stream.
+    let mut follower = Command::new(bin("klee"))
+        .args([
+            "--host",
+            &daemon.host,
+            "logs",
+            "-f",
+            "--tail",
+            "1",
+            "ticker",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = daemon.klee(&["start", "ticker"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_for_lines(&daemon, "ticker", 60);
+    let out = daemon.klee(&["rm", "-f", "ticker"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = follower.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "logs -f did not end with the container"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let mut followed = String::new();
+    follower
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut followed)
+        .unwrap();
+    let expected: String = std::iter::once("line 29\n".to_owned())
+        .chain((0..30).map(|i| format!("line {i}\n")))
+        .collect();
+    assert_eq!(followed, expected);
+    let out = daemon.klee(&["logs", "ticker"]);
+    assert!(!out.status.success(), "the log goes with the container");
+    assert!(
+        std::fs::read_dir(daemon.dir().join("container-logs"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "no log directory left"
+    );
+}
+
+#[test]
+fn a_flood_of_output_keeps_the_log_bounded() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    // 64 MiB of output, far over the default 2 files of 8 MiB.
+    let out = daemon.klee(&[
+        "run",
+        "--name",
+        "flood",
+        "base",
+        "/bin/sh",
+        "-c",
+        "dd if=/dev/zero bs=65536 count=1024 2>/dev/null | tr '\\0' 'x'; echo; echo the end",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let dir = daemon.dir().join("container-logs");
+    let total: u64 = walk(&dir);
+    assert!(total <= 2 * 8 * 1024 * 1024 + 65536, "{total} bytes kept");
+    let out = daemon.klee(&["logs", "--tail", "1", "flood"]);
+    assert_eq!(text(&out), "the end\n", "{}", describe(&out));
+    let out = daemon.klee(&["rm", "flood"]);
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+fn walk(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    let meta = e.metadata().unwrap();
+                    if meta.is_dir() {
+                        walk(&e.path())
+                    } else {
+                        meta.len()
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
