@@ -29,6 +29,15 @@ pub enum RestartPolicy {
     /// Whenever the daemon starts.
     #[serde(rename = "on-startup")]
     OnStartup,
+    /// Whenever its first process ends, and when the daemon starts, until `stop` (additive).
+    /// Restarts wait 100 ms, doubling to 1 min, back to 100 ms after 10 s of running.
+    #[serde(rename = "always")]
+    Always,
+    /// When its first process ends with a non-zero exit code, at most `restart_max_retries`
+    /// times in a row when that is set; and when the daemon starts if it was running, until
+    /// `stop` (additive). The same back-off as `always`.
+    #[serde(rename = "on-failure")]
+    OnFailure,
 }
 
 /// Transport protocol of a published port.
@@ -112,6 +121,13 @@ pub struct Container {
     pub jail_param: Vec<String>,
     /// Restart policy.
     pub restart_policy: RestartPolicy,
+    /// With `on-failure`: how many restarts in a row at most; `null`: no bound. Additive.
+    #[serde(default)]
+    pub restart_max_retries: Option<u32>,
+    /// How many times the daemon restarted it by its restart policy since it was last started
+    /// by a client. Additive.
+    #[serde(default)]
+    pub restart_count: u64,
     /// Kept by `container prune` when true.
     pub persist: bool,
     /// Creation time, ISO-8601 UTC.
@@ -266,6 +282,10 @@ pub struct ContainerConfig {
     /// Restart policy (default `no`).
     #[serde(default)]
     pub restart_policy: Option<RestartPolicy>,
+    /// With `on-failure`: how many restarts in a row at most (`0` or absent on create: no bound;
+    /// on update, `null` keeps it and `0` removes it). Additive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_max_retries: Option<u32>,
     /// Kept by `container prune` when true.
     #[serde(default)]
     pub persist: Option<bool>,

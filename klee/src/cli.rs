@@ -321,13 +321,52 @@ pub enum DriverArg {
     Disabled,
 }
 
-/// Restart policy of a container.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum RestartArg {
-    /// Never restarted by the daemon.
-    No,
-    /// Started whenever the daemon starts.
-    OnStartup,
+/// Restart policy of a container: `no`, `on-startup`, `always` or `on-failure[:MAX_RETRIES]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartArg {
+    /// The policy.
+    pub policy: kleene_api::RestartPolicy,
+    /// With `on-failure`: at most this many restarts in a row.
+    pub max_retries: Option<u32>,
+}
+
+impl std::str::FromStr for RestartArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<RestartArg, String> {
+        use kleene_api::RestartPolicy;
+        let (name, max) = match text.split_once(':') {
+            Some((name, max)) => (name, Some(max)),
+            None => (text, None),
+        };
+        let policy = match name {
+            "no" => RestartPolicy::No,
+            "on-startup" => RestartPolicy::OnStartup,
+            "always" => RestartPolicy::Always,
+            "on-failure" => RestartPolicy::OnFailure,
+            _ => {
+                return Err(format!(
+                    "'{text}' is not a restart policy: no, on-startup, always or \
+                     on-failure[:MAX_RETRIES]"
+                ))
+            }
+        };
+        let max_retries = match max {
+            None => None,
+            Some(_) if policy != RestartPolicy::OnFailure => {
+                return Err(format!(
+                    "'{text}': only on-failure takes a number of retries"
+                ))
+            }
+            Some(max) => Some(max.parse::<u32>().map_err(|_| {
+                format!("'{text}': the number of retries must be a whole number such as 3")
+            })?),
+        };
+        Ok(RestartArg {
+            policy,
+            max_retries,
+        })
+    }
 }
 
 /// The options of a container that `create`, `run` and `build` (for its build container) share.
@@ -396,8 +435,8 @@ pub struct CreateArgs {
     /// a range N-M.
     #[arg(short = 'p', long, value_name = "SPEC", value_parser = crate::publish::parse)]
     pub publish: Vec<PublishedPortConfig>,
-    /// Restart policy.
-    #[arg(long, value_enum, default_value = "no")]
+    /// Restart policy: no, on-startup, always or on-failure[:MAX_RETRIES].
+    #[arg(long, value_name = "POLICY", default_value = "no")]
     pub restart: RestartArg,
     /// Keep the container when pruning.
     #[arg(long)]
@@ -501,8 +540,8 @@ pub struct UpdateArgs {
     /// New jail parameters (replace the whole list; repeatable).
     #[arg(short = 'J', long = "jailparam", value_name = "PARAM")]
     pub jail_param: Vec<String>,
-    /// New restart policy.
-    #[arg(long, value_enum)]
+    /// New restart policy: no, on-startup, always or on-failure[:MAX_RETRIES].
+    #[arg(long, value_name = "POLICY")]
     pub restart: Option<RestartArg>,
     /// Keep the container when pruning (true or false).
     #[arg(long)]
@@ -875,4 +914,27 @@ pub struct LogsArgs {
     pub timestamps: bool,
     /// The container: ID, ID prefix or name.
     pub container: String,
+}
+
+#[cfg(test)]
+mod restart_arg_tests {
+    use super::RestartArg;
+    use kleene_api::RestartPolicy;
+
+    #[test]
+    fn restart_policies_parse_with_a_bound_for_on_failure_only() {
+        let parse = |text: &str| text.parse::<RestartArg>();
+        assert_eq!(
+            parse("on-failure:3"),
+            Ok(RestartArg {
+                policy: RestartPolicy::OnFailure,
+                max_retries: Some(3)
+            })
+        );
+        assert_eq!(parse("always").map(|r| r.policy), Ok(RestartPolicy::Always));
+        assert_eq!(parse("no").map(|r| r.max_retries), Ok(None));
+        assert!(parse("always:2").unwrap_err().contains("only on-failure"));
+        assert!(parse("on-failure:x").unwrap_err().contains("whole number"));
+        assert!(parse("sometimes").unwrap_err().contains("not a restart policy"));
+    }
 }

@@ -627,6 +627,8 @@ pub fn sample_objects(db: &kleened::store::Db<'_>) -> Result<(), kleened::store:
         public_ports: vec![],
         jail_param: vec!["mount.devfs=true".into()],
         restart_policy: RestartPolicy::No,
+        restart_max_retries: None,
+        restart_count: 0,
         persist: false,
         created: "2026-01-02T03:05:00.000000Z".into(),
         dataset: "kleene-test/container/abcdef012345".into(),

@@ -171,7 +171,7 @@ fn cpu_and_memory_limits_are_set_changed_while_running_and_removed_with_the_cont
         "4711",
     ]);
     assert!(out.status.success(), "{}", describe(&out));
-    let pid = host_pid_of("/bin/sleep\04711\0");
+    let pid = host_pid_of("/bin/sleep\x004711\x00");
     let cpu = cgroup_dir(pid, "cpu");
     let memory = cgroup_dir(pid, "memory");
     let quota = std::fs::read_to_string(cpu.join("cpu.cfs_quota_us"))

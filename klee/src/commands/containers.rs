@@ -2,8 +2,7 @@
 
 use http::Method;
 use kleene_api::{
-    ContainerConfig, ContainerSummary, ExecConfig, ExecStartConfig, IdResponse, Info,
-    NetworkDriver, RestartPolicy,
+    ContainerConfig, ContainerSummary, ExecConfig, ExecStartConfig, IdResponse, Info, NetworkDriver,
 };
 use time::OffsetDateTime;
 
@@ -11,8 +10,7 @@ use super::networks::{connect_endpoint, endpoint_config};
 use super::{body, confirm, each, query_value, segment, Failure, Output};
 use crate::attach::{self, Attach};
 use crate::cli::{
-    AttachArgs, ContainerOptions, CreateArgs, DriverArg, ExecArgs, RestartArg, RunArgs, StartArgs,
-    UpdateArgs,
+    AttachArgs, ContainerOptions, CreateArgs, DriverArg, ExecArgs, RunArgs, StartArgs, UpdateArgs,
 };
 use crate::connection::{ClientError, Connection};
 use crate::output::{since, table, truncate};
@@ -71,13 +69,6 @@ pub async fn inspect(conn: &Connection, identifier: &str) -> Result<(), ClientEr
         &format!("/containers/{}/inspect", segment(identifier)),
     )
     .await
-}
-
-fn restart_policy(arg: RestartArg) -> RestartPolicy {
-    match arg {
-        RestartArg::No => RestartPolicy::No,
-        RestartArg::OnStartup => RestartPolicy::OnStartup,
-    }
 }
 
 /// Where a container's network driver comes from.
@@ -151,7 +142,8 @@ fn container_config(args: &CreateArgs, options: ContainerConfig) -> ContainerCon
         image: Some(args.image.clone()),
         cmd: Some(args.cmd.clone()),
         public_ports: Some(args.publish.clone()),
-        restart_policy: Some(restart_policy(args.restart)),
+        restart_policy: Some(args.restart.policy),
+        restart_max_retries: args.restart.max_retries,
         persist: Some(args.persist),
         memory: args.limits.memory.clone(),
         pids_limit: args.limits.pids_limit,
@@ -372,7 +364,9 @@ pub async fn update(conn: &Connection, args: &UpdateArgs) -> Result<(), ClientEr
         env: (!args.env.is_empty()).then(|| args.env.clone()),
         jail_param: (!args.jail_param.is_empty()).then(|| args.jail_param.clone()),
         cmd: (!args.cmd.is_empty()).then(|| args.cmd.clone()),
-        restart_policy: args.restart.map(restart_policy),
+        restart_policy: args.restart.map(|r| r.policy),
+        // A policy given without a bound removes the bound.
+        restart_max_retries: args.restart.map(|r| r.max_retries.unwrap_or(0)),
         persist: args.persist,
         memory: args.limits.memory.clone(),
         pids_limit: args.limits.pids_limit,

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kleene_api::{
-    Container, ContainerConfig, ContainerInspect, ContainerSummary, ExecConfig, IdResponse,
-    MountPoint, MountPointConfig, MountPointType, NetworkDriver, PublishedPort, RestartPolicy,
+    Container, ContainerConfig, ContainerInspect, ContainerSummary, IdResponse, MountPoint,
+    MountPointConfig, MountPointType, NetworkDriver, PublishedPort, RestartPolicy,
 };
 use zfs::{DatasetName, DestroyFlags, SnapshotName};
 
 use super::limits::{self, LimitChange};
 use super::recovery::{Intent, Recorded};
+use super::restart;
 use super::{ids, Engine, EngineError};
 use crate::platform::runtime::DEFAULT_STOP_GRACE;
 use crate::platform::{inroot, Mount, Runtime};
@@ -371,6 +372,9 @@ impl Engine {
             check_mount(mount)?;
         }
         let limits = LimitChange::from_config(&config).map_err(refuse)?;
+        let restart_policy = config.restart_policy.unwrap_or(RestartPolicy::No);
+        let restart_max_retries = config.restart_max_retries.filter(|n| *n > 0);
+        check_max_retries(restart_policy, restart_max_retries).map_err(refuse)?;
         let name = config.name.as_deref().map(|n| n.trim_start_matches('/'));
         self.check_name_free(name, "").await?;
         let id = id.unwrap_or_else(ids::new_id);
@@ -442,7 +446,9 @@ impl Engine {
                 })
                 .collect(),
             jail_param: config.jail_param.clone().unwrap_or_default(),
-            restart_policy: config.restart_policy.unwrap_or(RestartPolicy::No),
+            restart_policy,
+            restart_max_retries,
+            restart_count: 0,
             persist: config.persist.unwrap_or(false),
             created: ids::now(),
             dataset: dataset.as_str().to_owned(),
@@ -684,6 +690,7 @@ impl Engine {
         // Gone for the API; its dataset is destroyed in the background (engine/reaper.rs).
         self.reap(dataset);
         self.logs.remove(&container.id);
+        self.restarts.forget(&container.id);
         self.done(intent).await;
         tracing::info!(container = %container.id, "container removed");
         Ok(IdResponse { id: container.id })
@@ -733,6 +740,12 @@ impl Engine {
             .await?
             .filter(|c| c.id == found.id)
             .ok_or_else(|| EngineError::NotFound("container not found".into()))?;
+        // Stopped for good: its restart policy does not bring it back (nor a pending restart).
+        let id = container.id.clone();
+        self.store
+            .write(move |db| db.set_keep_running(&id, false, false))
+            .await?;
+        self.restarts.forget(&container.id);
         if !self.is_running(&container.id).await? {
             self.cleanup_container(&container.id).await;
             return Err(EngineError::Conflict("container not running".into()));
@@ -798,7 +811,15 @@ impl Engine {
         }
         if let Some(policy) = config.restart_policy {
             updated.restart_policy = policy;
+            if policy != RestartPolicy::OnFailure {
+                updated.restart_max_retries = None;
+            }
         }
+        if let Some(max) = config.restart_max_retries {
+            updated.restart_max_retries = (max > 0).then_some(max);
+        }
+        check_max_retries(updated.restart_policy, updated.restart_max_retries)
+            .map_err(EngineError::Invalid)?;
         if let Some(params) = config.jail_param {
             if let Some(runtime) = &self.runtime {
                 runtime.check_jail_params(&params).map_err(|e| {
@@ -898,35 +919,35 @@ impl Engine {
             self.cleanup_container(&summary.container.id).await;
         }
         self.networks_startup().await;
+        let kept: std::collections::HashSet<String> = self
+            .store
+            .read(|db| db.kept_running())
+            .await?
+            .into_iter()
+            .collect();
+        let Some(engine) = self.me.upgrade() else {
+            return Ok(());
+        };
         for summary in containers {
             let c = summary.container;
-            if c.restart_policy != RestartPolicy::OnStartup {
+            if !restart::starts_with_daemon(c.restart_policy, kept.contains(&c.id)) {
                 continue;
             }
-            let exec = self
-                .create_exec(ExecConfig {
-                    container_id: c.id.clone(),
-                    cmd: vec![],
-                    env: vec![],
-                    user: String::new(),
-                    tty: false,
-                })
-                .await?;
-            match self.start_exec(&exec.id, true, None).await {
-                Ok(running) => {
-                    self.detach(running);
-                    tracing::info!(container = %c.id, "started (restart policy on-startup)");
-                }
+            let policy = serde_json::to_value(c.restart_policy).unwrap_or_default();
+            match engine.start_detached(&c.id, true).await {
+                Ok(()) => tracing::info!(container = %c.id, "started (restart policy {policy})"),
                 Err(err) => {
-                    tracing::error!(container = %c.id, error = %err, "could not start (restart policy on-startup)")
+                    tracing::error!(container = %c.id, error = %err, "could not start (restart policy {policy})")
                 }
             }
         }
         Ok(())
     }
 
-    /// At daemon stop: every running container is stopped.
+    /// At daemon stop: every running container is stopped (their restart policies still hold
+    /// at the next start).
     pub(super) async fn stop_all(&self) {
+        self.restarts.daemon_stopping();
         let running = match self.running_set().await {
             Ok(running) => running,
             Err(err) => {
@@ -942,6 +963,19 @@ impl Engine {
         if let Some(runtime) = &self.runtime {
             runtime.close();
         }
+    }
+}
+
+/// A bound on restarts belongs to the `on-failure` policy only (as Docker refuses it with
+/// `always`).
+fn check_max_retries(policy: RestartPolicy, max: Option<u32>) -> Result<(), String> {
+    match (policy, max) {
+        (RestartPolicy::OnFailure, _) | (_, None) => Ok(()),
+        (_, Some(_)) => Err(
+            "restart_max_retries: a number of retries is only taken with the on-failure restart \
+             policy"
+                .into(),
+        ),
     }
 }
 
@@ -1006,6 +1040,8 @@ mod tests {
                     public_ports: vec![],
                     jail_param: vec![],
                     restart_policy: RestartPolicy::No,
+                    restart_max_retries: None,
+                    restart_count: 0,
                     persist: false,
                     created: "2026-01-01T00:00:00.000000Z".into(),
                     dataset: "zroot/kleene/container/c0ffee000001".into(),

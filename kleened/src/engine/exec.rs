@@ -425,6 +425,20 @@ impl Engine {
         start_container: bool,
         tty_size: Option<kleene_api::TtySize>,
     ) -> Result<RunningExec, String> {
+        self.start_exec_as(exec_id, start_container, tty_size, false)
+            .await
+    }
+
+    /// [`Engine::start_exec`]; `by_policy` says the daemon starts the container by its restart
+    /// policy, which keeps its restart count (a client's start resets it and has the daemon
+    /// keep the container running).
+    pub(super) async fn start_exec_as(
+        &self,
+        exec_id: &str,
+        start_container: bool,
+        tty_size: Option<kleene_api::TtySize>,
+        by_policy: bool,
+    ) -> Result<RunningExec, String> {
         let runtime = self.runtime().map_err(|e| e.to_string())?.clone();
         // One start at a time, so two execs cannot both create the same container and one exec
         // cannot be started twice.
@@ -537,6 +551,22 @@ impl Engine {
             }
         });
         tracing::info!(exec = exec_id, container = %container.id, pid, first = !running, "exec started");
+        if !running {
+            if !by_policy {
+                // A client's start: the daemon keeps it running by its policy from now on.
+                self.restarts.forget(&container.id);
+                let id = container.id.clone();
+                if let Err(err) = self
+                    .store
+                    .write(move |db| db.set_keep_running(&id, true, true))
+                    .await
+                {
+                    tracing::warn!(container = %container.id, error = %err, "cannot record the start for the restart policy");
+                }
+            }
+            self.restarts
+                .started(&container.id, std::time::Instant::now());
+        }
         Ok(RunningExec {
             exec_id: exec_id.to_owned(),
             container_id: container.id,
@@ -606,6 +636,9 @@ impl Engine {
         let message = match self.is_running(container_id).await {
             Ok(false) => {
                 self.cleanup_container(container_id).await;
+                if first {
+                    self.first_process_exited(container_id, code).await;
+                }
                 format!("executable {exec_id} and its container exited with exit-code {code}")
             }
             Ok(true) => format!("{exec_id} has exited with exit-code {code}"),

@@ -18,6 +18,7 @@ mod networks;
 pub mod progress;
 mod reaper;
 mod recovery;
+pub mod restart;
 #[cfg(test)]
 mod tests;
 mod volumes;
@@ -162,6 +163,10 @@ pub struct Engine {
     reaper: reaper::Reaper,
     /// The containers' output.
     logs: logs::Logs,
+    /// The back-off of containers restarted by their policy.
+    restarts: restart::Restarts,
+    /// The engine itself, for tasks it starts on its own (restarts).
+    me: std::sync::Weak<Engine>,
 }
 
 impl Engine {
@@ -175,7 +180,7 @@ impl Engine {
             .user_agent(concat!("kleened/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| EngineError::Internal(format!("cannot set up the HTTP client: {e}")))?;
-        Ok(Arc::new(Engine {
+        Ok(Arc::new_cyclic(|me| Engine {
             store: parts.store,
             zfs: Arc::new(parts.zfs),
             layout: parts.layout,
@@ -194,6 +199,8 @@ impl Engine {
             started: std::time::Instant::now(),
             reaper: reaper::Reaper::default(),
             logs: logs::Logs::new(parts.logs),
+            restarts: restart::Restarts::default(),
+            me: me.clone(),
         }))
     }
 

@@ -9,10 +9,11 @@ use super::{enum_from_text, enum_to_text, from_json, to_json, Db, Lookup, StoreE
 const COLUMNS: &str =
     "c.id, c.name, c.image_id, c.cmd, c.user, c.env, c.network_driver, c.public_ports, \
                        c.jail_param, c.restart_policy, c.persist, c.created, c.dataset, \
-                       c.memory, c.pids_limit, c.cpus, c.last_exit";
+                       c.memory, c.pids_limit, c.cpus, c.last_exit, c.restart_max_retries, \
+                       c.restart_count";
 
 /// How many columns [`COLUMNS`] names (queries add theirs after them).
-const COLUMN_COUNT: usize = 17;
+const COLUMN_COUNT: usize = 19;
 
 const LOOKUP: Lookup<Container> = Lookup::new(
     "container",
@@ -53,6 +54,10 @@ fn container_from_row(row: &Row<'_>) -> rusqlite::Result<Container> {
             .get::<_, Option<String>>(16)?
             .map(|text| from_json("container last exit", &text))
             .transpose()?,
+        restart_max_retries: row.get(17)?,
+        restart_count: row
+            .get::<_, i64>(18)
+            .map(|n| u64::try_from(n).unwrap_or(0))?,
     })
 }
 
@@ -111,8 +116,9 @@ impl Db<'_> {
             .prepare_cached(
                 "INSERT INTO containers (id, name, image_id, cmd, user, env, network_driver, public_ports, \
                  jail_param, restart_policy, persist, created, dataset, memory, pids_limit, \
-                 cpus, last_exit) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                 cpus, last_exit, restart_max_retries, restart_count) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+                 ?18, ?19)",
             )?
             .execute(params![
                 c.id,
@@ -132,6 +138,8 @@ impl Db<'_> {
                 signed(c.pids_limit),
                 c.cpus.as_ref().map(to_json),
                 c.last_exit.as_ref().map(to_json),
+                c.restart_max_retries,
+                i64::try_from(c.restart_count).unwrap_or(i64::MAX),
             ])?;
         Ok(())
     }
@@ -143,7 +151,7 @@ impl Db<'_> {
             .prepare_cached(
                 "UPDATE containers SET name = ?2, cmd = ?3, user = ?4, env = ?5, jail_param = ?6, \
                  restart_policy = ?7, persist = ?8, memory = ?9, pids_limit = ?10, \
-                 cpus = ?11 WHERE id = ?1",
+                 cpus = ?11, restart_max_retries = ?12 WHERE id = ?1",
             )?
             .execute(params![
                 c.id,
@@ -157,8 +165,63 @@ impl Db<'_> {
                 signed(c.memory),
                 signed(c.pids_limit),
                 c.cpus.as_ref().map(to_json),
+                c.restart_max_retries,
             ])?;
         Ok(())
+    }
+
+    /// Whether the daemon keeps the container running by its restart policy: set when a client
+    /// starts it, cleared by `stop` and when its policy lets it stay down. Also resets its
+    /// restart count when a client starts it.
+    pub fn set_keep_running(
+        &self,
+        id: &str,
+        keep: bool,
+        reset_count: bool,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE containers SET keep_running = ?2, \
+                 restart_count = CASE WHEN ?3 THEN 0 ELSE restart_count END WHERE id = ?1",
+            )?
+            .execute(params![id, keep, reset_count])?;
+        Ok(())
+    }
+
+    /// Counts one restart of the container by its policy; answers the new count (`None`: no
+    /// such container).
+    pub fn count_restart(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE containers SET restart_count = restart_count + 1 WHERE id = ?1 \
+                 RETURNING restart_count",
+            )?
+            .query_row(params![id], |row| row.get::<_, i64>(0))
+            .map(|n| Some(u64::try_from(n).unwrap_or(0)))
+            .or_else(|err| match err {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                err => Err(err.into()),
+            })
+    }
+
+    /// The containers the daemon keeps running (see [`Db::set_keep_running`]).
+    pub fn kept_running(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM containers WHERE keep_running")?;
+        let ids = stmt.query_map([], |row| row.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether the daemon keeps the container running (see [`Db::set_keep_running`]).
+    pub fn keeps_running(&self, id: &str) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT keep_running FROM containers WHERE id = ?1")?
+            .query_row(params![id], |row| row.get::<_, bool>(0))
+            .or_else(|err| match err {
+                rusqlite::Error::QueryReturnedNoRows => Ok(false),
+                err => Err(err.into()),
+            })
     }
 
     /// Saves how a container's first process ended.

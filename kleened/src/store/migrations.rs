@@ -110,6 +110,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE containers ADD COLUMN cpus TEXT;
     ALTER TABLE containers ADD COLUMN last_exit TEXT;
     ",
+    // 6: restart policies beyond on-startup: the bound of on-failure, the restarts counted since
+    // a client last started the container, and whether the daemon keeps it running (set by a
+    // client's start, cleared by stop).
+    "
+    ALTER TABLE containers ADD COLUMN restart_max_retries INTEGER;
+    ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN keep_running INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The schema version this build of the daemon writes.

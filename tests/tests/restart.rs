@@ -1,0 +1,216 @@
+//! Restart policies end to end: `on-failure:3` restarts a failing container exactly three times
+//! with growing waits, and not one that succeeds; `always` brings a container back after its
+//! process is killed and after a daemon restart, and `klee stop` ends it for good, also across a
+//! daemon restart.
+
+// Test code: a failed setup step should panic where it happens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use kleene_tests::{base_image, describe, skip_host_tests, Daemon};
+
+fn inspect(daemon: &Daemon, name: &str) -> serde_json::Value {
+    let out = daemon.klee(&["container", "inspect", name]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    value["container"].clone()
+}
+
+/// Waits until `check` holds for the container's record.
+fn wait_for(daemon: &Daemon, name: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let record = inspect(daemon, name);
+        if check(&record) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: never {what}: {record}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The host PID of the process whose command line is exactly `cmdline` (NUL-separated).
+fn host_pid_of(cmdline: &str) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == cmdline.as_bytes())
+            {
+                return pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "no process {cmdline:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The times (microseconds into the day, growing across midnight) of the lines `klee logs -t`
+/// shows, from their RFC 3339 stamps (`2026-12-01T18:40:12.123456Z`).
+fn log_times(daemon: &Daemon, name: &str) -> Vec<i128> {
+    let out = daemon.klee(&["logs", "-t", name]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let mut times: Vec<i128> = vec![];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let stamp = line.split_once(' ').expect("a timestamp").0;
+        let clock = stamp
+            .split_once('T')
+            .and_then(|(_, c)| c.strip_suffix('Z'))
+            .unwrap_or_else(|| panic!("not RFC 3339 UTC: {stamp}"));
+        let parts: Vec<f64> = clock.split(':').map(|p| p.parse().unwrap()).collect();
+        let mut micros = ((parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]) * 1e6) as i128;
+        if let Some(last) = times.last() {
+            if micros < *last {
+                micros += 86_400_000_000;
+            }
+        }
+        times.push(micros);
+    }
+    times
+}
+
+#[test]
+fn on_failure_restarts_a_failing_container_a_bounded_number_of_times() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    let out = daemon.klee(&[
+        "run",
+        "-d",
+        "--name",
+        "failing",
+        "--restart",
+        "on-failure:3",
+        "base",
+        "/bin/sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_for(&daemon, "failing", "restarted three times", |c| {
+        c["restart_count"] == 3 && c["running"] == false && c["last_exit"]["exit_code"] == 3
+    });
+    // And no more: the policy is done.
+    std::thread::sleep(Duration::from_millis(1500));
+    let record = inspect(&daemon, "failing");
+    assert_eq!(record["restart_count"], 3, "{record}");
+    assert_eq!(record["restart_policy"], "on-failure", "{record}");
+    assert_eq!(record["restart_max_retries"], 3, "{record}");
+    let times = log_times(&daemon, "failing");
+    assert_eq!(times.len(), 4, "one line per run: {times:?}");
+    // The waits between runs are at least 100, 200 and 400 ms: they double.
+    for (k, pair) in times.windows(2).enumerate() {
+        let gap_ms = (pair[1] - pair[0]) / 1000;
+        assert!(gap_ms >= 100 << k, "wait {k} was {gap_ms} ms: {times:?}");
+    }
+
+    // A client's start counts from zero again: four more runs.
+    let out = daemon.klee(&["container", "start", "-d", "failing"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log_times(&daemon, "failing").len() < 8 {
+        assert!(Instant::now() < deadline, "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for(&daemon, "failing", "counted from zero", |c| {
+        c["restart_count"] == 3 && c["running"] == false
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(log_times(&daemon, "failing").len(), 8);
+
+    // A process that succeeds is not restarted by on-failure.
+    let out = daemon.klee(&[
+        "run",
+        "-d",
+        "--name",
+        "fine",
+        "--restart",
+        "on-failure",
+        "base",
+        "/bin/true",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_for(&daemon, "fine", "ended", |c| {
+        c["running"] == false && c["last_exit"]["exit_code"] == 0
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inspect(&daemon, "fine")["restart_count"], 0);
+
+    // Bad policies are refused by klee, and a bound with another policy by the daemon.
+    let out = daemon.klee(&["create", "--restart", "sometimes", "base"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let out = daemon.klee(&["create", "--restart", "always:2", "base"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+}
+
+#[test]
+fn always_restarts_after_a_kill_and_a_daemon_restart_until_stopped() {
+    if skip_host_tests() {
+        return;
+    }
+    let mut daemon = Daemon::start();
+    base_image(&daemon);
+    let out = daemon.klee(&[
+        "run",
+        "-d",
+        "--name",
+        "service",
+        "--restart",
+        "always",
+        "base",
+        "/bin/sleep",
+        "4242",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let cmdline = "/bin/sleep\x004242\x00";
+    let first = host_pid_of(cmdline);
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &first.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_for(&daemon, "service", "restarted after the kill", |c| {
+        c["restart_count"] == 1 && c["running"] == true
+    });
+    assert_ne!(host_pid_of(cmdline), first);
+
+    // The daemon stops its containers when it stops, and starts this one again.
+    daemon.restart();
+    wait_for(&daemon, "service", "started with the daemon", |c| {
+        c["running"] == true
+    });
+
+    // Stopped by a client: it stays down, also across a daemon restart.
+    let out = daemon.klee(&["stop", "service"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    std::thread::sleep(Duration::from_millis(1000));
+    let record = inspect(&daemon, "service");
+    assert_eq!(record["running"], false, "{record}");
+    daemon.restart();
+    std::thread::sleep(Duration::from_millis(1000));
+    let record = inspect(&daemon, "service");
+    assert_eq!(record["running"], false, "{record}");
+
+    // A client's start brings back the policy; rm -f ends it.
+    let out = daemon.klee(&["container", "start", "-d", "service"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_for(&daemon, "service", "running", |c| c["running"] == true);
+    let out = daemon.klee(&["rm", "-f", "service"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    std::thread::sleep(Duration::from_millis(500));
+    let out = daemon.klee(&["container", "inspect", "service"]);
+    assert!(
+        !out.status.success(),
+        "removed for good: {}",
+        describe(&out)
+    );
+}
