@@ -935,6 +935,8 @@ mod restart_arg_tests {
         assert_eq!(parse("no").map(|r| r.max_retries), Ok(None));
         assert!(parse("always:2").unwrap_err().contains("only on-failure"));
         assert!(parse("on-failure:x").unwrap_err().contains("whole number"));
-        assert!(parse("sometimes").unwrap_err().contains("not a restart policy"));
+        assert!(parse("sometimes")
+            .unwrap_err()
+            .contains("not a restart policy"));
     }
 }
