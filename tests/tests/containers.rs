@@ -791,3 +791,83 @@ fn the_end_of_input_reaches_the_process() {
     assert_eq!(stdout(&out), "hello\n");
     assert_eq!(containers(&daemon).len(), 0, "--rm removed it");
 }
+
+#[test]
+fn a_prompt_without_a_newline_reaches_the_client_before_any_input() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    let mut child = std::process::Command::new(kleene_tests::bin("klee"))
+        .args([
+            "--host",
+            &daemon.host,
+            "run",
+            "-i",
+            "--rm",
+            "base",
+            "/bin/sh",
+            "-c",
+            "printf 'name? '; read name; echo \"hello $name\"",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The prompt must arrive while the process waits for input: output is never held back for
+    // a newline or a fuller frame.
+    let mut stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read as _;
+        let mut seen = vec![];
+        let mut byte = [0u8; 1];
+        while let Ok(1) = stdout.read(&mut byte) {
+            seen.push(byte[0]);
+            if seen.ends_with(b"name? ") {
+                let _ = sender.send(());
+            }
+        }
+        seen
+    });
+    receiver
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the prompt never arrived while the process waited for input");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"kleene\n").unwrap();
+    }
+    let status = child.wait().unwrap();
+    let seen = reader.join().unwrap();
+    assert!(status.success());
+    assert_eq!(String::from_utf8_lossy(&seen), "name? hello kleene\n");
+}
+
+#[test]
+fn large_output_arrives_byte_for_byte() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    // Many small writes, coalesced into large frames, must come out in order and complete.
+    let out = daemon.klee(&["run", "--rm", "base", "/usr/bin/seq", "1", "200000"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let expected: String = (1..=200_000).map(|i| format!("{i}\n")).collect();
+    assert!(stdout(&out) == expected, "the output differs from seq's");
+    if let Some(klee) = python_klee() {
+        let out = python(
+            &klee,
+            &daemon,
+            &["run", "base", "/usr/bin/seq", "1", "200000"],
+        );
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(
+            stdout(&out).contains(&expected),
+            "the Python client's output lacks seq's"
+        );
+    }
+}

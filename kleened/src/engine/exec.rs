@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use kleene_api::{ExecConfig, IdResponse, NetworkDriver};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -288,6 +289,10 @@ fn terminate(child: &tokio::process::Child) {
     }
 }
 
+/// The largest output frame: what a process wrote since the last read, up to this, goes out in
+/// one frame.
+const FRAME_MAX: usize = 128 * 1024;
+
 /// Pumps a started process until it ended and its output is read; answers its exit status.
 async fn pump(
     io: ProcessIo,
@@ -303,7 +308,7 @@ async fn pump(
         terminal,
     } = io;
     let mut input = Some(input);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; FRAME_MAX];
     let (mut listening, mut talking, mut eof) = (true, true, false);
     let mut status = None;
     let idle = tokio::time::sleep(Duration::from_secs(86_400));
@@ -312,7 +317,20 @@ async fn pump(
         tokio::select! {
             read = reader.read(&mut buf), if !eof => match read {
                 Ok(0) | Err(_) => eof = true,
-                Ok(n) => {
+                Ok(first) => {
+                    // What the process has written meanwhile joins this frame (fewer, larger
+                    // frames for a fast writer); nothing waits, so a prompt goes out at once.
+                    let mut n = first;
+                    while n < buf.len() {
+                        match reader.read(&mut buf[n..]).now_or_never() {
+                            Some(Ok(0)) | Some(Err(_)) => {
+                                eof = true;
+                                break;
+                            }
+                            Some(Ok(more)) => n += more,
+                            None => break,
+                        }
+                    }
                     log.write(&buf[..n]);
                     if listening && client.send(&buf[..n]).await.is_err() {
                         listening = false;

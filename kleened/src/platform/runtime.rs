@@ -109,6 +109,10 @@ impl ProcessIo {
         // Close-on-exec: only the process gets its ends (as its stdio); no other process the
         // daemon starts meanwhile inherits one, which would hold the input open for ever.
         let (out_read, out_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        // Room for a fast writer to go on while a frame is being sent (the default is 64 KiB);
+        // a host that refuses keeps the default.
+        #[cfg(target_os = "linux")]
+        let _ = nix::fcntl::fcntl(&out_read, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
         let (in_read, in_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         command
             .stdin(Stdio::from(in_read))
