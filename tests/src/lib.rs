@@ -128,9 +128,19 @@ impl Drop for TestRoot {
             recursive_dependents: true,
             force: true,
         };
-        if let Err(err) = zfs().destroy(&dataset, flags) {
-            eprintln!("could not destroy test dataset {}: {err}", self.name);
-            return;
+        // zfs-fuse may still be busy with the last unmounts of a daemon that just stopped (its
+        // own retries span about 13 s): try again a little later before giving up.
+        let mut attempt = 0;
+        while let Err(err) = zfs().destroy(&dataset, flags) {
+            if zfs_tree(&self.name).is_empty() {
+                break;
+            }
+            attempt += 1;
+            if attempt == 4 {
+                eprintln!("could not destroy test dataset {}: {err}", self.name);
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(2));
         }
         for origin in outside {
             let Ok(snapshot) = zfs::SnapshotName::new(origin.clone()) else {
