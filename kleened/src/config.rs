@@ -403,8 +403,11 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
             let max_files = raw
                 .container_log_max_files
                 .unwrap_or(LogConfig::DEFAULT_MAX_FILES as u64);
-            if !(1..=100).contains(&max_files) {
-                return Err(invalid("container_log_max_files", "must be from 1 to 100"));
+            if max_files > 100 {
+                return Err(invalid(
+                    "container_log_max_files",
+                    "must be from 0 (no logs) to 100",
+                ));
             }
             LogConfig {
                 dir,

@@ -26,7 +26,8 @@ pub struct LogConfig {
     pub dir: PathBuf,
     /// The most one file holds before it is rotated.
     pub max_size: u64,
-    /// How many files a container keeps (the current one and the rotated ones).
+    /// How many files a container keeps (the current one and the rotated ones); 0 keeps no
+    /// logs at all.
     pub max_files: usize,
 }
 
@@ -140,7 +141,7 @@ impl ContainerLog {
     /// Appends one chunk of output. A failure is logged once per chunk and the output goes on:
     /// losing a log must not stop a container.
     pub fn write(&self, data: &[u8]) {
-        if data.is_empty() || *self.changed.borrow() == u64::MAX {
+        if data.is_empty() || self.max_files == 0 || *self.changed.borrow() == u64::MAX {
             return;
         }
         let mut guard = self.lock();
@@ -534,6 +535,15 @@ mod tests {
         again.remove("c1");
         assert!(!dir.path().join("logs/c1").exists());
         assert!(log.removed());
+    }
+
+    #[test]
+    fn no_files_keeps_no_logs() {
+        let (dir, logs) = logs(1 << 20, 0);
+        let log = logs.of("quiet");
+        log.write(b"not kept\n");
+        assert!(log.read_all().is_empty());
+        assert!(!dir.path().join("logs").join("quiet").exists());
     }
 
     #[test]
