@@ -7,6 +7,7 @@
 pub mod address;
 pub mod container;
 pub mod de;
+pub mod doctor;
 pub mod error;
 pub mod exec;
 pub mod image;
@@ -21,6 +22,7 @@ pub use container::{
     MountPoint, MountPointConfig, MountPointType, NetworkDriver, PortProtocol, PublishedPort,
     PublishedPortConfig, RestartPolicy,
 };
+pub use doctor::{DoctorReport, Finding, FindingStatus, FixOutcome};
 pub use error::{ErrorResponse, IdResponse, ValidationError, ValidationErrors, ValidationSource};
 pub use exec::{ExecConfig, ExecControl, ExecStartConfig, TtySize};
 pub use image::{Image, ImageBuildConfig, ImageCreateConfig, ImageCreateMethod};

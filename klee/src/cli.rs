@@ -110,6 +110,15 @@ pub enum Command {
     /// Show what kleened says about itself and its host: OS, runtime, ZFS space, object counts,
     /// uptime.
     Info,
+    /// Check kleened's host (ZFS root and pool, packet filter, forwarding, kernel modules or
+    /// cgroups, leftovers no object owns); each finding names the command that fixes it. Exits
+    /// 0 when all is well, 1 with findings.
+    Doctor {
+        /// Let kleened do the safe fixes (leftover datasets, cgroups, mounts and interfaces,
+        /// forwarding), then check again.
+        #[arg(long)]
+        fix: bool,
+    },
     /// Print a shell completion script (e.g. `source <(klee completion bash)`).
     Completion {
         /// The shell the script is for.

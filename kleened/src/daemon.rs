@@ -61,6 +61,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         root_mountpoint: Some(root_mountpoint),
         logs: config.container_logs.clone(),
     })?;
+    engine.set_doctor_settings(crate::doctor::Settings::from_config(&config));
     engine.startup().await?;
 
     let (stop, stopped) = watch::channel(false);

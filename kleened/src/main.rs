@@ -28,6 +28,14 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Check the host and the daemon's root; explain each finding with the command that fixes
+    /// it. Exit status 0 when all is well, 1 with findings, 2 when the checks could not run.
+    Doctor {
+        /// Do the safe fixes (refused while the daemon runs: use `klee doctor --fix`), then
+        /// check again.
+        #[arg(long)]
+        fix: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +55,7 @@ fn main() -> ExitCode {
         }
         Command::Run => run(&cli.config),
         Command::Init { dry_run } => init(&cli.config, dry_run),
+        Command::Doctor { fix } => kleened::doctor::cli::main(&cli.config, fix),
     }
 }
 

@@ -779,6 +779,32 @@ fn catalogue() -> Vec<Case> {
             ],
             lines: vec![render(&jail::jls_jid(ID)), render(&jail::jls_all())],
         },
+        // `kleened doctor` (kleened/src/doctor/freebsd.rs): only looks; its fixes are the
+        // daemon's own commands (pfctl -e, the forwarding sysctl) pinned above and below.
+        Case {
+            name: "doctor",
+            checked: &[
+                "pfctl(8) -s modifier: show; info: filter information (the first line is \
+                 `Status: Enabled ...` or `Status: Disabled ...`), rules: the loaded filter rules",
+                "sysctl(8) -n name: the value only; net.inet.ip.forwarding and \
+                 net.inet6.ip6.forwarding are 0 or 1 (inet(4), inet6(4))",
+                "kldstat(8) -q: quiet, the exit status tells; -m modname: the module (the list \
+                 kleened init loads)",
+            ],
+            lines: {
+                let runner = RecordingRunner::new();
+                runner.push_ok("Status: Enabled for 0 days 00:00:01\n");
+                runner.push_ok("pass all flags S/SA keep state\n");
+                runner.push_ok("1\n");
+                runner.push_ok("0\n");
+                for _ in init::MODULES {
+                    runner.push_ok("");
+                }
+                let facts = kleened::doctor::freebsd::gather(&runner);
+                assert_eq!(facts.pf_enabled, Ok(true));
+                render_recorded(runner.calls())
+            },
+        },
         // Host initialisation (kleened/src/init.rs).
         Case {
             name: "init-kernel-modules",

@@ -101,6 +101,21 @@ pub struct SnapshotClones {
     pub clones: Vec<DatasetName>,
 }
 
+/// How full and how well a pool is, from `zpool list -H -o health,size,free,capacity`. Sizes
+/// are human-readable as zpool prints them (zfs-fuse has no `-p`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Health, e.g. `ONLINE`, `DEGRADED`, `FAULTED`.
+    pub health: String,
+    /// Total size, e.g. `3.97G`.
+    pub size: String,
+    /// Free space, e.g. `3.73G`.
+    pub free: String,
+    /// How much of the pool is allocated, in percent (`6%`); `None` when zpool printed no
+    /// number.
+    pub capacity_percent: Option<u8>,
+}
+
 /// One imported pool, from `zpool list`. Sizes are human-readable as zpool prints them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolInfo {
@@ -595,6 +610,31 @@ impl Zfs {
             .collect())
     }
 
+    /// The health, size, free space and capacity of one pool.
+    pub fn pool_usage(&self, pool: &str) -> Result<PoolUsage, ZfsError> {
+        check_pool_name(pool)?;
+        let invocation = command::zpool_list(Some(pool), &["health", "size", "free", "capacity"]);
+        let output = self.exec(&invocation)?;
+        let rows = parse::table(&output.stdout_text(), 4).map_err(|source| ZfsError::Parse {
+            argv: self.programs.command(&invocation).argv(),
+            source,
+        })?;
+        let row = rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| ZfsError::PoolNotFound {
+                pool: pool.to_owned(),
+            })?;
+        let [health, size, free, capacity]: [String; 4] =
+            row.try_into().unwrap_or_else(|_| Default::default());
+        Ok(PoolUsage {
+            capacity_percent: capacity.trim().trim_end_matches('%').parse().ok(),
+            health,
+            size,
+            free,
+        })
+    }
+
     /// Creates a pool on `vdevs` (devices or files), its root mounted at `mountpoint`.
     pub fn pool_create(
         &self,
@@ -623,6 +663,29 @@ mod tests {
         Zfs::new(runner.clone())
             .with_programs(ZfsPrograms::freebsd())
             .with_retry(RetryPolicy::none())
+    }
+
+    #[test]
+    fn pool_usage_reads_health_sizes_and_capacity() {
+        let runner = Arc::new(RecordingRunner::new());
+        runner.push_ok("DEGRADED\t3.97G\t3.73G\t6%\n");
+        runner.push_err(1, "cannot open 'nopool': no such pool\n");
+        let zfs = zfs(&runner);
+        let usage = zfs.pool_usage("zroot").expect("parsed");
+        assert_eq!(
+            usage,
+            PoolUsage {
+                health: "DEGRADED".into(),
+                size: "3.97G".into(),
+                free: "3.73G".into(),
+                capacity_percent: Some(6),
+            }
+        );
+        assert!(zfs.pool_usage("nopool").unwrap_err().is_not_found());
+        assert_eq!(
+            runner.lines()[0],
+            "/sbin/zpool list -H -o health,size,free,capacity zroot"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub mod name;
 pub mod parse;
 pub mod retry;
 
-pub use client::{PoolInfo, SnapshotClones, Zfs, ZfsName, ZfsPrograms};
+pub use client::{PoolInfo, PoolUsage, SnapshotClones, Zfs, ZfsName, ZfsPrograms};
 pub use command::{DatasetType, Depth, DestroyFlags, Invocation, ListQuery, Property, Tool};
 pub use error::ZfsError;
 pub use name::{DatasetName, NameError, SnapshotName};

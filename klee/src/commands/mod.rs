@@ -117,6 +117,7 @@ pub async fn run(command: Command, conn: &Connection, out: Output) -> Result<i32
         Command::Volume(VolumeCommand::Prune(args)) => done(volumes::prune(conn, args.force).await),
         Command::Version => done(system::version(conn, out).await),
         Command::Info => done(system::info(conn, out).await),
+        Command::Doctor { fix } => system::doctor(conn, fix, out).await,
         // Answered in main without a daemon.
         Command::Completion { .. } | Command::Man { .. } => Ok(0),
     }

@@ -1,7 +1,8 @@
-//! `klee version` and `klee info`: what klee and kleened say about themselves (`GET /info`).
+//! `klee version` and `klee info`: what klee and kleened say about themselves (`GET /info`);
+//! `klee doctor`: what kleened finds on its host (`GET /doctor`, `POST /doctor/fix`).
 
 use http::{Method, StatusCode};
-use kleene_api::Info;
+use kleene_api::{DoctorReport, Info};
 use serde_json::json;
 
 use super::{print_json, Output};
@@ -71,6 +72,37 @@ pub async fn info(conn: &Connection, out: Output) -> Result<(), ClientError> {
         print!("{}", render_info(&decode(conn, raw)?));
     }
     Ok(())
+}
+
+/// Prints kleened's examination of its host (with `fix`, after its safe fixes); answers 0 when
+/// every finding is ok, 1 otherwise.
+pub async fn doctor(conn: &Connection, fix: bool, out: Output) -> Result<i32, ClientError> {
+    let (method, path) = if fix {
+        (Method::POST, "/doctor/fix")
+    } else {
+        (Method::GET, "/doctor")
+    };
+    let raw: serde_json::Value = match conn.call(method, path, None).await {
+        Ok(raw) => raw,
+        Err(ClientError::Api { status, .. }) if status == StatusCode::NOT_FOUND => {
+            return Err(ClientError::Failed(format!(
+                "kleened at {} has no {path} (it is older than klee doctor)",
+                conn.host()
+            )))
+        }
+        Err(err) => return Err(err),
+    };
+    let report: DoctorReport =
+        serde_json::from_value(raw.clone()).map_err(|e| ClientError::Protocol {
+            host: conn.host(),
+            reason: format!("{path}: {e}"),
+        })?;
+    if out.json {
+        print_json(&raw);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(if report.healthy { 0 } else { 1 })
 }
 
 fn render_client_version() -> String {

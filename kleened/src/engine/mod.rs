@@ -3,6 +3,7 @@
 
 pub mod build;
 mod containers;
+mod doctor;
 mod exec;
 #[cfg(test)]
 pub(crate) mod fake;
@@ -167,6 +168,8 @@ pub struct Engine {
     restarts: restart::Restarts,
     /// The engine itself, for tasks it starts on its own (restarts).
     me: std::sync::Weak<Engine>,
+    /// The configuration `GET /doctor` checks against.
+    doctor: std::sync::OnceLock<crate::doctor::Settings>,
 }
 
 impl Engine {
@@ -201,6 +204,7 @@ impl Engine {
             logs: logs::Logs::new(parts.logs),
             restarts: restart::Restarts::default(),
             me: me.clone(),
+            doctor: std::sync::OnceLock::new(),
         }))
     }
 

@@ -37,6 +37,11 @@ impl Reaper {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The datasets waiting, by name.
+    pub(super) fn queued(&self) -> Vec<String> {
+        self.queue().iter().map(|d| d.as_str().to_owned()).collect()
+    }
+
     /// How many datasets wait.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {

@@ -50,6 +50,11 @@ impl Host {
         Host { runner, os }
     }
 
+    /// The runner host commands go through.
+    pub fn runner(&self) -> Arc<dyn Runner> {
+        Arc::clone(&self.runner)
+    }
+
     /// The platform the commands are for.
     pub fn os(&self) -> TargetOs {
         self.os

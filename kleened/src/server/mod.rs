@@ -5,6 +5,7 @@
 //! encodes. Every failure becomes an answer in [`error`].
 
 mod containers;
+mod doctor;
 pub mod error;
 mod exec;
 mod images;
@@ -30,6 +31,8 @@ pub use request::{json_body, BODY_LIMIT};
 pub fn routes(engine: Arc<Engine>) -> warp::filters::BoxedFilter<(Response,)> {
     images::routes(engine.clone())
         .or(info::routes(engine.clone()))
+        .unify()
+        .or(doctor::routes(engine.clone()))
         .unify()
         .or(containers::routes(engine.clone()))
         .unify()

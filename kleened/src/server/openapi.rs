@@ -5,7 +5,7 @@
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{containers, exec, images, info, networks, volumes, BODY_LIMIT};
+use super::{containers, doctor, exec, images, info, networks, volumes, BODY_LIMIT};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +34,8 @@ use super::{containers, exec, images, info, networks, volumes, BODY_LIMIT};
         images::create,
         images::build,
         info::info,
+        doctor::check,
+        doctor::fix,
         networks::list,
         networks::inspect,
         networks::create,

@@ -399,6 +399,15 @@ fn procs_of(dir: &Path) -> Result<Vec<i32>, CgroupError> {
     }
 }
 
+/// The host PIDs anywhere in the cgroup subtree at `root` (none when it does not exist).
+pub fn pids_under(root: &Path) -> Result<Vec<i32>, CgroupError> {
+    let mut pids = vec![];
+    for dir in subtree(root)? {
+        pids.extend(procs_of(&dir)?);
+    }
+    Ok(pids)
+}
+
 impl Cgroups {
     /// Finds the hierarchy to use (`wanted`, or v2 where mounted and else v1 `pids`) and creates
     /// the parent `name` below this process's cgroup; finds where each controller's limits go.
@@ -837,7 +846,7 @@ fn write_limits(
 /// Removes the cgroup at `root` and every cgroup below it, deepest first; what is gone already is
 /// fine. The kernel may still be releasing a cgroup whose last process just exited (EBUSY): that
 /// is retried for a moment.
-fn remove_tree(root: &Path) -> Result<(), CgroupError> {
+pub fn remove_tree(root: &Path) -> Result<(), CgroupError> {
     for dir in subtree(root)?.into_iter().rev() {
         let deadline = Instant::now() + Duration::from_millis(500);
         loop {
