@@ -790,6 +790,9 @@ fn catalogue() -> Vec<Case> {
                  net.inet6.ip6.forwarding are 0 or 1 (inet(4), inet6(4))",
                 "kldstat(8) -q: quiet, the exit status tells; -m modname: the module (the list \
                  kleened init loads)",
+                "mount(8) --libxo json -t nullfs,devfs: as in the mounts golden; a mount under \
+                 the root of a container whose jail is gone is offered for umount(8) node, the \
+                 jail runtime's own cleanup line",
             ],
             lines: {
                 let runner = RecordingRunner::new();
@@ -800,7 +803,11 @@ fn catalogue() -> Vec<Case> {
                 for _ in init::MODULES {
                     runner.push_ok("");
                 }
-                let facts = kleened::doctor::freebsd::gather(&runner);
+                runner.push_ok(r#"{"mount": {"mounted": []}}"#);
+                let facts = kleened::doctor::freebsd::gather(
+                    &runner,
+                    Some(Path::new("/zroot/kleene/container")),
+                );
                 assert_eq!(facts.pf_enabled, Ok(true));
                 render_recorded(runner.calls())
             },

@@ -1,14 +1,18 @@
 //! FreeBSD checks: pf enabled and a ruleset loaded while the daemon runs with networks, the
-//! forwarding sysctls a network needs, and the kernel modules `kleened init` loads.
+//! forwarding sysctls a network needs, the kernel modules `kleened init` loads, and nullfs or
+//! devfs mounts left under the roots of containers whose jail is gone.
 //!
 //! Every command line comes from a pure function here or in [`crate::init`], pinned by
 //! `kleened/tests/goldens/freebsd/doctor.txt`; [`gather`] runs them through the runner.
+
+use std::path::{Path, PathBuf};
 
 use kleene_api::FindingStatus;
 use kleene_runner::{CommandSpec, Runner};
 
 use super::{Action, Facts, Judged};
 use crate::init::{kldstat, sysctl_get, MODULES};
+use crate::platform::jail::{mount_table, parse_mount_table, unmount_order};
 
 const PFCTL: &str = "/sbin/pfctl";
 
@@ -40,6 +44,10 @@ pub struct FreeBsdFacts {
     pub forwarding6: Result<bool, String>,
     /// Each module of [`MODULES`] with whether it is loaded.
     pub modules: Vec<(String, bool)>,
+    /// The containers' parent mountpoint, when known.
+    pub containers: Option<PathBuf>,
+    /// The nullfs and devfs mounts under it, in the order to unmount them.
+    pub mounts: Result<Vec<String>, String>,
 }
 
 impl FreeBsdFacts {
@@ -52,6 +60,8 @@ impl FreeBsdFacts {
             forwarding: Ok(true),
             forwarding6: Ok(true),
             modules: MODULES.iter().map(|m| (m.to_string(), true)).collect(),
+            containers: Some("/zroot/kleene/container".into()),
+            mounts: Ok(vec![]),
         }
     }
 }
@@ -66,7 +76,7 @@ pub fn parse_enabled(info: &str) -> Option<bool> {
 }
 
 /// Runs the checks' commands; changes nothing. Blocks.
-pub fn gather(runner: &dyn Runner) -> FreeBsdFacts {
+pub fn gather(runner: &dyn Runner, containers: Option<&Path>) -> FreeBsdFacts {
     let run = |spec: &CommandSpec| -> Result<String, String> {
         let out = runner.run(spec).map_err(|e| format!("{spec}: {e}"))?;
         if out.code == Some(0) {
@@ -93,7 +103,70 @@ pub fn gather(runner: &dyn Runner) -> FreeBsdFacts {
                 (m.to_string(), loaded)
             })
             .collect(),
+        containers: containers.map(Path::to_path_buf),
+        mounts: match containers {
+            Some(containers) => run(&mount_table()).and_then(|text| {
+                parse_mount_table(&text)
+                    .map(|table| unmount_order(&table, &containers.to_string_lossy()))
+            }),
+            None => Ok(vec![]),
+        },
     }
+}
+
+/// The container whose root `node` is under, if it is under `containers`.
+fn container_of<'a>(containers: &Path, node: &'a str) -> Option<&'a str> {
+    let rest = node.strip_prefix(containers.to_str()?)?.strip_prefix('/')?;
+    rest.split('/').next().filter(|id| !id.is_empty())
+}
+
+fn mounts(facts: &Facts, host: &FreeBsdFacts) -> Vec<Judged> {
+    let nodes = match &host.mounts {
+        Ok(nodes) => nodes,
+        Err(err) => {
+            return vec![Judged::manual(
+                "leftover.mount",
+                FindingStatus::Warning,
+                format!("cannot list the mounts: {err}"),
+                "mount -t nullfs,devfs",
+            )]
+        }
+    };
+    let Some(containers) = &host.containers else {
+        return vec![];
+    };
+    let mut judged = vec![];
+    for node in nodes {
+        let Some(id) = container_of(containers, node) else {
+            continue;
+        };
+        judged.push(match &facts.running {
+            Ok(running) if running.contains(id) => continue,
+            Ok(_) => Judged::automatic(
+                "leftover.mount",
+                FindingStatus::Problem,
+                format!("{node} is mounted under the root of container {id}, whose jail is gone"),
+                format!("umount {node}"),
+                Action::Unmount(PathBuf::from(node)),
+            ),
+            Err(err) => Judged::manual(
+                "leftover.mount",
+                FindingStatus::Problem,
+                format!(
+                    "{node} is mounted under the root of container {id}; whether its jail runs \
+                     is unknown ({err}), so --fix leaves it"
+                ),
+                format!("umount {node}"),
+            ),
+        });
+    }
+    if judged.is_empty() {
+        judged.push(Judged::ok(
+            "leftover.mount",
+            "every mount under a container's root belongs to a running jail",
+        ));
+    }
+    judged
 }
 
 /// The FreeBSD findings.
@@ -127,6 +200,7 @@ pub fn judge(facts: &Facts, host: &FreeBsdFacts) -> Vec<Judged> {
             "kldload -n pf && pfctl -e",
         ),
     });
+    judged.extend(mounts(facts, host));
     let Some(store) = facts.store() else {
         return judged;
     };
@@ -287,11 +361,39 @@ mod tests {
         for _ in MODULES {
             runner.push_ok("");
         }
-        let host = gather(&runner);
+        runner.push_ok(
+            r#"{"mount": {"mounted": [
+              {"special": "devfs", "node": "/zroot/kleene/container/c1/dev", "fstype": "devfs", "opts": []},
+              {"special": "/data", "node": "/zroot/kleene/container/c2/data", "fstype": "nullfs", "opts": []},
+              {"special": "devfs", "node": "/dev", "fstype": "devfs", "opts": []}
+            ]}}"#,
+        );
+        let host = gather(&runner, Some(Path::new("/zroot/kleene/container")));
         assert_eq!(host.pf_enabled, Ok(false));
         assert_eq!(host.pf_rules, Ok(0));
         assert_eq!(host.forwarding, Ok(false));
         assert_eq!(host.forwarding6, Ok(true));
         assert!(host.modules.iter().all(|(_, loaded)| *loaded));
+        assert_eq!(
+            host.mounts,
+            Ok(vec![
+                "/zroot/kleene/container/c2/data".to_owned(),
+                "/zroot/kleene/container/c1/dev".to_owned(),
+            ])
+        );
+        // c1 runs: its devfs is its jail's; c2's nullfs is left over.
+        let mut facts = facts(host);
+        facts.running = Ok(["c1".to_owned()].into());
+        let judged = run(&facts);
+        let found = flagged(&judged, "leftover.mount");
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].action,
+            Some(Action::Unmount("/zroot/kleene/container/c2/data".into()))
+        );
+        assert_eq!(
+            found[0].finding.fix.as_deref(),
+            Some("umount /zroot/kleene/container/c2/data")
+        );
     }
 }

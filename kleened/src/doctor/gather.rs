@@ -136,8 +136,32 @@ impl Clients {
 
     /// The platform's facts. Blocks.
     #[cfg(not(target_os = "linux"))]
-    fn host_facts(&self, _containers_mountpoint: Option<&std::path::Path>) -> HostFacts {
-        HostFacts::FreeBsd(super::freebsd::gather(self.runner.as_ref()))
+    fn host_facts(&self, containers_mountpoint: Option<&std::path::Path>) -> HostFacts {
+        HostFacts::FreeBsd(super::freebsd::gather(
+            self.runner.as_ref(),
+            containers_mountpoint,
+        ))
+    }
+
+    /// Unmounts a leftover mount, lazily (a busy one goes once its last user does).
+    #[cfg(target_os = "linux")]
+    fn unmount(&self, path: &std::path::Path) -> Result<(), String> {
+        super::linux::unmount(path)
+    }
+
+    /// Unmounts a leftover mount with umount(8), as the jail runtime's cleanup does.
+    #[cfg(not(target_os = "linux"))]
+    fn unmount(&self, path: &std::path::Path) -> Result<(), String> {
+        let spec = crate::platform::jail::unmount(&path.to_string_lossy());
+        let out = self.runner.run(&spec).map_err(|e| format!("{spec}: {e}"))?;
+        if out.code == Some(0) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{spec}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
     }
 
     /// Does one fix, through the code the daemon uses for it. Blocks.
@@ -154,7 +178,7 @@ impl Clients {
             Action::SwitchOn(path) => network().and_then(|_| switch_on(path)),
             Action::PrepareLayout => self.layout.prepare(&self.zfs).map(drop),
             Action::Mount(name) => self.zfs.mount(&dataset(name)?).map_err(|e| e.to_string()),
-            Action::Unmount(path) => unmount(path),
+            Action::Unmount(path) => self.unmount(path),
             Action::RemoveInterface(name) => network()?
                 .remove(&NetworkSetup {
                     kind: NetworkType::Bridge,
@@ -196,27 +220,14 @@ fn switch_on(path: &str) -> Result<(), String> {
 }
 
 #[cfg(target_os = "linux")]
-fn unmount(path: &std::path::Path) -> Result<(), String> {
-    super::linux::unmount(path)
-}
-
-#[cfg(target_os = "linux")]
 fn remove_cgroup(settings: &Settings, id: &str) -> Result<(), String> {
     super::linux::remove_cgroup(settings, id)
 }
 
-// The FreeBSD judges never ask for these.
+// The FreeBSD judges never ask for these two.
 #[cfg(not(target_os = "linux"))]
 fn switch_on(path: &str) -> Result<(), String> {
     Err(format!("{path}: not a setting of this platform"))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn unmount(path: &std::path::Path) -> Result<(), String> {
-    Err(format!(
-        "{}: not unmounted on this platform",
-        path.display()
-    ))
 }
 
 #[cfg(not(target_os = "linux"))]
