@@ -40,6 +40,20 @@ pub enum RestartPolicy {
     OnFailure,
 }
 
+/// `restart_policy` in an answer: the reference's `no` or `on-startup`.
+fn reference_restart_policy<S: serde::Serializer>(
+    policy: &RestartPolicy,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let known = match policy {
+        RestartPolicy::No => RestartPolicy::No,
+        RestartPolicy::OnStartup | RestartPolicy::Always | RestartPolicy::OnFailure => {
+            RestartPolicy::OnStartup
+        }
+    };
+    known.serialize(serializer)
+}
+
 /// Transport protocol of a published port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -119,8 +133,14 @@ pub struct Container {
     pub public_ports: Vec<PublishedPort>,
     /// Jail parameters, `name=value`.
     pub jail_param: Vec<String>,
-    /// Restart policy.
+    /// Restart policy as the reference knows it: `no`, or `on-startup` for every policy that
+    /// has the daemon start the container (`on-startup`, `always`, `on-failure`), so that clients
+    /// that know only the reference's two values keep reading it; `restart` is the policy itself.
+    #[serde(serialize_with = "reference_restart_policy")]
     pub restart_policy: RestartPolicy,
+    /// The restart policy itself: `no`, `on-startup`, `always` or `on-failure`. Additive.
+    #[serde(default)]
+    pub restart: Option<RestartPolicy>,
     /// With `on-failure`: how many restarts in a row at most; `null`: no bound. Additive.
     #[serde(default)]
     pub restart_max_retries: Option<u32>,

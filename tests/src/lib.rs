@@ -637,6 +637,7 @@ pub fn sample_objects(db: &kleened::store::Db<'_>) -> Result<(), kleened::store:
         public_ports: vec![],
         jail_param: vec!["mount.devfs=true".into()],
         restart_policy: RestartPolicy::No,
+        restart: Some(RestartPolicy::No),
         restart_max_retries: None,
         restart_count: 0,
         persist: false,

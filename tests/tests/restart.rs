@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use kleene_tests::{base_image, describe, skip_host_tests, Daemon};
+use kleene_tests::{base_image, describe, python, python_klee, skip_host_tests, Daemon};
 
 fn inspect(daemon: &Daemon, name: &str) -> serde_json::Value {
     let out = daemon.klee(&["container", "inspect", name]);
@@ -103,7 +103,10 @@ fn on_failure_restarts_a_failing_container_a_bounded_number_of_times() {
     std::thread::sleep(Duration::from_millis(1500));
     let record = inspect(&daemon, "failing");
     assert_eq!(record["restart_count"], 3, "{record}");
-    assert_eq!(record["restart_policy"], "on-failure", "{record}");
+    // The reference's field keeps its two values (this one is started by the daemon); the
+    // policy itself is `restart`.
+    assert_eq!(record["restart_policy"], "on-startup", "{record}");
+    assert_eq!(record["restart"], "on-failure", "{record}");
     assert_eq!(record["restart_max_retries"], 3, "{record}");
     let times = log_times(&daemon, "failing");
     assert_eq!(times.len(), 4, "one line per run: {times:?}");
@@ -182,6 +185,20 @@ fn always_restarts_after_a_kill_and_a_daemon_restart_until_stopped() {
         c["restart_count"] == 1 && c["running"] == true
     });
     assert_ne!(host_pid_of(cmdline), first);
+
+    // The published Python client lists and inspects a container with a policy it does not know.
+    if let Some(klee) = python_klee() {
+        for args in [
+            &["container", "ls", "-a"][..],
+            &["container", "inspect", "service"],
+        ] {
+            let out = python(&klee, &daemon, args);
+            assert!(out.status.success(), "{args:?}: {}", describe(&out));
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(!said.contains("Traceback"), "{args:?}: {said}");
+            assert!(said.contains("service"), "{args:?}: {said}");
+        }
+    }
 
     // The daemon stops its containers when it stops, and starts this one again.
     daemon.restart();

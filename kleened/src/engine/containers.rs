@@ -447,6 +447,7 @@ impl Engine {
                 .collect(),
             jail_param: config.jail_param.clone().unwrap_or_default(),
             restart_policy,
+            restart: Some(restart_policy),
             restart_max_retries,
             restart_count: 0,
             persist: config.persist.unwrap_or(false),
@@ -811,6 +812,7 @@ impl Engine {
         }
         if let Some(policy) = config.restart_policy {
             updated.restart_policy = policy;
+            updated.restart = Some(policy);
             if policy != RestartPolicy::OnFailure {
                 updated.restart_max_retries = None;
             }
@@ -1040,6 +1042,7 @@ mod tests {
                     public_ports: vec![],
                     jail_param: vec![],
                     restart_policy: RestartPolicy::No,
+                    restart: Some(RestartPolicy::No),
                     restart_max_retries: None,
                     restart_count: 0,
                     persist: false,

@@ -35,6 +35,7 @@ fn container_from_row(row: &Row<'_>) -> rusqlite::Result<Container> {
         public_ports: from_json("container public ports", &row.get::<_, String>(7)?)?,
         jail_param: from_json("container jail parameters", &row.get::<_, String>(8)?)?,
         restart_policy: enum_from_text("restart policy", &row.get::<_, String>(9)?)?,
+        restart: Some(enum_from_text("restart policy", &row.get::<_, String>(9)?)?),
         persist: row.get(10)?,
         created: row.get(11)?,
         dataset: row.get(12)?,

@@ -386,6 +386,7 @@ pub(crate) mod testdata {
             }],
             jail_param: vec!["mount.devfs=true".into()],
             restart_policy: RestartPolicy::No,
+            restart: Some(RestartPolicy::No),
             restart_max_retries: None,
             restart_count: 0,
             persist: false,
