@@ -63,8 +63,9 @@ fn host_addresses() -> String {
 
 /// The host's mount table (mount points and file system types).
 /// The host's mount points, but those of other test daemons' roots (a test before this one may
-/// still be unmounting its datasets, or tests of another checkout may share the pool): what this
-/// daemon's containers do shows under its own root or elsewhere on the host, never under theirs.
+/// still be unmounting its datasets, or tests of another checkout may share the pool) and the
+/// container datasets of this one: what this daemon's containers do shows inside their datasets or
+/// elsewhere on the host.
 fn host_mounts(daemon: &Daemon) -> Vec<String> {
     #[cfg(target_os = "linux")]
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -92,7 +93,12 @@ fn host_mounts(daemon: &Daemon) -> Vec<String> {
         let other_root = m
             .strip_prefix(&format!("{pool}/"))
             .is_some_and(|rest| rest.starts_with("kleene-e2e-"));
-        !other_root || m == &own || m.starts_with(&format!("{own}/"))
+        // A container's own dataset comes and goes with it (removed ones are destroyed in the
+        // background); a mount inside one, or anywhere else, is compared.
+        let container_dataset = m
+            .strip_prefix(&format!("{own}/container/"))
+            .is_some_and(|id| !id.contains('/'));
+        !container_dataset && (!other_root || m == &own || m.starts_with(&format!("{own}/")))
     });
     mounts.sort();
     mounts
