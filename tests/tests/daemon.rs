@@ -192,8 +192,12 @@ fn an_ambiguous_prefix_and_a_taken_name_are_refused_and_change_nothing() {
             "{id}: {datasets:?}"
         );
     }
-    // A unique prefix still works.
-    let out = daemon.klee(&["isc", &candidates[0][..3]]);
+    // A unique prefix still works: the shortest one of the first candidate that no other ID has.
+    let unique = (2..=candidates[0].len())
+        .map(|n| &candidates[0][..n])
+        .find(|p| ids.iter().filter(|id| id.starts_with(p)).count() == 1)
+        .unwrap();
+    let out = daemon.klee(&["isc", unique]);
     assert!(out.status.success(), "{}", describe(&out));
 
     // A name is one container's only.
