@@ -154,14 +154,23 @@ impl Engine {
         let target = dataset.clone();
         let result = self
             .zfs(move |zfs| {
-                match zfs.destroy(
-                    &target,
-                    DestroyFlags {
-                        recursive: true,
-                        force: true,
-                        ..DestroyFlags::default()
-                    },
-                ) {
+                // No forced unmount: the container's processes are gone, so what keeps a file
+                // system busy is the host's (left alone) or data not yet written out. zfs-fuse
+                // answers "busy" until a dataset's dirty data is synced, and a forced unmount
+                // then leaves the dataset busy for good; so a busy dataset gets a sync(2) and one
+                // more try.
+                let flags = DestroyFlags {
+                    recursive: true,
+                    ..DestroyFlags::default()
+                };
+                let destroyed = match zfs.destroy(&target, flags) {
+                    Err(err) if err.is_busy() => {
+                        nix::unistd::sync();
+                        zfs.destroy(&target, flags)
+                    }
+                    other => other,
+                };
+                match destroyed {
                     Err(err) if err.is_not_found() => Ok(()),
                     other => other,
                 }
