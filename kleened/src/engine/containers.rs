@@ -395,7 +395,9 @@ impl Engine {
             .zfs(move |zfs| zfs.clone_snapshot(&clone_origin, &clone_target, &[]))
             .await
         {
-            self.done(intent).await;
+            // zfs may have made the clone and failed to mount it (zfs-fuse: "Input/output
+            // error"): nothing half made stays.
+            self.undo_container_creation(&dataset, vec![], intent).await;
             return Err(EngineError::host(format!(
                 "could not clone {} for the container",
                 origin.as_str()
