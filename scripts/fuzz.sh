@@ -119,6 +119,7 @@ enable_logging: true
 log_file: $dir/kleened.log
 log_level: info
 pidfile: $dir/kleened.pid
+container_log_dir: $dir/container-logs
 EOF
 
 nsenter --net="/run/netns/$ns" "$kleened" --config "$dir/config.yaml" >"$dir/stderr.log" 2>&1 &

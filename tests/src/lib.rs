@@ -1090,6 +1090,28 @@ pub fn processes_with(needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// The host PID of the process whose command line is exactly `cmdline` (NUL-separated), waiting
+/// up to 20 s for it to appear.
+pub fn host_pid_of(cmdline: &str) -> u32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == cmdline.as_bytes())
+            {
+                return pid;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no process {cmdline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_size_kib;

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kleene_tests::{base_image, describe, skip_host_tests, Daemon};
+use kleene_tests::{base_image, describe, host_pid_of, skip_host_tests, Daemon};
 
 fn text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -19,25 +19,6 @@ fn inspect(daemon: &Daemon, name: &str) -> serde_json::Value {
     let out = daemon.klee(&["container", "inspect", name]);
     assert!(out.status.success(), "{}", describe(&out));
     serde_json::from_slice(&out.stdout).expect("inspect prints JSON")
-}
-
-/// The host PID of the process whose command line is exactly `cmdline` (NUL-separated).
-fn host_pid_of(cmdline: &str) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            if let Ok(found) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-                if found == cmdline.as_bytes() {
-                    return pid;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "no process {cmdline:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The directory of the cgroup of `pid` that has `controller`: its v1 hierarchy when one is

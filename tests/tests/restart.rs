@@ -8,7 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use kleene_tests::{base_image, describe, python, python_klee, skip_host_tests, Daemon};
+use kleene_tests::{
+    base_image, describe, host_pid_of, python, python_klee, skip_host_tests, Daemon,
+};
 
 fn inspect(daemon: &Daemon, name: &str) -> serde_json::Value {
     let out = daemon.klee(&["container", "inspect", name]);
@@ -30,24 +32,6 @@ fn wait_for(daemon: &Daemon, name: &str, what: &str, check: impl Fn(&serde_json:
             "{name}: never {what}: {record}\n{}",
             daemon.log()
         );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The host PID of the process whose command line is exactly `cmdline` (NUL-separated).
-fn host_pid_of(cmdline: &str) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == cmdline.as_bytes())
-            {
-                return pid;
-            }
-        }
-        assert!(Instant::now() < deadline, "no process {cmdline:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
