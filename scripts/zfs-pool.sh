@@ -11,12 +11,21 @@
 #   scripts/zfs-pool.sh up     [--name NAME] [--size SIZE] [--dir DIR] [--mountpoint PATH]
 #   scripts/zfs-pool.sh down   [--name NAME] [--dir DIR] [--stop-daemon]
 #   scripts/zfs-pool.sh status [--name NAME]
+#   scripts/zfs-pool.sh check  [--name NAME] [--dir DIR]
 #
 # Defaults: NAME=$KLEENE_TEST_POOL or kleene-test, SIZE=$KLEENE_TEST_POOL_SIZE or 4G,
 # DIR=/var/lib/kleene-test, mountpoint /NAME. The backing file is DIR/NAME.img (sparse).
 #
-# Every step is idempotent: `up` on a pool that is already up does nothing, and `down` on a
+# Every step is idempotent: `up` on a pool that is already up only checks it, and `down` on a
 # pool that is already gone only cleans what is left.
+#
+# `up` ends with `check`: a probe dataset is created, must be mounted and writable, and is
+# destroyed. A pool that fails the probe is repaired in steps (mount every dataset; restart
+# zfs-fuse, dropping its stale FUSE mounts; a pool holding nothing but its root is made
+# anew), each followed by the probe; what failed is printed with the host's state (disk space,
+# pool status, mounts, the daemon's limits) before the script gives up. Starting zfs-fuse first
+# unmounts the FUSE mounts a previous daemon left (a session's end kills it, its mounts stay and
+# answer "Transport endpoint is not connected"), then mounts every dataset of the pools it imports.
 
 set -eu
 
@@ -41,6 +50,7 @@ usage() {
 usage: zfs-pool.sh up     [--name NAME] [--size SIZE] [--dir DIR] [--mountpoint PATH]
        zfs-pool.sh down   [--name NAME] [--dir DIR] [--stop-daemon]
        zfs-pool.sh status [--name NAME]
+       zfs-pool.sh check  [--name NAME] [--dir DIR]
 
 env: KLEENE_TEST_POOL (default kleene-test), KLEENE_TEST_POOL_SIZE (default 4G)
 EOF
@@ -135,6 +145,7 @@ start_daemon() {
         wait_for_exit "$pid" 300 || die "zfs-fuse (pid $pid) neither answers nor exits; stop it and retry"
     fi
     [ -c /dev/fuse ] || die "/dev/fuse is missing: zfs-fuse needs FUSE"
+    drop_stale_mounts
     # zfs-fuse does not remove its pidfile on exit, and refuses to start (exit 1, no message)
     # while the file exists; no daemon runs at this point, so it is stale.
     rm -f "$PIDFILE"
@@ -143,6 +154,22 @@ start_daemon() {
     # daemon outlives this script; the pidfile lets `down --stop-daemon` find it again.
     zfs-fuse --pidfile "$PIDFILE"
     wait_for_zpool 100 || die "zfs-fuse started but 'zpool list' does not answer after 10s"
+    # It imports the pools it knew but mounts nothing (its init script runs this too).
+    zfs mount -a || log "'zfs mount -a' failed; the check below tells whether $POOL_NAME works"
+}
+
+# drop_stale_mounts: the FUSE mounts of a zfs-fuse that is gone (killed, or ended with the
+# session that started it) stay in the mount table, and every access to them fails with
+# "Transport endpoint is not connected", so the next daemon cannot mount its datasets there.
+# Called only while no zfs-fuse runs, when every such mount is stale.
+drop_stale_mounts() {
+    stale=$(awk '$0 ~ / - fuse\.zfs / || ($5 == "/zfs-kstat" && $0 ~ / - fuse /) {print $5}' \
+        /proc/self/mountinfo | sort -r)
+    [ -n "$stale" ] || return 0
+    log "unmounting $(printf '%s\n' "$stale" | wc -l) stale FUSE mounts of a zfs-fuse that is gone"
+    printf '%s\n' "$stale" | while read -r mp; do
+        umount -l "$mp" 2>/dev/null || true
+    done
 }
 
 pool_exists() {
@@ -154,8 +181,13 @@ cmd_up() {
     start_daemon
     if pool_exists; then
         log "pool $POOL_NAME is already up"
-        return 0
+    else
+        create_or_import
     fi
+    cmd_check
+}
+
+create_or_import() {
     img="$POOL_DIR/$POOL_NAME.img"
     mountpoint="${POOL_MOUNTPOINT:-/$POOL_NAME}"
     if [ -f "$img" ]; then
@@ -175,6 +207,111 @@ cmd_up() {
         rm -f "$img"
         die "zpool create $POOL_NAME failed"
     fi
+}
+
+# probe: create a dataset in the pool, check that it is mounted and takes a file, destroy it.
+# Prints what failed; returns non-zero on the first failure.
+probe() {
+    if [ "$(zfs get -H -o value mounted "$POOL_NAME" 2>/dev/null || true)" != yes ]; then
+        log "probe: the root dataset of $POOL_NAME is not mounted"
+        return 1
+    fi
+    probe_ds="$POOL_NAME/kleene-probe-$$"
+    if ! zfs create "$probe_ds"; then
+        log "probe: 'zfs create $probe_ds' failed"
+        zfs destroy "$probe_ds" 2>/dev/null || true
+        return 1
+    fi
+    ok=1
+    probe_mp=$(zfs get -H -o value mountpoint "$probe_ds" 2>/dev/null || true)
+    if [ "$(zfs get -H -o value mounted "$probe_ds" 2>/dev/null || true)" != yes ]; then
+        log "probe: $probe_ds is not mounted"
+        ok=0
+    elif ! printf 'probe\n' >"$probe_mp/probe" || [ "$(cat "$probe_mp/probe")" != probe ]; then
+        log "probe: cannot write and read back a file in $probe_mp"
+        ok=0
+    fi
+    rm -f "$probe_mp/probe" 2>/dev/null || true
+    # zfs-fuse answers "busy" for a moment after a mount.
+    tries=0
+    until zfs destroy "$probe_ds" 2>/dev/null; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 20 ]; then
+            zfs destroy "$probe_ds" || true
+            log "probe: could not destroy $probe_ds"
+            return 1
+        fi
+        sleep 0.5
+    done
+    [ "$ok" = 1 ]
+}
+
+diagnose() {
+    log "state of the host and of pool $POOL_NAME:"
+    {
+        echo "--- df -h / $POOL_DIR"
+        df -h / "$POOL_DIR" 2>&1 || true
+        echo "--- zpool status -v $POOL_NAME"
+        zpool status -v "$POOL_NAME" 2>&1 || true
+        echo "--- zfs list -r $POOL_NAME"
+        zfs list -r -o name,used,avail,mounted,mountpoint "$POOL_NAME" 2>&1 || true
+        echo "--- mounts of the pool"
+        grep -F "$POOL_NAME" /proc/self/mountinfo 2>&1 || true
+        mp=$(zfs get -H -o value mountpoint "$POOL_NAME" 2>/dev/null || true)
+        if [ -n "$mp" ]; then
+            echo "--- ls -ld $mp; mkdir in it"
+            ls -ld "$mp" 2>&1 || true
+            mkdir "$mp/kleene-mkdir-$$" 2>&1 && rmdir "$mp/kleene-mkdir-$$"
+        fi
+        pid=$(daemon_pid || true)
+        if [ -n "$pid" ]; then
+            echo "--- zfs-fuse pid $pid limits"
+            cat "/proc/$pid/limits" 2>&1 || true
+        fi
+        echo "--- umask $(umask); this shell's limits"
+        cat /proc/$$/limits 2>&1 || true
+    } >&2
+}
+
+# restart_daemon: stop zfs-fuse and start it again (start_daemon drops the mounts it leaves).
+restart_daemon() {
+    pid=$(daemon_pid || true)
+    if [ -n "$pid" ]; then
+        kill "$pid" 2>/dev/null || true
+        wait_for_exit "$pid" 300 || return 1
+    fi
+    start_daemon
+}
+
+cmd_check() {
+    if probe; then
+        log "pool $POOL_NAME works (its root is mounted; a probe dataset was created, mounted, written and destroyed)"
+        return 0
+    fi
+    diagnose
+    if is_freebsd || have_kernel_zfs; then
+        die "pool $POOL_NAME does not work (see above)"
+    fi
+    log "repair 1: mount every dataset"
+    zfs mount -a 2>&1 || true
+    if probe; then log "pool $POOL_NAME works after repair 1"; return 0; fi
+    log "repair 2: restart zfs-fuse"
+    if restart_daemon; then
+        pool_exists || zpool import -d "$POOL_DIR" "$POOL_NAME" || true
+        if pool_exists && probe; then
+            log "pool $POOL_NAME works after repair 2"
+            return 0
+        fi
+    fi
+    if pool_exists && [ "$(zfs list -H -o name -t all -r "$POOL_NAME" | wc -l)" -le 1 ]; then
+        log "repair 3: $POOL_NAME holds nothing but its root; making it anew"
+        POOL_MOUNTPOINT="${POOL_MOUNTPOINT:-$(zfs get -H -o value mountpoint "$POOL_NAME")}"
+        cmd_down
+        create_or_import
+        if probe; then log "pool $POOL_NAME works after repair 3"; return 0; fi
+    fi
+    diagnose
+    die "pool $POOL_NAME does not work and could not be repaired (see above)"
 }
 
 cmd_down() {
@@ -275,7 +412,7 @@ while [ $# -gt 0 ]; do
 done
 
 case "$action" in
-up | down | status) ;;
+up | down | status | check) ;;
 *) usage ;;
 esac
 
@@ -287,4 +424,5 @@ case "$action" in
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
+check) cmd_check ;;
 esac
