@@ -194,10 +194,20 @@ fn exec_joins_a_running_container_and_stop_ends_every_process() {
         "base",
         "/bin/sh",
         "-c",
-        "sleep 301 & sleep 301 & echo ready > /tmp/state; wait",
+        // Written once, whole (a restart runs this again while an exec may read the file).
+        "sleep 301 & sleep 301 & [ -e /tmp/state ] || { echo ready > /tmp/new; mv /tmp/new /tmp/state; }; wait",
     ]);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(running(&daemon, "web"));
+    // The first process writes the file a moment after the start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while stdout(&daemon.klee(&["exec", "web", "cat", "/tmp/state"])) != "ready\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first process never wrote its file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let out = daemon.klee(&["lsc"]);
     assert!(
         stdout(&out).contains("web") && stdout(&out).contains("running"),
