@@ -20,6 +20,10 @@ It needs httpx and websockets, which the test command installs with the Python c
   stream      output throughput of `klee run` of `head -c 1G /dev/zero` (busybox's head writes
               4 KiB at a time) and of `dd bs=64k`, into /dev/null on the client side, against the
               same busybox command piped into `cat > /dev/null` on the host, alternating;
+  logs        what keeping container logs costs a stream: `klee run` of `dd bs=4k` (1 GiB) on
+              the daemon against the same on a second daemon started for the section with
+              `container_log_max_files: 0` (no logs) on a sibling dataset of its own, alternating;
+              the second daemon and its dataset are removed at the end;
   file        output throughput of `klee start` on a container that cats a 1 GiB file of its
               own, against `cat` of that file on the host;
   concurrent  20 `klee run --rm base /bin/true` at once against 20 one after the other
@@ -59,13 +63,14 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import httpx
 import websockets
 
 SOCKET = "/var/run/kleened.sock"
-SECTIONS = ("run", "profile", "stream", "file", "concurrent", "vnet", "memory", "build", "scale")
+SECTIONS = ("run", "profile", "stream", "logs", "file", "concurrent", "vnet", "memory", "build", "scale")
 GIB = 1 << 30
 PODMAN_INSTALL = "apt-get install -y podman runc && podman import .cache/base-busybox.tar kleene-busybox"
 # Where crun refuses the cgroup layout and podman's default rlimits exceed what root may set.
@@ -381,6 +386,65 @@ class Bench:
             self.report.add(f"`klee run` of {label}, into /dev/null", f"{klee_gbs:.2f} GB/s", "", "",
                             f"{ratio:.2f}x host pipe ({host_gbs:.2f} GB/s)", target, verdict(ok), load)
 
+    def logs(self):
+        runs = self.args.stream_runs
+        root = self.image_dataset.rsplit("/", 2)[0]  # <root>/image/<id>
+        other = root + "-bench-nologs"
+        if subprocess.run(["zfs", "list", other], capture_output=True).returncode == 0:
+            sys.exit(f"{other} exists (left by an interrupted run?): zfs destroy -r {other}")
+        archive = next((a for a in (os.path.join(os.path.dirname(self.args.pidfile), "busybox.tar"), ".cache/base-busybox.tar")
+                        if os.path.exists(a)), None)
+        if archive is None:
+            print("\nno busybox archive for the second daemon (scripts/base-image.sh busybox .cache/base-busybox.tar); no logs figures")
+            return
+        work = tempfile.mkdtemp(prefix="kleene-bench-nologs-")
+        sock = os.path.join(work, "kleened.sock")
+        with open(os.path.join(work, "config.yaml"), "w") as f:
+            f.write(f"kleene_root: {other}\napi_listening_sockets:\n  - address: http://{sock}\n"
+                    f"enable_logging: true\nlog_level: warning\nlog_file: {work}/kleened.log\n"
+                    f"pidfile: {work}/kleened.pid\ncontainer_log_max_files: 0\n")
+        subprocess.run(["zfs", "create", other], check=True)
+        daemon = subprocess.Popen([self.args.kleened, "--config", os.path.join(work, "config.yaml")],
+                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "kleened.stderr"), "w"))
+        env = dict(os.environ, KLEE_HOST=f"http://{sock}")
+        try:
+            for _ in range(100):
+                if subprocess.run([self.klee, "lsi"], env=env, capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.1)
+            subprocess.run([self.klee, "image", "create", "fetch", f"file://{os.path.abspath(archive)}", "-t", "base"],
+                           env=env, check=True, capture_output=True)
+            cmd = ["/bin/sh", "-c", f"dd if=/dev/zero bs=4k count={GIB // 4096} 2>/dev/null"]
+
+            def run(environ):
+                subprocess.run([self.klee, "run", "--rm", "base", *cmd], env=environ, check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            load = Load()
+            run(env)  # warm
+            on, off = [], []
+            for _ in range(runs):
+                off.append(once(lambda: run(env)))
+                on.append(once(lambda: run(os.environ)))
+            gb = GIB / 1e9
+            on_gbs, off_gbs = gb / (statistics.median(on) / 1000), gb / (statistics.median(off) / 1000)
+            ratio = on_gbs / off_gbs
+            print(f"\nwhat logs cost a stream: klee run of dd bs=4k, 1 GiB into /dev/null ({runs} runs each, alternating)")
+            print(f"  logs kept (the daemon)        {on_gbs:5.2f} GB/s  {describe(on)}")
+            print(f"  no logs (a second daemon)     {off_gbs:5.2f} GB/s  {describe(off)}")
+            print(f"  with logs against without     x{ratio:.2f}   (cpu pressure {load})")
+            self.report.add("`klee run` of `dd bs=4k` (1 GiB), logs kept", f"{on_gbs:.2f} GB/s", "", "",
+                            f"{ratio:.2f}x without logs ({off_gbs:.2f} GB/s)", "≥ 0.9x without logs", verdict(ratio >= 0.9), load)
+        finally:
+            daemon.terminate()
+            daemon.wait(60)
+            for _ in range(120):
+                if subprocess.run(["zfs", "destroy", "-r", other], capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.5)
+            else:
+                print(f"  (could not destroy {other}: zfs destroy -r {other})")
+            shutil.rmtree(work, ignore_errors=True)
+
     def file(self):
         client, klee = self.client, self.klee
         size = GIB
@@ -579,6 +643,7 @@ def main():
     parser.add_argument("--scale-containers", type=int, default=1000, help="stopped containers in the scale section")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections, of {','.join(SECTIONS)}")
     parser.add_argument("--klee", default="target/release/klee")
+    parser.add_argument("--kleened", default="target/release/kleened", help="the daemon the logs section starts a second time")
     parser.add_argument("--pidfile", default="/var/lib/kleene-quickstart/kleened.pid")
     parser.add_argument("--podman-image", default="kleene-busybox")
     parser.add_argument("--podman-args", default=None, help="extra `podman run` flags (default: none, else runc with lower rlimits)")

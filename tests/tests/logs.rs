@@ -1,6 +1,7 @@
 //! Container logs end to end: what a detached container prints is kept and shown by `klee logs`
 //! (the last lines, since a time, with timestamps), followed as it comes and across a restart of
-//! the container until it is removed, kept across a daemon restart, and bounded under a flood.
+//! the container until it is removed, kept across a daemon restart, and bounded under a flood
+//! whose newest output is kept whole and written soon after the flood pauses.
 
 // Test code: a failed setup step should panic where it happens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -150,6 +151,60 @@ fn a_flood_of_output_keeps_the_log_bounded() {
     let out = daemon.klee(&["logs", "--tail", "1", "flood"]);
     assert_eq!(text(&out), "the end\n", "{}", describe(&out));
     let out = daemon.klee(&["rm", "flood"]);
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+#[test]
+fn a_paused_flood_is_on_disk_soon_with_its_newest_output_whole() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = Daemon::start();
+    base_image(&daemon);
+    // About 23 MB of numbered lines, then the process goes quiet and keeps running.
+    let out = daemon.klee(&[
+        "run",
+        "-d",
+        "--name",
+        "pause",
+        "base",
+        "/bin/sh",
+        "-c",
+        "seq 1 3000000; sleep 60",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = daemon.klee(&["logs", "--tail", "1", "pause"]);
+        if text(&out) == "3000000\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the last line never came: {}",
+            describe(&out)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The newest 8 MiB (what the default files keep whole) are consecutive lines.
+    let out = daemon.klee(&["logs", "pause"]);
+    let all = text(&out);
+    let numbers: Vec<u64> = all.lines().map(|l| l.parse().unwrap()).collect();
+    let mut run = 1;
+    while run < numbers.len()
+        && numbers[numbers.len() - run - 1] + 1 == numbers[numbers.len() - run]
+    {
+        run += 1;
+    }
+    let whole: usize = numbers[numbers.len() - run..]
+        .iter()
+        .map(|n| n.to_string().len() + 1)
+        .sum();
+    assert!(
+        whole >= 8 * 1024 * 1024 - 128 * 1024,
+        "only the last {whole} bytes are whole"
+    );
+    let out = daemon.klee(&["rm", "-f", "pause"]);
     assert!(out.status.success(), "{}", describe(&out));
 }
 

@@ -23,7 +23,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use super::containers::merge_env;
-use super::logs::ContainerLog;
+use super::logs::{ContainerLog, LogFeed};
 use super::{ids, Engine, EngineError};
 use crate::platform::runtime::exit_code;
 use crate::platform::{ProcessIo, ProcessSpec};
@@ -313,6 +313,9 @@ async fn pump(
     let mut status = None;
     let idle = tokio::time::sleep(Duration::from_secs(86_400));
     tokio::pin!(idle);
+    let mut feed = LogFeed::new(log);
+    let flush = tokio::time::sleep(Duration::from_secs(86_400));
+    tokio::pin!(flush);
     while !(eof && status.is_some()) {
         tokio::select! {
             read = reader.read(&mut buf), if !eof => match read {
@@ -331,10 +334,16 @@ async fn pump(
                             None => break,
                         }
                     }
-                    log.write(&buf[..n]);
                     if listening && client.send(&buf[..n]).await.is_err() {
                         listening = false;
                         terminate(child);
+                    }
+                    let deadline = feed.deadline();
+                    buf = feed.keep(buf, n);
+                    if feed.deadline() != deadline {
+                        if let Some(at) = feed.deadline() {
+                            flush.as_mut().reset(tokio::time::Instant::from_std(at));
+                        }
                     }
                     if status.is_some() {
                         idle.as_mut().reset(tokio::time::Instant::now() + OUTPUT_IDLE);
@@ -346,6 +355,7 @@ async fn pump(
                 idle.as_mut().reset(tokio::time::Instant::now() + OUTPUT_IDLE);
             },
             () = &mut idle, if status.is_some() && !eof => eof = true,
+            () = &mut flush, if feed.deadline().is_some() => feed.flush(),
             event = client.next(), if talking => match event {
                 Some(ClientEvent::Input(bytes)) => {
                     if let Some(writer) = &mut input {
@@ -378,6 +388,7 @@ async fn pump(
             },
         }
     }
+    feed.flush();
     if listening {
         client.flush().await;
     }

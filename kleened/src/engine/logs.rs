@@ -9,13 +9,20 @@
 //! grow across rotations and restarts: a follower asks for the records after the last it saw.
 //!
 //! Writing is a `write(2)` of one record per output chunk into the page cache, from the task that
-//! pumps the process's output; readers never block writers.
+//! pumps the process's output; readers never block writers. A process that floods its output
+//! goes through a [`LogFeed`]: past a small budget per [`FLUSH_WINDOW`], its chunks wait in
+//! memory and are written at the end of the window, and of what waits only the newest
+//! [`LogFeed`] bound is kept: older output would be rotated out of the files anyway, so writing it
+//! would only cost the stream its speed. Followers see a flood's output once per window, and a
+//! daemon that crashes loses at most one window of it.
 
 use std::collections::HashMap;
+use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
@@ -105,6 +112,160 @@ fn parse(bytes: &[u8]) -> Vec<Record> {
     records
 }
 
+/// Writes `header` then `data` (one record) without joining them first.
+fn write_both(file: &mut std::fs::File, header: &[u8], data: &[u8]) -> io::Result<()> {
+    let written = file.write_vectored(&[IoSlice::new(header), IoSlice::new(data)])?;
+    if written < header.len() {
+        file.write_all(&header[written..])?;
+        file.write_all(data)
+    } else {
+        file.write_all(&data[written - header.len()..])
+    }
+}
+
+/// How long a flooding process's output waits in memory before it is written.
+pub const FLUSH_WINDOW: Duration = Duration::from_millis(250);
+
+/// What a process may write straight to its log in one [`FLUSH_WINDOW`]: a service's ordinary
+/// output (up to 4 MB/s) is on disk at once.
+const DIRECT_BUDGET: usize = 1024 * 1024;
+
+/// The most a [`LogFeed`] holds in memory when the log would keep more: then it writes what it
+/// holds rather than drop any of it.
+const HELD_MAX: usize = 8 * 1024 * 1024;
+
+/// One process's output on its way into its container's log (see the module's documentation).
+/// The pump hands over its read buffer and gets one back, so a flood's chunks wait without
+/// being copied.
+#[derive(Debug)]
+pub struct LogFeed<'a> {
+    log: &'a ContainerLog,
+    /// Chunks waiting: the time each arrived, its buffer and how much of it is output.
+    held: VecDeque<(u64, Vec<u8>, usize)>,
+    held_bytes: usize,
+    /// The length of the pump's buffers.
+    frame: usize,
+    /// Buffers whose output was written or dropped, for the pump's next reads.
+    spare: Vec<Vec<u8>>,
+    window: Instant,
+    window_bytes: usize,
+    /// Output dropped because newer output of the same flood would have rotated it out.
+    dropped: u64,
+}
+
+impl<'a> LogFeed<'a> {
+    /// A feed into `log`.
+    pub fn new(log: &'a ContainerLog) -> LogFeed<'a> {
+        LogFeed {
+            log,
+            held: VecDeque::new(),
+            held_bytes: 0,
+            frame: 0,
+            spare: vec![],
+            window: Instant::now(),
+            window_bytes: 0,
+            dropped: 0,
+        }
+    }
+
+    /// How much output the feed holds at most: what the files would keep of a flood, within
+    /// [`HELD_MAX`].
+    fn bound(&self) -> usize {
+        usize::try_from(self.log.retained())
+            .unwrap_or(usize::MAX)
+            .min(HELD_MAX)
+    }
+
+    /// Takes the first `len` bytes of `buf` as output and answers a buffer of the same length
+    /// for the next read.
+    pub fn keep(&mut self, mut buf: Vec<u8>, len: usize) -> Vec<u8> {
+        if len == 0 || !self.log.keeps() {
+            return buf;
+        }
+        let now = Instant::now();
+        if now.duration_since(self.window) >= FLUSH_WINDOW {
+            self.flush();
+            self.window = now;
+            self.window_bytes = 0;
+        }
+        if self.held.is_empty() && self.window_bytes + len <= DIRECT_BUDGET {
+            self.window_bytes += len;
+            self.log.write(&buf[..len]);
+            return buf;
+        }
+        let size = buf.len();
+        self.frame = size;
+        let next = if len >= size / 2 {
+            // Most of the buffer is output: keep it and read into another.
+            let next = self.spare.pop().unwrap_or_else(|| vec![0; size]);
+            self.held.push_back((now_micros(), buf, len));
+            next
+        } else {
+            self.held
+                .push_back((now_micros(), buf[..len].to_vec(), len));
+            buf.resize(size, 0);
+            buf
+        };
+        self.held_bytes += len;
+        let bound = self.bound();
+        if self.held_bytes > bound {
+            if usize::try_from(self.log.retained()).unwrap_or(usize::MAX) > bound {
+                // The log keeps more than the feed may hold: nothing may be dropped.
+                self.flush();
+            } else {
+                while self.held_bytes > bound {
+                    let Some((_, old, old_len)) = self.held.pop_front() else {
+                        break;
+                    };
+                    self.held_bytes -= old_len;
+                    self.dropped += old_len as u64;
+                    self.recycle(old);
+                }
+            }
+        }
+        next
+    }
+
+    /// Keeps a few buffers of the pump's size for its next reads.
+    fn recycle(&mut self, old: Vec<u8>) {
+        if old.len() == self.frame && self.spare.len() < 4 {
+            self.spare.push(old);
+        }
+    }
+
+    /// When the held output must be written, if any is held.
+    pub fn deadline(&self) -> Option<Instant> {
+        (!self.held.is_empty()).then(|| self.window + FLUSH_WINDOW)
+    }
+
+    /// Writes what is held.
+    pub fn flush(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let chunks: Vec<(u64, &[u8])> = self
+            .held
+            .iter()
+            .map(|(micros, buf, len)| (*micros, &buf[..*len]))
+            .collect();
+        self.log.write_records(&chunks);
+        self.held_bytes = 0;
+        while let Some((_, old, _)) = self.held.pop_front() {
+            self.recycle(old);
+        }
+        if self.dropped > 0 {
+            tracing::debug!(dir = %self.log.dir.display(), bytes = self.dropped, "output of a flood not written: it would have been rotated out");
+            self.dropped = 0;
+        }
+    }
+}
+
+impl Drop for LogFeed<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 impl ContainerLog {
     fn lock(&self) -> MutexGuard<'_, Option<Writer>> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
@@ -141,7 +302,24 @@ impl ContainerLog {
     /// Appends one chunk of output. A failure is logged once per chunk and the output goes on:
     /// losing a log must not stop a container.
     pub fn write(&self, data: &[u8]) {
-        if data.is_empty() || self.max_files == 0 || *self.changed.borrow() == u64::MAX {
+        self.write_records(&[(now_micros(), data)]);
+    }
+
+    /// Whether anything is kept: false with no files configured or once the container is gone.
+    fn keeps(&self) -> bool {
+        self.max_files > 0 && *self.changed.borrow() != u64::MAX
+    }
+
+    /// The output the files are sure to hold after a rotation: the full files beside the
+    /// current one (the current one alone when there is no other).
+    fn retained(&self) -> u64 {
+        self.max_size
+            .saturating_mul(u64::try_from(self.max_files.saturating_sub(1).max(1)).unwrap_or(1))
+    }
+
+    /// Appends records, each chunk of output with the time it arrived.
+    fn write_records(&self, chunks: &[(u64, &[u8])]) {
+        if !self.keeps() {
             return;
         }
         let mut guard = self.lock();
@@ -155,27 +333,30 @@ impl ContainerLog {
             }
         }
         let Some(writer) = guard.as_mut() else { return };
-        let header = format!("{} {} {}\n", writer.next, now_micros(), data.len());
-        let record = header.len() as u64 + data.len() as u64;
-        if writer.size > 0 && writer.size + record > self.max_size {
-            if let Err(err) = self.rotate(writer) {
-                tracing::warn!(dir = %self.dir.display(), error = %err, "cannot rotate the container's log");
+        let before = writer.next;
+        for (micros, data) in chunks.iter().filter(|(_, data)| !data.is_empty()) {
+            let header = format!("{} {} {}\n", writer.next, micros, data.len());
+            let record = header.len() as u64 + data.len() as u64;
+            if writer.size > 0 && writer.size + record > self.max_size {
+                if let Err(err) = self.rotate(writer) {
+                    tracing::warn!(dir = %self.dir.display(), error = %err, "cannot rotate the container's log");
+                }
+            }
+            match write_both(&mut writer.file, header.as_bytes(), data) {
+                Ok(()) => {
+                    writer.size += record;
+                    writer.next += 1;
+                }
+                Err(err) => {
+                    tracing::warn!(dir = %self.dir.display(), error = %err, "cannot write the container's log");
+                    break;
+                }
             }
         }
-        let mut bytes = Vec::with_capacity(header.len() + data.len());
-        bytes.extend_from_slice(header.as_bytes());
-        bytes.extend_from_slice(data);
-        match writer.file.write_all(&bytes) {
-            Ok(()) => {
-                writer.size += record;
-                writer.next += 1;
-                let next = writer.next;
-                drop(guard);
-                self.changed.send_replace(next);
-            }
-            Err(err) => {
-                tracing::warn!(dir = %self.dir.display(), error = %err, "cannot write the container's log")
-            }
+        let next = writer.next;
+        drop(guard);
+        if next != before {
+            self.changed.send_replace(next);
         }
     }
 
@@ -511,6 +692,107 @@ mod tests {
             .iter()
             .map(|r| String::from_utf8_lossy(&r.data).into_owned())
             .collect()
+    }
+
+    /// Feeds `chunks` through a feed with buffers of `frame` bytes, as the pump does.
+    fn feed_all(feed: &mut LogFeed<'_>, frame: usize, chunks: &[Vec<u8>]) {
+        let mut buf = vec![0u8; frame];
+        for chunk in chunks {
+            buf[..chunk.len()].copy_from_slice(chunk);
+            buf = feed.keep(buf, chunk.len());
+            assert_eq!(buf.len(), frame, "the pump gets a buffer of its size back");
+        }
+    }
+
+    /// Numbered lines, `count` chunks of `size` bytes.
+    fn numbered(count: usize, size: usize) -> Vec<Vec<u8>> {
+        let mut all = vec![];
+        let mut n = 0u64;
+        while all.len() < count * size {
+            all.extend_from_slice(format!("{n:07}\n").as_bytes());
+            n += 1;
+        }
+        all.chunks(size).take(count).map(<[u8]>::to_vec).collect()
+    }
+
+    #[test]
+    fn a_feed_writes_ordinary_output_at_once() {
+        let (_dir, logs) = logs(1 << 20, 2);
+        let log = logs.of("c1");
+        let mut feed = LogFeed::new(&log);
+        feed_all(&mut feed, 4096, &[b"hello\n".to_vec(), b"world\n".to_vec()]);
+        assert_eq!(feed.deadline(), None, "nothing waits");
+        assert_eq!(text(&log.read_all()), "hello\nworld\n");
+    }
+
+    #[test]
+    fn a_flood_is_written_once_per_window_with_its_newest_output_whole() {
+        // The files keep at least 256 KiB (one full file beside the current one).
+        let (_dir, logs) = logs(256 * 1024, 2);
+        let log = logs.of("c1");
+        let mut feed = LogFeed::new(&log);
+        // 4 MiB in 32 KiB chunks, far past the direct budget of a window.
+        let chunks = numbered(128, 32 * 1024);
+        feed_all(&mut feed, 32 * 1024, &chunks);
+        let deadline = feed
+            .deadline()
+            .expect("a flood waits for the end of its window");
+        assert!(deadline > Instant::now() && deadline <= Instant::now() + FLUSH_WINDOW);
+        assert!(
+            feed.held_bytes <= 256 * 1024,
+            "{} bytes held",
+            feed.held_bytes
+        );
+        assert!(
+            feed.dropped > 0,
+            "output the files would not keep is not written"
+        );
+        let before = log.read_all().len();
+        feed.flush();
+        assert_eq!(feed.deadline(), None);
+        let records = log.read_all();
+        assert!(
+            records.len() > before,
+            "the held output is written at the flush"
+        );
+        // The newest 256 KiB arrive whole and in order, and end the log.
+        let all: Vec<u8> = chunks.concat();
+        let kept: Vec<u8> = records.iter().flat_map(|r| r.data.clone()).collect();
+        let newest = &all[all.len() - 256 * 1024..];
+        assert!(kept.ends_with(newest), "the newest output is whole");
+        let sequences: Vec<u64> = records.iter().map(|r| r.sequence).collect();
+        assert!(sequences.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+
+    #[test]
+    fn a_log_that_keeps_more_than_a_feed_holds_loses_nothing() {
+        // Three files of 16 MiB keep 32 MiB whole: more than the feed may hold in memory.
+        let (_dir, logs) = logs(16 << 20, 3);
+        let log = logs.of("c1");
+        let chunks = numbered(96, 128 * 1024);
+        {
+            let mut feed = LogFeed::new(&log);
+            feed_all(&mut feed, 128 * 1024, &chunks);
+            assert!(feed.held_bytes <= HELD_MAX);
+            assert_eq!(feed.dropped, 0);
+            // Dropping the feed writes what it holds.
+        }
+        let kept: Vec<u8> = log.read_all().iter().flat_map(|r| r.data.clone()).collect();
+        assert!(kept == chunks.concat(), "all 12 MiB are kept in order");
+    }
+
+    #[test]
+    fn small_chunks_of_a_flood_are_copied_and_the_buffer_kept() {
+        let (_dir, logs) = logs(64 * 1024, 2);
+        let log = logs.of("c1");
+        let mut feed = LogFeed::new(&log);
+        let chunks = numbered(2048, 1024);
+        feed_all(&mut feed, 128 * 1024, &chunks);
+        // Held output stays within what the files keep.
+        assert!(feed.held_bytes <= 64 * 1024);
+        drop(feed);
+        let kept: Vec<u8> = log.read_all().iter().flat_map(|r| r.data.clone()).collect();
+        assert!(kept.ends_with(&chunks.concat()[2048 * 1024 - 64 * 1024..]));
     }
 
     #[test]
