@@ -13,8 +13,9 @@
 //! goes through a [`LogFeed`]: past a small budget per [`FLUSH_WINDOW`], its chunks wait in
 //! memory and are written at the end of the window, and of what waits only the newest
 //! [`LogFeed`] bound is kept: older output would be rotated out of the files anyway, so writing it
-//! would only cost the stream its speed. Followers see a flood's output once per window, and a
-//! daemon that crashes loses at most one window of it.
+//! would only cost the stream its speed. A window that overflowed makes the next one twice as
+//! long, up to [`FLUSH_WINDOW_MAX`]. Followers see a flood's output once per window, and a daemon
+//! that crashes loses at most one window of it.
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
@@ -126,6 +127,10 @@ fn write_both(file: &mut std::fs::File, header: &[u8], data: &[u8]) -> io::Resul
 /// How long a flooding process's output waits in memory before it is written.
 pub const FLUSH_WINDOW: Duration = Duration::from_millis(250);
 
+/// The longest window: each window of a flood that overflowed what the files keep is twice as
+/// long as the last, up to this, so a flood that goes on is written twice a second.
+pub const FLUSH_WINDOW_MAX: Duration = Duration::from_millis(2000);
+
 /// What a process may write straight to its log in one [`FLUSH_WINDOW`]: a service's ordinary
 /// output (up to 4 MB/s) is on disk at once.
 const DIRECT_BUDGET: usize = 1024 * 1024;
@@ -140,14 +145,18 @@ const HELD_MAX: usize = 8 * 1024 * 1024;
 #[derive(Debug)]
 pub struct LogFeed<'a> {
     log: &'a ContainerLog,
-    /// Chunks waiting: the time each arrived, its buffer and how much of it is output.
-    held: VecDeque<(u64, Vec<u8>, usize)>,
+    /// Chunks waiting: the time each arrived, its buffer and where in it the output is.
+    held: VecDeque<(u64, Vec<u8>, std::ops::Range<usize>)>,
     held_bytes: usize,
     /// The length of the pump's buffers.
     frame: usize,
     /// Buffers whose output was written or dropped, for the pump's next reads.
     spare: Vec<Vec<u8>>,
     window: Instant,
+    /// The length of the current window.
+    span: Duration,
+    /// Whether output was dropped in the current window.
+    overflowed: bool,
     window_bytes: usize,
     /// Output dropped because newer output of the same flood would have rotated it out.
     dropped: u64,
@@ -163,6 +172,8 @@ impl<'a> LogFeed<'a> {
             frame: 0,
             spare: vec![],
             window: Instant::now(),
+            span: FLUSH_WINDOW,
+            overflowed: false,
             window_bytes: 0,
             dropped: 0,
         }
@@ -178,12 +189,21 @@ impl<'a> LogFeed<'a> {
 
     /// Takes the first `len` bytes of `buf` as output and answers a buffer of the same length
     /// for the next read.
-    pub fn keep(&mut self, mut buf: Vec<u8>, len: usize) -> Vec<u8> {
+    pub fn keep(&mut self, buf: Vec<u8>, len: usize) -> Vec<u8> {
         if len == 0 || !self.log.keeps() {
             return buf;
         }
         let now = Instant::now();
-        if now.duration_since(self.window) >= FLUSH_WINDOW {
+        if now.duration_since(self.window) >= self.span {
+            if self.held.is_empty() {
+                // No flood in the last window: its buffers go back to the allocator.
+                self.spare.clear();
+            }
+            self.span = if std::mem::take(&mut self.overflowed) {
+                (self.span * 2).min(FLUSH_WINDOW_MAX)
+            } else {
+                FLUSH_WINDOW
+            };
             self.flush();
             self.window = now;
             self.window_bytes = 0;
@@ -193,18 +213,26 @@ impl<'a> LogFeed<'a> {
             self.log.write(&buf[..len]);
             return buf;
         }
-        let size = buf.len();
-        self.frame = size;
-        let next = if len >= size / 2 {
-            // Most of the buffer is output: keep it and read into another.
-            let next = self.spare.pop().unwrap_or_else(|| vec![0; size]);
-            self.held.push_back((now_micros(), buf, len));
-            next
-        } else {
-            self.held
-                .push_back((now_micros(), buf[..len].to_vec(), len));
-            buf.resize(size, 0);
-            buf
+        self.frame = buf.len();
+        let next = match self.held.back_mut() {
+            // A chunk that fits after the newest held one joins it (one copy, no allocation).
+            Some((_, last, used)) if len < self.frame / 2 && used.end + len <= last.len() => {
+                last[used.end..used.end + len].copy_from_slice(&buf[..len]);
+                used.end += len;
+                buf
+            }
+            _ if len < self.frame / 2 => {
+                let mut held = self.spare.pop().unwrap_or_else(|| vec![0; self.frame]);
+                held[..len].copy_from_slice(&buf[..len]);
+                self.held.push_back((now_micros(), held, 0..len));
+                buf
+            }
+            _ => {
+                // Most of the buffer is output: keep it and read into another.
+                let next = self.spare.pop().unwrap_or_else(|| vec![0; self.frame]);
+                self.held.push_back((now_micros(), buf, 0..len));
+                next
+            }
         };
         self.held_bytes += len;
         let bound = self.bound();
@@ -213,29 +241,38 @@ impl<'a> LogFeed<'a> {
                 // The log keeps more than the feed may hold: nothing may be dropped.
                 self.flush();
             } else {
+                // The oldest output goes, to the byte.
                 while self.held_bytes > bound {
-                    let Some((_, old, old_len)) = self.held.pop_front() else {
+                    let excess = self.held_bytes - bound;
+                    let Some((_, _, used)) = self.held.front_mut() else {
                         break;
                     };
-                    self.held_bytes -= old_len;
-                    self.dropped += old_len as u64;
-                    self.recycle(old);
+                    let gone = excess.min(used.len());
+                    used.start += gone;
+                    self.held_bytes -= gone;
+                    self.dropped += gone as u64;
+                    self.overflowed = true;
+                    if used.start == used.end {
+                        if let Some((_, old, _)) = self.held.pop_front() {
+                            self.recycle(old);
+                        }
+                    }
                 }
             }
         }
         next
     }
 
-    /// Keeps a few buffers of the pump's size for its next reads.
+    /// Keeps the pump's buffers for its next reads and held chunks, as many as a flood holds.
     fn recycle(&mut self, old: Vec<u8>) {
-        if old.len() == self.frame && self.spare.len() < 4 {
+        if old.len() == self.frame && self.spare.len() <= self.bound() / self.frame.max(1) + 1 {
             self.spare.push(old);
         }
     }
 
     /// When the held output must be written, if any is held.
     pub fn deadline(&self) -> Option<Instant> {
-        (!self.held.is_empty()).then(|| self.window + FLUSH_WINDOW)
+        (!self.held.is_empty()).then(|| self.window + self.span)
     }
 
     /// Writes what is held.
@@ -246,7 +283,7 @@ impl<'a> LogFeed<'a> {
         let chunks: Vec<(u64, &[u8])> = self
             .held
             .iter()
-            .map(|(micros, buf, len)| (*micros, &buf[..*len]))
+            .map(|(micros, buf, used)| (*micros, &buf[used.clone()]))
             .collect();
         self.log.write_records(&chunks);
         self.held_bytes = 0;
@@ -765,6 +802,30 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_that_goes_on_gets_longer_windows_and_a_pause_resets_them() {
+        let (_dir, logs) = logs(64 * 1024, 2);
+        let log = logs.of("c1");
+        let mut feed = LogFeed::new(&log);
+        let flood = numbered(64, 32 * 1024);
+        let mut spans = vec![];
+        for _ in 0..5 {
+            feed_all(&mut feed, 32 * 1024, &flood);
+            // The window ends.
+            feed.window -= FLUSH_WINDOW_MAX;
+            feed_all(&mut feed, 32 * 1024, &flood[..1]);
+            spans.push(feed.span.as_millis());
+        }
+        assert_eq!(spans, [500, 1000, 2000, 2000, 2000]);
+        // A window in which nothing overflows: the next is short again.
+        feed.flush();
+        feed.window -= FLUSH_WINDOW_MAX;
+        feed_all(&mut feed, 32 * 1024, &flood[..1]);
+        feed.window -= FLUSH_WINDOW_MAX;
+        feed_all(&mut feed, 32 * 1024, &flood[..1]);
+        assert_eq!(feed.span, FLUSH_WINDOW);
+    }
+
+    #[test]
     fn a_log_that_keeps_more_than_a_feed_holds_loses_nothing() {
         // Three files of 16 MiB keep 32 MiB whole: more than the feed may hold in memory.
         let (_dir, logs) = logs(16 << 20, 3);
@@ -782,14 +843,19 @@ mod tests {
     }
 
     #[test]
-    fn small_chunks_of_a_flood_are_copied_and_the_buffer_kept() {
+    fn small_chunks_of_a_flood_are_joined_and_the_newest_kept_to_the_byte() {
         let (_dir, logs) = logs(64 * 1024, 2);
         let log = logs.of("c1");
         let mut feed = LogFeed::new(&log);
         let chunks = numbered(2048, 1024);
         feed_all(&mut feed, 128 * 1024, &chunks);
         // Held output stays within what the files keep.
-        assert!(feed.held_bytes <= 64 * 1024);
+        assert_eq!(
+            feed.held_bytes,
+            64 * 1024,
+            "exactly what the files keep whole"
+        );
+        assert!(feed.held.len() <= 2, "joined into the pump-sized buffers");
         drop(feed);
         let kept: Vec<u8> = log.read_all().iter().flat_map(|r| r.data.clone()).collect();
         assert!(kept.ends_with(&chunks.concat()[2048 * 1024 - 64 * 1024..]));

@@ -220,6 +220,21 @@ struct Utf8Frames {
 
 impl Utf8Frames {
     fn push(&mut self, chunk: &[u8]) -> Option<Message> {
+        if self.pending.is_empty() {
+            // The usual case: nothing kept from the last chunk, so no copy into `pending`.
+            return match std::str::from_utf8(chunk) {
+                Ok(text) => Some(Message::text(text)),
+                Err(err) if err.error_len().is_none() && chunk.len() - err.valid_up_to() < 4 => {
+                    let valid = err.valid_up_to();
+                    self.pending.extend_from_slice(&chunk[valid..]);
+                    std::str::from_utf8(&chunk[..valid])
+                        .ok()
+                        .filter(|text| !text.is_empty())
+                        .map(Message::text)
+                }
+                Err(_) => Some(Message::binary(chunk.to_vec())),
+            };
+        }
         self.pending.extend_from_slice(chunk);
         match std::str::from_utf8(&self.pending) {
             Ok(text) => {
