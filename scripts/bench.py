@@ -40,8 +40,10 @@ It needs httpx and websockets, which the test command installs with the Python c
   scale       with 1000 stopped containers (created through the API one after the other):
               `klee lsc -a` (median of 10) against the same with none, the create time of the
               1000th container against the 10th (median of the ten around each), the daemon's
-              RSS idle against with 1000; they are removed at the end and the run waits for the
-              background reaper to destroy their datasets.
+              RSS idle against with 1000; to tell where a slowdown lives, a bare `zfs clone` (and
+              destroy) of the image snapshot and `GET /containers/list?all=true` with none and
+              with 1000; they are removed at the end and the run waits for the background reaper
+              to destroy their datasets.
 
 Each figure is printed with the CPU pressure of its section (`some avg10` of /proc/pressure/cpu
 at its start and end), as the machines are shared. A markdown table of everything measured, with
@@ -601,6 +603,20 @@ class Bench:
         self.wait_for_reaper(keep)
         idle = rss_kb(self.pid)
         lsc_few = timed(lsc, 10)
+        api_list = lambda: client.get("/containers/list?all=true").raise_for_status()
+        api_few = timed(api_list, 10)
+        snapshot = self.image_dataset + "@image"
+        clone = f"{self.containers_parent}/bench-scale-clone"
+
+        def bare_clones():
+            """A bare `zfs clone` of the image snapshot, then its destroy, 10 times: what zfs-fuse
+            alone costs a create at this number of datasets."""
+            samples = []
+            for _ in range(10):
+                samples.append(once(lambda: subprocess.run(["zfs", "clone", snapshot, clone], check=True)))
+                destroy_patiently(clone)
+            return samples
+        clones_few = bare_clones()
         made, creates = [], []
         print(f"\nwith {n} stopped containers (created through the API one after the other)")
         try:
@@ -610,6 +626,8 @@ class Bench:
                 creates.append((time.perf_counter() - start) * 1000)
             loaded = rss_kb(self.pid)
             lsc_many = timed(lsc, 10)
+            api_many = timed(api_list, 10)
+            clones_many = bare_clones()
             listed = len(client.get("/containers/list?all=true").json())
             assert listed >= n, f"{listed} containers listed, not {n}"
         finally:
@@ -626,6 +644,12 @@ class Bench:
         print(f"  klee lsc -a, {n}           {describe(lsc_many)}   x{lsc_ratio:.2f} of none")
         print(f"  create, containers 6-15      {describe(early)}")
         print(f"  create, containers {n - 9}-{n}  {describe(late)}   x{create_ratio:.2f} of the 10th")
+        clone_ratio = statistics.median(clones_many) / statistics.median(clones_few)
+        api_ratio = statistics.median(api_many) / statistics.median(api_few)
+        print(f"  bare zfs clone, none         {describe(clones_few)}")
+        print(f"  bare zfs clone, {n}        {describe(clones_many)}   x{clone_ratio:.2f} of none")
+        print(f"  GET /containers/list, none   {describe(api_few)}")
+        print(f"  GET /containers/list, {n}  {describe(api_many)}   x{api_ratio:.2f} of none")
         print(f"  all {n} creates              {sum(creates) / 1000:.1f} s; removal {removed:.1f} s, then the reaper {reaped:.1f} s")
         print(f"  daemon VmRSS idle {idle / 1024:.1f} MiB, with {n} stopped {loaded / 1024:.1f} MiB "
               f"(x{loaded / idle:.2f}, {loaded * 1024 / 1e6:.1f} MB), after their removal {after / 1024:.1f} MiB   (cpu pressure {load})")
@@ -633,6 +657,10 @@ class Bench:
                         f"{lsc_ratio:.2f}x with none ({ms(statistics.median(lsc_few))})", "flat", load=load)
         self.report.add(f"create of the {n}th container", *map(ms, spread(late)),
                         f"{create_ratio:.2f}x the 10th ({ms(statistics.median(early))})", "flat", load=load)
+        self.report.add(f"bare `zfs clone` with {n} datasets", *map(ms, spread(clones_many)),
+                        f"{clone_ratio:.2f}x with none ({ms(statistics.median(clones_few))})", load=load)
+        self.report.add(f"`GET /containers/list?all=true` with {n}", *map(ms, spread(api_many)),
+                        f"{api_ratio:.2f}x with none ({ms(statistics.median(api_few))})", load=load)
         self.report.add(f"daemon VmRSS with {n} stopped containers", f"{loaded / 1024:.1f} MiB ({loaded * 1024 / 1e6:.1f} MB)", "", "",
                         f"{loaded / idle:.2f}x idle ({idle / 1024:.1f} MiB)", "≤ 15 MB", verdict(loaded * 1024 <= 15e6), load)
 

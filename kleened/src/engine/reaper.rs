@@ -7,61 +7,111 @@
 //! store does not know, which the next start-up queues again ([`super::recovery`]): a crash never
 //! leaks one. The reaper never destroys a dataset that a container or image in the store owns, nor
 //! one under a container that runs. Image removal and prune first destroy the queued clones of the
-//! image, so a removed container never keeps its image.
+//! image, so a removed container never keeps its image. Each dataset has its own back-off (50 ms
+//! doubling to 30 s), so one that zfs-fuse keeps busy never holds up the others.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use zfs::{DatasetName, DestroyFlags};
 
 use super::layout::Layout;
 use super::Engine;
 
-/// Waits between tries of a dataset zfs would not destroy yet: doubling, up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
-/// The datasets waiting to be destroyed, and a bell for the reaper.
+/// A dataset waiting to be destroyed. Each has its own back-off, so one that stays busy never
+/// holds up the others.
+#[derive(Debug)]
+struct Entry {
+    dataset: DatasetName,
+    /// Not tried again before this.
+    due: Instant,
+    /// The wait after its next failure.
+    backoff: Duration,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Reaper {
-    queue: std::sync::Mutex<VecDeque<DatasetName>>,
+    queue: std::sync::Mutex<VecDeque<Entry>>,
     bell: tokio::sync::Notify,
-    /// Held while one dataset is being destroyed, so image removal can wait for it.
     busy: tokio::sync::Mutex<()>,
     started: std::sync::atomic::AtomicBool,
 }
 
+/// What the reaper does next.
+enum Next {
+    Idle,
+    Wait(Instant),
+    Destroy(DatasetName),
+}
+
 impl Reaper {
-    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<DatasetName>> {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Entry>> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The datasets waiting, by name.
     pub(super) fn queued(&self) -> Vec<String> {
-        self.queue().iter().map(|d| d.as_str().to_owned()).collect()
+        self.queue()
+            .iter()
+            .map(|e| e.dataset.as_str().to_owned())
+            .collect()
     }
 
-    /// How many datasets wait.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.queue().len()
     }
+
+    /// The first dataset that is due, else when the next one is.
+    fn next(&self) -> Next {
+        let queue = self.queue();
+        let now = Instant::now();
+        if let Some(entry) = queue.iter().find(|e| e.due <= now) {
+            return Next::Destroy(entry.dataset.clone());
+        }
+        queue
+            .iter()
+            .map(|e| e.due)
+            .min()
+            .map_or(Next::Idle, Next::Wait)
+    }
+
+    /// Removes a destroyed dataset, or sends one that failed to the back, due after its back-off.
+    fn settle(&self, dataset: &DatasetName, done: bool) {
+        let mut queue = self.queue();
+        let Some(index) = queue.iter().position(|e| &e.dataset == dataset) else {
+            return;
+        };
+        let Some(mut entry) = queue.remove(index) else {
+            return;
+        };
+        if !done {
+            entry.due = Instant::now() + entry.backoff;
+            entry.backoff = (entry.backoff * 2).min(MAX_BACKOFF);
+            queue.push_back(entry);
+        }
+    }
 }
 
 impl Engine {
-    /// Queues a removed container's dataset for destruction.
     pub(super) fn reap(&self, dataset: DatasetName) {
         {
             let mut queue = self.reaper.queue();
-            if !queue.contains(&dataset) {
-                queue.push_back(dataset);
+            if !queue.iter().any(|e| e.dataset == dataset) {
+                queue.push_back(Entry {
+                    dataset,
+                    due: Instant::now(),
+                    backoff: FIRST_BACKOFF,
+                });
             }
         }
         self.reaper.bell.notify_one();
     }
 
-    /// Starts the reaper (at start-up, after recovery queued what an earlier daemon left); once.
     pub(super) fn start_reaper(self: &Arc<Self>) {
         if self
             .reaper
@@ -75,52 +125,34 @@ impl Engine {
     }
 
     async fn reap_forever(&self) {
-        let mut backoff = FIRST_BACKOFF;
         loop {
-            let next = self.reaper.queue().front().cloned();
-            let Some(dataset) = next else {
-                tokio::select! {
-                    () = self.reaper.bell.notified() => continue,
-                    () = self.cancel.cancelled() => return,
+            let dataset = match self.reaper.next() {
+                Next::Destroy(dataset) => dataset,
+                Next::Idle => {
+                    tokio::select! {
+                        () = self.reaper.bell.notified() => continue,
+                        () = self.cancel.cancelled() => return,
+                    }
+                }
+                Next::Wait(until) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => continue,
+                        () = self.reaper.bell.notified() => continue,
+                        () = self.cancel.cancelled() => return,
+                    }
                 }
             };
             let done = {
                 let _busy = self.reaper.busy.lock().await;
                 self.destroy_reaped(&dataset).await
             };
-            if done {
-                self.reaper.queue().retain(|d| d != &dataset);
-                backoff = FIRST_BACKOFF;
-            } else {
-                // Tried again later, after the others.
-                {
-                    let mut queue = self.reaper.queue();
-                    queue.retain(|d| d != &dataset);
-                    queue.push_back(dataset);
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = self.cancel.cancelled() => return,
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
+            self.reaper.settle(&dataset, done);
         }
     }
 
-    /// Destroys one queued dataset if nothing in the store owns it and no container runs in it;
-    /// true when it is gone (or must never be destroyed: then it leaves the queue too).
     async fn destroy_reaped(&self, dataset: &DatasetName) -> bool {
         let name = dataset.as_str().to_owned();
-        let owned = self
-            .store
-            .read(move |db| {
-                Ok(db
-                    .list_containers()?
-                    .iter()
-                    .any(|c| c.container.dataset == name)
-                    || db.list_images()?.iter().any(|i| i.dataset == name))
-            })
-            .await;
+        let owned = self.store.read(move |db| db.owns_dataset(&name)).await;
         match owned {
             Ok(false) => {}
             Ok(true) => {
@@ -193,10 +225,15 @@ impl Engine {
     /// be destroyed stays queued.
     pub(super) async fn reap_now(&self) {
         let _busy = self.reaper.busy.lock().await;
-        let queued: Vec<DatasetName> = self.reaper.queue().iter().cloned().collect();
+        let queued: Vec<DatasetName> = self
+            .reaper
+            .queue()
+            .iter()
+            .map(|e| e.dataset.clone())
+            .collect();
         for dataset in queued {
             if self.destroy_reaped(&dataset).await {
-                self.reaper.queue().retain(|d| d != &dataset);
+                self.reaper.settle(&dataset, true);
             }
         }
     }

@@ -372,6 +372,48 @@ async fn the_reaper_never_destroys_what_the_store_owns() {
 }
 
 #[tokio::test]
+async fn datasets_that_stay_busy_never_hold_up_the_others() {
+    let (engine, host, _runtime) = fake::engine();
+    base_image(&engine).await;
+    let mut stuck = vec![];
+    for n in 0..10 {
+        let id = create_container(&engine, &format!("stuck{n}"), &["true"], |_| {})
+            .await
+            .unwrap();
+        let dataset = format!("zroot/kleene/container/{id}");
+        for _ in 0..40 {
+            host.fail_next(
+                &format!("destroy -r {dataset}"),
+                "cannot destroy 'x': dataset is busy\n",
+            );
+        }
+        engine.remove_container(id).await.unwrap();
+        stuck.push(dataset);
+    }
+    let mut others = vec![];
+    for n in 0..3 {
+        let id = create_container(&engine, &format!("web{n}"), &["true"], |_| {})
+            .await
+            .unwrap();
+        engine.remove_container(id.clone()).await.unwrap();
+        others.push(format!("zroot/kleene/container/{id}"));
+    }
+    // Ten busy datasets, each failing again and again, in front of three that zfs destroys at
+    // once: the three go within a second (a back-off shared by the queue took over a minute).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while others.iter().any(|d| host.exists(d)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            engine.reaper.queued()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(stuck.iter().all(|d| host.exists(d)));
+    assert_eq!(engine.reaper.queued().len(), 10);
+}
+
+#[tokio::test]
 async fn concurrent_removals_of_one_container_remove_it_once() {
     let (engine, host, _runtime) = fake::engine();
     base_image(&engine).await;

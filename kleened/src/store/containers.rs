@@ -68,6 +68,15 @@ fn signed(value: Option<u64>) -> Option<i64> {
 }
 
 impl Db<'_> {
+    /// Whether a container or an image owns `dataset` (one indexed lookup in each table).
+    pub fn owns_dataset(&self, dataset: &str) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM containers WHERE dataset = ?1) \
+             OR EXISTS (SELECT 1 FROM images WHERE dataset = ?1)",
+        )?;
+        Ok(stmt.query_row([dataset], |row| row.get(0))?)
+    }
+
     /// Every container whose image still exists, newest first, with its image's name and tag.
     pub fn list_containers(&self) -> Result<Vec<ContainerSummary>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(

@@ -118,6 +118,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE containers ADD COLUMN keep_running INTEGER NOT NULL DEFAULT 0;
     ",
+    // 7: the background reaper asks, for each dataset it destroys, whether a container or an
+    // image owns it.
+    "
+    CREATE INDEX containers_dataset ON containers (dataset);
+    CREATE INDEX images_dataset ON images (dataset);
+    ",
 ];
 
 /// The schema version this build of the daemon writes.
