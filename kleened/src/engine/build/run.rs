@@ -204,11 +204,29 @@ fn content_digest(context: &Path, paths: &[String]) -> Result<String, String> {
                 ctx.update(b"L");
                 ctx.update(target.to_string_lossy().as_bytes());
             } else if meta.is_file() {
-                let data = std::fs::read(entry.path())
-                    .map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?;
+                // Read in pieces: a whole large file in memory would stay in the allocator's
+                // arena of the thread that read it long after the build.
+                let unreadable =
+                    |e: std::io::Error| format!("cannot read {}: {e}", entry.path().display());
+                let mut file = std::fs::File::open(entry.path()).map_err(unreadable)?;
                 ctx.update(b"F");
-                ctx.update(&(data.len() as u64).to_le_bytes());
-                ctx.update(&data);
+                ctx.update(&meta.len().to_le_bytes());
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut total = 0u64;
+                loop {
+                    let n = std::io::Read::read(&mut file, &mut buf).map_err(unreadable)?;
+                    if n == 0 {
+                        break;
+                    }
+                    total += n as u64;
+                    ctx.update(&buf[..n]);
+                }
+                if total != meta.len() {
+                    return Err(format!(
+                        "{} changed while it was read",
+                        entry.path().display()
+                    ));
+                }
             } else {
                 ctx.update(b"D");
             }
