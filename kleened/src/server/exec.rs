@@ -222,37 +222,27 @@ impl Utf8Frames {
     fn push(&mut self, chunk: &[u8]) -> Option<Message> {
         if self.pending.is_empty() {
             // The usual case: nothing kept from the last chunk, so no copy into `pending`.
-            return match std::str::from_utf8(chunk) {
-                Ok(text) => Some(Message::text(text)),
-                Err(err) if err.error_len().is_none() && chunk.len() - err.valid_up_to() < 4 => {
-                    let valid = err.valid_up_to();
-                    self.pending.extend_from_slice(&chunk[valid..]);
-                    std::str::from_utf8(&chunk[..valid])
-                        .ok()
-                        .filter(|text| !text.is_empty())
-                        .map(Message::text)
-                }
-                Err(_) => Some(Message::binary(chunk.to_vec())),
-            };
+            return self.frame(chunk);
         }
-        self.pending.extend_from_slice(chunk);
-        match std::str::from_utf8(&self.pending) {
-            Ok(text) => {
-                let frame = Message::text(text);
-                self.pending.clear();
-                Some(frame)
-            }
-            Err(err) if err.error_len().is_none() && self.pending.len() - err.valid_up_to() < 4 => {
-                // An incomplete character at the end: send what is complete, keep the rest.
+        let mut joined = std::mem::take(&mut self.pending);
+        joined.extend_from_slice(chunk);
+        self.frame(&joined)
+    }
+
+    /// The frame of `bytes`: text when they are UTF-8; an incomplete character at the end is
+    /// kept for the next chunk and what is complete goes out; binary when they are not UTF-8.
+    fn frame(&mut self, bytes: &[u8]) -> Option<Message> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Some(Message::text(text)),
+            Err(err) if err.error_len().is_none() && bytes.len() - err.valid_up_to() < 4 => {
                 let valid = err.valid_up_to();
-                if valid == 0 {
-                    return None;
-                }
-                let rest = self.pending.split_off(valid);
-                let text = String::from_utf8(std::mem::replace(&mut self.pending, rest)).ok()?;
-                Some(Message::text(text))
+                self.pending.extend_from_slice(&bytes[valid..]);
+                std::str::from_utf8(&bytes[..valid])
+                    .ok()
+                    .filter(|text| !text.is_empty())
+                    .map(Message::text)
             }
-            Err(_) => Some(Message::binary(std::mem::take(&mut self.pending))),
+            Err(_) => Some(Message::binary(bytes.to_vec())),
         }
     }
 
