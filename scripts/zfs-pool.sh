@@ -216,6 +216,9 @@ probe() {
         log "probe: the root dataset of $POOL_NAME is not mounted"
         return 1
     fi
+    # Probes of a check that was killed midway.
+    zfs list -H -o name -d 1 "$POOL_NAME" 2>/dev/null | grep "^$POOL_NAME/kleene-probe-" |
+        while read -r stale; do zfs destroy "$stale" 2>/dev/null || true; done
     probe_ds="$POOL_NAME/kleene-probe-$$"
     if ! zfs create "$probe_ds"; then
         log "probe: 'zfs create $probe_ds' failed"
