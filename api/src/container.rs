@@ -109,6 +109,12 @@ pub struct MountPoint {
     pub source: String,
     /// Mounted read-only.
     pub read_only: bool,
+    /// Setuid and setgid bits take effect on the mount (otherwise it is `nosuid`). Additive.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub setuid: bool,
+    /// Device nodes on the mount open (otherwise it is `nodev`). Additive.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub devices: bool,
 }
 
 /// A container.
@@ -163,6 +169,10 @@ pub struct Container {
     /// Most processes (and threads, on Linux) it may have at once; `null`: unlimited. Additive.
     #[serde(default)]
     pub pids_limit: Option<u64>,
+    /// The most its file system may hold, in bytes (its dataset's ZFS `quota`); `null`:
+    /// unlimited. Additive.
+    #[serde(default)]
+    pub storage_size: Option<u64>,
     /// CPU time it may use, in CPUs (`0.5`: half of one CPU; `2`: two CPUs); `null`: unlimited.
     /// Additive.
     #[serde(default)]
@@ -263,6 +273,21 @@ pub struct MountPointConfig {
     /// Mount read-only.
     #[serde(default, deserialize_with = "crate::de::lenient_bool")]
     pub read_only: bool,
+    /// Let setuid and setgid bits take effect (default: the mount is `nosuid`, so a file a
+    /// container leaves there gives nobody its owner's rights). Additive.
+    #[serde(
+        default,
+        skip_serializing_if = "std::ops::Not::not",
+        deserialize_with = "crate::de::lenient_bool"
+    )]
+    pub setuid: bool,
+    /// Let device nodes open (default: the mount is `nodev`). Additive.
+    #[serde(
+        default,
+        skip_serializing_if = "std::ops::Not::not",
+        deserialize_with = "crate::de::lenient_bool"
+    )]
+    pub devices: bool,
 }
 
 /// The body of `POST /containers/create` and `POST /containers/{id}/update`. On update, `null`
@@ -318,6 +343,16 @@ pub struct ContainerConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub memory: Option<String>,
+    /// The most the container's file system may hold (its dataset's ZFS `quota`): bytes with an
+    /// optional suffix `k`, `m`, `g` or `t` (powers of 1024: `512m`, `10g`), or a JSON integer of
+    /// bytes; at least `1m`. Absent: the daemon's `container_storage_size`, if configured; `"0"`:
+    /// unlimited. Set at creation. Additive.
+    #[serde(
+        default,
+        deserialize_with = "crate::de::lenient_size",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub storage_size: Option<String>,
     /// Most processes it may have at once, at least 1; `0` removes the limit. Additive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,

@@ -387,14 +387,15 @@ pub struct ContainerOptions {
     /// Environment variable NAME=value (repeatable).
     #[arg(short, long = "env", value_name = "NAME=value")]
     pub env: Vec<String>,
-    /// Mount a volume or a host file or directory (repeatable): SOURCE:DESTINATION[:ro|rw]. A
+    /// Mount a volume or a host file or directory (repeatable): SOURCE:DESTINATION[:OPTIONS]. A
     /// SOURCE starting with / is a path on the host (a nullfs mount), anything else a volume's
-    /// name; DESTINATION is an absolute path in the container; ro mounts read-only, rw (the
-    /// default) read-write.
+    /// name; DESTINATION is an absolute path in the container. OPTIONS is a comma list: ro mounts
+    /// read-only, rw (the default) read-write; mounts are nosuid and nodev unless suid (setuid
+    /// and setgid files take effect) or dev (device nodes work) is given.
     #[arg(
         short = 'm',
         long = "mount",
-        value_name = "SOURCE:DESTINATION[:ro|rw]",
+        value_name = "SOURCE:DESTINATION[:OPTIONS]",
         value_parser = crate::mount::parse
     )]
     pub mount: Vec<MountPointConfig>,
@@ -452,11 +453,27 @@ pub struct CreateArgs {
     pub persist: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Storage option (repeatable): size=SIZE caps the container's file system (bytes or a
+    /// number with k, m, g or t, such as 10g; 0: unlimited) [default: the daemon's
+    /// container_storage_size].
+    #[arg(long = "storage-opt", value_name = "size=SIZE", value_parser = parse_storage_opt)]
+    pub storage_opt: Vec<String>,
     /// The image: ID, ID prefix or name[:tag], optionally @snapshot.
     pub image: String,
     /// Command and arguments (default: the image's).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub cmd: Vec<String>,
+}
+
+/// `size=SIZE` of `--storage-opt`: the size as given.
+fn parse_storage_opt(text: &str) -> Result<String, String> {
+    match text.split_once('=') {
+        Some(("size", size)) if !size.is_empty() => Ok(size.to_owned()),
+        Some(("size", _)) => Err("size= needs a size, such as size=10g".to_owned()),
+        _ => Err(format!(
+            "unknown storage option '{text}': the one storage option is size=SIZE"
+        )),
+    }
 }
 
 /// How a process is attached.

@@ -2,14 +2,16 @@
 //!
 //! The form is the Python client's, `SOURCE:DESTINATION[:ro|rw]`: a source starting with `/` is a
 //! host file or directory (a `nullfs` mount), anything else the name of a volume; `ro` mounts
-//! read-only, `rw` or nothing read-write. The Python client sends whatever it splits out; here a
+//! read-only, `rw` or nothing read-write. The options are a comma-separated list, which may also
+//! name `suid` (setuid bits take effect; mounts are `nosuid` otherwise) and `dev` (device nodes
+//! open; mounts are `nodev` otherwise). The Python client sends whatever it splits out; here a
 //! specification that cannot mean one mount is a usage error naming what is wrong, so nothing
 //! reaches the daemon.
 
 use kleene_api::{MountPointConfig, MountPointType};
 
 /// The form, as error messages repeat it.
-const FORM: &str = "SOURCE:DESTINATION[:ro|rw]";
+const FORM: &str = "SOURCE:DESTINATION[:OPTIONS]";
 
 /// Why a `--mount` specification was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +29,7 @@ pub enum MountError {
     #[error("the destination is empty: expected {FORM}")]
     EmptyDestination,
     /// `data:/data:rx`.
-    #[error("unknown mode '{0}' (ro or rw)")]
+    #[error("unknown mount option '{0}' (ro, rw, suid or dev, separated by commas)")]
     Mode(String),
     /// `data:srv`: a path inside the container is absolute.
     #[error("the destination '{0}' is not an absolute path in the container")]
@@ -41,14 +43,22 @@ pub enum MountError {
 
 /// Parses one `--mount` value.
 pub fn parse(spec: &str) -> Result<MountPointConfig, MountError> {
-    let (source, destination, read_only) = match spec.split(':').collect::<Vec<_>>()[..] {
+    let (source, destination, options) = match spec.split(':').collect::<Vec<_>>()[..] {
         [_] => return Err(MountError::NoDestination),
-        [source, destination] => (source, destination, false),
-        [source, destination, "ro"] => (source, destination, true),
-        [source, destination, "rw"] => (source, destination, false),
-        [_, _, mode] => return Err(MountError::Mode(mode.to_owned())),
+        [source, destination] => (source, destination, None),
+        [source, destination, options] => (source, destination, Some(options)),
         _ => return Err(MountError::Shape),
     };
+    let (mut read_only, mut setuid, mut devices) = (false, false, false);
+    for option in options.map(|o| o.split(',')).into_iter().flatten() {
+        match option {
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            "suid" => setuid = true,
+            "dev" => devices = true,
+            other => return Err(MountError::Mode(other.to_owned())),
+        }
+    }
     if source.is_empty() {
         return Err(MountError::EmptySource);
     }
@@ -70,6 +80,8 @@ pub fn parse(spec: &str) -> Result<MountPointConfig, MountError> {
         destination: destination.to_owned(),
         source: source.to_owned(),
         read_only,
+        setuid,
+        devices,
     })
 }
 
@@ -83,6 +95,8 @@ mod tests {
             destination: destination.into(),
             source: source.into(),
             read_only: ro,
+            setuid: false,
+            devices: false,
         }
     }
 
@@ -126,6 +140,33 @@ mod tests {
     }
 
     #[test]
+    fn setuid_bits_and_devices_are_off_unless_asked_for() {
+        let nullfs = MountPointType::Nullfs;
+        let plain = parse("/srv/bin:/opt/bin").unwrap();
+        assert!(!plain.setuid && !plain.devices);
+        let lifted = parse("/srv/bin:/opt/bin:ro,suid").unwrap();
+        assert_eq!(
+            lifted,
+            MountPointConfig {
+                setuid: true,
+                ..mount(nullfs, "/srv/bin", "/opt/bin", true)
+            }
+        );
+        let devices = parse("/dev/dri:/dev/dri:dev,rw").unwrap();
+        assert!(devices.devices && !devices.setuid && !devices.read_only);
+        // Only asked-for options go on the wire, so the Python client's form is unchanged.
+        assert_eq!(
+            serde_json::to_value(&lifted).unwrap(),
+            serde_json::json!({"type": "nullfs", "destination": "/opt/bin", "source": "/srv/bin",
+                               "read_only": true, "setuid": true})
+        );
+        assert_eq!(
+            parse("/a:/b:ro,setuid"),
+            Err(MountError::Mode("setuid".into()))
+        );
+    }
+
+    #[test]
     fn the_wire_form_is_the_python_clients() {
         assert_eq!(
             serde_json::to_value(parse("/tmp:/mnt:ro").unwrap()).unwrap(),
@@ -164,13 +205,16 @@ mod tests {
         let message = |spec: &str| parse(spec).unwrap_err().to_string();
         assert_eq!(
             message("data"),
-            "no destination: expected SOURCE:DESTINATION[:ro|rw]"
+            "no destination: expected SOURCE:DESTINATION[:OPTIONS]"
         );
         assert_eq!(
             message("a:/b:ro:x"),
-            "too many ':': expected SOURCE:DESTINATION[:ro|rw]"
+            "too many ':': expected SOURCE:DESTINATION[:OPTIONS]"
         );
-        assert_eq!(message("data:/data:rx"), "unknown mode 'rx' (ro or rw)");
+        assert_eq!(
+            message("data:/data:rx"),
+            "unknown mount option 'rx' (ro, rw, suid or dev, separated by commas)"
+        );
         assert_eq!(
             message("data:data"),
             "the destination 'data' is not an absolute path in the container"

@@ -54,6 +54,32 @@ impl TargetOs {
     }
 }
 
+/// A size as written: bytes, or a string with a unit (`10G`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(u64),
+    Text(String),
+}
+
+impl RawSize {
+    fn resolve(self, key: &str) -> Result<Option<u64>, ConfigError> {
+        match self {
+            RawSize::Bytes(0) => Ok(None),
+            RawSize::Bytes(bytes) => Ok(Some(bytes)),
+            RawSize::Text(text) => {
+                crate::engine::limits::parse_size(key, &text).map_err(|reason| invalid(key, reason))
+            }
+        }
+    }
+}
+
+fn resolve_size(raw: Option<RawSize>, key: &str) -> Result<Option<u64>, ConfigError> {
+    raw.map(|raw| raw.resolve(key))
+        .transpose()
+        .map(Option::flatten)
+}
+
 /// The configuration file as written. Every field is optional here so that a missing key can be
 /// reported by name during resolution instead of by serde's generic message.
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +104,9 @@ struct RawConfig {
     container_log_dir: Option<PathBuf>,
     container_log_max_bytes: Option<u64>,
     container_log_max_files: Option<u64>,
+    container_storage_size: Option<RawSize>,
+    volume_size: Option<RawSize>,
+    kleene_root_reservation: Option<RawSize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -243,6 +272,9 @@ pub struct Config {
     /// `/var/log/kleened/<kleene_root with - for />`), and how much (`container_log_max_bytes`
     /// per file, `container_log_max_files` files per container).
     pub container_logs: crate::engine::logs::LogConfig,
+    /// Sizes of what the daemon stores: the default quota of containers and volumes, and the
+    /// space reserved for the root dataset itself (the metadata database) against a full pool.
+    pub storage: crate::engine::StorageConfig,
 }
 
 /// A cgroup hierarchy the Linux runtime can track containers in.
@@ -384,6 +416,25 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
                 ))
             }
             None => "kleene".to_owned(),
+        },
+        storage: {
+            let config = crate::engine::StorageConfig {
+                container_size: resolve_size(raw.container_storage_size, "container_storage_size")?,
+                volume_size: resolve_size(raw.volume_size, "volume_size")?,
+                root_reservation: match raw.kleene_root_reservation {
+                    None => Some(crate::engine::StorageConfig::DEFAULT_ROOT_RESERVATION),
+                    some => resolve_size(some, "kleene_root_reservation")?,
+                },
+            };
+            for (key, size) in [
+                ("container_storage_size", config.container_size),
+                ("volume_size", config.volume_size),
+            ] {
+                if size.is_some_and(|bytes| bytes < crate::engine::StorageConfig::MIN_SIZE) {
+                    return Err(invalid(key, "must be at least 1m (or 0: unlimited)"));
+                }
+            }
+            config
         },
         container_logs: {
             use crate::engine::logs::LogConfig;

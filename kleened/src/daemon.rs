@@ -33,11 +33,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         });
     // The store lives in the root dataset by default, so storage is checked first.
     let store_path = config.metadata_path.clone();
+    let reservation = config.storage.root_reservation;
     let (zfs, store, containers_mountpoint, root_mountpoint, root_lock) =
         tokio::task::spawn_blocking({
             let layout = layout.clone();
             move || -> anyhow::Result<(Zfs, Store, PathBuf, PathBuf, std::fs::File)> {
                 let root_mountpoint = layout.prepare(&zfs).map_err(anyhow::Error::msg)?;
+                // Not fatal: the daemon still serves on a pool too full to give it; the log says why.
+                if let Err(err) = layout.reserve(&zfs, reservation) {
+                    tracing::warn!(error = %err, "a full pool may stop the metadata database");
+                }
                 let lock = lock_root(&root_mountpoint, layout.root.as_str())?;
                 let containers = zfs
                     .mountpoint(&layout.containers)?
@@ -60,6 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         containers_mountpoint: Some(containers_mountpoint),
         root_mountpoint: Some(root_mountpoint),
         logs: config.container_logs.clone(),
+        storage: config.storage,
     })?;
     engine.set_doctor_settings(crate::doctor::Settings::from_config(&config));
     engine.startup().await?;

@@ -648,6 +648,7 @@ pub fn sample_objects(db: &kleened::store::Db<'_>) -> Result<(), kleened::store:
         pids_limit: None,
         cpus: None,
         last_exit: None,
+        storage_size: None,
     })?;
     db.insert_network(&Network {
         id: "0f0f0f0f0f0f".into(),

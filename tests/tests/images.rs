@@ -10,7 +10,8 @@
 use std::process::{Command, Output};
 
 use kleene_tests::{
-    base_archive, describe, python, python_klee, skip_host_tests, zfs, zfs_tree, Daemon, FileServer,
+    base_archive, describe, python, python_klee, skip_host_tests, zfs, zfs_tree, Daemon,
+    FileServer, TestRoot,
 };
 
 fn text(out: &Output) -> String {
@@ -37,9 +38,12 @@ fn image(daemon: &Daemon, name: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// A dataset `<root>/src` holding the unpacked base archive, for zfs-copy and zfs-clone.
-fn source_dataset(daemon: &Daemon) -> String {
-    let name = format!("{}/src", daemon.root.name);
+/// A dataset `<another test root>/src` holding the unpacked base archive, for zfs-copy and
+/// zfs-clone: outside the daemon's root, as the daemon requires of a source. Keep the
+/// [`TestRoot`] while the images are used; it goes with what was cloned from it.
+fn source_dataset() -> (TestRoot, String) {
+    let holder = TestRoot::create();
+    let name = format!("{}/src", holder.name);
     let dataset = zfs::DatasetName::new(name.clone()).unwrap();
     let client = zfs();
     client.create(&dataset, &[]).unwrap();
@@ -52,7 +56,7 @@ fn source_dataset(daemon: &Daemon) -> String {
         .status()
         .unwrap();
     assert!(status.success());
-    name
+    (holder, name)
 }
 
 /// Runs `action` and checks that it left the datasets under the root and the image list unchanged.
@@ -81,7 +85,7 @@ fn python_klee_creates_images_by_zfs_copy_and_http_fetch_and_removes_them() {
     }
     let Some(py) = python_klee() else { return };
     let daemon = Daemon::start();
-    let source = source_dataset(&daemon);
+    let (_source_root, source) = source_dataset();
     let served = tempfile::tempdir().unwrap();
     std::fs::copy(base_archive(), served.path().join("base.tar")).unwrap();
     let server = FileServer::serve(served.path());
@@ -171,7 +175,7 @@ fn klee_creates_images_with_every_method_and_streams_progress() {
         return;
     }
     let daemon = Daemon::start();
-    let source = source_dataset(&daemon);
+    let (_source_root, source) = source_dataset();
     let served = tempfile::tempdir().unwrap();
     std::fs::copy(base_archive(), served.path().join("base.tar")).unwrap();
     let server = FileServer::serve(served.path());

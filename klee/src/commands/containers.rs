@@ -148,6 +148,8 @@ fn container_config(args: &CreateArgs, options: ContainerConfig) -> ContainerCon
         memory: args.limits.memory.clone(),
         pids_limit: args.limits.pids_limit,
         cpus: args.limits.cpus.clone(),
+        // The last one given counts, as with any repeated option.
+        storage_size: args.storage_opt.last().cloned(),
         ..options
     }
 }
@@ -458,6 +460,25 @@ mod tests {
     }
 
     #[test]
+    fn the_storage_size_goes_into_the_create_body_and_other_options_are_refused() {
+        let args = create_args(&["--storage-opt", "size=10g", "base"]);
+        let config = config_of(&args, NetworkDriver::Host);
+        assert_eq!(config.storage_size.as_deref(), Some("10g"));
+        assert_eq!(
+            serde_json::to_value(&config).unwrap()["storage_size"],
+            json!("10g")
+        );
+        let args = create_args(&["base"]);
+        assert_eq!(config_of(&args, NetworkDriver::Host).storage_size, None);
+        for bad in ["size=", "quota=1g", "10g"] {
+            let err =
+                Cli::try_parse_from(["klee", "create", "--storage-opt", bad, "base"]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+            assert!(err.to_string().contains("size"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn published_ports_go_into_the_create_body() {
         let args = create_args(&["-l", "vnet", "-p", "8080:80", "-p", "em0:53:53/udp", "base"]);
         let config = config_of(&args, NetworkDriver::Vnet);
@@ -519,7 +540,8 @@ mod tests {
             let text = err.to_string();
             assert!(text.contains("--mount"), "{argv:?}: {text}");
             assert!(
-                text.contains("SOURCE:DESTINATION[:ro|rw]") || text.contains("(ro or rw)"),
+                text.contains("SOURCE:DESTINATION[:OPTIONS]")
+                    || text.contains("ro, rw, suid or dev"),
                 "{argv:?}: {text}"
             );
         }

@@ -9,7 +9,7 @@ use kleene_api::{
     Container, ContainerConfig, ContainerInspect, ContainerSummary, IdResponse, MountPoint,
     MountPointConfig, MountPointType, NetworkDriver, PublishedPort, RestartPolicy,
 };
-use zfs::{DatasetName, DestroyFlags, SnapshotName};
+use zfs::{DatasetName, DestroyFlags, Property, SnapshotName};
 
 use super::limits::{self, LimitChange};
 use super::recovery::{Intent, Recorded};
@@ -60,6 +60,22 @@ fn check_mount(mount: &MountPointConfig) -> Result<(), EngineError> {
     if !destination.starts_with('/') || destination.contains('\0') {
         return refuse(format!(
             "mount destination '{destination}' is not an absolute path"
+        ));
+    }
+    // As written; the runtime checks again where it leads through the container's links.
+    let mut lexical = PathBuf::new();
+    for component in std::path::Path::new(destination).components() {
+        match component {
+            std::path::Component::Normal(name) => lexical.push(name),
+            std::path::Component::ParentDir => {
+                lexical.pop();
+            }
+            _ => {}
+        }
+    }
+    if let Some(place) = crate::platform::runtime::reserved_destination(&lexical) {
+        return refuse(format!(
+            "mount destination '{destination}' is {place} or inside it, which the runtime sets up"
         ));
     }
     match mount.kind {
@@ -286,6 +302,8 @@ impl Engine {
                 source,
                 destination: record.destination,
                 read_only: record.read_only,
+                setuid: record.setuid,
+                devices: record.devices,
             });
         }
         Ok(mounts)
@@ -372,6 +390,15 @@ impl Engine {
             check_mount(mount)?;
         }
         let limits = LimitChange::from_config(&config).map_err(refuse)?;
+        let storage_size = match config.storage_size.as_deref() {
+            None => self.storage.container_size,
+            Some(text) => limits::parse_size("storage_size", text).map_err(refuse)?,
+        };
+        if storage_size.is_some_and(|bytes| bytes < super::StorageConfig::MIN_SIZE) {
+            return Err(refuse(
+                "storage_size: the smallest size is 1m (1048576 bytes); 0 is unlimited".into(),
+            ));
+        }
         let restart_policy = config.restart_policy.unwrap_or(RestartPolicy::No);
         let restart_max_retries = config.restart_max_retries.filter(|n| *n > 0);
         check_max_retries(restart_policy, restart_max_retries).map_err(refuse)?;
@@ -392,7 +419,12 @@ impl Engine {
         // A crash from here on is finished or undone at the next start (engine/recovery.rs).
         let intent = self.intend(Intent::ContainerCreate, &id).await?;
         if let Err(err) = self
-            .zfs(move |zfs| zfs.clone_snapshot(&clone_origin, &clone_target, &[]))
+            .zfs(move |zfs| {
+                let quota = storage_size.map(|bytes| bytes.to_string());
+                let properties: Vec<Property<'_>> =
+                    quota.as_deref().map(|q| ("quota", q)).into_iter().collect();
+                zfs.clone_snapshot(&clone_origin, &clone_target, &properties)
+            })
             .await
         {
             // zfs may have made the clone and failed to mount it (zfs-fuse: "Input/output
@@ -460,6 +492,7 @@ impl Engine {
             pids_limit: None,
             cpus: None,
             last_exit: None,
+            storage_size,
         };
         limits.apply_to(&mut container);
         let record = container.clone();
@@ -569,6 +602,8 @@ impl Engine {
                 destination: mount.destination.clone(),
                 source: mount.source.clone(),
                 read_only: mount.read_only,
+                setuid: mount.setuid,
+                devices: mount.devices,
             });
         }
         Ok(records)
@@ -1055,6 +1090,7 @@ mod tests {
                     pids_limit: None,
                     cpus: None,
                     last_exit: None,
+                    storage_size: None,
                 })
             })
             .await

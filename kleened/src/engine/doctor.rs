@@ -39,7 +39,7 @@ impl Engine {
             runtime: self.runtime.clone(),
         });
         let _starting = if fix {
-            Some(self.starting.lock().await)
+            Some(self.starting.write().await)
         } else {
             None
         };

@@ -469,14 +469,18 @@ impl Engine {
         by_policy: bool,
     ) -> Result<RunningExec, String> {
         let runtime = self.runtime().map_err(|e| e.to_string())?.clone();
-        // One start at a time, so two execs cannot both create the same container and one exec
-        // cannot be started twice.
-        let _guard = self.starting.lock().await;
+        let unknown = || format!("could not find execution instance matching '{exec_id}'");
+        let of_container = self
+            .execs
+            .with(|map| map.get(exec_id).map(|i| i.container_id.clone()))
+            .ok_or_else(unknown)?;
+        // One start at a time per container, so two execs cannot both create the same container
+        // and one exec cannot be started twice; other containers start meanwhile.
+        let _starts = self.starting.read().await;
+        let _container = self.container_starts.lock(&of_container).await;
         let (container_id, cmd, env, user, tty) =
             self.execs.with(|map| match map.get(exec_id) {
-                None => Err(format!(
-                    "could not find execution instance matching '{exec_id}'"
-                )),
+                None => Err(unknown()),
                 Some(instance) if instance.started.is_some() => {
                     Err("executable already started".to_owned())
                 }

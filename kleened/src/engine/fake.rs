@@ -771,6 +771,7 @@ pub fn engine_over(
             max_size: crate::engine::logs::LogConfig::DEFAULT_MAX_SIZE,
             max_files: crate::engine::logs::LogConfig::DEFAULT_MAX_FILES,
         },
+        storage: Default::default(),
     })
     .expect("engine");
     engine.start_reaper();

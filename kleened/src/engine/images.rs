@@ -572,18 +572,40 @@ impl Engine {
         let source = DatasetName::new(config.zfs_dataset.clone()).map_err(|e| {
             EngineError::Invalid(format!("invalid dataset '{}': {e}", config.zfs_dataset))
         })?;
-        if source.is_within(&self.layout.containers) || source.is_within(&self.layout.volumes) {
+        // The daemon's own datasets (its database among them) and those of any other kleene
+        // root are never a source: they hold other users' containers, volumes and secrets.
+        if source.is_within(&self.layout.root) {
             return Err(EngineError::Invalid(format!(
-                "'{}' belongs to a container or volume",
-                source.as_str()
+                "'{}' is inside this daemon's root '{}': images are made from datasets outside \
+                 any kleene root",
+                source.as_str(),
+                self.layout.root.as_str()
             )));
         }
         let check = source.clone();
-        if !self.zfs(move |zfs| zfs.exists(&check)).await? {
-            return Err(EngineError::NotFound(format!(
-                "dataset '{}' does not exist",
-                source.as_str()
-            )));
+        let owner = self
+            .zfs(move |zfs| {
+                if !zfs.exists(&check)? {
+                    return Ok(None);
+                }
+                zfs.get(&check, super::layout::ROOT_MARK).map(Some)
+            })
+            .await?;
+        match owner {
+            None => {
+                return Err(EngineError::NotFound(format!(
+                    "dataset '{}' does not exist",
+                    source.as_str()
+                )))
+            }
+            Some(Some(root)) => {
+                return Err(EngineError::Invalid(format!(
+                    "'{}' belongs to the kleene root '{root}': images are made from datasets \
+                     outside any kleene root",
+                    source.as_str()
+                )))
+            }
+            Some(None) => {}
         }
         let snapshot = source
             .snapshot(id)
@@ -638,6 +660,7 @@ fn image_dataset(image: &Image) -> Result<DatasetName, EngineError> {
 /// Copies a host file (`/etc/resolv.conf`) to the same place under `root`. A symlink at the
 /// destination, or an `etc` that is not a directory, would lead the copy out of the image: refused.
 fn copy_host_file(host_path: &str, root: &Path) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let fail =
         |reason: String| format!("could not copy host '{host_path}' into the image: {reason}");
     let dest = platform::in_root(root, host_path);
@@ -652,10 +675,23 @@ fn copy_host_file(host_path: &str, root: &Path) -> Result<(), String> {
             }
         }
     }
-    if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_symlink()) {
-        std::fs::remove_file(&dest).map_err(|e| fail(e.to_string()))?;
+    // Whatever the image has there (a link, a FIFO that would block the write, a device node) is
+    // replaced by a new regular file; a directory is refused.
+    match std::fs::symlink_metadata(&dest) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(fail(format!("{} is a directory", dest.display())));
+        }
+        Ok(_) => std::fs::remove_file(&dest).map_err(|e| fail(e.to_string()))?,
+        Err(_) => {}
     }
-    std::fs::copy(host_path, &dest).map_err(|e| fail(e.to_string()))?;
+    let mut source = std::fs::File::open(host_path).map_err(|e| fail(e.to_string()))?;
+    let mut target = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&dest)
+        .map_err(|e| fail(format!("{}: {e}", dest.display())))?;
+    std::io::copy(&mut source, &mut target).map_err(|e| fail(e.to_string()))?;
     Ok(())
 }
 
@@ -700,5 +736,20 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
+
+        // A FIFO there would block the write for good: it is replaced too.
+        std::fs::remove_file(&dest).unwrap();
+        nix::unistd::mkfifo(&dest, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        copy_host_file(host_path, root.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&dest).unwrap(),
+            "nameserver 127.0.0.1\n"
+        );
+
+        // A directory is refused with its name.
+        std::fs::remove_file(&dest).unwrap();
+        std::fs::create_dir(&dest).unwrap();
+        let err = copy_host_file(host_path, root.path()).unwrap_err();
+        assert!(err.contains("is a directory"), "{err}");
     }
 }

@@ -38,7 +38,10 @@ impl Layout {
     /// volume parents under it, each with its mountpoint closed to everyone but root (mode 0700):
     /// a container's root may hold setuid files, device nodes or secrets, and no user of the host
     /// may reach them through the host's view of the dataset. Answers the root's mountpoint.
-    /// Blocks (runs zfs).
+    ///
+    /// The root is marked as a kleene root (the user property [`ROOT_MARK`], which its
+    /// descendants inherit), so that no daemon copies or clones a dataset of any kleene root as
+    /// an image. Blocks (runs zfs).
     pub fn prepare(&self, zfs: &Zfs) -> Result<PathBuf, String> {
         let root = self.root.as_str();
         let exists = zfs.exists(&self.root).map_err(|e| e.to_string())?;
@@ -51,6 +54,11 @@ impl Layout {
             .mountpoint(&self.root)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("the dataset '{root}' of 'kleene_root' has no mountpoint"))?;
+        let mark = zfs.get(&self.root, ROOT_MARK).map_err(|e| e.to_string())?;
+        if mark.as_deref() != Some(root) {
+            zfs.set(&self.root, ROOT_MARK, root)
+                .map_err(|e| format!("cannot mark {root} as a kleene root: {e}"))?;
+        }
         for parent in [&self.images, &self.containers, &self.volumes] {
             if !zfs.exists(parent).map_err(|e| e.to_string())? {
                 zfs.create(parent, &[]).map_err(|e| e.to_string())?;
@@ -62,6 +70,19 @@ impl Layout {
         Ok(mountpoint)
     }
 
+    /// Gives the root dataset the `refreservation` `reservation` (`None`: none): space that
+    /// containers and volumes filling the pool cannot take from the metadata database and the
+    /// daemon's files. Blocks (runs zfs).
+    pub fn reserve(&self, zfs: &Zfs, reservation: Option<u64>) -> Result<(), String> {
+        let wanted = reservation.map_or_else(|| "none".to_owned(), |bytes| bytes.to_string());
+        zfs.set(&self.root, "refreservation", &wanted).map_err(|e| {
+            format!(
+                "cannot reserve {wanted} bytes for {} (kleene_root_reservation): {e}",
+                self.root.as_str()
+            )
+        })
+    }
+
     /// The object ID of a dataset directly under `parent`, if it is one.
     pub fn id_under<'a>(parent: &DatasetName, dataset: &'a str) -> Option<&'a str> {
         dataset
@@ -70,6 +91,10 @@ impl Layout {
             .filter(|id| !id.contains('/') && !id.contains('@'))
     }
 }
+
+/// The user property marking a kleene root and, by inheritance, every dataset below it; its
+/// value is the root's name.
+pub const ROOT_MARK: &str = "kleene:root";
 
 /// Mode 0700 on a directory, so that only root can reach what is below it.
 pub fn close_to_others(path: &std::path::Path) -> Result<(), String> {

@@ -64,9 +64,23 @@ pub fn of(container: &Container) -> Limits {
 /// (powers of 1024), optionally followed by `i` and `b` in either case, as Docker reads them
 /// (`32m`, `1.5g`, `512MiB`); `0` is no limit.
 pub fn parse_memory(text: &str) -> Result<Option<u64>, String> {
+    let Some(bytes) = parse_size("memory", text)? else {
+        return Ok(None);
+    };
+    if bytes < MIN_MEMORY {
+        return Err(format!(
+            "memory: '{text}' is below the smallest limit, 6m (6291456 bytes)"
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+/// A size in bytes as [`parse_memory`] reads it, for the field `field` (named in the errors);
+/// `0` is none.
+pub fn parse_size(field: &str, text: &str) -> Result<Option<u64>, String> {
     let invalid = || {
         format!(
-            "memory: '{text}' is not a size: give bytes, or a number with k, m, g or t (such as \
+            "{field}: '{text}' is not a size: give bytes, or a number with k, m, g or t (such as \
              32m or 1g); 0 removes the limit"
         )
     };
@@ -94,7 +108,7 @@ pub fn parse_memory(text: &str) -> Result<Option<u64>, String> {
     if fraction.contains('.') {
         return Err(invalid());
     }
-    let too_large = || format!("memory: '{text}' is too large");
+    let too_large = || format!("{field}: '{text}' is too large");
     let whole: u64 = whole.parse().map_err(|_| too_large())?;
     let mut bytes = whole.checked_shl(shift).filter(|b| b >> shift == whole);
     // The fraction, exactly: digits / 10^n of the unit, rounded down to a byte.
@@ -109,15 +123,7 @@ pub fn parse_memory(text: &str) -> Result<Option<u64>, String> {
     let bytes = bytes
         .filter(|b| i64::try_from(*b).is_ok())
         .ok_or_else(too_large)?;
-    if bytes == 0 {
-        return Ok(None);
-    }
-    if bytes < MIN_MEMORY {
-        return Err(format!(
-            "memory: '{text}' is below the smallest limit, 6m (6291456 bytes)"
-        ));
-    }
-    Ok(Some(bytes))
+    Ok((bytes != 0).then_some(bytes))
 }
 
 /// A process count: at least 1; `0` is no limit.

@@ -131,6 +131,27 @@ pub struct EngineParts {
     pub root_mountpoint: Option<PathBuf>,
     /// Where and how much of the containers' output is kept.
     pub logs: logs::LogConfig,
+    /// Default sizes of containers and volumes.
+    pub storage: StorageConfig,
+}
+
+/// How much the daemon's datasets may hold, from the configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// The quota of a container created without `storage_size` (`container_storage_size`).
+    pub container_size: Option<u64>,
+    /// The quota of a volume created without `size` (`volume_size`).
+    pub volume_size: Option<u64>,
+    /// The `refreservation` of the root dataset (`kleene_root_reservation`): space no
+    /// container or volume can take from the metadata database and the daemon's own files.
+    pub root_reservation: Option<u64>,
+}
+
+impl StorageConfig {
+    /// The root's reservation when the configuration says nothing: 64 MiB.
+    pub const DEFAULT_ROOT_RESERVATION: u64 = 64 << 20;
+    /// The smallest quota of a container or volume: 1 MiB.
+    pub const MIN_SIZE: u64 = 1 << 20;
 }
 
 /// Shared state of the daemon: everything a request may need.
@@ -148,8 +169,14 @@ pub struct Engine {
     containers_mountpoint: Option<PathBuf>,
     root_mountpoint: Option<PathBuf>,
     execs: exec::Execs,
-    /// Held while an exec instance starts.
-    starting: tokio::sync::Mutex<()>,
+    /// Shared by every exec start, taken alone by what no start may run beside (a volume's
+    /// removal, the doctor's fixes). A start holds it for a bounded time: the runtime reads
+    /// nothing of the container that could make it wait (see `platform::linux::helper`).
+    starting: tokio::sync::RwLock<()>,
+    /// One lock per container while an exec of it starts, so two execs cannot both create the
+    /// same container and one instance cannot be started twice, while other containers start
+    /// freely beside it.
+    container_starts: ObjectLocks,
     /// One lock per object being changed (a container's removal, stop, update), so that
     /// concurrent requests on one object run one after the other.
     objects: ObjectLocks,
@@ -164,6 +191,7 @@ pub struct Engine {
     reaper: reaper::Reaper,
     /// The containers' output.
     logs: logs::Logs,
+    storage: StorageConfig,
     /// The back-off of containers restarted by their policy.
     restarts: restart::Restarts,
     /// The engine itself, for tasks it starts on its own (restarts).
@@ -194,7 +222,8 @@ impl Engine {
             containers_mountpoint: parts.containers_mountpoint,
             root_mountpoint: parts.root_mountpoint,
             execs: exec::Execs::default(),
-            starting: tokio::sync::Mutex::new(()),
+            starting: tokio::sync::RwLock::new(()),
+            container_starts: ObjectLocks::default(),
             objects: ObjectLocks::default(),
             http,
             tasks: TaskTracker::new(),
@@ -202,6 +231,7 @@ impl Engine {
             started: std::time::Instant::now(),
             reaper: reaper::Reaper::default(),
             logs: logs::Logs::new(parts.logs),
+            storage: parts.storage,
             restarts: restart::Restarts::default(),
             me: me.clone(),
             doctor: std::sync::OnceLock::new(),
@@ -376,6 +406,7 @@ pub(crate) fn test_engine_with(
             max_size: logs::LogConfig::DEFAULT_MAX_SIZE,
             max_files: logs::LogConfig::DEFAULT_MAX_FILES,
         },
+        storage: Default::default(),
     })
     .expect("engine");
     (engine, runner)

@@ -889,6 +889,8 @@ fn volume_mount(source: &str, destination: &str, read_only: bool) -> kleene_api:
         source: source.into(),
         destination: destination.into(),
         read_only,
+        setuid: false,
+        devices: false,
     }
 }
 
@@ -948,6 +950,8 @@ async fn volumes_are_made_on_first_use_filled_once_and_outlive_containers() {
             source: volume.clone(),
             destination: "/conf-link".into(),
             read_only: false,
+            setuid: false,
+            devices: false,
         }]
     );
     // In use by a running container: refused, and kept.
@@ -1044,6 +1048,8 @@ async fn a_container_whose_mounts_cannot_be_made_leaves_nothing() {
                 source: "relative/dir".into(),
                 destination: "/mnt".into(),
                 read_only: false,
+                setuid: false,
+                devices: false,
             },
             "mount source 'relative/dir' is not an absolute path",
         ),
@@ -1053,6 +1059,8 @@ async fn a_container_whose_mounts_cannot_be_made_leaves_nothing() {
                 source: "/nonexistent/kleene-test".into(),
                 destination: "/mnt".into(),
                 read_only: false,
+                setuid: false,
+                devices: false,
             },
             "mount source '/nonexistent/kleene-test' cannot be used",
         ),

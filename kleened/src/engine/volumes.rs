@@ -59,8 +59,8 @@ impl Engine {
         Ok(self.store.read(move |db| db.find_volume(&name)).await?)
     }
 
-    /// Creates a volume, or answers the one of that name as it is. `size` becomes the dataset's
-    /// ZFS quota.
+    /// Creates a volume, or answers the one of that name as it is. `size` (or the configured
+    /// `volume_size`) becomes the dataset's ZFS quota.
     pub async fn create_volume(&self, config: VolumeConfig) -> Result<IdResponse, EngineError> {
         self.volume(&config.name, config.size.as_deref())
             .await
@@ -81,6 +81,9 @@ impl Engine {
                 )));
             }
         }
+        // Without a size of its own, the configured default (`volume_size`).
+        let default = self.storage.volume_size.map(|bytes| bytes.to_string());
+        let size = size.or(default.as_deref());
         let _held = self.objects.lock(&format!("volume:{name}")).await;
         if let Some(volume) = self.find_volume(name).await? {
             return Ok((volume, false));
@@ -173,7 +176,7 @@ impl Engine {
         let no_such = || EngineError::NotFound("No such volume".into());
         let _held = self.objects.lock(&format!("volume:{name}")).await;
         // No container starts meanwhile (it could mount the volume being removed).
-        let _starting = self.starting.lock().await;
+        let _starting = self.starting.write().await;
         let volume = self.find_volume(&name).await?.ok_or_else(no_such)?;
         let lookup = name.clone();
         let users = self

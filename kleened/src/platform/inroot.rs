@@ -13,7 +13,7 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -50,8 +50,10 @@ fn flags(directory: bool) -> OFlag {
     let base = OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     #[cfg(target_os = "linux")]
     let base = base | OFlag::O_PATH;
+    // Elsewhere a real open: never one that waits (a FIFO's open waits for a writer) or takes a
+    // terminal as the daemon's.
     #[cfg(not(target_os = "linux"))]
-    let base = base | OFlag::O_RDONLY;
+    let base = base | OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
     if directory {
         base | OFlag::O_DIRECTORY
     } else {
@@ -62,18 +64,29 @@ fn flags(directory: bool) -> OFlag {
 /// Opens `path` (absolute, as the container sees it) under `root` (a host directory), resolving
 /// every link inside the root, and making what `create` says when it is missing.
 pub fn open(root: &Path, path: &str, create: Create) -> io::Result<Opened> {
-    if !path.starts_with('/') {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("'{path}' is not an absolute path"),
-        ));
-    }
     let root_fd = openat(
         nix::fcntl::AT_FDCWD,
         root,
         flags(true) & !OFlag::O_NOFOLLOW,
         Mode::empty(),
     )?;
+    open_beneath(root_fd.as_fd(), root, path, create)
+}
+
+/// [`open`] from a descriptor of the root already open (`root` is its host path, for
+/// [`Opened::path`]): the walk starts at that directory whatever `root` names by now.
+pub fn open_beneath(
+    root_fd: BorrowedFd<'_>,
+    root: &Path,
+    path: &str,
+    create: Create,
+) -> io::Result<Opened> {
+    if !path.starts_with('/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("'{path}' is not an absolute path"),
+        ));
+    }
     // The directories walked so far, the root first, each with its name.
     let mut stack: Vec<(OwnedFd, Vec<u8>)> = vec![];
     let mut pending: Vec<Vec<u8>> = components(Path::new(path));
@@ -89,7 +102,7 @@ pub fn open(root: &Path, path: &str, create: Create) -> io::Result<Opened> {
             _ => {}
         }
         let last = pending.is_empty();
-        let dir = stack.last().map_or(root_fd.as_fd(), |(fd, _)| fd.as_fd());
+        let dir = stack.last().map_or(root_fd, |(fd, _)| fd.as_fd());
         let as_dir = !(last && create == Create::File);
         let link_or_file = match openat(dir, OsStr::from_bytes(&name), flags(as_dir), Mode::empty())
         {
@@ -165,7 +178,7 @@ pub fn open(root: &Path, path: &str, create: Create) -> io::Result<Opened> {
             let is_dir = kind(&fd)? == SFlag::S_IFDIR;
             (fd, is_dir)
         }
-        None => (root_fd, true),
+        None => (root_fd.try_clone_to_owned()?, true),
     };
     Ok(Opened {
         fd,

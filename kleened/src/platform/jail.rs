@@ -55,7 +55,6 @@ use kleene_api::NetworkDriver;
 use kleene_runner::{CommandSpec, Runner};
 
 use super::freebsd_net::{self as net, IFCONFIG};
-use super::host::in_root;
 use super::inroot;
 use super::io::{FdStream, TerminalControl};
 use super::network::ContainerEndpoint;
@@ -1620,11 +1619,15 @@ fn process_exists(pid: u32) -> bool {
 /// A process's user, looked up in the container's own passwd and group files (a clear error for
 /// an unknown user before anything starts), and whether to run it with `-l` (its home exists).
 fn resolve_user(spec: &ProcessSpec) -> Result<(String, bool), RuntimeError> {
-    let passwd_file = passwd::read_container_file(&spec.rootfs, "etc/passwd");
-    let group_file = passwd::read_container_file(&spec.rootfs, "etc/group");
+    let read =
+        |path: &str| passwd::read_container_file(&spec.rootfs, path).map_err(RuntimeError::Invalid);
+    let passwd_file = read("/etc/passwd")?;
+    let group_file = read("/etc/group")?;
     let user = passwd::resolve(&spec.user, passwd_file.as_deref(), group_file.as_deref())
         .map_err(RuntimeError::Invalid)?;
-    let login = in_root(&spec.rootfs, &user.home).is_dir();
+    // The home as the jail will see it: resolved inside the root, never through a link out.
+    let login = inroot::open(&spec.rootfs, &user.home, inroot::Create::Nothing)
+        .is_ok_and(|home| home.is_dir);
     Ok((user.name, login))
 }
 
@@ -2624,6 +2627,8 @@ mod tests {
             source: source.to_owned(),
             destination: destination.into(),
             read_only,
+            setuid: false,
+            devices: false,
         }
     }
 

@@ -94,20 +94,71 @@ fn records(text: Option<&str>, fields: usize) -> Vec<Vec<&str>> {
         .collect()
 }
 
-/// Reads a file of the container, refusing to follow a symlink out of it.
-pub fn read_container_file(rootfs: &Path, relative: &str) -> Option<String> {
-    let mut path = rootfs.to_path_buf();
-    for component in relative.split('/') {
-        path.push(component);
-        if std::fs::symlink_metadata(&path)
-            .ok()?
-            .file_type()
-            .is_symlink()
-        {
-            return None;
-        }
+/// The largest passwd or group file read (4 MiB: tens of thousands of users).
+pub const MAX_FILE: u64 = 4 << 20;
+
+/// Reads the file `path` (absolute, as the container sees it) of the container whose root is
+/// `root`, as untrusted input: links are resolved inside the root (never a magic link of
+/// `/proc`), the open never waits (a FIFO there is not a writer away from blocking the reader),
+/// and only a regular file of at most [`MAX_FILE`] bytes is read. A missing file is `None`;
+/// anything else there is an error naming what it is.
+pub fn read_container_file(root: &Path, path: &str) -> Result<Option<String>, String> {
+    use std::io::Read;
+    let file = match open_for_reading(root, path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(format!("the container's {path}: {err}")),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("the container's {path}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("the container's {path} is not a regular file"));
     }
-    std::fs::read_to_string(path).ok()
+    if meta.len() > MAX_FILE {
+        return Err(format!(
+            "the container's {path} is larger than {} MiB ({} bytes)",
+            MAX_FILE >> 20,
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("the container's {path}: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(format!(
+            "the container's {path} is larger than {} MiB",
+            MAX_FILE >> 20
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Opens `path` inside `root` for reading, without waiting: the kernel's in-root resolution on
+/// Linux (`openat2`), the descriptor walk of [`super::inroot`] elsewhere.
+#[cfg(target_os = "linux")]
+fn open_for_reading(root: &Path, path: &str) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let root = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let fd = rustix::fs::openat2(
+        &root,
+        path.trim_start_matches('/'),
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?;
+    Ok(std::fs::File::from(fd))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_for_reading(root: &Path, path: &str) -> std::io::Result<std::fs::File> {
+    let opened = super::inroot::open(root, path, super::inroot::Create::Nothing)?;
+    Ok(std::fs::File::from(opened.fd))
 }
 
 #[cfg(test)]
@@ -152,16 +203,42 @@ mod tests {
     }
 
     #[test]
-    fn container_files_are_not_read_through_symlinks() {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join("etc")).unwrap();
-        std::fs::write(root.path().join("etc/passwd"), PASSWD).unwrap();
+    fn container_files_are_read_inside_the_root_and_only_when_regular_and_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/passwd"), PASSWD).unwrap();
         assert_eq!(
-            read_container_file(root.path(), "etc/passwd").as_deref(),
+            read_container_file(&root, "/etc/passwd")
+                .unwrap()
+                .as_deref(),
             Some(PASSWD)
         );
-        std::fs::remove_file(root.path().join("etc/passwd")).unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", root.path().join("etc/passwd")).unwrap();
-        assert_eq!(read_container_file(root.path(), "etc/passwd"), None);
+        assert_eq!(read_container_file(&root, "/etc/group").unwrap(), None);
+        // A link to the host's file means that path inside the root.
+        std::fs::write(dir.path().join("secret"), "host\n").unwrap();
+        std::fs::remove_file(root.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("etc/passwd")).unwrap();
+        assert_eq!(read_container_file(&root, "/etc/passwd").unwrap(), None);
+        std::fs::remove_file(root.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../../etc/hostname", root.join("etc/passwd"))
+            .unwrap();
+        assert_eq!(read_container_file(&root, "/etc/passwd").unwrap(), None);
+        // A FIFO is refused at once, never waited on.
+        std::fs::remove_file(root.join("etc/passwd")).unwrap();
+        nix::unistd::mkfifo(&root.join("etc/passwd"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = read_container_file(&root, "/etc/passwd").unwrap_err();
+        assert_eq!(err, "the container's /etc/passwd is not a regular file");
+        // A directory, and a file past the bound (sparse: nothing is read).
+        std::fs::remove_file(root.join("etc/passwd")).unwrap();
+        std::fs::create_dir(root.join("etc/passwd")).unwrap();
+        assert!(read_container_file(&root, "/etc/passwd").is_err());
+        let big = std::fs::File::create(root.join("etc/group")).unwrap();
+        big.set_len(1 << 30).unwrap();
+        let err = read_container_file(&root, "/etc/group").unwrap_err();
+        assert!(
+            err.starts_with("the container's /etc/group is larger than 4 MiB"),
+            "{err}"
+        );
     }
 }

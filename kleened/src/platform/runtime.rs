@@ -37,6 +37,31 @@ pub struct Mount {
     pub destination: String,
     /// Mounted read-only.
     pub read_only: bool,
+    /// Setuid and setgid bits take effect (off: `nosuid`, the default).
+    #[serde(default)]
+    pub setuid: bool,
+    /// Device nodes open (off: `nodev`, the default).
+    #[serde(default)]
+    pub devices: bool,
+}
+
+/// Where a container's mounts may not go: `/`, `/proc`, `/sys` and `/dev/pts` or below, and `/dev`
+/// itself. The runtime makes these (or the jail's devfs goes there), and a mount there would
+/// replace or hide what protects the host. `relative` is the destination under the root, without
+/// its leading `/` and without links (resolved inside the root, or lexically for a check before
+/// anything exists); answers the place it is or leads into.
+pub fn reserved_destination(relative: &std::path::Path) -> Option<&'static str> {
+    use std::path::Path;
+    if relative.as_os_str().is_empty() {
+        return Some("/");
+    }
+    if relative == Path::new("dev") {
+        return Some("/dev");
+    }
+    [("proc", "/proc"), ("sys", "/sys"), ("dev/pts", "/dev/pts")]
+        .into_iter()
+        .find(|(place, _)| relative.starts_with(place))
+        .map(|(_, shown)| shown)
 }
 
 /// The resource limits a container runs with; `None` is unlimited. Linux enforces them with the
@@ -244,3 +269,28 @@ pub fn exit_code(status: std::process::ExitStatus) -> i32 {
 
 /// How long [`Runtime::stop`] waits after the polite signal by default.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(3);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn mounts_may_not_go_where_the_runtime_works() {
+        for (path, place) in [
+            ("", Some("/")),
+            ("proc", Some("/proc")),
+            ("proc/sys/kernel", Some("/proc")),
+            ("sys/fs", Some("/sys")),
+            ("dev", Some("/dev")),
+            ("dev/pts", Some("/dev/pts")),
+            ("dev/pts/x", Some("/dev/pts")),
+            ("dev/shm", None),
+            ("devices", None),
+            ("procfs", None),
+            ("var/proc", None),
+        ] {
+            assert_eq!(reserved_destination(Path::new(path)), place, "{path}");
+        }
+    }
+}

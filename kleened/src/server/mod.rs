@@ -161,6 +161,8 @@ mod tests {
                     destination: "/data".into(),
                     source: "data".into(),
                     read_only: false,
+                    setuid: false,
+                    devices: false,
                 })
             })
             .await

@@ -10,10 +10,10 @@ const COLUMNS: &str =
     "c.id, c.name, c.image_id, c.cmd, c.user, c.env, c.network_driver, c.public_ports, \
                        c.jail_param, c.restart_policy, c.persist, c.created, c.dataset, \
                        c.memory, c.pids_limit, c.cpus, c.last_exit, c.restart_max_retries, \
-                       c.restart_count";
+                       c.restart_count, c.storage_size";
 
 /// How many columns [`COLUMNS`] names (queries add theirs after them).
-const COLUMN_COUNT: usize = 19;
+const COLUMN_COUNT: usize = 20;
 
 const LOOKUP: Lookup<Container> = Lookup::new(
     "container",
@@ -59,6 +59,9 @@ fn container_from_row(row: &Row<'_>) -> rusqlite::Result<Container> {
         restart_count: row
             .get::<_, i64>(18)
             .map(|n| u64::try_from(n).unwrap_or(0))?,
+        storage_size: row
+            .get::<_, Option<i64>>(19)?
+            .and_then(|b| u64::try_from(b).ok()),
     })
 }
 
@@ -126,9 +129,9 @@ impl Db<'_> {
             .prepare_cached(
                 "INSERT INTO containers (id, name, image_id, cmd, user, env, network_driver, public_ports, \
                  jail_param, restart_policy, persist, created, dataset, memory, pids_limit, \
-                 cpus, last_exit, restart_max_retries, restart_count) \
+                 cpus, last_exit, restart_max_retries, restart_count, storage_size) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-                 ?18, ?19)",
+                 ?18, ?19, ?20)",
             )?
             .execute(params![
                 c.id,
@@ -150,6 +153,7 @@ impl Db<'_> {
                 c.last_exit.as_ref().map(to_json),
                 c.restart_max_retries,
                 i64::try_from(c.restart_count).unwrap_or(i64::MAX),
+                signed(c.storage_size),
             ])?;
         Ok(())
     }
@@ -519,6 +523,8 @@ mod tests {
                     destination: "/data".into(),
                     source: "data".into(),
                     read_only: true,
+                    setuid: false,
+                    devices: false,
                 })?;
                 assert!(db.delete_container("c1c1c1")?);
                 Ok((

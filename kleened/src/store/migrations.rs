@@ -124,6 +124,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX containers_dataset ON containers (dataset);
     CREATE INDEX images_dataset ON images (dataset);
     ",
+    // 8: mounts that let setuid bits or device nodes work (older rows: neither, the new
+    // default), and a container's storage size (its dataset's quota, in bytes; NULL: none).
+    "
+    ALTER TABLE mounts ADD COLUMN setuid INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mounts ADD COLUMN devices INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN storage_size INTEGER;
+    ",
 ];
 
 /// The schema version this build of the daemon writes.

@@ -397,6 +397,7 @@ pub(crate) mod testdata {
             pids_limit: None,
             cpus: None,
             last_exit: None,
+            storage_size: None,
         }
     }
 

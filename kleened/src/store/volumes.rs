@@ -32,10 +32,13 @@ pub(super) fn mount_from_row(row: &Row<'_>) -> rusqlite::Result<MountPoint> {
         source: row.get(2)?,
         destination: row.get(3)?,
         read_only: row.get(4)?,
+        setuid: row.get(5)?,
+        devices: row.get(6)?,
     })
 }
 
-pub(super) const MOUNT_COLUMNS: &str = "container_id, type, source, destination, read_only";
+pub(super) const MOUNT_COLUMNS: &str =
+    "container_id, type, source, destination, read_only, setuid, devices";
 
 impl Db<'_> {
     /// Every volume, newest first.
@@ -90,14 +93,16 @@ impl Db<'_> {
         };
         self.conn
             .prepare_cached(&format!(
-                "INSERT INTO mounts ({MOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"
+                "INSERT INTO mounts ({MOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
             ))?
             .execute(params![
                 mount.container_id,
                 kind,
                 mount.source,
                 mount.destination,
-                mount.read_only
+                mount.read_only,
+                mount.setuid,
+                mount.devices
             ])?;
         Ok(())
     }
@@ -163,6 +168,8 @@ mod tests {
             destination: dest.into(),
             source: "data".into(),
             read_only: false,
+            setuid: false,
+            devices: false,
         };
         let (m1, m2) = (mount("/b"), mount("/a"));
         let (w1, w2) = (m1.clone(), m2.clone());

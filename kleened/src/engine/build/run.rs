@@ -809,6 +809,8 @@ impl Build<'_> {
                 destination: CONTEXT_MOUNT.to_owned(),
                 source: self.context.display().to_string(),
                 read_only: true,
+                setuid: false,
+                devices: false,
             };
             self.engine
                 .store

@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use super::confine::{self, Confinement};
 use super::rootfs::{self, RootOptions};
 use super::tty::{self, write_all};
+use crate::platform::passwd;
 
 /// The argument that starts the helper.
 pub const HELPER_ARG: &str = "__runtime-helper";
@@ -95,19 +96,77 @@ pub struct Spec {
     /// container runs.
     pub cgroup_procs: Vec<PathBuf>,
     pub argv: Vec<String>,
+    /// The environment asked for (image < container < exec), without the login variables the
+    /// user adds.
     pub env: Vec<String>,
-    pub uid: u32,
-    pub gid: u32,
-    pub groups: Vec<u32>,
-    pub cwd: String,
+    /// The user, as the API names it (`name`, `uid`, `uid:gid`, `name:group`; `""` is root):
+    /// looked up in the container's own `/etc/passwd` and `/etc/group`, as the container sees
+    /// them once its root is set up (exec: once in its mount namespace), never by the daemon.
+    pub user: String,
     pub tty: bool,
     /// The terminal's size (rows, columns), for `tty`.
     pub tty_size: (u16, u16),
-    /// The descriptor of the conversation with the daemon, when there is one. At start-up (vnet)
-    /// the helper writes PID 1's host PID and a newline, PID 1 writes `n` once its network
-    /// namespace exists and waits for `g` before it runs the command. For a terminal the daemon
-    /// then sends its sizes, one `r<rows> <cols>` line each, to the process that relays it.
+    /// The descriptor of the conversation with the daemon (see [`Event`]). For a terminal the
+    /// daemon then sends its sizes, one `r<rows> <cols>` line each, to the process that relays
+    /// it.
     pub sync_fd: Option<i32>,
+}
+
+/// What the helper tells the daemon on the conversation descriptor, one byte each but the PID and
+/// the failure: at an init with networks the helper's `P<pid>\n` (PID 1's host PID) and PID 1's
+/// `N` (its network namespace exists; it then waits for the daemon's `g`); at every init and
+/// exec `R` once everything before the command is done (the root, the user looked up, the
+/// confinement), or `E<message>` and the end of the conversation when that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// `P<pid>\n`.
+    Pid(i32),
+    /// `N`.
+    Network,
+    /// `R`.
+    Ready,
+    /// `E<message>`, to the end.
+    Failed(String),
+}
+
+impl Event {
+    /// The event at the start of `said` (bytes read so far), if it is complete; a failure is
+    /// complete only at `closed` (the end of the conversation).
+    pub fn parse(said: &[u8], closed: bool) -> Option<Result<(Event, usize), String>> {
+        let (&first, rest) = said.split_first()?;
+        match first {
+            b'N' => Some(Ok((Event::Network, 1))),
+            b'R' => Some(Ok((Event::Ready, 1))),
+            b'P' => {
+                let end = rest.iter().position(|b| *b == b'\n')?;
+                let text = String::from_utf8_lossy(&rest[..end]);
+                Some(match text.trim().parse() {
+                    Ok(pid) => Ok((Event::Pid(pid), end + 2)),
+                    Err(_) => Err(format!("the helper said 'P{text}'")),
+                })
+            }
+            b'E' if closed => Some(Ok((
+                Event::Failed(String::from_utf8_lossy(rest).trim_end().to_owned()),
+                said.len(),
+            ))),
+            b'E' => None,
+            other => Some(Err(format!("the helper said '{}'", other.escape_ascii()))),
+        }
+    }
+}
+
+/// The conversation descriptor while PID 1 or the exec is being set up (-1: none): where
+/// [`fail`] reports.
+static REPORT_TO: AtomicI32 = AtomicI32::new(-1);
+
+/// Tells the daemon the set-up is done: from now on failures are the command's own.
+fn report_ready(sync: Option<&std::os::fd::OwnedFd>) {
+    if let Some(sync) = sync {
+        if let Err(err) = write_all(sync.as_fd(), b"R") {
+            fail("cannot tell the daemon the container is ready", err);
+        }
+    }
+    REPORT_TO.store(-1, Ordering::SeqCst);
 }
 
 /// The PID signals are forwarded to (0: none yet).
@@ -160,9 +219,18 @@ fn default_signals() {
     );
 }
 
-/// Reports a set-up failure on stderr (which the daemon shows to the client) and exits 125.
+/// Reports a set-up failure to the daemon (while the set-up runs: [`Event::Failed`]) or on
+/// stderr (which the daemon shows to the client), and exits 125.
 pub(super) fn fail(what: &str, err: impl std::fmt::Display) -> ! {
-    eprintln!("kleened: {what}: {err}");
+    let message = format!("{what}: {err}");
+    let fd = REPORT_TO.swap(-1, Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: REPORT_TO holds the conversation descriptor only while it is open.
+        let sync = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = write_all(sync, format!("E{message}").as_bytes());
+    } else {
+        eprintln!("kleened: {message}");
+    }
     std::process::exit(EXIT_SETUP)
 }
 
@@ -211,6 +279,7 @@ pub fn main() -> ! {
         ) {
             fail("the conversation descriptor", err);
         }
+        REPORT_TO.store(fd, Ordering::SeqCst);
     }
     match &spec.mode {
         Mode::Init { .. } => init(&spec),
@@ -258,11 +327,13 @@ fn init(spec: &Spec) -> ! {
                 // SAFETY: the descriptor was handed to this process by the daemon for this
                 // conversation; PID 1 has its own copy.
                 let sync = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-                if let Err(err) = write_all(sync.as_fd(), format!("{child}\n").as_bytes()) {
+                if let Err(err) = write_all(sync.as_fd(), format!("P{child}\n").as_bytes()) {
                     let _ = kill(child, Signal::SIGKILL);
                     fail("cannot tell the daemon the container's PID", err);
                 }
             }
+            // PID 1 has its own copy of the conversation and reports from here on.
+            REPORT_TO.store(-1, Ordering::SeqCst);
             let _ = nix::unistd::write(&ready_write, b"1");
             drop(ready_write);
             std::process::exit(wait_for(child))
@@ -300,7 +371,7 @@ fn container_init(spec: &Spec) -> ! {
     }
     if let (Some(sync), true) = (&sync, *wait_for_network) {
         // The daemon wires the new network namespace while the root is set up.
-        if let Err(err) = write_all(sync.as_fd(), b"n") {
+        if let Err(err) = write_all(sync.as_fd(), b"N") {
             fail("cannot tell the daemon the network namespace is there", err);
         }
     }
@@ -329,10 +400,44 @@ fn container_init(spec: &Spec) -> ! {
             fail("the network was not set up", "the daemon gave up");
         }
     }
+    let identity = identity(spec);
     if let Err(err) = confine::enter(confinement) {
         fail("cannot confine the container", err);
     }
-    std::process::exit(fork_command(spec, confinement, false, sync))
+    report_ready(sync.as_ref());
+    std::process::exit(fork_command(spec, &identity, confinement, false, sync))
+}
+
+/// Who the command runs as, and with what environment and directory.
+struct Identity {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+    cwd: String,
+    env: Vec<String>,
+}
+
+/// Looks the spec's user up in the container's own `/etc/passwd` and `/etc/group`. This process
+/// sees the container's root as its own by now, so links there stay inside it; each file is read
+/// only when it is a regular file of at most [`passwd::MAX_FILE`] bytes, without waiting (a FIFO
+/// there is refused, not opened for good).
+fn identity(spec: &Spec) -> Identity {
+    let root = Path::new("/");
+    let read = |path: &str| {
+        passwd::read_container_file(root, path)
+            .unwrap_or_else(|e| fail("cannot look up the user", e))
+    };
+    let passwd_text = read("/etc/passwd");
+    let group_text = read("/etc/group");
+    let user = passwd::resolve(&spec.user, passwd_text.as_deref(), group_text.as_deref())
+        .unwrap_or_else(|e| fail("cannot run the process", e));
+    Identity {
+        env: super::process_env(&spec.env, &user, spec.tty),
+        uid: user.uid,
+        gid: user.gid,
+        groups: user.groups,
+        cwd: user.home,
+    }
 }
 
 /// Forks the command (on a new terminal when the spec asks for one) and answers its exit code once
@@ -341,6 +446,7 @@ fn container_init(spec: &Spec) -> ! {
 /// the conversation, which sends the terminal's sizes.
 fn fork_command(
     spec: &Spec,
+    identity: &Identity,
     confinement: &Confinement,
     enter: bool,
     control: Option<std::os::fd::OwnedFd>,
@@ -371,7 +477,7 @@ fn fork_command(
                 let _ = nix::unistd::dup2_stdout(&slave);
                 let _ = nix::unistd::dup2_stderr(&slave);
             }
-            run_command(spec, confinement)
+            run_command(spec, identity, confinement)
         }
         Ok(ForkResult::Parent { child }) => {
             forward_signals_to(child);
@@ -422,8 +528,11 @@ fn exec_in(spec: &Spec, init_pid: i32, confinement: &Confinement) -> ! {
     let control = spec
         .sync_fd
         .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+    // This process sees the container's root as its own now (setns of the mount namespace).
+    let identity = identity(spec);
+    report_ready(control.as_ref());
     // The child is the first process of this helper in the joined PID namespace.
-    std::process::exit(fork_command(spec, confinement, true, control))
+    std::process::exit(fork_command(spec, &identity, confinement, true, control))
 }
 
 /// Moves `pid` into each of the cgroups whose `cgroup.procs` files are given, in order.
@@ -479,36 +588,36 @@ fn loopback_up() -> Result<(), String> {
 
 /// Becomes the command: session and terminal, user, the rest of the confinement, directory,
 /// signals, then execve.
-fn run_command(spec: &Spec, confinement: &Confinement) -> ! {
+fn run_command(spec: &Spec, identity: &Identity, confinement: &Confinement) -> ! {
     let _ = setsid();
     if spec.tty {
         // SAFETY: TIOCSCTTY on stdin (the terminal's slave side) takes no pointer argument.
         unsafe { nix::libc::ioctl(0, nix::libc::TIOCSCTTY as _, 0) };
     }
-    let groups: Vec<Gid> = spec.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    let groups: Vec<Gid> = identity.groups.iter().map(|g| Gid::from_raw(*g)).collect();
     if let Err(err) = setgroups(&groups) {
         fail("setgroups", err);
     }
-    if let Err(err) = setgid(Gid::from_raw(spec.gid)) {
+    if let Err(err) = setgid(Gid::from_raw(identity.gid)) {
         fail("setgid", err);
     }
     if let Err(err) = confine::bound(confinement) {
         fail("cannot confine the process", err);
     }
-    if let Err(err) = setuid(Uid::from_raw(spec.uid)) {
+    if let Err(err) = setuid(Uid::from_raw(identity.uid)) {
         fail("setuid", err);
     }
     if let Err(err) = confine::finish(confinement) {
         fail("cannot confine the process", err);
     }
-    if chdir(spec.cwd.as_str()).is_err() {
+    if chdir(identity.cwd.as_str()).is_err() {
         let _ = chdir("/");
     }
     default_signals();
     let Some(program) = spec.argv.first() else {
         fail("run", "the command is empty")
     };
-    let path = match find_program(program, &spec.env) {
+    let path = match find_program(program, &identity.env) {
         Some(path) => path,
         None => {
             eprintln!("kleened: cannot run '{program}': executable file not found in $PATH");
@@ -519,7 +628,7 @@ fn run_command(spec: &Spec, confinement: &Confinement) -> ! {
         CString::new(s).unwrap_or_else(|_| fail("run", format!("'{s}' contains a NUL byte")))
     };
     let argv: Vec<CString> = spec.argv.iter().map(|a| c(a)).collect();
-    let env: Vec<CString> = spec.env.iter().map(|e| c(e)).collect();
+    let env: Vec<CString> = identity.env.iter().map(|e| c(e)).collect();
     let Err(err) = execve(&c(&path.to_string_lossy()), &argv, &env);
     eprintln!("kleened: cannot run '{program}': {}", err.desc());
     std::process::exit(if err == nix::errno::Errno::ENOENT {
@@ -563,6 +672,8 @@ mod tests {
                     source: "/pool/volumes/v".into(),
                     destination: "/data".into(),
                     read_only: true,
+                    setuid: false,
+                    devices: false,
                 }],
                 confinement: Confinement {
                     capabilities: vec![caps::Capability::CAP_CHOWN],
@@ -575,16 +686,33 @@ mod tests {
             ],
             argv: vec!["/bin/sh".into()],
             env: vec!["PATH=/bin".into()],
-            uid: 0,
-            gid: 0,
-            groups: vec![],
-            cwd: "/root".into(),
+            user: "www:staff".into(),
             tty: false,
             tty_size: (24, 80),
             sync_fd: Some(3),
         };
         let text = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<Spec>(&text).unwrap(), spec);
+    }
+
+    #[test]
+    fn the_helpers_events_are_read_whole_or_not_yet() {
+        assert_eq!(Event::parse(b"", false), None);
+        assert_eq!(Event::parse(b"P42", false), None);
+        assert_eq!(
+            Event::parse(b"P42\nN", false),
+            Some(Ok((Event::Pid(42), 4)))
+        );
+        assert_eq!(Event::parse(b"NR", false), Some(Ok((Event::Network, 1))));
+        assert_eq!(Event::parse(b"R", false), Some(Ok((Event::Ready, 1))));
+        // A failure is the whole rest of the conversation.
+        assert_eq!(Event::parse(b"Eno such user", false), None);
+        assert_eq!(
+            Event::parse(b"Eno such user\n", true),
+            Some(Ok((Event::Failed("no such user".into()), 14)))
+        );
+        assert!(matches!(Event::parse(b"Px\n", false), Some(Err(_))));
+        assert!(matches!(Event::parse(b"?", false), Some(Err(_))));
     }
 
     #[test]

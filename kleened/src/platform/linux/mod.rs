@@ -6,6 +6,7 @@
 pub mod cgroup;
 pub mod confine;
 pub mod helper;
+mod mount_attr;
 pub mod net;
 pub mod params;
 pub mod rootfs;
@@ -25,7 +26,7 @@ use super::passwd;
 use super::runtime::{Limits, ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
 use cgroup::{CgroupError, Cgroups};
 use confine::Confinement;
-use helper::{Mode, Spec, HELPER_ARG, HELPER_NAME, SPEC_ENV};
+use helper::{Event, Mode, Spec, HELPER_ARG, HELPER_NAME, SPEC_ENV};
 use net::LinuxNetwork;
 
 /// How long to wait for a container's processes to go after SIGKILL.
@@ -82,35 +83,28 @@ impl NamespaceRuntime {
         })
     }
 
-    /// Starts the helper. With `sync`, the helper gets that socket as descriptor [`SYNC_FD`].
+    /// Starts the helper, with `sync` as its descriptor [`SYNC_FD`]. The daemon reads nothing of
+    /// the container: the helper looks the user up once it sees the container's root as its own.
     fn spawn(
         &self,
         spec: &ProcessSpec,
         mode: Mode,
-        sync: Option<&std::os::unix::net::UnixStream>,
+        sync: &std::os::unix::net::UnixStream,
     ) -> Result<Spawned, RuntimeError> {
         if spec.cmd.is_empty() {
             return Err(RuntimeError::Invalid(
                 "no command given and the image has none".into(),
             ));
         }
-        let passwd = passwd::read_container_file(&spec.rootfs, "etc/passwd");
-        let group = passwd::read_container_file(&spec.rootfs, "etc/group");
-        let user = passwd::resolve(&spec.user, passwd.as_deref(), group.as_deref())
-            .map_err(RuntimeError::Invalid)?;
-        let env = process_env(&spec.env, &user, spec.tty);
         let helper_spec = Spec {
             mode,
             cgroup_procs: self.cgroups.procs_files(&spec.container_id),
             argv: spec.cmd.clone(),
-            env,
-            uid: user.uid,
-            gid: user.gid,
-            groups: user.groups,
-            cwd: user.home,
+            env: spec.env.clone(),
+            user: spec.user.clone(),
             tty: spec.tty,
             tty_size: spec.tty_size,
-            sync_fd: sync.map(|_| SYNC_FD),
+            sync_fd: Some(SYNC_FD),
         };
         let text =
             serde_json::to_string(&helper_spec).map_err(|e| RuntimeError::Host(e.to_string()))?;
@@ -126,9 +120,7 @@ impl NamespaceRuntime {
         // The helper gets pipes; for a terminal it opens one inside the container and relays.
         let io = ProcessIo::pipes_for(&mut command)
             .map_err(|e| RuntimeError::Host(format!("pipes: {e}")))?;
-        if let Some(sync) = sync {
-            pass_descriptor(&mut command, sync);
-        }
+        pass_descriptor(&mut command, sync);
         let child = command.spawn().map_err(|e| {
             RuntimeError::Host(format!("cannot start {}: {e}", self.helper.display()))
         })?;
@@ -143,41 +135,29 @@ impl NamespaceRuntime {
     }
 
     /// The start-up conversation of a vnet container: the helper says the container's PID 1
-    /// (`<pid>\n`) and that its network namespace exists (`n`); the daemon wires the container's
-    /// endpoints and answers `g` (go). Answers the host-side interfaces, by endpoint ID.
+    /// ([`Event::Pid`]) and that its network namespace exists ([`Event::Network`]); the daemon
+    /// wires the container's endpoints and answers `g` (go). Answers the host-side interfaces, by
+    /// endpoint ID.
     fn wire(
         &self,
-        sync: &mut std::os::unix::net::UnixStream,
+        sync: &mut Conversation,
         endpoints: &[crate::platform::ContainerEndpoint],
     ) -> Result<Vec<(String, String)>, RuntimeError> {
-        use std::io::{Read, Write};
-        let broken = |e: std::io::Error| {
-            RuntimeError::Host(format!("the container's helper did not get ready: {e}"))
+        let Event::Pid(pid) = sync.expect("its PID")? else {
+            return Err(RuntimeError::Host(
+                "the container's helper did not say its PID".into(),
+            ));
         };
-        sync.set_read_timeout(Some(SYNC_TIMEOUT)).map_err(broken)?;
-        let mut said = Vec::new();
-        let mut byte = [0u8; 1];
-        while !said.ends_with(b"n") {
-            match sync.read(&mut byte).map_err(broken)? {
-                0 => {
-                    return Err(RuntimeError::Host(
-                        "the container's helper ended before its network was set up".into(),
-                    ))
-                }
-                _ => said.push(byte[0]),
-            }
+        if sync.expect("its network namespace")? != Event::Network {
+            return Err(RuntimeError::Host(
+                "the container's helper did not make its network namespace".into(),
+            ));
         }
-        let text = String::from_utf8_lossy(&said);
-        let pid: i32 = text
-            .split('\n')
-            .next()
-            .and_then(|p| p.trim().parse().ok())
-            .ok_or_else(|| RuntimeError::Host(format!("the helper said '{text}'")))?;
         let interfaces = self
             .network
             .wire(pid, endpoints)
             .map_err(|e| RuntimeError::Host(e.to_string()))?;
-        sync.write_all(b"g").map_err(broken)?;
+        sync.go()?;
         Ok(interfaces)
     }
 
@@ -208,6 +188,96 @@ impl NamespaceRuntime {
     }
 }
 
+/// The daemon's end of the conversation with a helper (see [`Event`]), each read bounded by
+/// [`SYNC_TIMEOUT`]: a helper that hangs fails its own start, nothing else waits for it.
+#[derive(Debug)]
+struct Conversation {
+    stream: std::os::unix::net::UnixStream,
+    /// Bytes read and not yet taken as an event.
+    said: Vec<u8>,
+}
+
+impl Conversation {
+    fn new(stream: std::os::unix::net::UnixStream) -> Result<Conversation, RuntimeError> {
+        stream
+            .set_read_timeout(Some(SYNC_TIMEOUT))
+            .map_err(|e| RuntimeError::Host(format!("the container's helper: {e}")))?;
+        Ok(Conversation {
+            stream,
+            said: vec![],
+        })
+    }
+
+    /// The next event. A failure the helper reports is the start's error, in its words.
+    fn expect(&mut self, what: &str) -> Result<Event, RuntimeError> {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + SYNC_TIMEOUT;
+        let mut closed = false;
+        loop {
+            match Event::parse(&self.said, closed) {
+                Some(Ok((Event::Failed(message), _))) => {
+                    return Err(RuntimeError::Invalid(message))
+                }
+                Some(Ok((event, used))) => {
+                    self.said.drain(..used);
+                    return Ok(event);
+                }
+                Some(Err(message)) => return Err(RuntimeError::Host(message)),
+                None if closed => {
+                    return Err(RuntimeError::Host(format!(
+                        "the container's helper ended before it said {what}"
+                    )))
+                }
+                None => {}
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(RuntimeError::Host(format!(
+                    "the container's helper did not say {what} within {SYNC_TIMEOUT:?}"
+                )));
+            }
+            let mut buf = [0u8; 512];
+            match self.stream.read(&mut buf) {
+                Ok(0) => closed = true,
+                Ok(n) => self.said.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => {
+                    return Err(RuntimeError::Host(format!(
+                        "the container's helper did not say {what}: {e}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Waits until the helper is done with everything before the command.
+    fn ready(&mut self) -> Result<(), RuntimeError> {
+        match self.expect("it is ready")? {
+            Event::Ready => Ok(()),
+            other => Err(RuntimeError::Host(format!(
+                "the container's helper said {other:?} where it should say it is ready"
+            ))),
+        }
+    }
+
+    /// Lets PID 1 go on once its network is wired.
+    fn go(&mut self) -> Result<(), RuntimeError> {
+        use std::io::Write;
+        self.stream
+            .write_all(b"g")
+            .map_err(|e| RuntimeError::Host(format!("the container's helper: {e}")))
+    }
+
+    /// The stream, for the terminal's sizes (nothing more is read from it).
+    fn into_stream(self) -> std::os::unix::net::UnixStream {
+        self.stream
+    }
+}
+
 /// Gives the helper `sync` as descriptor [`SYNC_FD`] (dup2(2) in the child before exec, which also
 /// clears close-on-exec on the copy).
 #[allow(unsafe_code)]
@@ -234,7 +304,7 @@ fn pass_descriptor(command: &mut tokio::process::Command, sync: &std::os::unix::
 
 /// The environment of a container process: a login-like base for the user, then `env` (already
 /// merged image < container < exec) over it.
-fn process_env(env: &[String], user: &passwd::User, tty: bool) -> Vec<String> {
+pub(super) fn process_env(env: &[String], user: &passwd::User, tty: bool) -> Vec<String> {
     let mut merged: Vec<String> = vec![
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
         format!("HOME={}", user.home),
@@ -335,41 +405,30 @@ impl Runtime for NamespaceRuntime {
             wait_for_network,
             mounts: spec.mounts.clone(),
         };
-        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair()
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| RuntimeError::Host(format!("socket pair: {e}")))?;
-        let mut spawned = self
-            .spawn(
-                spec,
-                mode,
-                (wait_for_network || spec.tty).then_some(&theirs),
-            )
-            .inspect_err(|_| {
-                let _ = self.cgroups.remove(&spec.container_id);
-            })?;
+        let mut spawned = self.spawn(spec, mode, &theirs).inspect_err(|_| {
+            let _ = self.cgroups.remove(&spec.container_id);
+        })?;
         drop(theirs);
-        if wait_for_network {
-            match self.wire(&mut ours, &spec.endpoints) {
-                Ok(interfaces) => spawned.interfaces = interfaces,
-                Err(err) => {
-                    let _ = spawned.child.start_kill();
-                    let _ = self.cgroups.kill_all(&spec.container_id);
-                    let _ = self.cgroups.wait_empty(&spec.container_id, KILL_TIMEOUT);
-                    let _ = self.cgroups.remove(&spec.container_id);
-                    return Err(err);
-                }
+        let mut sync = Conversation::new(ours)?;
+        let started = (|| {
+            if wait_for_network {
+                spawned.interfaces = self.wire(&mut sync, &spec.endpoints)?;
             }
+            // PID 1 is in the cgroup before it sets anything up, and says when all is done
+            // but the command: the container runs once start returns, or it failed to start.
+            sync.ready()
+        })();
+        if let Err(err) = started {
+            let _ = spawned.child.start_kill();
+            let _ = self.cgroups.kill_all(&spec.container_id);
+            let _ = self.cgroups.wait_empty(&spec.container_id, KILL_TIMEOUT);
+            let _ = self.cgroups.remove(&spec.container_id);
+            return Err(err);
         }
         if spec.tty {
-            spawned.io.terminal = Some(TerminalControl::Relay(ours));
-        }
-        // The helper puts the container's PID 1 into the cgroup right after forking it; wait for
-        // that, so the container counts as running once start returns.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !self.cgroups.populated(&spec.container_id).map_err(host)?
-            && matches!(spawned.child.try_wait(), Ok(None))
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(1));
+            spawned.io.terminal = Some(TerminalControl::Relay(sync.into_stream()));
         }
         Ok(spawned)
     }
@@ -383,13 +442,19 @@ impl Runtime for NamespaceRuntime {
             init_pid,
             confinement: Confinement::from(&params),
         };
-        if !spec.tty {
-            return self.spawn(spec, mode, None);
-        }
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| RuntimeError::Host(format!("socket pair: {e}")))?;
-        let mut spawned = self.spawn(spec, mode, Some(&theirs))?;
-        spawned.io.terminal = Some(TerminalControl::Relay(ours));
+        let mut spawned = self.spawn(spec, mode, &theirs)?;
+        drop(theirs);
+        let mut sync = Conversation::new(ours)?;
+        if let Err(err) = sync.ready() {
+            // The helper ends by itself once it reported; a helper that said nothing is ended.
+            let _ = spawned.child.start_kill();
+            return Err(err);
+        }
+        if spec.tty {
+            spawned.io.terminal = Some(TerminalControl::Relay(sync.into_stream()));
+        }
         Ok(spawned)
     }
 
@@ -464,10 +529,7 @@ impl Runtime for NamespaceRuntime {
             cgroup_procs: vec![],
             argv: vec![],
             env: vec![],
-            uid: 0,
-            gid: 0,
-            groups: vec![],
-            cwd: "/".into(),
+            user: String::new(),
             tty: false,
             tty_size: (24, 80),
             sync_fd: None,
