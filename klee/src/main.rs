@@ -72,7 +72,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(255)),
         Err(err) => {
             if !matches!(err, connection::ClientError::Reported) {
-                eprintln!("klee: {}", err.to_string().trim_end());
+                eprintln!("klee: {}", output::printable(err.to_string().trim_end()));
             }
             ExitCode::from(err.exit_code())
         }

@@ -1,17 +1,54 @@
 //! Rendering for people: tables and relative times.
 
+use std::borrow::Cow;
+
 use comfy_table::{presets, Table};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// A borderless table with a header row, as `docker ls` prints them.
+/// Whether a character would act on the terminal instead of showing: C0 and C1 controls
+/// (escape sequences start with them), DEL, and the bidirectional overrides and isolates that
+/// reorder what follows.
+fn acts_on_terminal(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn escape_where(text: &str, escape: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.chars().any(&escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if escape(c) {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    Cow::Owned(shown)
+}
+
+/// Text from the daemon (its messages, names, anything a container or image may have put in
+/// them), safe to print: every character that would act on the terminal is shown escaped
+/// (`\u{1b}`, `\r`) but line ends and tabs.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    escape_where(text, |c| acts_on_terminal(c) && c != '\n' && c != '\t')
+}
+
+/// [`printable`] for one table cell or one line: line ends and tabs are escaped too.
+pub fn cell(text: &str) -> Cow<'_, str> {
+    escape_where(text, acts_on_terminal)
+}
+
+/// A borderless table with a header row, as `docker ls` prints them. Every cell is shown with
+/// [`cell`]: a container's command or a name cannot move the cursor or forge rows.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)
         .set_header(header.to_vec());
     for row in rows {
-        table.add_row(row);
+        table.add_row(row.iter().map(|text| cell(text).into_owned()));
     }
     // comfy-table pads the first column with a leading space in this preset; keep lines flush left.
     table
@@ -71,6 +108,28 @@ pub fn truncate(text: &str, width: usize) -> String {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn what_would_act_on_the_terminal_is_shown_escaped() {
+        assert_eq!(
+            printable("plain text\n\tindented"),
+            "plain text\n\tindented"
+        );
+        assert!(matches!(printable("plain"), Cow::Borrowed(_)));
+        assert_eq!(
+            printable("no such image 'x\u{1b}]0;owned\u{7}\u{1b}[2J'\r"),
+            "no such image 'x\\u{1b}]0;owned\\u{7}\\u{1b}[2J'\\r"
+        );
+        assert_eq!(printable("a\u{9b}31mb\u{7f}"), "a\\u{9b}31mb\\u{7f}");
+        assert_eq!(printable("abc\u{202e}fed"), "abc\\u{202e}fed");
+        assert_eq!(cell("sh -c 'a\nb\tc'"), "sh -c 'a\\nb\\tc'");
+        let shown = table(
+            &["COMMAND"],
+            vec![vec!["/bin/sh\u{1b}[1A\u{1b}[2Kforged row".into()]],
+        );
+        assert!(!shown.contains('\u{1b}'), "{shown:?}");
+        assert!(shown.contains("\\u{1b}[1A"), "{shown:?}");
+    }
 
     #[test]
     fn relative_times() {

@@ -1,5 +1,6 @@
 //! `klee container ...` and the top-level `run`, `create`, `start`, `stop`, `restart`, `exec`.
 
+use crate::output::printable;
 use http::Method;
 use kleene_api::{
     ContainerConfig, ContainerSummary, ExecConfig, ExecStartConfig, IdResponse, Info, NetworkDriver,
@@ -170,14 +171,20 @@ async fn create_container(conn: &Connection, args: &CreateArgs) -> Result<String
     if let Err(err) = connect_endpoint(conn, &endpoint).await {
         let err = match err {
             ClientError::Api { message, .. } => {
-                eprintln!("klee: could not connect the container to network {network}: {message}");
+                eprintln!(
+                    "klee: could not connect the container to network {network}: {}",
+                    printable(&message)
+                );
                 ClientError::Reported
             }
             other => other,
         };
         let path = format!("/containers/{}", segment(&id));
         if let Err(remove_err) = conn.call::<IdResponse>(Method::DELETE, &path, None).await {
-            eprintln!("klee: could not remove container {id} again: {remove_err}");
+            eprintln!(
+                "klee: could not remove container {id} again: {}",
+                printable(&remove_err.to_string())
+            );
         }
         return Err(err);
     }
@@ -185,7 +192,7 @@ async fn create_container(conn: &Connection, args: &CreateArgs) -> Result<String
 }
 
 pub async fn create(conn: &Connection, args: &CreateArgs) -> Result<(), ClientError> {
-    println!("{}", create_container(conn, args).await?);
+    println!("{}", printable(&create_container(conn, args).await?));
     Ok(())
 }
 
@@ -231,7 +238,7 @@ pub async fn run(conn: &Connection, args: &RunArgs) -> Result<i32, ClientError> 
     let result = start_exec(conn, exec, args.attach, true).await;
     if args.attach.detach {
         if result.is_ok() {
-            println!("{id}");
+            println!("{}", printable(&id));
         }
         return result;
     }
@@ -239,7 +246,10 @@ pub async fn run(conn: &Connection, args: &RunArgs) -> Result<i32, ClientError> 
         // The container stopped with its process; remove it whatever the outcome.
         let path = format!("/containers/{}", segment(&id));
         if let Err(err) = conn.call::<IdResponse>(Method::DELETE, &path, None).await {
-            eprintln!("klee: could not remove container {id}: {err}");
+            eprintln!(
+                "klee: could not remove container {id}: {}",
+                printable(&err.to_string())
+            );
         }
     }
     result
@@ -355,7 +365,7 @@ pub async fn rename(conn: &Connection, container: &str, name: &str) -> Result<()
     };
     let path = format!("/containers/{}/update", segment(container));
     let answer: IdResponse = conn.call(Method::POST, &path, body(&config)?).await?;
-    println!("{}", answer.id);
+    println!("{}", printable(&answer.id));
     Ok(())
 }
 
@@ -377,7 +387,7 @@ pub async fn update(conn: &Connection, args: &UpdateArgs) -> Result<(), ClientEr
     };
     let path = format!("/containers/{}/update", segment(&args.container));
     let answer: IdResponse = conn.call(Method::POST, &path, body(&config)?).await?;
-    println!("{}", answer.id);
+    println!("{}", printable(&answer.id));
     Ok(())
 }
 
@@ -387,7 +397,7 @@ pub async fn prune(conn: &Connection, force: bool) -> Result<(), ClientError> {
     }
     let removed: Vec<String> = conn.call(Method::POST, "/containers/prune", None).await?;
     for id in removed {
-        println!("{id}");
+        println!("{}", printable(&id));
     }
     Ok(())
 }

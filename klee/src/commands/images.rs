@@ -1,5 +1,6 @@
 //! `klee image ...`, and `klee build` (image build).
 
+use crate::output::printable;
 use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::path::{Component, Path, PathBuf};
@@ -42,7 +43,7 @@ pub async fn remove(conn: &Connection, images: &[String]) -> Result<(), ClientEr
         match conn.call::<IdResponse>(Method::DELETE, &path, None).await {
             Ok(_) => println!("{image}"),
             Err(err @ ClientError::Api { .. }) => {
-                eprintln!("klee: {}", err.to_string().trim_end());
+                eprintln!("klee: {}", printable(err.to_string().trim_end()));
                 failed = Some(err);
             }
             Err(err) => return Err(err),
@@ -62,7 +63,7 @@ pub async fn tag(conn: &Connection, image: &str, nametag: &str) -> Result<(), Cl
         query_value(nametag)
     );
     let answer: IdResponse = conn.call(Method::POST, &path, None).await?;
-    println!("{}", answer.id);
+    println!("{}", printable(&answer.id));
     Ok(())
 }
 
@@ -79,7 +80,7 @@ pub async fn prune(conn: &Connection, all: bool, force: bool) -> Result<(), Clie
         .call(Method::POST, &format!("/images/prune?all={all}"), None)
         .await?;
     for id in removed {
-        println!("{id}");
+        println!("{}", printable(&id));
     }
     Ok(())
 }
@@ -148,7 +149,7 @@ pub async fn create(conn: &Connection, args: &ImageCreateArgs) -> Result<(), Cli
         if let Some(bar) = bar.take() {
             bar.finish();
         }
-        print!("{text}");
+        print!("{}", printable(&text));
     })
     .await?;
     if let Some(bar) = bar {
@@ -156,7 +157,7 @@ pub async fn create(conn: &Connection, args: &ImageCreateArgs) -> Result<(), Cli
     }
     if ending.succeeded() {
         let data = ending.message.map(|m| m.data).unwrap_or_default();
-        println!("image created: {data}");
+        println!("image created: {}", printable(&data));
         Ok(())
     } else {
         Err(ClientError::Failed(ending.describe()))

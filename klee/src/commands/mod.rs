@@ -6,6 +6,7 @@ mod networks;
 mod system;
 mod volumes;
 
+use crate::output::printable;
 use http::Method;
 use kleene_api::IdResponse;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -210,10 +211,10 @@ where
     let mut failed = false;
     for (done, object) in objects.iter().enumerate() {
         match action(object.clone()).await {
-            Ok(answer) => println!("{}", answer.id),
+            Ok(answer) => println!("{}", printable(&answer.id)),
             Err(err @ ClientError::Unreachable { .. }) => return Err(err),
             Err(err) => {
-                eprintln!("klee: {object}: {}", err.to_string().trim_end());
+                eprintln!("klee: {object}: {}", printable(err.to_string().trim_end()));
                 failed = true;
                 let rest = &objects[done + 1..];
                 if on_failure == Failure::Stop && !rest.is_empty() {

@@ -1,5 +1,6 @@
 //! `klee network ...`
 
+use crate::output::printable;
 use http::Method;
 use kleene_api::{EndPointConfig, IdResponse, Network, NetworkConfig, NetworkType};
 
@@ -73,7 +74,7 @@ pub async fn create(conn: &Connection, args: &NetworkCreateArgs) -> Result<(), C
     let created: IdResponse = conn
         .call(Method::POST, "/networks/create", body(&config)?)
         .await?;
-    println!("{}", created.id);
+    println!("{}", printable(&created.id));
     Ok(())
 }
 
@@ -126,7 +127,7 @@ pub async fn prune(conn: &Connection, force: bool) -> Result<(), ClientError> {
     }
     let removed: Vec<String> = conn.call(Method::POST, "/networks/prune", None).await?;
     for id in removed {
-        println!("{id}");
+        println!("{}", printable(&id));
     }
     Ok(())
 }

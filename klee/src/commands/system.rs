@@ -1,6 +1,7 @@
 //! `klee version` and `klee info`: what klee and kleened say about themselves (`GET /info`);
 //! `klee doctor`: what kleened finds on its host (`GET /doctor`, `POST /doctor/fix`).
 
+use crate::output::printable;
 use http::{Method, StatusCode};
 use kleene_api::{DoctorReport, Info};
 use serde_json::json;
@@ -53,7 +54,10 @@ pub async fn version(conn: &Connection, out: Output) -> Result<(), ClientError> 
         Some(raw) => Some(decode(conn, raw)?),
         None => None,
     };
-    print!("{}", render_daemon_version(&conn.host(), daemon.as_ref()));
+    print!(
+        "{}",
+        printable(&render_daemon_version(&conn.host(), daemon.as_ref()))
+    );
     Ok(())
 }
 
@@ -69,7 +73,7 @@ pub async fn info(conn: &Connection, out: Output) -> Result<(), ClientError> {
     if out.json {
         print_json(&raw);
     } else {
-        print!("{}", render_info(&decode(conn, raw)?));
+        print!("{}", printable(&render_info(&decode(conn, raw)?)));
     }
     Ok(())
 }
@@ -100,7 +104,7 @@ pub async fn doctor(conn: &Connection, fix: bool, out: Output) -> Result<i32, Cl
     if out.json {
         print_json(&raw);
     } else {
-        print!("{}", report.to_text());
+        print!("{}", printable(&report.to_text()));
     }
     Ok(if report.healthy { 0 } else { 1 })
 }

@@ -1,5 +1,6 @@
 //! `klee volume ...`
 
+use crate::output::printable;
 use http::Method;
 use kleene_api::{IdResponse, Volume, VolumeConfig};
 use time::OffsetDateTime;
@@ -23,7 +24,7 @@ pub async fn create(conn: &Connection, args: &VolumeCreateArgs) -> Result<(), Cl
     let created: IdResponse = conn
         .call(Method::POST, "/volumes/create", body(&volume_config(args))?)
         .await?;
-    println!("{}", created.id);
+    println!("{}", printable(&created.id));
     Ok(())
 }
 
@@ -62,7 +63,7 @@ pub async fn prune(conn: &Connection, force: bool) -> Result<(), ClientError> {
     }
     let removed: Vec<String> = conn.call(Method::POST, "/volumes/prune", None).await?;
     for name in removed {
-        println!("{name}");
+        println!("{}", printable(&name));
     }
     Ok(())
 }
