@@ -892,6 +892,11 @@ fn catalogue() -> Vec<Case> {
                  separated string of options. See the mount(8) man page\"; mount_nullfs.c passes \
                  each to nmount(2), and ro is mount(8)'s read-only option (MNT_RDONLY), as the \
                  reference runs it (kleene-api.md \u{a7}5.2 step 1)",
+                "mount(8) nosuid: \"Do not allow set-user-identifier or set-group-identifier bits \
+                 to take effect\" (MNT_NOSUID, which vfs_mount.c takes from nmount's nosuid \
+                 option): on every mount unless it lets setuid files work (the mount's suid \
+                 option); one -o with the comma list ro,nosuid. No nodev: FreeBSD has device \
+                 nodes only on devfs",
                 MOUNT_TABLE_CHECKED,
                 "umount(8) node: \"the path to the mount point\"; umount.c finds the latest file \
                  system mounted at that node in the mount table and unmounts it by its fsid \
@@ -910,15 +915,18 @@ fn catalogue() -> Vec<Case> {
                         "/zroot/kleene/volumes/data",
                         &format!("{MOUNTPOINT}/var/db/data"),
                         false,
+                        false,
                     )),
                     render(&jail::mount_nullfs(
                         "/usr/local/www/my site",
                         &format!("{MOUNTPOINT}/usr/local/www/data"),
                         true,
+                        false,
                     )),
                     render(&jail::mount_nullfs(
                         "/usr/local/etc/nginx.conf",
                         &format!("{MOUNTPOINT}/usr/local/etc/nginx/nginx.conf"),
+                        true,
                         true,
                     )),
                     render(&jail::mount_table()),

@@ -22,7 +22,8 @@
 //! Mounts (volumes and host paths): before its jail is created, each of the container's mounts,
 //! in order, is resolved inside the container's root as the container would see it
 //! ([`super::inroot`]: a link in the image never leads out of the root; what is missing is made),
-//! checked to be of the source's type, and mounted with mount_nullfs(8), `-o ro` when read-only.
+//! checked to be of the source's type, and mounted with mount_nullfs(8), `-o nosuid` unless
+//! setuid files may work and `ro` added when read-only.
 //! A mount that fails fails the start, and those already made are unmounted. Stop and cleanup
 //! unmount every nullfs and devfs file system under the root, the deepest first, as the kernel's
 //! mount table lists them (`mount --libxo json`), so those a crashed daemon made go as well.
@@ -544,15 +545,21 @@ pub fn jls_all() -> CommandSpec {
 }
 
 /// mount_nullfs(8): the host directory or file `source` at `node`, a path under a container's
-/// root, read-only with `-o ro` (passed to nmount(2), which takes `ro` as `MNT_RDONLY`).
-/// mount_nullfs resolves both paths with realpath(3) and refuses a source and node of different
-/// types.
-pub fn mount_nullfs(source: &str, node: &str, read_only: bool) -> CommandSpec {
+/// root, with `-o` options passed to nmount(2): `ro` (`MNT_RDONLY`) when read-only, and `nosuid`
+/// (`MNT_NOSUID`, mount(8)) unless the mount lets setuid files work, so a container cannot leave
+/// a setuid-root file for a user of the host. (FreeBSD has device nodes only on devfs, so there
+/// is no `nodev` to add.) mount_nullfs resolves both paths with realpath(3) and refuses a source
+/// and node of different types.
+pub fn mount_nullfs(source: &str, node: &str, read_only: bool, setuid: bool) -> CommandSpec {
+    let options: Vec<&str> = [(read_only, "ro"), (!setuid, "nosuid")]
+        .into_iter()
+        .filter_map(|(on, option)| on.then_some(option))
+        .collect();
     let spec = CommandSpec::new(MOUNT_NULLFS);
-    let spec = if read_only {
-        spec.args(["-o", "ro"])
-    } else {
+    let spec = if options.is_empty() {
         spec
+    } else {
+        spec.args(["-o", &options.join(",")])
     };
     spec.args([source, node])
 }
@@ -683,6 +690,16 @@ pub fn mount_node(root: &Path, mount: &Mount) -> Result<String, RuntimeError> {
         return Err(refuse(&"it is neither a directory nor a regular file"));
     };
     let target = inroot::open(root, &mount.destination, create).map_err(|e| refuse(&e))?;
+    // Where the walk led, as the container sees it: never over what the jail's own set-up
+    // mounts (its devfs at /dev, which would hide or be hidden by the mount).
+    let seen = target.path.strip_prefix(root).unwrap_or(&target.path);
+    if let Some(place) = crate::platform::runtime::reserved_destination(seen)
+        .or_else(|| seen.starts_with("dev").then_some("/dev"))
+    {
+        return Err(refuse(&format!(
+            "it leads to {place} or inside it, which the jail's set-up mounts"
+        )));
+    }
     if target.is_dir != meta.is_dir() {
         let kind = |dir: bool| if dir { "directory" } else { "file" };
         return Err(refuse(&format!(
@@ -696,6 +713,27 @@ pub fn mount_node(root: &Path, mount: &Mount) -> Result<String, RuntimeError> {
         .into_os_string()
         .into_string()
         .map_err(|path| refuse(&format!("{} is not UTF-8", Path::new(&path).display())))
+}
+
+/// The container's `/dev`, where jail(8) mounts its devfs, must be a real directory of the root:
+/// made when missing, refused (naming it) when the image has a link or anything else there.
+/// jail(8) refuses a path with links as well; this says so before anything is made.
+pub fn check_devfs_node(root: &Path) -> Result<(), RuntimeError> {
+    let dev = root.join("dev");
+    match std::fs::symlink_metadata(&dev) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(meta) => Err(RuntimeError::Invalid(format!(
+            "/dev in the container is {}: it must be a directory (or missing)",
+            if meta.file_type().is_symlink() {
+                "a symbolic link"
+            } else {
+                "not a directory"
+            }
+        ))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&dev)
+            .map_err(|e| RuntimeError::Host(format!("cannot make {}: {e}", dev.display()))),
+        Err(err) => Err(RuntimeError::Host(format!("{}: {err}", dev.display()))),
+    }
 }
 
 /// The jail of a container's latest start by this daemon.
@@ -1156,7 +1194,7 @@ impl JailRuntime {
                 mount.destination
             ))
         })?;
-        let spec = mount_nullfs(source, &node, mount.read_only);
+        let spec = mount_nullfs(source, &node, mount.read_only, mount.setuid);
         tracing::debug!(command = %spec, "mount");
         self.run_ok(&spec, |code, stderr| {
             RuntimeError::Host(format!(
@@ -1252,6 +1290,7 @@ impl Runtime for JailRuntime {
             ));
         }
         let (user, login) = resolve_user(spec)?;
+        check_devfs_node(&spec.rootfs)?;
         let id = &spec.container_id;
         self.jails().runs.remove(id);
         // A devfs or nullfs mount left by an earlier run would be mounted over, not replaced.
@@ -1945,10 +1984,13 @@ mod tests {
     #[tokio::test]
     async fn a_first_process_that_cannot_start_removes_the_jail_again() {
         let runner = Arc::new(RecordingRunner::new());
-        let runtime = JailRuntime::new(runner.clone(), "/nonexistent/kleene/container".into());
+        let containers = tempfile::tempdir().unwrap();
+        let root = containers.path().join("c0ffee000001");
+        std::fs::create_dir(&root).unwrap();
+        let runtime = JailRuntime::new(runner.clone(), containers.path().display().to_string());
         let spec = ProcessSpec {
             container_id: "c0ffee000001".into(),
-            rootfs: "/nonexistent/kleene/container/c0ffee000001".into(),
+            rootfs: root.clone(),
             cmd: vec!["/bin/sh".into()],
             env: vec![],
             user: String::new(),
@@ -1969,9 +2011,8 @@ mod tests {
         let lines = runner.lines();
         assert_eq!(lines[0], "/sbin/mount --libxo json -t nullfs,devfs");
         assert!(
-            lines[1].starts_with(
-                "/usr/sbin/jail -i -c path=/nonexistent/kleene/container/c0ffee000001 "
-            ) && lines[1].ends_with(" persist"),
+            lines[1].starts_with(&format!("/usr/sbin/jail -i -c path={} ", root.display()))
+                && lines[1].ends_with(" persist"),
             "{lines:?}"
         );
         assert_eq!(
@@ -2613,6 +2654,40 @@ mod tests {
     }
 
     /// A host directory and a host file to mount, beside the container's root.
+    #[test]
+    fn the_devfs_node_must_be_a_directory_of_the_root() {
+        let root = image();
+        check_devfs_node(root.path()).unwrap();
+        assert!(root.path().join("dev").is_dir());
+        check_devfs_node(root.path()).unwrap();
+        for planted in ["/", "/proc/self/cwd", "../../etc"] {
+            let root = image();
+            std::os::unix::fs::symlink(planted, root.path().join("dev")).unwrap();
+            let err = check_devfs_node(root.path()).unwrap_err().to_string();
+            assert!(err.contains("/dev in the container is a symbolic link"), "{err}");
+        }
+        let root = image();
+        std::fs::write(root.path().join("dev"), "").unwrap();
+        let err = check_devfs_node(root.path()).unwrap_err().to_string();
+        assert!(err.contains("is not a directory"), "{err}");
+    }
+
+    #[test]
+    fn a_mount_that_leads_to_what_the_jail_mounts_is_refused() {
+        let root = image();
+        let (_sources, data, _conf) = sources();
+        std::fs::create_dir(root.path().join("dev")).unwrap();
+        // Directly, and through a link the image planted that stays inside the root.
+        std::os::unix::fs::symlink("/dev", root.path().join("devices")).unwrap();
+        for destination in ["/dev", "/dev/shm", "/devices/x", "/proc", "/usr/../sys/kernel"] {
+            let err = mount_node(root.path(), &mount(&data, destination, false))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("which the jail's set-up mounts"), "{destination}: {err}");
+        }
+        mount_node(root.path(), &mount(&data, "/var/db/data", false)).unwrap();
+    }
+
     fn sources() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -2654,9 +2729,9 @@ mod tests {
             lines[..3],
             [
                 "/sbin/mount --libxo json -t nullfs,devfs".to_owned(),
-                format!("/sbin/mount_nullfs {} {r}/var/db/data", data.display()),
+                format!("/sbin/mount_nullfs -o nosuid {} {r}/var/db/data", data.display()),
                 format!(
-                    "/sbin/mount_nullfs -o ro {} {r}/usr/local/etc/site.conf",
+                    "/sbin/mount_nullfs -o ro,nosuid {} {r}/usr/local/etc/site.conf",
                     conf.display()
                 ),
             ]
@@ -2693,7 +2768,7 @@ mod tests {
         assert!(matches!(err, RuntimeError::Host(_)), "{err}");
         assert!(
             err.to_string().starts_with(&format!(
-                "cannot mount {} at /usr/local/etc/site.conf: '/sbin/mount_nullfs -o ro ",
+                "cannot mount {} at /usr/local/etc/site.conf: '/sbin/mount_nullfs -o ro,nosuid ",
                 conf.display()
             )) && err.to_string().ends_with("Operation not supported"),
             "{err}"
@@ -2727,7 +2802,7 @@ mod tests {
             assert_eq!(
                 runner.lines()[1..],
                 [
-                    format!("/sbin/mount_nullfs {} {r}/var/db/data", data.display()),
+                    format!("/sbin/mount_nullfs -o nosuid {} {r}/var/db/data", data.display()),
                     format!("/sbin/umount {r}/var/db/data"),
                 ]
             );
