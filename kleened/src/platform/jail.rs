@@ -2664,7 +2664,10 @@ mod tests {
             let root = image();
             std::os::unix::fs::symlink(planted, root.path().join("dev")).unwrap();
             let err = check_devfs_node(root.path()).unwrap_err().to_string();
-            assert!(err.contains("/dev in the container is a symbolic link"), "{err}");
+            assert!(
+                err.contains("/dev in the container is a symbolic link"),
+                "{err}"
+            );
         }
         let root = image();
         std::fs::write(root.path().join("dev"), "").unwrap();
@@ -2679,11 +2682,20 @@ mod tests {
         std::fs::create_dir(root.path().join("dev")).unwrap();
         // Directly, and through a link the image planted that stays inside the root.
         std::os::unix::fs::symlink("/dev", root.path().join("devices")).unwrap();
-        for destination in ["/dev", "/dev/shm", "/devices/x", "/proc", "/usr/../sys/kernel"] {
+        for destination in [
+            "/dev",
+            "/dev/shm",
+            "/devices/x",
+            "/proc",
+            "/usr/../sys/kernel",
+        ] {
             let err = mount_node(root.path(), &mount(&data, destination, false))
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains("which the jail's set-up mounts"), "{destination}: {err}");
+            assert!(
+                err.contains("which the jail's set-up mounts"),
+                "{destination}: {err}"
+            );
         }
         mount_node(root.path(), &mount(&data, "/var/db/data", false)).unwrap();
     }
@@ -2729,7 +2741,10 @@ mod tests {
             lines[..3],
             [
                 "/sbin/mount --libxo json -t nullfs,devfs".to_owned(),
-                format!("/sbin/mount_nullfs -o nosuid {} {r}/var/db/data", data.display()),
+                format!(
+                    "/sbin/mount_nullfs -o nosuid {} {r}/var/db/data",
+                    data.display()
+                ),
                 format!(
                     "/sbin/mount_nullfs -o ro,nosuid {} {r}/usr/local/etc/site.conf",
                     conf.display()
@@ -2802,7 +2817,10 @@ mod tests {
             assert_eq!(
                 runner.lines()[1..],
                 [
-                    format!("/sbin/mount_nullfs -o nosuid {} {r}/var/db/data", data.display()),
+                    format!(
+                        "/sbin/mount_nullfs -o nosuid {} {r}/var/db/data",
+                        data.display()
+                    ),
                     format!("/sbin/umount {r}/var/db/data"),
                 ]
             );
