@@ -676,9 +676,9 @@ pub fn unmount_order(table: &[Mounted], root: &str) -> Vec<String> {
 pub fn mount_node(root: &Path, mount: &Mount) -> Result<String, RuntimeError> {
     let refuse = |why: &dyn std::fmt::Display| {
         RuntimeError::Invalid(format!(
-            "cannot mount {} at {}: {why}",
-            mount.source.display(),
-            mount.destination
+            "cannot mount {}: {why} (source {})",
+            mount.destination,
+            mount.source.display()
         ))
     };
     let meta = std::fs::metadata(&mount.source).map_err(|e| refuse(&e))?;
@@ -1189,16 +1189,16 @@ impl JailRuntime {
         let node = mount_node(root, mount)?;
         let source = mount.source.to_str().ok_or_else(|| {
             RuntimeError::Invalid(format!(
-                "cannot mount {} at {}: the source is not UTF-8",
-                mount.source.display(),
-                mount.destination
+                "cannot mount {}: the source {} is not UTF-8",
+                mount.destination,
+                mount.source.display()
             ))
         })?;
         let spec = mount_nullfs(source, &node, mount.read_only, mount.setuid);
         tracing::debug!(command = %spec, "mount");
         self.run_ok(&spec, |code, stderr| {
             RuntimeError::Host(format!(
-                "cannot mount {source} at {}: '{spec}' exited with {code}: {stderr}",
+                "cannot mount {}: '{spec}' exited with {code}: {stderr}",
                 mount.destination
             ))
         })?;
@@ -2782,10 +2782,9 @@ mod tests {
         let err = runtime.start(&spec).unwrap_err();
         assert!(matches!(err, RuntimeError::Host(_)), "{err}");
         assert!(
-            err.to_string().starts_with(&format!(
-                "cannot mount {} at /usr/local/etc/site.conf: '/sbin/mount_nullfs -o ro,nosuid ",
-                conf.display()
-            )) && err.to_string().ends_with("Operation not supported"),
+            err.to_string().starts_with(
+                "cannot mount /usr/local/etc/site.conf: '/sbin/mount_nullfs -o ro,nosuid "
+            ) && err.to_string().ends_with("Operation not supported"),
             "{err}"
         );
         let r = root.path().display();
@@ -2810,7 +2809,7 @@ mod tests {
             assert!(matches!(err, RuntimeError::Invalid(_)), "{err}");
             assert!(
                 err.to_string().contains(&format!(
-                    "at {destination}: the container has {there} there"
+                    "mount {destination}: the container has {there} there"
                 )),
                 "{err}"
             );

@@ -381,10 +381,9 @@ fn container_init(spec: &Spec) -> ! {
         mounts: mounts.clone(),
     };
     if let Err(err) = rootfs::apply(&root) {
-        fail(
-            &format!("cannot set up the root filesystem {}", rootfs.display()),
-            err,
-        );
+        // The error names the path as the container sees it, first: the message reaches clients
+        // in a close frame's few bytes.
+        fail("root filesystem", err);
     }
     if let Err(err) = sethostname(hostname) {
         fail("cannot set the hostname", err);

@@ -280,9 +280,7 @@ pub fn plan(options: &RootOptions) -> Vec<Step> {
 #[derive(Debug, thiserror::Error)]
 pub enum RootError {
     /// A mountpoint the set-up owns is a link or not a directory in the dataset.
-    #[error(
-        "{path} in the container is {what}: /proc, /sys and /dev must be directories (or missing)"
-    )]
+    #[error("{path} in the container is {what}: it must be a directory (or missing)")]
     NotADirectory {
         /// The path, as the container sees it.
         path: String,
@@ -300,7 +298,7 @@ pub enum RootError {
         errno: Errno,
     },
     /// A container's mount was refused or failed.
-    #[error("cannot mount {} at {destination}: {reason}", host.display())]
+    #[error("cannot mount {destination}: {reason} (source {})", host.display())]
     Mount {
         /// The host path.
         host: PathBuf,
@@ -329,9 +327,10 @@ fn strict() -> ResolveFlags {
         | ResolveFlags::NO_XDEV
 }
 
-/// Opens `path` below `dir` as a location (`O_PATH`), strictly.
+/// Opens `path` below `dir` as a location (`O_PATH`), strictly: a link as the last component too
+/// is `ELOOP` (without `O_NOFOLLOW`, which would open the link itself).
 fn locate(dir: BorrowedFd<'_>, path: &str, directory: bool) -> Result<OwnedFd, Errno> {
-    let mut flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut flags = OFlags::PATH | OFlags::CLOEXEC;
     if directory {
         flags |= OFlags::DIRECTORY;
     }
@@ -799,7 +798,7 @@ mod tests {
                 what: "a symbolic link"
             }
             .to_string(),
-            "/proc in the container is a symbolic link: /proc, /sys and /dev must be directories (or missing)"
+            "/proc in the container is a symbolic link: it must be a directory (or missing)"
         );
     }
 }

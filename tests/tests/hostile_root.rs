@@ -1,0 +1,498 @@
+//! A hostile image or an earlier run of a container, end to end: links, FIFOs and huge files
+//! planted on the paths the runtime's set-up mounts over or reads, host-path mounts that would
+//! carry setuid files and device nodes, a container that fills its storage, and image sources
+//! inside a kleene root. Each test plants the attack (from inside a container, or in the
+//! container's dataset as an image would have it), expects a refusal that names the path, and then
+//! checks that the host, the daemon and other containers are untouched.
+
+// Test code: a failed setup step should panic where it happens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[cfg(target_os = "linux")]
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use kleene_tests::probe::probe_image;
+#[cfg(target_os = "linux")]
+use kleene_tests::root_mountpoint;
+use kleene_tests::{describe, skip_host_tests, Daemon};
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A daemon with the probe image.
+fn daemon() -> Daemon {
+    let daemon = Daemon::start();
+    probe_image(&daemon);
+    daemon
+}
+
+fn ok(out: &Output) {
+    assert!(out.status.success(), "{}", describe(out));
+}
+
+/// The ID of a container.
+fn id_of(daemon: &Daemon, name: &str) -> String {
+    let out = daemon.klee(&["--json", "isc", name]);
+    ok(&out);
+    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    inspect["container"]["id"].as_str().unwrap().to_owned()
+}
+
+#[cfg(target_os = "linux")]
+/// Where the container's dataset is mounted on the host: its root as the image left it.
+fn dataset_root(daemon: &Daemon, name: &str) -> PathBuf {
+    let root = root_mountpoint(&daemon.root.name);
+    PathBuf::from(format!("{root}/container/{}", id_of(daemon, name)))
+}
+
+#[cfg(target_os = "linux")]
+/// What a test compares before and after an attack: the names in the host's `/` and in the
+/// daemon's working directory, the kernel's core pattern, and the host's mount points.
+#[derive(Debug, PartialEq, Eq)]
+struct HostView {
+    root: Vec<String>,
+    daemon_cwd: Vec<String>,
+    core_pattern: String,
+    mounts: Vec<String>,
+}
+
+#[cfg(target_os = "linux")]
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(target_os = "linux")]
+fn host_view(daemon: &Daemon) -> HostView {
+    let cwd = std::fs::read_link(format!("/proc/{}/cwd", daemon.pid())).unwrap();
+    let own = root_mountpoint(&daemon.root.name);
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(4).map(str::to_owned))
+        // Other tests' datasets come and go; this daemon's containers' own datasets too.
+        .filter(|m| !m.contains("/kleene-e2e-") || m.starts_with(&format!("{own}/")))
+        .filter(|m| {
+            m.strip_prefix(&format!("{own}/container/"))
+                .is_none_or(|id| id.contains('/'))
+        })
+        .collect();
+    mounts.sort();
+    HostView {
+        root: names(Path::new("/")),
+        daemon_cwd: names(&cwd),
+        core_pattern: std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        mounts,
+    }
+}
+
+#[cfg(target_os = "linux")]
+/// Replaces `path` in a container's root (as its image or an earlier run could have) by a
+/// symbolic link to `target`.
+fn plant_link(root: &Path, path: &str, target: &str) {
+    let place = root.join(path);
+    match std::fs::symlink_metadata(&place) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&place).unwrap(),
+        Ok(_) => std::fs::remove_file(&place).unwrap(),
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink(target, &place).unwrap();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn links_on_the_set_ups_mountpoints_fail_the_start_and_touch_nothing() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = daemon();
+    let before = host_view(&daemon);
+    // /proc leading to the host's procfs view or anywhere else, /dev to / or to the daemon's
+    // working directory, /sys to /: procfs, tmpfs or sysfs would be mounted where the link
+    // points and the masks applied through paths that no longer lead there.
+    let plants = [
+        ("proc", "/"),
+        ("proc", "/tmp"),
+        ("dev", "/"),
+        ("dev", "/proc/self/cwd"),
+        ("dev", "../../../../../../.."),
+        ("sys", "/"),
+    ];
+    for (path, target) in plants {
+        let out = daemon.klee(&["create", "--name", "victim", "probe", "/bin/true"]);
+        ok(&out);
+        let root = dataset_root(&daemon, "victim");
+        plant_link(&root, path, target);
+        let out = daemon.klee(&["start", "victim"]);
+        assert!(
+            !out.status.success()
+                && text(&out).contains(&format!("/{path} in the container is a symbolic link")),
+            "{path} -> {target}: {}",
+            describe(&out)
+        );
+        assert_eq!(host_view(&daemon), before, "{path} -> {target}");
+        // Nothing half made: the container is stopped, and starts once its root is repaired.
+        std::fs::remove_file(root.join(path)).unwrap();
+        std::fs::create_dir(root.join(path)).unwrap();
+        let out = daemon.klee(&["start", "victim"]);
+        ok(&out);
+        ok(&daemon.klee(&["rmc", "victim"]));
+    }
+    assert_eq!(host_view(&daemon), before);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn links_on_mask_targets_and_read_only_paths_fail_the_start() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = daemon();
+    // /proc is a directory but what the set-up mounts over it later is not its business; the
+    // image cannot reach procfs' own entries. A mount destination the image turned into a link
+    // into the kernel's settings is refused by the in-root walk, never followed.
+    ok(&daemon.klee(&["volume", "create", "conf"]));
+    let before = host_view(&daemon);
+    let out = daemon.klee(&[
+        "create",
+        "--name",
+        "victim",
+        "-m",
+        "conf:/etc/app",
+        "probe",
+        "/bin/true",
+    ]);
+    ok(&out);
+    let root = dataset_root(&daemon, "victim");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    plant_link(&root, "etc/app", "/proc/sys/kernel");
+    let out = daemon.klee(&["start", "victim"]);
+    assert!(
+        !out.status.success() && text(&out).contains("/etc/app"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(host_view(&daemon), before);
+    ok(&daemon.klee(&["rmc", "victim"]));
+}
+
+/// The second start of a container, after its first run changed its root: here a restart by
+/// policy, after the process moved the directory holding its volume's mount away and left a
+/// link to the kernel's settings in its place.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_restart_after_the_run_planted_a_link_is_refused_too() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = daemon();
+    ok(&daemon.klee(&["volume", "create", "data"]));
+    let before = host_view(&daemon);
+    let out = daemon.klee(&[
+        "run",
+        "-d",
+        "--name",
+        "victim",
+        "--restart",
+        "on-failure",
+        "-m",
+        "data:/mnt/data",
+        "probe",
+        "/bin/sh",
+        "-c",
+        "[ -L /mnt/data ] && exit 0; cd / && mv /mnt /mnt.old && mkdir /mnt && \
+         ln -s /proc/sys/kernel /mnt/data; exit 1",
+    ]);
+    ok(&out);
+    let root = dataset_root(&daemon, "victim");
+    // The run planted the link (seen from the host, in the container's dataset)...
+    let planted = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::fs::symlink_metadata(root.join("mnt/data")).is_ok_and(|m| m.file_type().is_symlink())
+    });
+    assert!(
+        planted,
+        "the first run did not plant its link: {}",
+        daemon.log()
+    );
+    // ...and the policy's restart refuses the root, naming the destination, and gives up.
+    let refused = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        daemon.log().contains("/mnt/data")
+    });
+    assert!(refused, "{}", daemon.log());
+    assert_eq!(host_view(&daemon), before);
+    ok(&daemon.klee(&["rmc", "-f", "victim"]));
+}
+
+#[cfg(target_os = "linux")]
+/// Output of `klee exec` into a container, run in a thread so that the test can drive other
+/// containers meanwhile.
+fn exec_in_background(
+    daemon: &Daemon,
+    args: &[&str],
+) -> std::thread::JoinHandle<std::process::Output> {
+    let host = daemon.host.clone();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        kleene_tests::klee(&host, &args)
+    })
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_fifo_or_a_huge_passwd_fails_only_its_own_container() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = daemon();
+    let before = host_view(&daemon);
+    let out = daemon.klee(&[
+        "run",
+        "-d",
+        "--name",
+        "fifo",
+        "probe",
+        "/bin/sh",
+        "-c",
+        "rm /etc/passwd && mkfifo /etc/passwd && touch /ready && exec sleep 600",
+    ]);
+    ok(&out);
+    let out = daemon.klee(&[
+        "run",
+        "-d",
+        "--name",
+        "huge",
+        "probe",
+        "/bin/sh",
+        "-c",
+        "dd if=/dev/zero of=/etc/passwd bs=1 count=0 seek=1G 2>/dev/null && touch /ready && \
+         exec sleep 600",
+    ]);
+    ok(&out);
+    for name in ["fifo", "huge"] {
+        let ready = dataset_root(&daemon, name).join("ready");
+        let made = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            ready.exists()
+        });
+        assert!(made, "{name} did not plant its passwd");
+    }
+    let rss_before = kleene_tests::peak_rss_kib(daemon.pid());
+    // Both execs need the user's entry; while they fail, another container runs and execs.
+    let stalled = exec_in_background(&daemon, &["exec", "-u", "nobody", "fifo", "/usr/bin/id"]);
+    let huge = exec_in_background(&daemon, &["exec", "-u", "nobody", "huge", "/usr/bin/id"]);
+    let out = daemon.klee(&["run", "--rm", "-u", "nobody", "probe", "/usr/bin/id", "-u"]);
+    ok(&out);
+    assert!(text(&out).contains("65534"), "{}", describe(&out));
+    let out = stalled.join().unwrap();
+    assert!(
+        !out.status.success() && text(&out).contains("/etc/passwd is not a regular file"),
+        "{}",
+        describe(&out)
+    );
+    let out = huge.join().unwrap();
+    assert!(
+        !out.status.success() && text(&out).contains("/etc/passwd"),
+        "{}",
+        describe(&out)
+    );
+    // The daemon never read the file: its peak memory did not grow by the file's size.
+    let rss_after = kleene_tests::peak_rss_kib(daemon.pid());
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "kleened's peak RSS went from {rss_before} KiB to {rss_after} KiB"
+    );
+    // Still usable once the container's file is a file again; removing them works.
+    std::fs::write(
+        dataset_root(&daemon, "huge").join("etc/passwd"),
+        "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n",
+    )
+    .unwrap();
+    let out = daemon.klee(&["exec", "-u", "nobody", "huge", "/usr/bin/id", "-u"]);
+    ok(&out);
+    ok(&daemon.klee(&["rmc", "-f", "fifo", "huge"]));
+    assert_eq!(host_view(&daemon), before);
+}
+
+/// The mount options a container sees for its mount at `destination`.
+#[cfg(target_os = "linux")]
+fn options_inside(daemon: &Daemon, mount: &str, destination: &str) -> String {
+    let out = daemon.klee(&[
+        "run",
+        "--rm",
+        "-m",
+        mount,
+        "probe",
+        "/bin/sh",
+        "-c",
+        &format!("grep ' {destination} ' /proc/self/mountinfo"),
+    ]);
+    ok(&out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn host_path_mounts_are_nosuid_and_nodev_unless_asked() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = daemon();
+    let dir = tempfile::tempdir().unwrap();
+    // A setuid-root copy of a shell and a device node for a disk, as a host user or another
+    // container could leave them in a shared directory.
+    let busybox = dir.path().join("sh");
+    std::fs::copy("/bin/busybox", &busybox)
+        .or_else(|_| std::fs::copy("/bin/sh", &busybox))
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&busybox, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let source = dir.path().display().to_string();
+    let default = options_inside(&daemon, &format!("{source}:/shared"), "/shared");
+    assert!(
+        default.contains("nosuid") && default.contains("nodev"),
+        "{default}"
+    );
+    let lifted = options_inside(&daemon, &format!("{source}:/shared:suid,dev,ro"), "/shared");
+    assert!(
+        !lifted.contains("nosuid") && !lifted.contains("nodev") && lifted.contains(" ro"),
+        "{lifted}"
+    );
+    // A user of the container cannot become root through the setuid file.
+    let out = daemon.klee(&[
+        "run",
+        "--rm",
+        "-u",
+        "nobody",
+        "-m",
+        &format!("{source}:/shared"),
+        "probe",
+        "/shared/sh",
+        "-c",
+        "id -u",
+    ]);
+    assert!(
+        !text(&out).contains("\n0\n") && !text(&out).starts_with("0\n"),
+        "{}",
+        describe(&out)
+    );
+    // Volumes too.
+    let volume = options_inside(&daemon, "v:/v", "/v");
+    assert!(
+        volume.contains("nosuid") && volume.contains("nodev"),
+        "{volume}"
+    );
+    // What the runtime sets up is no destination.
+    for destination in [
+        "/proc",
+        "/proc/sys",
+        "/sys/kernel",
+        "/dev",
+        "/dev/pts",
+        "/",
+        "/x/../proc",
+    ] {
+        let out = daemon.klee(&["create", "-m", &format!("{source}:{destination}"), "probe"]);
+        assert!(
+            !out.status.success() && text(&out).contains("which the runtime sets up"),
+            "{destination}: {}",
+            describe(&out)
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_container_cannot_fill_the_pool_past_its_size() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = daemon();
+    let out = daemon.klee(&[
+        "run",
+        "--name",
+        "filler",
+        "--storage-opt",
+        "size=16m",
+        "probe",
+        "/bin/sh",
+        "-c",
+        "dd if=/dev/zero of=/fill bs=1M count=64; sync; ls -l /fill",
+    ]);
+    let output = text(&out);
+    assert!(
+        output.contains("Disk quota exceeded") || output.contains("No space left"),
+        "{}",
+        describe(&out)
+    );
+    let out = daemon.klee(&["--json", "isc", "filler"]);
+    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspect["container"]["storage_size"], 16 << 20);
+    let dataset = inspect["container"]["dataset"].as_str().unwrap().to_owned();
+    let quota = kleene_tests::zfs()
+        .get(&zfs::DatasetName::new(dataset).unwrap(), "quota")
+        .unwrap();
+    assert_eq!(quota.as_deref(), Some("16M"));
+    // The database still takes writes (the container is renamed and removed), and the root
+    // keeps its reservation.
+    ok(&daemon.klee(&["container", "rename", "filler", "filled"]));
+    ok(&daemon.klee(&["rmc", "filled"]));
+    let reservation = kleene_tests::zfs()
+        .get(
+            &zfs::DatasetName::new(daemon.root.name.clone()).unwrap(),
+            "refreservation",
+        )
+        .unwrap();
+    assert_eq!(reservation.as_deref(), Some("64M"));
+    // Sizes that are not sizes are refused by name, and nothing is made.
+    let out = daemon.klee(&["create", "--storage-opt", "size=lots", "probe"]);
+    assert!(
+        !out.status.success() && text(&out).contains("storage_size"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn datasets_of_any_kleene_root_are_no_image_source() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = daemon();
+    let other = Daemon::start();
+    let out = daemon.klee(&["create", "--name", "cc", "probe"]);
+    ok(&out);
+    let own = format!("{}/container/{}", daemon.root.name, id_of(&daemon, "cc"));
+    for (source, says) in [
+        (daemon.root.name.clone(), "inside this daemon's root"),
+        (own, "inside this daemon's root"),
+        (other.root.name.clone(), "belongs to the kleene root"),
+        (
+            format!("{}/volumes", other.root.name),
+            "belongs to the kleene root",
+        ),
+    ] {
+        for method in ["zfs-copy", "zfs-clone"] {
+            let out = daemon.klee(&["image", "create", method, &source, "-t", "stolen"]);
+            assert!(
+                !out.status.success() && text(&out).contains(says),
+                "{method} {source}: {}",
+                describe(&out)
+            );
+        }
+    }
+    let out = daemon.klee(&["--json", "lsi"]);
+    assert!(!text(&out).contains("stolen"), "{}", describe(&out));
+}
