@@ -15,7 +15,8 @@ pub mod pfconf;
 pub mod pfctl;
 
 pub use model::{
-    ContainerPort, NetworkPolicy, Policy, PortError, PortRange, Protocol, PublishedPort,
+    ContainerPort, MacAddress, Member, NetworkPolicy, Policy, PortError, PortRange, Protocol,
+    PublishedPort,
 };
 pub use pfconf::{PfRules, TemplateError};
 pub use pfctl::{PfEnabled, Pfctl, PfctlError, RuleProblem};

@@ -1,6 +1,11 @@
-//! The policy both renderers read: networks (interface, subnets, NAT, icc, internal, the host-side
-//! interfaces of their running containers) and published ports (interfaces, host port or range,
-//! container port, protocol, the container's addresses), plus the host's gateway interface.
+//! The policy both renderers read: networks (interface, subnets, NAT, icc, internal, and their
+//! members: each container's host-side interface, MAC address and addresses) and published ports
+//! (interfaces, host port or range, container port, protocol, the container's addresses), plus the
+//! host's gateway interface.
+//!
+//! A container's MAC address on a network is derived from its address ([`MacAddress::of_endpoint`]),
+//! so the wiring that sets it and the rules that check it cannot disagree, and a container replaced
+//! by one with the same address keeps the address the host's neighbour cache holds.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -35,9 +40,83 @@ pub struct NetworkPolicy {
     pub icc: bool,
     /// Traffic may not leave the network.
     pub internal: bool,
-    /// Host-side interfaces of the network's running vnet containers (FreeBSD `epairNa`; on Linux
-    /// the veth ends, which are ports of the bridge).
-    pub members: Vec<String>,
+    /// Its interface is a bridge the daemon made, whose ports are its containers' interfaces
+    /// (vnet). Rules that match whatever arrives on the interface (internal networks kept off the
+    /// host, isolation by interface) are written only for such networks: a `custom` network's
+    /// interface is the host's own, and a loopback network has no ports.
+    pub bridge: bool,
+    /// The network's containers that are ports of its bridge, with what they may send as.
+    pub members: Vec<Member>,
+}
+
+/// A container on a network's bridge: the port its frames arrive on and the only addresses they
+/// may carry as their source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The host-side interface, as the rules name it: FreeBSD's `epairNa` while the container
+    /// runs; on Linux a pattern (`kv<endpoint>*`) naming the host end of the endpoint's veth at
+    /// every start.
+    pub interface: String,
+    /// The MAC address of the container's side.
+    pub mac: MacAddress,
+    /// Its IPv4 address, if it has one.
+    pub ip_address: Option<Ipv4Addr>,
+    /// Its IPv6 address, if it has one (besides the link-local one of its MAC).
+    pub ip_address6: Option<Ipv6Addr>,
+}
+
+/// An Ethernet (MAC) address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MacAddress(pub [u8; 6]);
+
+impl MacAddress {
+    /// The MAC address of a container's interface on a network: `02:42:` and the four bytes of
+    /// its IPv4 address (locally administered, unicast, as Docker makes them), or, without an
+    /// IPv4 address, `06:42:` and four bytes of a hash of the endpoint's ID (FNV-1a), so the two
+    /// kinds never meet. Pure: the wiring and the packet filter both ask it.
+    pub fn of_endpoint(ipv4: Option<Ipv4Addr>, endpoint_id: &str) -> MacAddress {
+        let (first, rest) = match ipv4 {
+            Some(ip) => (0x02, ip.octets()),
+            None => {
+                let mut hash: u32 = 0x811c_9dc5;
+                for byte in endpoint_id.bytes() {
+                    hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+                }
+                (0x06, hash.to_be_bytes())
+            }
+        };
+        MacAddress([first, 0x42, rest[0], rest[1], rest[2], rest[3]])
+    }
+
+    /// The IPv6 link-local address an interface with this MAC address makes for itself (RFC 4291
+    /// appendix A: the modified EUI-64 interface identifier, universal/local bit inverted), which
+    /// both Linux and FreeBSD do by default.
+    pub fn link_local(self) -> Ipv6Addr {
+        let m = self.0;
+        let word = |a: u8, b: u8| u16::from_be_bytes([a, b]);
+        Ipv6Addr::new(
+            0xfe80,
+            0,
+            0,
+            0,
+            word(m[0] ^ 0x02, m[1]),
+            word(m[2], 0xff),
+            word(0xfe, m[3]),
+            word(m[4], m[5]),
+        )
+    }
+}
+
+impl std::fmt::Display for MacAddress {
+    /// `02:42:0a:0d:25:02`, as ip(8), nft(8), ifconfig(8) and arp(8) take it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
 }
 
 /// Transport protocol of a published port.
@@ -121,6 +200,11 @@ impl PortRange {
     /// How many ports after the first it spans.
     pub fn span(self) -> u16 {
         self.last - self.first
+    }
+
+    /// Whether the two ranges share a port.
+    pub fn overlaps(self, other: PortRange) -> bool {
+        self.first <= other.last && other.first <= self.last
     }
 }
 
@@ -208,6 +292,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn macs_come_from_the_address_or_the_endpoint() {
+        let mac = MacAddress::of_endpoint(Some("10.13.37.2".parse().unwrap()), "e1");
+        assert_eq!(mac.to_string(), "02:42:0a:0d:25:02");
+        assert_eq!(
+            mac,
+            MacAddress::of_endpoint(Some("10.13.37.2".parse().unwrap()), "another endpoint"),
+            "the same address, the same MAC"
+        );
+        assert_eq!(
+            mac.link_local(),
+            "fe80::42:aff:fe0d:2502".parse::<Ipv6Addr>().unwrap(),
+            "what Linux makes of 02:42:0a:0d:25:02"
+        );
+        let without = MacAddress::of_endpoint(None, "abcdef012345");
+        assert_eq!(without, MacAddress::of_endpoint(None, "abcdef012345"));
+        assert_ne!(without, MacAddress::of_endpoint(None, "abcdef012346"));
+        assert_eq!(without.0[..2], [0x06, 0x42], "{without}");
+        for mac in [mac, without] {
+            assert_eq!(mac.0[0] & 0x03, 0x02, "locally administered unicast: {mac}");
+        }
+    }
+
+    #[test]
     fn host_ports_and_ranges() {
         assert_eq!(
             PortRange::parse("8080").unwrap(),
@@ -235,6 +342,11 @@ mod tests {
             PortRange::parse("8080:8090").unwrap().to_string(),
             "8080:8090"
         );
+        let range = |text| PortRange::parse(text).unwrap();
+        assert!(range("8080:8090").overlaps(range("8090")));
+        assert!(range("8085").overlaps(range("8080:8090")));
+        assert!(!range("8080:8090").overlaps(range("8091:9000")));
+        assert!(!range("80").overlaps(range("81")));
     }
 
     #[test]

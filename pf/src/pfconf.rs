@@ -1,20 +1,28 @@
 //! pf.conf rules for FreeBSD: [`render`] turns a [`Policy`] into the three blocks of rules kleened
-//! owns (macros, translation, filtering), and [`fill_template`] puts them into the user's template
-//! at its three [`PLACEHOLDERS`].
+//! owns (macros and tables, translation, filtering), and [`fill_template`] puts them into the
+//! user's template at its three [`PLACEHOLDERS`].
 //!
-//! The rules are those of the Kleened API 0.1.1 reference (§5.5), line for line, so a pf.conf
-//! written by Kleene and one written by kleened read the same. Two deliberate differences, both
-//! where the reference would produce a ruleset pfctl(8) rejects or that silently lacks a rule:
+//! The network rules are those of the Kleened API 0.1.1 reference (§5.5), so a pf.conf written by
+//! Kleene and one written by kleened read alike, with these differences:
 //! - the "host gateway" input of the internal-network rules is the policy's detected
 //!   [`Policy::host_gateway`] (the reference reads it from a configuration key that is never set,
 //!   so it never emits the IPv6 rule);
 //! - a rule naming `$kleenet_host_gw_if` is left out when no host gateway is known, because that
-//!   macro is then undefined and pfctl would refuse the whole file ("macro not defined").
+//!   macro is then undefined and pfctl would refuse the whole file ("macro not defined");
+//! - defences against containers that craft their own packets (raw sockets), first in the
+//!   filtering block: loopback destinations from anywhere but `lo0` are blocked; each running vnet
+//!   container's epair only passes packets from the container's own addresses (antispoofing, so
+//!   the rules by address that follow cannot be fooled); an internal bridge network is kept off
+//!   every address of the host (`to (self)`) and off everything outside its subnets, whatever
+//!   the packets' source;
+//! - a published port is passed only for packets its `rdr` translated (`tag`/`tagged`), and the
+//!   reference's extra `pass` of the container's port on every network interface is gone: other
+//!   networks' containers do not reach the container's port directly.
 //!
 //! Everything here is pure and deterministic: the same policy gives the same text. The crate's
 //! README explains what each rule does and why.
 
-use crate::model::{NetworkPolicy, Policy, PublishedPort};
+use crate::model::{Member, NetworkPolicy, Policy, PublishedPort};
 
 /// Replaced by the macros (`kleenet_...="..."` definitions).
 pub const MACROS_PLACEHOLDER: &str = "<%= kleene_macros %>";
@@ -35,12 +43,19 @@ pub const PLACEHOLDERS: [&str; 3] = [
 /// The loopback interface, always part of kleened's interface lists.
 const LOOPBACK: &str = "lo0";
 
+/// The tag an `rdr` of a published port puts on what it translates, and the only packets the
+/// port's `pass` rules pass (pf.conf(5) PARAMETERS, `tag`: "to determine if packets have been
+/// processed by translation rules").
+pub const PUBLISHED_TAG: &str = "kleened_published";
+
 /// The rules kleened generates, one rule (or macro definition) per line, in the order pf reads
 /// them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PfRules {
     /// Macro definitions: the host gateway, the list of network interfaces, and per network its
-    /// interface, subnets, NAT interface and the interfaces of its running containers.
+    /// interface, subnets, NAT interface and the interfaces of its running containers; then the
+    /// tables of the IPv6 addresses each running vnet container may send from (pf.conf(5)
+    /// STATEMENT ORDER: tables, like macros, may come anywhere before their use).
     pub macros: Vec<String>,
     /// `nat` rules of the networks, then `rdr` rules of the published ports.
     pub translation: Vec<String>,
@@ -126,7 +141,25 @@ pub fn render(policy: &Policy) -> PfRules {
     for network in &policy.networks {
         network_macros(network, &mut rules.macros);
     }
+    for member in policy.networks.iter().flat_map(|n| &n.members) {
+        rules.macros.push(format!(
+            "table <{}> const {{ {} }}",
+            spoof_table(member),
+            own_sources6(member).join(", ")
+        ));
+    }
 
+    // Loopback destinations only from lo0 (pf.conf(5) BLOCKING SPOOFED TRAFFIC writes the same
+    // for sources: `block drop in on ! lo0 inet from 127.0.0.1/8 to any`).
+    rules
+        .filtering
+        .push(format!("block in quick log on ! {LOOPBACK} inet from any to 127.0.0.0/8"));
+    rules
+        .filtering
+        .push(format!("block in quick log on ! {LOOPBACK} inet6 from any to ::1"));
+    for member in policy.networks.iter().flat_map(|n| &n.members) {
+        member_filtering(member, &mut rules.filtering);
+    }
     for network in &policy.networks {
         if let Some(rule) = network_translation(network) {
             rules.translation.push(rule);
@@ -171,8 +204,49 @@ fn network_macros(network: &NetworkPolicy, macros: &mut Vec<String>) {
         macros.push(format!("{p}_nat_if=\"{nat}\""));
     }
     let mut all = vec![network.interface.as_str(), LOOPBACK];
-    all.extend(network.members.iter().map(String::as_str));
+    all.extend(network.members.iter().map(|m| m.interface.as_str()));
     macros.push(format!("{p}_all_interfaces=\"{{{}}}\"", all.join(", ")));
+    if network.internal && network.bridge {
+        // Where the containers' packets arrive: their epairs (bridge members, filtered on the way
+        // in) and the bridge (the host's input). Both, as a state made on one would pass the
+        // packet on the other (states are floating).
+        let mut arriving = vec![network.interface.as_str()];
+        arriving.extend(network.members.iter().map(|m| m.interface.as_str()));
+        macros.push(format!(
+            "{p}_container_interfaces=\"{{{}}}\"",
+            arriving.join(", ")
+        ));
+    }
+}
+
+/// The table of the IPv6 sources a member may use: `kleenet_spoof_<epair>` (at most 29
+/// characters: pf's table names are shorter than 32).
+fn spoof_table(member: &Member) -> String {
+    format!("kleenet_spoof_{}", member.interface)
+}
+
+/// The IPv6 sources of a member: `::` (duplicate address detection), its link-local address
+/// (from its MAC) and its address.
+fn own_sources6(member: &Member) -> Vec<String> {
+    let mut sources = vec!["::".to_owned(), member.mac.link_local().to_string()];
+    sources.extend(member.ip_address6.map(|ip| ip.to_string()));
+    sources
+}
+
+/// Antispoofing of a running vnet container: what comes in on its epair from another source is
+/// blocked (all IPv4 when it has no IPv4 address). ARP is not filtered by pf on a bridge
+/// (if_bridge(4): "ARP and REVARP packets are forwarded without being filtered"); the runtime
+/// pins the member's MAC to its port and the host's ARP entry for it instead.
+fn member_filtering(member: &Member, filtering: &mut Vec<String>) {
+    let epair = &member.interface;
+    filtering.push(match member.ip_address {
+        Some(ip) => format!("block in quick log on {epair} inet from ! {ip} to any"),
+        None => format!("block in quick log on {epair} inet all"),
+    });
+    filtering.push(format!(
+        "block in quick log on {epair} inet6 from ! <{}> to any",
+        spoof_table(member)
+    ));
 }
 
 /// `nat` from the network's addresses to the NAT interface's, unless the network is internal.
@@ -206,6 +280,28 @@ fn network_filtering(
 
     for (subnet, _) in &families {
         filtering.push(format!("block in log from any to {subnet}"));
+    }
+    if network.internal && network.bridge && !families.is_empty() {
+        // Whatever arrives from its containers, whatever its source: nothing of the host is theirs (its gateway, other networks' gateways, its own addresses), nor is
+        // anything outside the network. Answers to the host's own connections pass by their
+        // state, which pf checks before any rule. The host's IPv6 needs the containers'
+        // neighbour discovery. Services of the host offered to an internal network (DNS on its
+        // gateway) would be passed here, before the blocks; there are none yet.
+        let interface = format!("${p}_container_interfaces");
+        if network.subnet6.is_some() {
+            filtering.push(format!(
+                "pass in quick on {interface} inet6 proto icmp6 icmp6-type {{ neighbrsol, neighbradv }} no state"
+            ));
+        }
+        filtering.push(format!(
+            "block in quick log on {interface} from any to (self)"
+        ));
+        for (subnet, ipv4) in &families {
+            let family = if *ipv4 { "inet" } else { "inet6" };
+            filtering.push(format!(
+                "block in quick log on {interface} {family} from any to ! {subnet}"
+            ));
+        }
     }
     let nat = present(&network.nat).is_some();
     for (subnet, ipv4) in &families {
@@ -243,8 +339,10 @@ fn network_filtering(
 }
 
 /// `rdr` of the host port on each interface to the container's address: every interface for
-/// IPv4, then every interface for IPv6. The container port is written as given (`80:*` stays
-/// `80:*`: pf maps a host range onto the range starting there, pf.conf(5) "TRANSLATION").
+/// IPv4, then every interface for IPv6, tagged [`PUBLISHED_TAG`]. `to (IF)` is the interface's
+/// own addresses, followed as they change: a packet that arrives on IF for another address of
+/// the host is not translated. The container port is written as given (`80:*` stays `80:*`: pf
+/// maps a host range onto the range starting there, pf.conf(5) "TRANSLATION").
 fn port_translation(port: &PublishedPort, translation: &mut Vec<String>) {
     let proto = port.protocol.as_str();
     let host = port.host_port;
@@ -257,16 +355,16 @@ fn port_translation(port: &PublishedPort, translation: &mut Vec<String>) {
         let Some(address) = address else { continue };
         for interface in &port.interfaces {
             translation.push(format!(
-                "rdr on {interface} {family} proto {proto} from any to ({interface}) port {host} -> {address} port {container}"
+                "rdr on {interface} {family} proto {proto} from any to ({interface}) port {host} tag {PUBLISHED_TAG} -> {address} port {container}"
             ));
         }
     }
 }
 
-/// `pass` of the translated packets: on each interface with the port's protocol, plus one
-/// `pass` on every network interface (always `proto tcp`, as in the reference), for IPv4 and
-/// then IPv6. Filter rules see packets after translation, so they name the container's address
-/// and port (`80:*` resolved to `80`, or `80:90` for an 11-port host range).
+/// `pass` of the translated packets: on each interface with the port's protocol, for IPv4 and
+/// then IPv6, only when the port's `rdr` tagged them. Filter rules see packets after
+/// translation, so they name the container's address and port (`80:*` resolved to `80`, or
+/// `80:90` for an 11-port host range).
 fn port_filtering(port: &PublishedPort, filtering: &mut Vec<String>) {
     let proto = port.protocol.as_str();
     let resolved = port.container_port.resolved(port.host_port);
@@ -278,12 +376,9 @@ fn port_filtering(port: &PublishedPort, filtering: &mut Vec<String>) {
         let Some(address) = address else { continue };
         for interface in &port.interfaces {
             filtering.push(format!(
-                "pass quick on {interface} {family} proto {proto} from any to {address} port {resolved}"
+                "pass quick on {interface} {family} proto {proto} from any to {address} port {resolved} tagged {PUBLISHED_TAG}"
             ));
         }
-        filtering.push(format!(
-            "pass quick on $kleenet_network_interfaces {family} proto tcp from any to {address} port {resolved}"
-        ));
     }
 }
 
@@ -293,8 +388,25 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::model::{ContainerPort, PortRange, Protocol};
+    use crate::model::{ContainerPort, MacAddress, PortRange, Protocol};
 
+    /// The loopback rules every filtering block starts with.
+    const LOOPBACK_RULES: [&str; 2] = [
+        "block in quick log on ! lo0 inet from any to 127.0.0.0/8",
+        "block in quick log on ! lo0 inet6 from any to ::1",
+    ];
+
+    /// The rules, with the loopback rules every filtering block starts with taken off (checked
+    /// here), so the reference's checks read the rest as the reference has them.
+    fn render(policy: &Policy) -> PfRules {
+        let mut rules = super::render(policy);
+        assert_eq!(rules.filtering[..2], LOOPBACK_RULES);
+        rules.filtering.drain(..2);
+        rules
+    }
+
+    /// A network as the reference's tests have them: its interface not a bridge of the daemon's,
+    /// so only the reference's rules (the bridge's own are checked apart).
     fn network(id: &str, interface: &str) -> NetworkPolicy {
         NetworkPolicy {
             id: id.into(),
@@ -304,7 +416,18 @@ mod tests {
             nat: None,
             icc: true,
             internal: false,
+            bridge: false,
             members: vec![],
+        }
+    }
+
+    fn member(epair: &str, ip: &str) -> Member {
+        let ip = ip.parse().unwrap();
+        Member {
+            interface: epair.into(),
+            mac: MacAddress::of_endpoint(Some(ip), "e"),
+            ip_address: Some(ip),
+            ip_address6: None,
         }
     }
 
@@ -360,7 +483,7 @@ mod tests {
     #[test]
     fn network_macros_only_for_what_is_set_and_all_interfaces_always() {
         let mut net = network("netid", "kleene0");
-        net.members = vec!["epair0a".into(), "epair3a".into()];
+        net.members = vec![member("epair0a", "10.13.37.2"), member("epair3a", "10.13.37.3")];
         let rules = render(&Policy {
             networks: vec![net],
             ..Policy::default()
@@ -372,8 +495,66 @@ mod tests {
                 "kleenet_netid_interface=\"kleene0\"",
                 "kleenet_netid_subnet=\"10.13.37.0/24\"",
                 "kleenet_netid_all_interfaces=\"{kleene0, lo0, epair0a, epair3a}\"",
+                "table <kleenet_spoof_epair0a> const { ::, fe80::42:aff:fe0d:2502 }",
+                "table <kleenet_spoof_epair3a> const { ::, fe80::42:aff:fe0d:2503 }",
             ]
         );
+    }
+
+    #[test]
+    fn members_only_send_from_their_own_addresses_before_any_other_rule() {
+        let mut net = network("netid", "kleene0");
+        let mut v6 = member("epair1a", "10.13.37.3");
+        v6.ip_address = None;
+        v6.ip_address6 = Some("fd00::3".parse().unwrap());
+        net.members = vec![member("epair0a", "10.13.37.2"), v6];
+        let rules = render(&Policy {
+            networks: vec![net],
+            ..Policy::default()
+        });
+        assert_eq!(
+            rules.filtering[..4],
+            [
+                "block in quick log on epair0a inet from ! 10.13.37.2 to any",
+                "block in quick log on epair0a inet6 from ! <kleenet_spoof_epair0a> to any",
+                "block in quick log on epair1a inet all",
+                "block in quick log on epair1a inet6 from ! <kleenet_spoof_epair1a> to any",
+            ]
+        );
+        assert!(rules
+            .macros
+            .contains(&"table <kleenet_spoof_epair1a> const { ::, fe80::42:aff:fe0d:2503, fd00::3 }".to_owned()));
+    }
+
+    #[test]
+    fn internal_bridges_are_kept_off_the_host_and_in_their_subnets() {
+        let mut net = network("n", "kleene0");
+        net.bridge = true;
+        net.internal = true;
+        net.subnet6 = Some("fd00::/64".parse().unwrap());
+        let rules = render(&Policy {
+            networks: vec![net.clone()],
+            ..Policy::default()
+        });
+        assert_eq!(
+            rules.filtering[2..7],
+            [
+                "pass in quick on $kleenet_n_container_interfaces inet6 proto icmp6 icmp6-type { neighbrsol, neighbradv } no state",
+                "block in quick log on $kleenet_n_container_interfaces from any to (self)",
+                "block in quick log on $kleenet_n_container_interfaces inet from any to ! $kleenet_n_subnet",
+                "block in quick log on $kleenet_n_container_interfaces inet6 from any to ! $kleenet_n_subnet6",
+                "pass quick on $kleenet_n_all_interfaces from $kleenet_n_subnet to $kleenet_n_subnet",
+            ]
+        );
+        assert!(rules
+            .macros
+            .contains(&"kleenet_n_container_interfaces=\"{kleene0}\"".to_owned()));
+        net.internal = false;
+        let external = render(&Policy {
+            networks: vec![net],
+            ..Policy::default()
+        });
+        assert!(!external.filtering.iter().any(|r| r.contains("(self)")));
     }
 
     #[test]
@@ -381,14 +562,11 @@ mod tests {
         let rules = render(&with_ports(vec![port(&["em0"], "8080", "80")]));
         assert_eq!(
             rules.translation,
-            ["rdr on em0 inet proto tcp from any to (em0) port 8080 -> 10.13.37.2 port 80"]
+            ["rdr on em0 inet proto tcp from any to (em0) port 8080 tag kleened_published -> 10.13.37.2 port 80"]
         );
         assert_eq!(
             rules.filtering,
-            [
-                "pass quick on em0 inet proto tcp from any to 10.13.37.2 port 80",
-                "pass quick on $kleenet_network_interfaces inet proto tcp from any to 10.13.37.2 port 80",
-            ]
+            ["pass quick on em0 inet proto tcp from any to 10.13.37.2 port 80 tagged kleened_published"]
         );
     }
 
@@ -398,28 +576,25 @@ mod tests {
         assert_eq!(
             rules.translation,
             [
-                "rdr on em0 inet proto tcp from any to (em0) port 8080 -> 10.13.37.2 port 80",
-                "rdr on em1 inet proto tcp from any to (em1) port 8080 -> 10.13.37.2 port 80",
+                "rdr on em0 inet proto tcp from any to (em0) port 8080 tag kleened_published -> 10.13.37.2 port 80",
+                "rdr on em1 inet proto tcp from any to (em1) port 8080 tag kleened_published -> 10.13.37.2 port 80",
             ]
         );
-        assert_eq!(rules.filtering.len(), 3);
+        assert_eq!(rules.filtering.len(), 2);
     }
 
     #[test]
-    fn udp_is_carried_but_the_network_interfaces_pass_stays_tcp() {
+    fn udp_is_carried() {
         let mut udp = port(&["em0"], "5353", "53");
         udp.protocol = Protocol::Udp;
         let rules = render(&with_ports(vec![udp]));
         assert_eq!(
             rules.translation,
-            ["rdr on em0 inet proto udp from any to (em0) port 5353 -> 10.13.37.2 port 53"]
+            ["rdr on em0 inet proto udp from any to (em0) port 5353 tag kleened_published -> 10.13.37.2 port 53"]
         );
         assert_eq!(
             rules.filtering,
-            [
-                "pass quick on em0 inet proto udp from any to 10.13.37.2 port 53",
-                "pass quick on $kleenet_network_interfaces inet proto tcp from any to 10.13.37.2 port 53",
-            ]
+            ["pass quick on em0 inet proto udp from any to 10.13.37.2 port 53 tagged kleened_published"]
         );
     }
 
@@ -431,16 +606,13 @@ mod tests {
         assert_eq!(
             rules.translation,
             [
-                "rdr on em0 inet proto tcp from any to (em0) port 8080 -> 10.13.37.2 port 80",
-                "rdr on em0 inet6 proto tcp from any to (em0) port 8080 -> fd00:13:37::2 port 80",
+                "rdr on em0 inet proto tcp from any to (em0) port 8080 tag kleened_published -> 10.13.37.2 port 80",
+                "rdr on em0 inet6 proto tcp from any to (em0) port 8080 tag kleened_published -> fd00:13:37::2 port 80",
             ]
         );
         assert_eq!(
-            rules.filtering[2..],
-            [
-                "pass quick on em0 inet6 proto tcp from any to fd00:13:37::2 port 80",
-                "pass quick on $kleenet_network_interfaces inet6 proto tcp from any to fd00:13:37::2 port 80",
-            ]
+            rules.filtering[1..],
+            ["pass quick on em0 inet6 proto tcp from any to fd00:13:37::2 port 80 tagged kleened_published"]
         );
         let mut v6_only = port(&["em0"], "8080", "80");
         v6_only.ip_address = None;
@@ -467,7 +639,7 @@ mod tests {
         assert_eq!(rules.translation.len(), 2);
         assert!(rules.translation[0].ends_with("-> 10.13.37.2 port 80"));
         assert!(rules.translation[1].ends_with("-> 10.13.37.3 port 81"));
-        assert_eq!(rules.filtering.len(), 4);
+        assert_eq!(rules.filtering.len(), 2);
     }
 
     #[test]
@@ -485,16 +657,22 @@ mod tests {
         let rules = render(&with_ports(vec![port(&["em0"], "8080:8090", "80:*")]));
         assert_eq!(
             rules.translation,
-            ["rdr on em0 inet proto tcp from any to (em0) port 8080:8090 -> 10.13.37.2 port 80:*"]
+            ["rdr on em0 inet proto tcp from any to (em0) port 8080:8090 tag kleened_published -> 10.13.37.2 port 80:*"]
         );
-        assert!(rules.filtering.iter().all(|r| r.ends_with(" port 80:90")));
+        assert!(rules
+            .filtering
+            .iter()
+            .all(|r| r.ends_with(" port 80:90 tagged kleened_published")));
     }
 
     #[test]
     fn single_host_port_onto_container_range_start() {
         let rules = render(&with_ports(vec![port(&["em0"], "8080", "80:*")]));
-        assert!(rules.translation[0].ends_with("port 8080 -> 10.13.37.2 port 80:*"));
-        assert!(rules.filtering.iter().all(|r| r.ends_with(" port 80")));
+        assert!(rules.translation[0].ends_with("port 8080 tag kleened_published -> 10.13.37.2 port 80:*"));
+        assert!(rules
+            .filtering
+            .iter()
+            .all(|r| r.ends_with(" port 80 tagged kleened_published")));
         assert!(rules.filtering.iter().all(|r| !r.contains("80:*")));
     }
 

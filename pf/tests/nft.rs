@@ -1,7 +1,9 @@
 //! The nftables renderer against golden files, for every icc × internal × nat combination with
-//! IPv4, IPv6 and both, and published ports (single, ranges, `N:*`, udp, IPv6, several
-//! interfaces). As root with `nft` installed, every golden script also passes `nft -c -f` (the
-//! kernel's own check, which changes nothing); `KLEENE_SKIP_HOST_TESTS=1` opts out of that, loudly.
+//! IPv4, IPv6 and both (a bridge network with one member, whose port may only send as itself),
+//! an internal `custom` network (rules by address), and published ports (single, ranges, `N:*`,
+//! udp, IPv6, several interfaces). As root with `nft` installed, every golden script also passes
+//! `nft -c -f` (the kernel's own check, which changes nothing); `KLEENE_SKIP_HOST_TESTS=1` opts
+//! out of that, loudly.
 //!
 //! `KLEENE_UPDATE_GOLDENS=1 cargo test -p pf --test nft` rewrites the files.
 
@@ -13,13 +15,16 @@ mod skip;
 
 use std::path::{Path, PathBuf};
 
-use pf::{ContainerPort, NetworkPolicy, Policy, PortRange, Protocol, PublishedPort};
+use pf::{
+    ContainerPort, MacAddress, Member, NetworkPolicy, Policy, PortRange, Protocol, PublishedPort,
+};
 
 fn goldens() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens/nft")
 }
 
 fn network(icc: bool, internal: bool, nat: bool, v4: bool, v6: bool) -> NetworkPolicy {
+    let ip = v4.then(|| "10.13.37.2".parse().unwrap());
     NetworkPolicy {
         id: "0f0f0f0f0f0f".into(),
         interface: "kleene0".into(),
@@ -28,7 +33,13 @@ fn network(icc: bool, internal: bool, nat: bool, v4: bool, v6: bool) -> NetworkP
         nat: nat.then(|| "up0".to_owned()),
         icc,
         internal,
-        members: vec![],
+        bridge: true,
+        members: vec![Member {
+            interface: "kve1e1e1e1e1*".into(),
+            mac: MacAddress::of_endpoint(ip, "e1e1e1e1e1e1"),
+            ip_address: ip,
+            ip_address6: v6.then(|| "fd00:13:37::2".parse().unwrap()),
+        }],
     }
 }
 
@@ -79,10 +90,23 @@ fn cases() -> Vec<(String, Policy)> {
             }
         }
     }
+    let mut custom = network(true, true, false, true, false);
+    custom.interface = "eth1".into();
+    custom.bridge = false;
+    custom.members = vec![];
+    cases.push((
+        "custom-internal".to_owned(),
+        Policy {
+            host_gateway: Some("eth0".into()),
+            networks: vec![custom],
+            ports: vec![],
+        },
+    ));
     let mut second = network(false, false, false, true, false);
     second.id = "1e1e1e1e1e1e".into();
     second.interface = "kleene1".into();
     second.subnet = Some("10.13.38.0/24".parse().unwrap());
+    second.members = vec![];
     cases.push((
         "published-ports".to_owned(),
         Policy {

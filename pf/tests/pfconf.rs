@@ -17,7 +17,9 @@
 use std::path::{Path, PathBuf};
 
 use pf::pfconf::{fill_template, render};
-use pf::{ContainerPort, NetworkPolicy, Policy, PortRange, Protocol, PublishedPort};
+use pf::{
+    ContainerPort, MacAddress, Member, NetworkPolicy, Policy, PortRange, Protocol, PublishedPort,
+};
 
 /// The template kleened ships and `kleened init` installs.
 const TEMPLATE: &str = include_str!("../../example/pf.conf.kleene");
@@ -26,7 +28,13 @@ const TEMPLATE: &str = include_str!("../../example/pf.conf.kleene");
 const COMMON: &[&str] = &[
     "the Kleened API 0.1.1 reference §5.5 (macros, translation, filtering and their order) and §9.9",
     "pf.conf(5) STATEMENT ORDER: macros, then translation (nat, rdr), then packet filtering; \
-     MACROS: name=\"value\", used as $name, a value in braces expands to a list",
+     MACROS: name=\"value\", used as $name, a value in braces expands to a list; tables, like \
+     macros, are outside the enforced order",
+    "pf.conf(5) BLOCKING SPOOFED TRAFFIC: `antispoof for lo0` expands to `block drop in on ! lo0 \
+     inet from 127.0.0.1/8 to any`; the same form blocks 127.0.0.0/8 and ::1 as destinations",
+    "pf.conf(5) TABLES: `table <name> const { addresses }` (names shorter than 32 characters); \
+     GRAMMAR: `host = [ \"!\" ] ( address | \"<\" string \">\" )`, so `from ! <table>` negates a table \
+     (a negated list in braces would expand to one rule per address, each blocking the others)",
 ];
 
 const NOT_RUN: &str = "NOT run through pfctl(8): there is no pfctl on Linux; reviewed by reading \
@@ -37,6 +45,10 @@ const NETWORK_RULES: &[&str] = &[
      follow the interface's addresses as they change, `:network` is the networks attached to it",
     "pf.conf(5) PACKET FILTERING: the last matching rule decides unless a rule is `quick`; `log` \
      sends to pflog0; `on {a, b}` is expanded to one rule per interface",
+    "pf.conf(5) GRAMMAR: `\"to\" ( \"any\" | \"no-route\" | \"self\" | host ...)` and `address = \
+     \"(\" interface-group \")\"`: `(self)` is every address of the host, followed as they change; \
+     STATEFUL FILTERING: packets of a state pass before rules are evaluated (answers to the host's \
+     own connections); PARAMETERS `icmp6-type` with icmp6(4) names, `no state`",
 ];
 
 const PORT_RULES: &[&str] = &[
@@ -44,6 +56,9 @@ const PORT_RULES: &[&str] = &[
      range starting at 4000; `port 4000` sends the whole range to one port; filter rules see \
      packets after translation, so the pass rules name the container's address and port",
     "pf.conf(5) PARAMETERS: `port a:b` is the inclusive range a..b; `inet`/`inet6` pick the family",
+    "pf.conf(5) PARAMETERS `tag`: \"to determine if packets have been processed by translation \
+     rules\", set by `rdr` (GRAMMAR: rdr-rule ... hosts [ \"tag\" string ] ... \"->\"), matched by \
+     `tagged`; `(IF)` in `rdr ... to (IF)` is the addresses of IF only",
 ];
 
 struct Case {
@@ -58,6 +73,17 @@ struct Case {
 
 const NETWORK_ID: &str = "0f0f0f0f0f0f";
 
+/// A running vnet container on its epair, with the addresses of the families it has.
+fn member(epair: &str, ip: Option<&str>, ip6: Option<&str>) -> Member {
+    let ip = ip.map(|ip| ip.parse().unwrap());
+    Member {
+        interface: epair.into(),
+        mac: MacAddress::of_endpoint(ip, epair),
+        ip_address: ip,
+        ip_address6: ip6.map(|ip| ip.parse().unwrap()),
+    }
+}
+
 fn network(icc: bool, internal: bool, nat: bool, v4: bool, v6: bool) -> NetworkPolicy {
     NetworkPolicy {
         id: NETWORK_ID.into(),
@@ -67,7 +93,12 @@ fn network(icc: bool, internal: bool, nat: bool, v4: bool, v6: bool) -> NetworkP
         nat: nat.then(|| "em0".to_owned()),
         icc,
         internal,
-        members: vec!["epair0a".into()],
+        bridge: true,
+        members: vec![member(
+            "epair0a",
+            v4.then_some("10.13.37.2"),
+            v6.then_some("fd00:13:37::2"),
+        )],
     }
 }
 
@@ -230,7 +261,10 @@ fn cases() -> Vec<Case> {
     second_net.id = "1e1e1e1e1e1e".into();
     second_net.interface = "kleene1".into();
     second_net.subnet = Some("10.13.38.0/24".parse().unwrap());
-    second_net.members = vec!["epair1a".into(), "epair2a".into()];
+    second_net.members = vec![
+        member("epair1a", Some("10.13.38.2"), None),
+        member("epair2a", Some("10.13.38.3"), None),
+    ];
     let mut other_container = port(&["em0"], "8081", "80", Protocol::Tcp, true, false);
     other_container.ip_address = Some("10.13.38.2".parse().unwrap());
     cases.push(port_case(
@@ -384,6 +418,8 @@ fn every_macro_is_defined_before_use_and_translation_precedes_filtering() {
                     number + 1
                 ),
                 Some("pass" | "block") => filtering_seen = true,
+                // pf.conf(5) STATEMENT ORDER: tables, like macros, may come anywhere.
+                Some("table") => {}
                 other => panic!("{}: unexpected statement {other:?}: {line}", case.name),
             }
         }

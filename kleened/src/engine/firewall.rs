@@ -1,8 +1,13 @@
 //! The packet-filter policy from the store: networks, their endpoints and the containers' published
 //! ports become a [`pf::Policy`]. Pure; the engine builds it inside the store transaction that
 //! changes what it depends on and loads it there, so a policy the host refuses undoes the change.
+//!
+//! The members of a bridge network are its endpoints whose container's host-side interface the
+//! platform can name ([`crate::platform::NetworkHost::member_interface`]), each with the MAC
+//! address the wiring gives it ([`super::networks::endpoint_mac`]) and its addresses: the packet
+//! filter lets nothing else come from that interface.
 
-use kleene_api::{Container, EndPoint, Network, PortProtocol, PublishedPort};
+use kleene_api::{Container, EndPoint, Network, NetworkType, PortProtocol, PublishedPort};
 
 use super::ipam;
 
@@ -18,12 +23,14 @@ pub struct Built {
 }
 
 /// Builds the policy. `networks` in name order, `endpoints` in the order they were made,
-/// `containers` oldest first.
+/// `containers` oldest first; `member_interface` names an endpoint's host-side interface for the
+/// rules, from its ID and the recorded interface of its running container.
 pub fn build(
     host_gateway: Option<&str>,
     networks: &[Network],
     endpoints: &[EndPoint],
     containers: &[Container],
+    member_interface: &dyn Fn(&str, Option<&str>) -> Option<String>,
 ) -> Built {
     let policy_networks = networks
         .iter()
@@ -35,10 +42,18 @@ pub fn build(
             nat: (!network.nat.is_empty()).then(|| network.nat.clone()),
             icc: network.icc,
             internal: network.internal,
+            bridge: network.kind == NetworkType::Bridge,
             members: endpoints
                 .iter()
-                .filter(|e| e.network_id == network.id)
-                .filter_map(|e| e.epair.clone())
+                .filter(|e| e.network_id == network.id && network.kind == NetworkType::Bridge)
+                .filter_map(|e| {
+                    Some(pf::Member {
+                        interface: member_interface(&e.id, e.epair.as_deref())?,
+                        mac: super::networks::endpoint_mac(e),
+                        ip_address: e.ip_address.parse().ok(),
+                        ip_address6: e.ip_address6.parse().ok(),
+                    })
+                })
                 .collect(),
         })
         .collect();
@@ -109,6 +124,42 @@ mod tests {
     use super::*;
     use crate::store::testdata;
 
+    /// Members named by their recorded interface, as on FreeBSD.
+    fn recorded(_: &str, epair: Option<&str>) -> Option<String> {
+        epair.map(str::to_owned)
+    }
+
+    #[test]
+    fn members_are_named_by_the_platform_and_only_on_bridges() {
+        let mut bridge = testdata::network("0f0f0f0f0f0f", "web");
+        bridge.subnet = "10.13.37.0/24".into();
+        let mut custom = testdata::network("1e1e1e1e1e1e", "lan");
+        custom.kind = NetworkType::Custom;
+        let endpoint = |id: &str, network: &str| EndPoint {
+            id: id.into(),
+            network_id: network.into(),
+            container_id: "c1".into(),
+            epair: None,
+            ip_address: String::new(),
+            ip_address6: "fd00::2".into(),
+        };
+        let pattern = |id: &str, _: Option<&str>| Some(format!("kv{id}*"));
+        let built = build(
+            None,
+            &[bridge, custom],
+            &[endpoint("e1", "0f0f0f0f0f0f"), endpoint("e2", "1e1e1e1e1e1e")],
+            &[],
+            &pattern,
+        );
+        let members = &built.policy.networks[0].members;
+        assert_eq!(members.len(), 1, "{members:?}");
+        assert_eq!(members[0].interface, "kve1*");
+        assert_eq!(members[0].mac, pf::MacAddress::of_endpoint(None, "e1"));
+        assert_eq!(members[0].ip_address6, Some("fd00::2".parse().unwrap()));
+        assert!(built.policy.networks[1].members.is_empty());
+        assert!(!built.policy.networks[1].bridge);
+    }
+
     #[test]
     fn ports_forward_to_the_first_address_and_members_are_running_endpoints() {
         let mut network = testdata::network("0f0f0f0f0f0f", "web");
@@ -131,8 +182,23 @@ mod tests {
             ip_address: "10.13.37.2".into(),
             ip_address6: String::new(),
         };
-        let built = build(Some("eth0"), &[network], &[endpoint], &[container]);
-        assert_eq!(built.policy.networks[0].members, vec!["epair3a".to_owned()]);
+        let built = build(
+            Some("eth0"),
+            &[network],
+            &[endpoint],
+            &[container],
+            &recorded,
+        );
+        assert_eq!(
+            built.policy.networks[0].members,
+            vec![pf::Member {
+                interface: "epair3a".into(),
+                mac: pf::MacAddress([0x02, 0x42, 10, 13, 37, 2]),
+                ip_address: Some("10.13.37.2".parse().unwrap()),
+                ip_address6: None,
+            }]
+        );
+        assert!(built.policy.networks[0].bridge);
         assert_eq!(built.policy.networks[0].nat.as_deref(), Some("eth0"));
         assert_eq!(built.policy.ports.len(), 1);
         assert_eq!(
@@ -154,7 +220,7 @@ mod tests {
             ip_address: String::new(),
             ip_address6: String::new(),
         }];
-        let built = build(None, &[], &[], &[container]);
+        let built = build(None, &[], &[], &[container], &recorded);
         assert!(built.policy.ports.is_empty());
         assert!(built.changed.is_empty());
     }

@@ -49,30 +49,62 @@ pub(super) fn setup_of(network: &Network) -> NetworkSetup {
     }
 }
 
+/// The MAC address of an endpoint's container: the wiring sets it, the packet filter checks it.
+pub(super) fn endpoint_mac(endpoint: &EndPoint) -> pf::MacAddress {
+    pf::MacAddress::of_endpoint(endpoint.ip_address.parse().ok(), &endpoint.id)
+}
+
 /// How a container is wired to a network at its start (vnet on bridges).
 pub(super) fn container_endpoint(network: &Network, endpoint: &EndPoint) -> ContainerEndpoint {
     let subnet = ipam::subnet4(&network.subnet).ok().flatten();
     let subnet6 = ipam::subnet6(&network.subnet6).ok().flatten();
+    let address = endpoint
+        .ip_address
+        .parse::<Ipv4Addr>()
+        .ok()
+        .zip(subnet)
+        .and_then(|(ip, net)| ipnet::Ipv4Net::new(ip, net.prefix_len()).ok());
+    let address6 = endpoint
+        .ip_address6
+        .parse::<Ipv6Addr>()
+        .ok()
+        .zip(subnet6)
+        .and_then(|(ip, net)| ipnet::Ipv6Net::new(ip, net.prefix_len()).ok());
+    // The host reaches the container on the bridge where the bridge carries the gateway.
+    let setup = setup_of(network);
+    let neighbours = address
+        .filter(|_| setup.gateway.is_some())
+        .map(|a| IpAddr::V4(a.addr()))
+        .into_iter()
+        .chain(
+            address6
+                .filter(|_| setup.gateway6.is_some())
+                .map(|a| IpAddr::V6(a.addr())),
+        )
+        .collect();
     ContainerEndpoint {
         endpoint_id: endpoint.id.clone(),
         interface: network.interface.clone(),
         isolated: !network.icc,
-        address: endpoint
-            .ip_address
-            .parse::<Ipv4Addr>()
-            .ok()
-            .zip(subnet)
-            .and_then(|(ip, net)| ipnet::Ipv4Net::new(ip, net.prefix_len()).ok()),
+        address,
         gateway: ipam::gateway4(&network.gateway, subnet),
-        address6: endpoint
-            .ip_address6
-            .parse::<Ipv6Addr>()
-            .ok()
-            .zip(subnet6)
-            .and_then(|(ip, net)| ipnet::Ipv6Net::new(ip, net.prefix_len()).ok()),
+        address6,
         gateway6: ipam::gateway6(&network.gateway6, subnet6),
+        mac: endpoint_mac(endpoint),
+        neighbours,
         host_interface: endpoint.epair.clone(),
     }
+}
+
+/// Network names: a letter or digit, then letters, digits, `_`, `.` and `-`, at most
+/// [`NAME_MAX`](super::containers::NAME_MAX) bytes, as volume names (without the `..` rule, as a
+/// network name is no path). They are shown in tables and messages and looked up next to IDs, so
+/// nothing else may pass.
+pub fn valid_network_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() <= super::containers::NAME_MAX
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// Why a change that applies the packet filter failed: the store, or the host.
@@ -117,7 +149,13 @@ fn apply_in(
         .map(|s| s.container)
         .collect();
     containers.reverse();
-    let built = firewall::build(host_gateway, &networks, &endpoints, &containers);
+    let built = firewall::build(
+        host_gateway,
+        &networks,
+        &endpoints,
+        &containers,
+        &|id, recorded| network.member_interface(id, recorded),
+    );
     // Nothing to filter: no table at all (the host stays as the daemon found it).
     let applied = if built.policy.networks.is_empty() && built.policy.ports.is_empty() {
         network.clear_firewall()
@@ -208,10 +246,18 @@ impl Engine {
     /// Creates a network: its record, its host interface, and the packet filter with it.
     pub async fn create_network(&self, config: NetworkConfig) -> Result<IdResponse, EngineError> {
         let conflict = |m: String| EngineError::Conflict(m);
-        if config.name.is_empty() || config.name.len() > 255 {
+        if config.name.is_empty() || config.name.len() > super::containers::NAME_MAX {
             return Err(conflict(
                 "a network name is 1 to 255 characters long".into(),
             ));
+        }
+        if !valid_network_name(&config.name) {
+            return Err(EngineError::Invalid(format!(
+                "invalid network name '{}': use letters, digits, '_', '.' and '-', starting with a \
+                 letter or digit, at most {} bytes",
+                config.name,
+                super::containers::NAME_MAX
+            )));
         }
         let subnet =
             ipam::subnet4(&config.subnet).map_err(|e| conflict(format!("invalid subnet: {e}")))?;
@@ -912,6 +958,28 @@ mod tests {
             vec!["kleene0".to_owned()],
             "its interface was removed again"
         );
+    }
+
+    #[test]
+    fn network_names_are_plain() {
+        for good in ["web", "x", "br-0", "a.b_c", "0net"] {
+            assert!(valid_network_name(good), "{good}");
+        }
+        for bad in ["", "-web", ".web", "a b", "a/b", "web\n", "we$b", "wéb", &"a".repeat(256)] {
+            assert!(!valid_network_name(bad), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_network_name_is_refused_and_nothing_is_made() {
+        let host = Arc::new(FussyHost::default());
+        host.accept.store(1, std::sync::atomic::Ordering::SeqCst);
+        let engine = engine_with(host.clone());
+        let err = engine.create_network(config("../web")).await.unwrap_err();
+        assert!(matches!(err, EngineError::Invalid(_)), "{err:?}");
+        assert!(err.to_string().starts_with("invalid network name '../web'"), "{err}");
+        assert!(engine.list_networks().await.unwrap().is_empty());
+        assert!(host.made.lock().unwrap().is_empty(), "no interface was made");
     }
 
     #[test]

@@ -64,6 +64,14 @@ pub struct ContainerEndpoint {
     pub address6: Option<Ipv6Net>,
     /// Its IPv6 default route.
     pub gateway6: Option<Ipv6Addr>,
+    /// The MAC address of the container's interface ([`pf::MacAddress::of_endpoint`], the one
+    /// the packet filter lets it send as).
+    pub mac: pf::MacAddress,
+    /// The container's addresses the host keeps a static neighbour entry for, on the bridge,
+    /// while the container runs: those of the families whose gateway is the bridge's own
+    /// address, so that no frame the container (or its neighbours) send changes where the host
+    /// sends the container's traffic.
+    pub neighbours: Vec<IpAddr>,
     /// The host-side interface made for it, while the container runs (FreeBSD `epairNa`, the
     /// Linux veth's host end).
     pub host_interface: Option<String>,
@@ -106,5 +114,13 @@ pub trait NetworkHost: Send + Sync + std::fmt::Debug {
     /// epairs): then it is applied again whenever a vnet container starts or stops.
     fn policy_names_members(&self) -> bool {
         false
+    }
+
+    /// How the packet filter names the host-side interface of an endpoint's container
+    /// ([`pf::Member::interface`]), given the one recorded for its running container; `None`
+    /// when there is nothing to name. By default the recorded one (FreeBSD's epairs are named by
+    /// the kernel at each start, so the policy follows starts and stops).
+    fn member_interface(&self, _endpoint_id: &str, recorded: Option<&str>) -> Option<String> {
+        recorded.map(str::to_owned)
     }
 }

@@ -556,13 +556,20 @@ impl Runtime for NamespaceRuntime {
         };
         self.network
             .unwire(name)
+            .and_then(|()| self.network.forget_neighbours(endpoint))
             .map_err(|e| RuntimeError::Host(e.to_string()))
     }
 
-    fn released(&self, _container_id: &str, _endpoints: &[crate::platform::ContainerEndpoint]) {
+    fn released(&self, container_id: &str, endpoints: &[crate::platform::ContainerEndpoint]) {
         // The veths go with the container's network namespace: the kernel removes them after its
         // last process, without the daemon waiting for it (a veth removal takes tens of
-        // milliseconds), and each start names its own.
+        // milliseconds), and each start names its own. The host's neighbour entries for the
+        // container are on the bridge and stay until they are removed.
+        for endpoint in endpoints {
+            if let Err(err) = self.network.forget_neighbours(endpoint) {
+                tracing::warn!(container = container_id, endpoint = %endpoint.endpoint_id, error = %err, "could not remove the container's neighbour entries");
+            }
+        }
     }
 
     fn close(&self) {

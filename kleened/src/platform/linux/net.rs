@@ -1,6 +1,15 @@
 //! Host networking on Linux: bridge networks as Linux bridges, loopback networks as dummy
 //! interfaces, `custom` networks on an existing interface; vnet containers on a veth pair whose
-//! host end is a port of the bridge; the packet filter as an nftables table ([`pf::nft`]).
+//! host end is a port of the bridge; the packet filter as nftables tables ([`pf::nft`]).
+//!
+//! A container's end of its veth gets the MAC address of its endpoint ([`pf::MacAddress`], from
+//! its IPv4 address), and the host a permanent neighbour entry for its addresses on the bridge
+//! while it runs: ARP or neighbour advertisements from a container cannot move the host's
+//! traffic for a neighbour to itself, and a container replaced by one with the same address has
+//! the same MAC address, so the host never holds a stale entry. The packet filter's `bridge`
+//! table keeps each port to its own MAC and addresses; it names a port by the pattern of
+//! [`host_end_pattern`], known when the endpoint is made, so its rules are in force before the
+//! container's first packet.
 //!
 //! Everything is done with ip(8) and nft(8) through the runner: the command lines come from the
 //! pure functions below (pinned by `kleened/tests/goldens/linux/network.txt`), and the few kernel
@@ -88,16 +97,54 @@ pub fn host_end(endpoint_id: &str, start: &str) -> String {
     format!("kv{id}{start}")
 }
 
+/// The name of the host end of an endpoint's veth at every start, as an nft(8) interface
+/// pattern: [`host_end`]'s name without the word of the start, then `*`.
+pub fn host_end_pattern(endpoint_id: &str) -> String {
+    let id = &endpoint_id[..endpoint_id.len().min(9)];
+    format!("kv{id}*")
+}
+
+/// ip(8) `neigh replace ... nud permanent`: the host's neighbour entry for a container's address
+/// on the bridge, which no frame changes.
+pub fn pin_neighbour(address: std::net::IpAddr, mac: pf::MacAddress, bridge: &str) -> String {
+    format!("neigh replace {address} lladdr {mac} dev {bridge} nud permanent")
+}
+
+/// ip(8): a neighbour entry removed.
+pub fn delete_neighbour(address: std::net::IpAddr, bridge: &str) -> CommandSpec {
+    CommandSpec::new(IP).args([
+        "neigh".to_owned(),
+        "del".into(),
+        address.to_string(),
+        "dev".into(),
+        bridge.to_owned(),
+    ])
+}
+
+/// ip(8): the neighbour entry of an address on a device, as JSON (`[]` when there is none).
+pub fn show_neighbour(address: std::net::IpAddr, bridge: &str) -> CommandSpec {
+    CommandSpec::new(IP).args([
+        "-json".to_owned(),
+        "neigh".into(),
+        "show".into(),
+        "to".into(),
+        address.to_string(),
+        "dev".into(),
+        bridge.to_owned(),
+    ])
+}
+
 /// The container's end of its `index`th veth: `eth<index>`.
 pub fn inner_end(index: usize) -> String {
     format!("eth{index}")
 }
 
 /// The commands that wire a vnet container whose PID 1 has host PID `pid` (in its own, new
-/// network namespace) to its networks: per endpoint a veth pair with one end moved into the
-/// container's namespace, the other a port of the bridge (isolated when icc is off); then, inside,
-/// the addresses, the links up and the default routes (the first endpoint's gateway of each
-/// family).
+/// network namespace) to its networks: per endpoint a veth pair with one end, with the
+/// endpoint's MAC address, moved into the container's namespace, the other a port of the bridge
+/// (isolated when icc is off), and the host's permanent neighbour entries for the container's
+/// addresses; then, inside, the addresses, the links up and the default routes (the first
+/// endpoint's gateway of each family).
 pub fn wiring(
     pid: i32,
     endpoints: &[ContainerEndpoint],
@@ -111,7 +158,8 @@ pub fn wiring(
         let outer = host_end(&endpoint.endpoint_id, start);
         let inner = inner_end(index);
         host.push(format!(
-            "link add name {outer} type veth peer name {inner} netns {pid}"
+            "link add name {outer} type veth peer name {inner} address {} netns {pid}",
+            endpoint.mac
         ));
         host.push(format!(
             "link set dev {outer} master {} alias {marker} up",
@@ -121,6 +169,9 @@ pub fn wiring(
             host.push(format!(
                 "link set dev {outer} type bridge_slave isolated on"
             ));
+        }
+        for address in &endpoint.neighbours {
+            host.push(pin_neighbour(*address, endpoint.mac, &endpoint.interface));
         }
         if let Some(address) = endpoint.address {
             inside.push(format!("address add {address} dev {inner}"));
@@ -220,6 +271,9 @@ impl LinuxNetwork {
                     let _ = self
                         .runner
                         .run(&delete_link(&host_end(&endpoint.endpoint_id, &start)));
+                    if let Err(undo) = self.forget_neighbours(endpoint) {
+                        tracing::warn!(endpoint = %endpoint.endpoint_id, error = %undo, "could not remove the neighbour entries of a wiring that failed");
+                    }
                 }
                 return Err(err);
             }
@@ -228,6 +282,29 @@ impl LinuxNetwork {
             .iter()
             .map(|e| (e.endpoint_id.clone(), host_end(&e.endpoint_id, &start)))
             .collect())
+    }
+
+    /// Removes the host's neighbour entries for an endpoint's container (disconnect, stop). One
+    /// that is gone already (or whose bridge is) is fine.
+    pub fn forget_neighbours(&self, endpoint: &ContainerEndpoint) -> Result<(), NetworkError> {
+        for address in &endpoint.neighbours {
+            let removed = self.run(
+                "cannot remove the container's neighbour entry",
+                &delete_neighbour(*address, &endpoint.interface),
+            );
+            if let Err(err) = removed {
+                // `ip neigh del` fails alike for an entry that is not there and a real failure.
+                match self.run(
+                    "cannot read the neighbour entry",
+                    &show_neighbour(*address, &endpoint.interface),
+                ) {
+                    Ok(text) if text.trim() == "[]" => {}
+                    Err(_) if !self.interface_exists(&endpoint.interface)? => {}
+                    _ => return Err(err),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Removes the host end of a running container's veth (disconnect); the container's end goes
@@ -392,6 +469,10 @@ impl NetworkHost for LinuxNetwork {
         )
         .map(drop)
     }
+
+    fn member_interface(&self, endpoint_id: &str, _recorded: Option<&str>) -> Option<String> {
+        Some(host_end_pattern(endpoint_id))
+    }
 }
 
 #[cfg(test)]
@@ -432,6 +513,8 @@ mod tests {
                 gateway: Some("10.13.37.1".parse().unwrap()),
                 address6: Some("fd00:13:37::2/64".parse().unwrap()),
                 gateway6: Some("fd00:13:37::1".parse().unwrap()),
+                mac: pf::MacAddress::of_endpoint(Some("10.13.37.2".parse().unwrap()), "e1e1e1e1e1e1"),
+                neighbours: vec!["10.13.37.2".parse().unwrap(), "fd00:13:37::2".parse().unwrap()],
                 host_interface: None,
             },
             ContainerEndpoint {
@@ -442,6 +525,8 @@ mod tests {
                 gateway: Some("10.13.38.1".parse().unwrap()),
                 address6: None,
                 gateway6: None,
+                mac: pf::MacAddress::of_endpoint(Some("10.13.38.2".parse().unwrap()), "e2e2e2e2e2e2"),
+                neighbours: vec!["10.13.38.2".parse().unwrap()],
                 host_interface: None,
             },
         ];
@@ -468,6 +553,9 @@ mod tests {
         for spec in wiring(4242, &endpoints, "0a1b", "kleened:zroot/kleene") {
             lines.push(render(&spec));
         }
+        lines.push("# at disconnect and stop: the host's neighbour entries go; one that is not there is looked for".to_owned());
+        lines.push(render(&delete_neighbour("10.13.37.2".parse().unwrap(), "kleene0")));
+        lines.push(render(&show_neighbour("10.13.37.2".parse().unwrap(), "kleene0")));
         lines
             .push("# nft(8): check (-c), then load; the script comes on standard input".to_owned());
         lines.push(nft_check("...").to_string());
@@ -489,6 +577,47 @@ mod tests {
     fn host_ends_fit_the_interface_name_limit() {
         assert_eq!(host_end("abcdef012345", "0a1b"), "kvabcdef0120a1b");
         assert_eq!(host_end("abcdef012345", "0a1b").len(), 15);
+    }
+
+    #[test]
+    fn the_pattern_names_every_start_of_the_endpoint_and_no_other() {
+        let pattern = host_end_pattern("abcdef012345");
+        assert_eq!(pattern, "kvabcdef012*");
+        let prefix = pattern.trim_end_matches('*');
+        for start in ["0a1b", "ffff", "0000"] {
+            assert!(host_end("abcdef012345", start).starts_with(prefix));
+        }
+        assert!(!host_end("abcdef013345", "0a1b").starts_with(prefix));
+        let network = LinuxNetwork::new(Arc::new(RecordingRunner::new()), "k", "m");
+        assert_eq!(
+            network.member_interface("abcdef012345", Some("kvabcdef0120a1b")),
+            Some(pattern)
+        );
+    }
+
+    #[test]
+    fn a_neighbour_entry_that_is_gone_is_fine_and_one_that_stays_is_not() {
+        let endpoint = ContainerEndpoint {
+            endpoint_id: "e1e1e1e1e1e1".into(),
+            interface: "kleene0".into(),
+            isolated: false,
+            address: None,
+            gateway: None,
+            address6: None,
+            gateway6: None,
+            mac: pf::MacAddress::of_endpoint(None, "e1"),
+            neighbours: vec!["10.13.37.2".parse().unwrap()],
+            host_interface: None,
+        };
+        let runner = Arc::new(RecordingRunner::new());
+        runner.push_err(2, "RTNETLINK answers: No such file or directory\n");
+        runner.push_ok("[]\n");
+        let network = LinuxNetwork::new(runner.clone(), "kleene", "kleened:x");
+        network.forget_neighbours(&endpoint).unwrap();
+        runner.push_err(2, "RTNETLINK answers: Operation not permitted\n");
+        runner.push_ok(r#"[{"dst":"10.13.37.2","lladdr":"02:42:0a:0d:25:02","state":["PERMANENT"]}]"#);
+        let err = network.forget_neighbours(&endpoint).unwrap_err();
+        assert!(err.to_string().contains("Operation not permitted"), "{err}");
     }
 
     #[test]
