@@ -220,6 +220,8 @@ fn endpoint(id: &str, interface: &str, address: &str, gateway: Option<&str>) -> 
         gateway: gateway.map(|g| g.parse().unwrap()),
         address6: None,
         gateway6: None,
+        mac: pf::MacAddress::of_endpoint(None, id),
+        neighbours: vec![],
         host_interface: None,
     }
 }

@@ -84,7 +84,13 @@ fn network(interface: &str) -> pf::NetworkPolicy {
         nat: Some("eth0".into()),
         icc: true,
         internal: false,
-        members: vec![],
+        bridge: true,
+        members: vec![pf::Member {
+            interface: "kvabcdef012*".into(),
+            mac: pf::MacAddress::of_endpoint(Some("10.40.0.2".parse().unwrap()), "abcdef012345"),
+            ip_address: Some("10.40.0.2".parse().unwrap()),
+            ip_address6: None,
+        }],
     }
 }
 
@@ -114,6 +120,7 @@ fn a_refused_ruleset_is_never_loaded_and_the_old_one_stays() {
     host.apply_firewall(&good).expect("a valid ruleset loads");
     let loaded = ruleset(&namespace.0);
     assert!(loaded.contains("table inet kt"), "{loaded}");
+    assert!(loaded.contains("table bridge kt"), "{loaded}");
     assert!(loaded.contains("10.40.0.0/24"), "{loaded}");
 
     // Interface names are at most 15 bytes: the kernel's check refuses this one.

@@ -170,9 +170,9 @@ fn member_rules(member: &Member) -> Vec<String> {
 pub fn rules(policy: &Policy) -> NftRules {
     let mut rules = NftRules::default();
     // Loopback destinations only from `lo`, whatever `route_localnet` says.
-    rules
-        .loopback
-        .push("iifname != \"lo\" ip daddr 127.0.0.0/8 log prefix \"kleened loopback: \" drop".to_owned());
+    rules.loopback.push(
+        "iifname != \"lo\" ip daddr 127.0.0.0/8 log prefix \"kleened loopback: \" drop".to_owned(),
+    );
     rules
         .loopback
         .push("iifname != \"lo\" ip6 daddr ::1 log prefix \"kleened loopback: \" drop".to_owned());
@@ -477,8 +477,18 @@ mod tests {
             &"ip saddr 10.13.37.0/24 oifname != \"eth1\" log prefix \"kleened internal: \" drop"
                 .to_owned()
         ));
-        assert!(rules.input.iter().all(|r| r.starts_with("iifname \"kleene0\"")), "{:?}", rules.input);
-        assert_eq!(rules.input.last().unwrap(), "iifname \"kleene0\" log prefix \"kleened internal: \" drop");
+        assert!(
+            rules
+                .input
+                .iter()
+                .all(|r| r.starts_with("iifname \"kleene0\"")),
+            "{:?}",
+            rules.input
+        );
+        assert_eq!(
+            rules.input.last().unwrap(),
+            "iifname \"kleene0\" log prefix \"kleened internal: \" drop"
+        );
         assert!(rules.input[0].contains("established,related accept"));
     }
 
@@ -541,7 +551,8 @@ mod tests {
             second.contains(&"ether type != { ip6 } drop".to_owned()),
             "no IPv4 address, no IPv4 nor ARP: {second:?}"
         );
-        assert!(second.iter().any(|r| r.starts_with("icmpv6 type nd-neighbor-advert @th,64,128 != { 0xfe80")
+        assert!(second.iter().any(|r| r
+            .starts_with("icmpv6 type nd-neighbor-advert @th,64,128 != { 0xfe80")
             && r.contains("0xfd000000000000000000000000000003")));
     }
 
@@ -553,7 +564,10 @@ mod tests {
             "table inet kleene\ndelete table inet kleene\ntable bridge kleene\ndelete table bridge kleene\ntable inet kleene {"
         ));
         assert_eq!(script.matches("chain ").count(), 6);
-        assert!(!script.contains("table bridge kleene {"), "no members, no bridge hook");
+        assert!(
+            !script.contains("table bridge kleene {"),
+            "no members, no bridge hook"
+        );
         assert_eq!(
             render_removal("kt"),
             "table inet kt\ndelete table inet kt\ntable bridge kt\ndelete table bridge kt\n"

@@ -151,12 +151,12 @@ pub fn render(policy: &Policy) -> PfRules {
 
     // Loopback destinations only from lo0 (pf.conf(5) BLOCKING SPOOFED TRAFFIC writes the same
     // for sources: `block drop in on ! lo0 inet from 127.0.0.1/8 to any`).
-    rules
-        .filtering
-        .push(format!("block in quick log on ! {LOOPBACK} inet from any to 127.0.0.0/8"));
-    rules
-        .filtering
-        .push(format!("block in quick log on ! {LOOPBACK} inet6 from any to ::1"));
+    rules.filtering.push(format!(
+        "block in quick log on ! {LOOPBACK} inet from any to 127.0.0.0/8"
+    ));
+    rules.filtering.push(format!(
+        "block in quick log on ! {LOOPBACK} inet6 from any to ::1"
+    ));
     for member in policy.networks.iter().flat_map(|n| &n.members) {
         member_filtering(member, &mut rules.filtering);
     }
@@ -483,7 +483,10 @@ mod tests {
     #[test]
     fn network_macros_only_for_what_is_set_and_all_interfaces_always() {
         let mut net = network("netid", "kleene0");
-        net.members = vec![member("epair0a", "10.13.37.2"), member("epair3a", "10.13.37.3")];
+        net.members = vec![
+            member("epair0a", "10.13.37.2"),
+            member("epair3a", "10.13.37.3"),
+        ];
         let rules = render(&Policy {
             networks: vec![net],
             ..Policy::default()
@@ -521,9 +524,10 @@ mod tests {
                 "block in quick log on epair1a inet6 from ! <kleenet_spoof_epair1a> to any",
             ]
         );
-        assert!(rules
-            .macros
-            .contains(&"table <kleenet_spoof_epair1a> const { ::, fe80::42:aff:fe0d:2503, fd00::3 }".to_owned()));
+        assert!(rules.macros.contains(
+            &"table <kleenet_spoof_epair1a> const { ::, fe80::42:aff:fe0d:2503, fd00::3 }"
+                .to_owned()
+        ));
     }
 
     #[test]
@@ -668,7 +672,8 @@ mod tests {
     #[test]
     fn single_host_port_onto_container_range_start() {
         let rules = render(&with_ports(vec![port(&["em0"], "8080", "80:*")]));
-        assert!(rules.translation[0].ends_with("port 8080 tag kleened_published -> 10.13.37.2 port 80:*"));
+        assert!(rules.translation[0]
+            .ends_with("port 8080 tag kleened_published -> 10.13.37.2 port 80:*"));
         assert!(rules
             .filtering
             .iter()

@@ -7,7 +7,11 @@
  *   1  "<what>: ALLOWED ..."               the call got past the permission checks
  *   2  "<what>: failed <ERRNO> ..."        another error: the attempt said nothing either way
  * `ping ADDR` and `udp-echo PORT` are the exceptions: ordinary workloads for the network tests
- * (`ping` exits 0 when the echo came back; `udp-echo` answers datagrams until it is killed).
+ * (`ping` exits 0 when the echo came back; `udp-echo` answers datagrams until it is killed), and
+ * so are `frame` and `arp-reply`, which a container with raw sockets uses to forge what it sends:
+ *   frame IF DST-MAC SRC-MAC SRC-IP DST-IP PORT TEXT  one Ethernet/IPv4/UDP frame carrying TEXT
+ *   arp-reply IF SRC-MAC SENDER-IP                    a broadcast ARP reply: SENDER-IP is SRC-MAC
+ * where SRC-MAC `self` is IF's own address; both exit 0 once the frame is sent.
  *
  * Every attempt is harmless when allowed: a bogus module image, reboot(2) with a command a
  * container's PID namespace rejects, a clock that cannot be set, and so on.
@@ -35,8 +39,12 @@
 #include <linux/keyctl.h>
 #include <linux/perf_event.h>
 #include <linux/reboot.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <netinet/ip_icmp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sched.h>
 #include <sys/ptrace.h>
 #include <sys/swap.h>
@@ -213,6 +221,109 @@ static int ping(const char *address) {
     printf("ping: reply from %s\n", address);
     return 0;
 }
+
+/* Parses `aa:bb:cc:dd:ee:ff`, or `self` as the address of the interface `ifname`. */
+static int parse_mac(const char *text, const char *ifname, unsigned char mac[6]) {
+    if (strcmp(text, "self") == 0) {
+        int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        struct ifreq req;
+        memset(&req, 0, sizeof req);
+        snprintf(req.ifr_name, sizeof req.ifr_name, "%s", ifname);
+        if (fd < 0 || ioctl(fd, SIOCGIFHWADDR, &req) < 0) return -1;
+        memcpy(mac, req.ifr_hwaddr.sa_data, 6);
+        close(fd);
+        return 0;
+    }
+    unsigned int b[6];
+    if (sscanf(text, "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6) return -1;
+    for (int i = 0; i < 6; i++) mac[i] = (unsigned char)b[i];
+    return 0;
+}
+
+/* The one's-complement sum of RFC 1071 over `length` bytes. */
+static unsigned short checksum(const unsigned char *data, size_t length) {
+    unsigned long sum = 0;
+    for (size_t i = 0; i + 1 < length; i += 2) sum += (unsigned long)(data[i] << 8 | data[i + 1]);
+    if (length % 2) sum += (unsigned long)(data[length - 1] << 8);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return (unsigned short)~sum;
+}
+
+/* Sends `length` bytes as one frame on `ifname` through a packet socket. */
+static int send_frame(const char *what, const char *ifname, const unsigned char *frame, size_t length) {
+    int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    if (fd < 0) {
+        printf("%s: cannot open a packet socket: %s\n", what, strerror(errno));
+        return 1;
+    }
+    struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_ifindex = (int)if_nametoindex(ifname),
+                             .sll_halen = 6};
+    memcpy(to.sll_addr, frame, 6);
+    if (sendto(fd, frame, length, 0, (struct sockaddr *)&to, sizeof to) != (ssize_t)length) {
+        printf("%s: send on %s: %s\n", what, ifname, strerror(errno));
+        return 1;
+    }
+    printf("%s: sent %zu bytes on %s\n", what, length, ifname);
+    return 0;
+}
+
+static int udp_frame(char **argv) {
+    const char *ifname = argv[2];
+    unsigned char frame[1500];
+    memset(frame, 0, sizeof frame);
+    struct in_addr source, destination;
+    if (parse_mac(argv[3], ifname, frame) < 0 || parse_mac(argv[4], ifname, frame + 6) < 0) {
+        printf("frame: bad MAC address %s or %s on %s: %s\n", argv[3], argv[4], ifname, strerror(errno));
+        return 2;
+    }
+    if (inet_pton(AF_INET, argv[5], &source) != 1 || inet_pton(AF_INET, argv[6], &destination) != 1) {
+        printf("frame: bad address %s or %s\n", argv[5], argv[6]);
+        return 2;
+    }
+    size_t text = strlen(argv[8]);
+    if (text > 1000) text = 1000;
+    frame[12] = 0x08; /* IPv4 */
+    unsigned char *ip = frame + 14, *udp = ip + 20;
+    size_t total = 20 + 8 + text;
+    ip[0] = 0x45;
+    ip[2] = (unsigned char)(total >> 8);
+    ip[3] = (unsigned char)total;
+    ip[8] = 64;
+    ip[9] = IPPROTO_UDP;
+    memcpy(ip + 12, &source, 4);
+    memcpy(ip + 16, &destination, 4);
+    unsigned short sum = checksum(ip, 20);
+    ip[10] = (unsigned char)(sum >> 8);
+    ip[11] = (unsigned char)sum;
+    unsigned short port = (unsigned short)atoi(argv[7]);
+    udp[0] = 0x9c; /* source port 40000 */
+    udp[1] = 0x40;
+    udp[2] = (unsigned char)(port >> 8);
+    udp[3] = (unsigned char)port;
+    udp[4] = (unsigned char)((8 + text) >> 8);
+    udp[5] = (unsigned char)(8 + text);
+    memcpy(udp + 8, argv[8], text); /* UDP checksum 0: none, as IPv4 allows */
+    return send_frame("frame", ifname, frame, 14 + total);
+}
+
+static int arp_reply(char **argv) {
+    const char *ifname = argv[2];
+    unsigned char frame[42];
+    memset(frame, 0xff, 6);
+    struct in_addr sender;
+    if (parse_mac(argv[3], ifname, frame + 6) < 0 || inet_pton(AF_INET, argv[4], &sender) != 1) {
+        printf("arp-reply: bad MAC address %s or address %s: %s\n", argv[3], argv[4], strerror(errno));
+        return 2;
+    }
+    unsigned char *arp = frame + 14;
+    static const unsigned char header[] = {0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x02};
+    memcpy(frame + 12, header, sizeof header);
+    memcpy(arp + 8, frame + 6, 6);
+    memcpy(arp + 14, &sender, 4);
+    memset(arp + 18, 0xff, 6);
+    memcpy(arp + 24, &sender, 4);
+    return send_frame("arp-reply", ifname, frame, sizeof frame);
+}
 #endif
 
 /* An ordinary workload: answers every UDP datagram on `port` with the same bytes, for ever. */
@@ -257,6 +368,8 @@ int main(int argc, char **argv) {
     if (strcmp(what, "clone3") == 0) return clone3_call();
     if (strcmp(what, "ptrace-init") == 0) return trace_init();
     if (strcmp(what, "ping") == 0 && argc > 2) return ping(argv[2]);
+    if (strcmp(what, "frame") == 0 && argc > 8) return udp_frame(argv);
+    if (strcmp(what, "arp-reply") == 0 && argc > 4) return arp_reply(argv);
 #endif
     fprintf(stderr, "probe: unknown attempt %s\n", what);
     return 2;

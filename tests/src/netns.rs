@@ -132,15 +132,49 @@ impl NetHost {
 
     /// Starts a program in the upstream namespace (a server), killed when the guard drops.
     pub fn spawn_upstream(&self, program: &str, args: &[&str]) -> Background {
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.upstream))
-            .arg(program)
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program} upstream: {e}"));
-        Background { child: Some(child) }
+        spawn_in(&self.upstream, program, args)
+    }
+
+    /// Starts a program in the stand-in host's network (a host service), killed when the guard
+    /// drops.
+    pub fn spawn(&self, program: &str, args: &[&str]) -> Background {
+        spawn_in(&self.name, program, args)
+    }
+
+    /// The MAC address of one of the stand-in host's links (a network's bridge).
+    pub fn mac_of(&self, link: &str) -> String {
+        let out = run(
+            "ip",
+            &["-n", &self.name, "-json", "link", "show", "dev", link],
+        );
+        let links: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("ip -json link show");
+        links[0]["address"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no address for {link}: {links}"))
+            .to_owned()
+    }
+
+    /// The stand-in host's neighbour entry for `address` on `link`: its MAC address and states.
+    pub fn neighbour(&self, address: &str, link: &str) -> Option<(String, Vec<String>)> {
+        let out = run(
+            "ip",
+            &[
+                "-n", &self.name, "-json", "neigh", "show", "to", address, "dev", link,
+            ],
+        );
+        let entries: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("ip -json neigh show");
+        let entry = entries.get(0)?;
+        let states = entry["state"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some((entry["lladdr"].as_str()?.to_owned(), states))
     }
 
     /// The stand-in host's links, as `ip -br link` names.
@@ -173,6 +207,19 @@ impl Drop for NetHost {
             let _ = Command::new("ip").args(["netns", "delete", ns]).status();
         }
     }
+}
+
+/// Starts `program` in the network namespace `namespace`, its output collected.
+fn spawn_in(namespace: &str, program: &str, args: &[&str]) -> Background {
+    let child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{namespace}"))
+        .arg(program)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program} in {namespace}: {e}"));
+    Background { child: Some(child) }
 }
 
 /// A program running in the background, killed when dropped.

@@ -52,15 +52,21 @@ fn vnet(
     cmd: &[&str],
     ports: serde_json::Value,
 ) -> String {
-    let answer = api(
+    vnet_with(
         daemon,
-        "POST",
-        "/containers/create",
-        Some(json!({
-            "name": name, "image": "probe", "cmd": cmd, "network_driver": "vnet",
-            "public_ports": ports,
-        })),
-    );
+        name,
+        network,
+        json!({"cmd": cmd, "public_ports": ports}),
+    )
+}
+
+/// [`vnet`] with more of the container's configuration (`cmd`, `public_ports`, `jail_param`...).
+fn vnet_with(daemon: &Daemon, name: &str, network: &str, more: serde_json::Value) -> String {
+    let mut config = json!({"name": name, "image": "probe", "network_driver": "vnet"});
+    for (key, value) in more.as_object().unwrap() {
+        config[key] = value.clone();
+    }
+    let answer = api(daemon, "POST", "/containers/create", Some(config));
     assert_eq!(answer.status, 201, "{}", answer.body);
     let id = answer.json()["id"].as_str().unwrap().to_owned();
     let answer = api(
@@ -845,5 +851,391 @@ fn klee_creates_networks_runs_containers_on_them_and_publishes_ports() {
         !host.links().iter().any(|l| l.starts_with("kleene")),
         "{:?}",
         host.links()
+    );
+}
+
+// Attacks from containers that craft their own frames (`allow.raw_sockets`), and from API
+// clients: each is refused, and a control shows the attack itself would have got through.
+
+/// A network's bridge (from inspect) and its gateway: the bridge's IPv4 address on the host.
+fn bridge_of(host: &NetHost, daemon: &Daemon, network: &str) -> (String, String) {
+    let inspect = api(daemon, "GET", &format!("/networks/{network}/inspect"), None).json();
+    let bridge = inspect["network"]["interface"].as_str().unwrap().to_owned();
+    let out = host.exec("ip", &["-4", "-json", "address", "show", "dev", &bridge]);
+    let addresses: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gateway = addresses[0]["addr_info"][0]["local"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{bridge} has no IPv4 address: {addresses}"))
+        .to_owned();
+    (bridge, gateway)
+}
+
+/// A UDP service of the stand-in host on each `address:port`, printing `port text source` for
+/// every datagram.
+fn listen_udp(host: &NetHost, at: &[&str]) -> kleene_tests::netns::Background {
+    let script = "import select, socket, sys\n\
+        socks = []\n\
+        for spec in sys.argv[1:]:\n\
+        \x20   address, port = spec.rsplit(':', 1)\n\
+        \x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+        \x20   s.bind((address, int(port)))\n\
+        \x20   socks.append(s)\n\
+        while True:\n\
+        \x20   for s in select.select(socks, [], [])[0]:\n\
+        \x20       data, peer = s.recvfrom(2048)\n\
+        \x20       print(s.getsockname()[1], data.decode(errors='replace'), peer[0], flush=True)\n";
+    let mut args = vec!["-u", "-c", script];
+    args.extend(at);
+    let listener = host.spawn("python3", &args);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    listener
+}
+
+/// Sends one forged Ethernet/IPv4/UDP frame from a container's eth0 (the probe's `frame`).
+#[allow(clippy::too_many_arguments)]
+fn frame(
+    daemon: &Daemon,
+    container: &str,
+    to_mac: &str,
+    from_mac: &str,
+    from: &str,
+    to: &str,
+    port: u16,
+    payload: &str,
+) {
+    let port = port.to_string();
+    let out = daemon.klee(&[
+        "exec", container, PROBE, "frame", "eth0", to_mac, from_mac, from, to, &port, payload,
+    ]);
+    assert!(
+        out.status.success() && text(&out).contains("sent"),
+        "{}",
+        describe(&out)
+    );
+}
+
+/// What a listener received, once the frames had time to arrive.
+fn received(listener: kleene_tests::netns::Background) -> String {
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    listener.finish()
+}
+
+#[test]
+fn raw_sockets_do_not_reach_the_hosts_loopback_services() {
+    if skip_host_tests() {
+        return;
+    }
+    let (host, daemon) = setup();
+    network(
+        &daemon,
+        json!({"name": "raw", "type": "bridge", "subnet": "10.30.0.0/24", "gateway": "<auto>"}),
+    );
+    vnet_with(
+        &daemon,
+        "attacker",
+        "raw",
+        json!({"cmd": ["sleep", "600"], "jail_param": ["allow.raw_sockets"]}),
+    );
+    start(&daemon, "attacker");
+    let (bridge, gateway) = bridge_of(&host, &daemon, "raw");
+    let gateway_mac = host.mac_of(&bridge);
+    let me = address(&daemon, "attacker", false);
+    let send = |to: &str, port, text| {
+        frame(
+            &daemon,
+            "attacker",
+            &gateway_mac,
+            "self",
+            &me,
+            to,
+            port,
+            text,
+        );
+    };
+    // The host's service bound to 127.0.0.1 only, and one on every address.
+    let listener = listen_udp(&host, &["127.0.0.1:17001", "0.0.0.0:17002"]);
+    send("127.0.0.1", 17001, "to-loopback");
+    send("127.0.0.2", 17001, "to-loopback-2");
+    send(&gateway, 17002, "to-gateway");
+    let got = received(listener);
+    assert!(got.contains("17002 to-gateway"), "the frames arrive: {got}");
+    assert!(!got.contains("to-loopback"), "{got}");
+    // The attack is real: without the daemon's loopback chain the same frame gets through.
+    let listener = listen_udp(&host, &["127.0.0.1:17001"]);
+    let flushed = host.exec("nft", &["flush", "chain", "inet", "kleene", "loopback"]);
+    assert!(flushed.status.success(), "{}", describe(&flushed));
+    send("127.0.0.1", 17001, "unguarded");
+    let got = received(listener);
+    assert!(got.contains("17001 unguarded"), "{got}");
+}
+
+#[test]
+fn internal_networks_reach_no_host_address_even_with_forged_sources() {
+    if skip_host_tests() {
+        return;
+    }
+    let (host, daemon) = setup();
+    network(
+        &daemon,
+        json!({"name": "ext", "type": "bridge", "subnet": "10.31.0.0/24", "gateway": "<auto>"}),
+    );
+    network(
+        &daemon,
+        json!({"name": "int", "type": "bridge", "subnet": "10.32.0.0/24", "gateway": "<auto>", "internal": true}),
+    );
+    let raw = json!({"cmd": ["sleep", "600"], "jail_param": ["allow.raw_sockets"]});
+    vnet_with(&daemon, "outsider", "ext", raw.clone());
+    vnet_with(&daemon, "insider", "int", raw);
+    start(&daemon, "outsider");
+    start(&daemon, "insider");
+    let (int_bridge, int_gateway) = bridge_of(&host, &daemon, "int");
+    let (ext_bridge, ext_gateway) = bridge_of(&host, &daemon, "ext");
+    let (int_mac, ext_mac) = (host.mac_of(&int_bridge), host.mac_of(&ext_bridge));
+    let insider = address(&daemon, "insider", false);
+    let outsider = address(&daemon, "outsider", false);
+    let listener = listen_udp(&host, &["0.0.0.0:17003"]);
+    let from_inside = |from: &str, to: &str, text: &str| {
+        frame(&daemon, "insider", &int_mac, "self", from, to, 17003, text);
+    };
+    // Every host address, as itself and as an address of another network or of the host.
+    from_inside(&insider, &int_gateway, "own-gateway");
+    from_inside(&insider, &ext_gateway, "other-gateway");
+    from_inside(&insider, HOST_IP, "host-address");
+    from_inside("10.31.0.77", &ext_gateway, "forged-other-network");
+    from_inside(&int_gateway, HOST_IP, "forged-gateway");
+    from_inside(&insider, UPSTREAM_IP, "upstream");
+    frame(
+        &daemon, "outsider", &ext_mac, "self", &outsider, HOST_IP, 17003, "control",
+    );
+    let got = received(listener);
+    assert!(got.contains("17003 control"), "the frames arrive: {got}");
+    for refused in [
+        "own-gateway",
+        "other-gateway",
+        "host-address",
+        "forged-",
+        "upstream",
+    ] {
+        assert!(!got.contains(refused), "{refused}: {got}");
+    }
+    // The host may still reach the internal network's containers.
+    serve(&daemon, "insider", 80, "inside");
+    assert_eq!(
+        fetch_outside(&host, false, &format!("http://{insider}/")),
+        "inside"
+    );
+}
+
+#[test]
+fn icc_false_neighbours_cannot_be_impersonated() {
+    if skip_host_tests() {
+        return;
+    }
+    let (host, daemon) = setup();
+    network(
+        &daemon,
+        json!({"name": "iso", "type": "bridge", "subnet": "10.33.0.0/24", "gateway": "<auto>", "icc": false}),
+    );
+    vnet(&daemon, "victim", "iso", &["sleep", "600"], json!([]));
+    vnet_with(
+        &daemon,
+        "spoofer",
+        "iso",
+        json!({"cmd": ["sleep", "600"], "jail_param": ["allow.raw_sockets"]}),
+    );
+    start(&daemon, "victim");
+    start(&daemon, "spoofer");
+    serve(&daemon, "victim", 80, "the-victim");
+    let (bridge, gateway) = bridge_of(&host, &daemon, "iso");
+    let gateway_mac = host.mac_of(&bridge);
+    let victim = address(&daemon, "victim", false);
+    let spoofer = address(&daemon, "spoofer", false);
+    let out = daemon.klee(&["exec", "victim", "cat", "/sys/class/net/eth0/address"]);
+    let victim_mac = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let pinned = host.neighbour(&victim, &bridge).unwrap_or_else(|| {
+        let all = host.exec("ip", &["neigh", "show"]);
+        panic!("no entry for {victim} on {bridge}: {}", describe(&all))
+    });
+    assert_eq!(pinned.0, victim_mac);
+    assert!(pinned.1.contains(&"PERMANENT".to_owned()), "{pinned:?}");
+
+    let listener = listen_udp(&host, &["0.0.0.0:17004"]);
+    for from_mac in ["self", victim_mac.as_str()] {
+        let out = daemon.klee(&[
+            "exec",
+            "spoofer",
+            PROBE,
+            "arp-reply",
+            "eth0",
+            from_mac,
+            &victim,
+        ]);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    let send = |from_mac: &str, from: &str, text: &str| {
+        frame(
+            &daemon,
+            "spoofer",
+            &gateway_mac,
+            from_mac,
+            from,
+            &gateway,
+            17004,
+            text,
+        );
+    };
+    send(&victim_mac, &victim, "as-the-victim");
+    send("self", &victim, "with-the-victims-address");
+    send("02:42:0a:21:00:63", &spoofer, "with-another-mac");
+    send("self", &spoofer, "control");
+    let got = received(listener);
+    assert!(got.contains("17004 control"), "the frames arrive: {got}");
+    for refused in [
+        "as-the-victim",
+        "with-the-victims-address",
+        "with-another-mac",
+    ] {
+        assert!(!got.contains(refused), "{refused}: {got}");
+    }
+    // The host still sends the victim's traffic to the victim.
+    assert_eq!(
+        host.neighbour(&victim, &bridge).map(|n| n.0),
+        Some(victim_mac)
+    );
+    assert_eq!(
+        fetch_outside(&host, false, &format!("http://{victim}/")),
+        "the-victim"
+    );
+    // Gone with the container.
+    let out = daemon.klee(&["rmc", "-f", "victim"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(host.neighbour(&victim, &bridge), None);
+}
+
+#[test]
+fn a_published_port_answers_only_where_it_is_published_and_only_once() {
+    if skip_host_tests() {
+        return;
+    }
+    let (host, daemon) = setup();
+    network(
+        &daemon,
+        json!({"name": "front", "type": "bridge", "subnet": "10.34.0.0/24", "gateway": "<auto>"}),
+    );
+    network(
+        &daemon,
+        json!({"name": "back", "type": "bridge", "subnet": "10.35.0.0/24", "gateway": "<auto>"}),
+    );
+    let published = json!([{"interfaces": [], "host_port": "18081", "container_port": "80"}]);
+    vnet(&daemon, "web", "front", &["sleep", "600"], published);
+    vnet(&daemon, "peer", "back", &["sleep", "600"], json!([]));
+    start(&daemon, "web");
+    start(&daemon, "peer");
+    serve(&daemon, "web", 80, "published");
+    let upstream = format!("http://{HOST_IP}:18081/");
+    assert_eq!(fetch_outside(&host, true, &upstream), "published");
+    let web = address(&daemon, "web", false);
+    let (_, back_gateway) = bridge_of(&host, &daemon, "back");
+    // Published on the uplink: not the container's own port from elsewhere, not the port on
+    // another interface's address, not the uplink's address from another network's bridge.
+    for url in [
+        format!("http://{web}/"),
+        format!("http://{back_gateway}:18081/"),
+        upstream.clone(),
+    ] {
+        assert_eq!(fetch_from(&daemon, "peer", &url), "", "{url}");
+    }
+
+    // A host port is published once: a second container asking for it is refused, naming the
+    // holder, and nothing of it is made.
+    let tree = kleene_tests::zfs_tree(&daemon.root.name);
+    let rules = host.ruleset();
+    for (host_port, protocol) in [("18081", "tcp"), ("18070:18090", "tcp")] {
+        let answer = api(
+            &daemon,
+            "POST",
+            "/containers/create",
+            Some(json!({
+                "name": "copycat", "image": "probe", "network_driver": "vnet",
+                "public_ports": [{"interfaces": [], "host_port": host_port, "container_port": "80", "protocol": protocol}],
+            })),
+        );
+        // As every refusal of a create (Kleened's status table).
+        assert_eq!(answer.status, 404, "{host_port}: {}", answer.body);
+        assert!(
+            answer
+                .body
+                .contains("host port 18081/tcp is already published by container web"),
+            "{}",
+            answer.body
+        );
+    }
+    let answer = api(
+        &daemon,
+        "POST",
+        "/containers/create",
+        Some(json!({
+            "name": "twice", "image": "probe", "network_driver": "vnet",
+            "public_ports": [
+                {"interfaces": [], "host_port": "18082", "container_port": "80"},
+                {"interfaces": [], "host_port": "18082", "container_port": "81"},
+            ],
+        })),
+    );
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    assert!(
+        answer
+            .body
+            .contains("host port 18082/tcp is published twice"),
+        "{}",
+        answer.body
+    );
+    let out = daemon.klee(&["lsc", "-a"]);
+    assert!(
+        !text(&out).contains("copycat") && !text(&out).contains("twice"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(kleene_tests::zfs_tree(&daemon.root.name), tree);
+    assert_eq!(host.ruleset(), rules);
+    // The same port for the other protocol is another port.
+    vnet(
+        &daemon,
+        "dns",
+        "front",
+        &["sleep", "600"],
+        json!([{"interfaces": [], "host_port": "18081", "container_port": "53", "protocol": "udp"}]),
+    );
+}
+
+#[test]
+fn network_names_are_validated_and_a_refused_one_makes_nothing() {
+    if skip_host_tests() {
+        return;
+    }
+    let (host, daemon) = setup();
+    let links = host.links();
+    for name in ["../web", "a b", "web\u{1b}[2J", "-web", ".web", "wéb"] {
+        let answer = api(
+            &daemon,
+            "POST",
+            "/networks/create",
+            Some(json!({"name": name, "type": "bridge", "subnet": "10.36.0.0/24"})),
+        );
+        // As every refusal of a network's configuration (Kleened's status table).
+        assert_eq!(answer.status, 409, "{name:?}: {}", answer.body);
+        assert!(
+            answer.body.contains("invalid network name"),
+            "{name:?}: {}",
+            answer.body
+        );
+    }
+    assert_eq!(host.links(), links);
+    let listed = api(&daemon, "GET", "/networks/list", None).json();
+    assert_eq!(listed, json!([]), "{listed}");
+    // The names klee users give are fine.
+    network(
+        &daemon,
+        json!({"name": "my-net.v2_a", "type": "bridge", "subnet": "10.36.0.0/24"}),
     );
 }

@@ -506,6 +506,23 @@ impl Engine {
                         return Err(name_taken(name, &holder));
                     }
                 }
+                if !record.public_ports.is_empty() {
+                    let others: Vec<Container> = db
+                        .list_containers()?
+                        .into_iter()
+                        .map(|s| s.container)
+                        .collect();
+                    if let Some((port, holder)) =
+                        super::firewall::port_clash(&record.public_ports, &others)
+                    {
+                        return Err(EngineError::Conflict(match holder {
+                            Some(holder) => format!(
+                                "host port {port} is already published by container {holder}"
+                            ),
+                            None => format!("host port {port} is published twice"),
+                        }));
+                    }
+                }
                 db.insert_container(&record)?;
                 for mount in &records {
                     db.insert_mount(mount)?;

@@ -119,10 +119,84 @@ pub fn build(
     }
 }
 
+/// The first of `wanted` (a new container's published ports) whose host port another container
+/// already publishes for the same protocol, or that `wanted` itself publishes twice: the port
+/// (`8080/tcp`) and who holds it (a container's name, else its ID; `None` for `wanted` itself).
+/// Interfaces do not matter: the host's own connections reach a published port on any of its
+/// addresses, so a host port leads to one container only.
+pub fn port_clash(
+    wanted: &[PublishedPort],
+    others: &[Container],
+) -> Option<(String, Option<String>)> {
+    let range = |p: &PublishedPort| pf::PortRange::parse(&p.host_port).ok();
+    let clash = |a: &PublishedPort, b: &PublishedPort| {
+        a.protocol == b.protocol && range(a).zip(range(b)).is_some_and(|(a, b)| a.overlaps(b))
+    };
+    let label = |p: &PublishedPort| {
+        let protocol = match p.protocol {
+            PortProtocol::Tcp => "tcp",
+            PortProtocol::Udp => "udp",
+        };
+        format!("{}/{protocol}", p.host_port)
+    };
+    for (index, port) in wanted.iter().enumerate() {
+        if wanted[..index].iter().any(|earlier| clash(earlier, port)) {
+            return Some((label(port), None));
+        }
+        for other in others {
+            if let Some(held) = other.public_ports.iter().find(|p| clash(p, port)) {
+                let holder = other.name.clone().unwrap_or_else(|| other.id.clone());
+                return Some((label(held), Some(holder)));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::testdata;
+
+    #[test]
+    fn a_host_port_leads_to_one_container() {
+        let port = |host: &str, protocol| PublishedPort {
+            interfaces: vec!["eth0".into()],
+            host_port: host.into(),
+            container_port: "80".into(),
+            protocol,
+            ip_address: String::new(),
+            ip_address6: String::new(),
+        };
+        let mut web = testdata::container("c1", Some("web"), "img", "2026-01-01T00:00:00Z");
+        web.public_ports = vec![port("8080:8090", PortProtocol::Tcp)];
+        let others = [web];
+        assert_eq!(
+            port_clash(&[port("8085", PortProtocol::Tcp)], &others),
+            Some(("8080:8090/tcp".to_owned(), Some("web".to_owned())))
+        );
+        let mut elsewhere = port("8085", PortProtocol::Tcp);
+        elsewhere.interfaces = vec!["eth1".into()];
+        assert!(port_clash(&[elsewhere], &others).is_some(), "any interface");
+        assert_eq!(
+            port_clash(&[port("8085", PortProtocol::Udp)], &others),
+            None
+        );
+        assert_eq!(
+            port_clash(&[port("8091", PortProtocol::Tcp)], &others),
+            None
+        );
+        assert_eq!(
+            port_clash(
+                &[
+                    port("9000", PortProtocol::Tcp),
+                    port("9000", PortProtocol::Tcp)
+                ],
+                &[]
+            ),
+            Some(("9000/tcp".to_owned(), None))
+        );
+    }
 
     /// Members named by their recorded interface, as on FreeBSD.
     fn recorded(_: &str, epair: Option<&str>) -> Option<String> {
@@ -147,7 +221,10 @@ mod tests {
         let built = build(
             None,
             &[bridge, custom],
-            &[endpoint("e1", "0f0f0f0f0f0f"), endpoint("e2", "1e1e1e1e1e1e")],
+            &[
+                endpoint("e1", "0f0f0f0f0f0f"),
+                endpoint("e2", "1e1e1e1e1e1e"),
+            ],
             &[],
             &pattern,
         );

@@ -965,7 +965,17 @@ mod tests {
         for good in ["web", "x", "br-0", "a.b_c", "0net"] {
             assert!(valid_network_name(good), "{good}");
         }
-        for bad in ["", "-web", ".web", "a b", "a/b", "web\n", "we$b", "wéb", &"a".repeat(256)] {
+        for bad in [
+            "",
+            "-web",
+            ".web",
+            "a b",
+            "a/b",
+            "web\n",
+            "we$b",
+            "wéb",
+            &"a".repeat(256),
+        ] {
             assert!(!valid_network_name(bad), "{bad:?}");
         }
     }
@@ -977,9 +987,15 @@ mod tests {
         let engine = engine_with(host.clone());
         let err = engine.create_network(config("../web")).await.unwrap_err();
         assert!(matches!(err, EngineError::Invalid(_)), "{err:?}");
-        assert!(err.to_string().starts_with("invalid network name '../web'"), "{err}");
+        assert!(
+            err.to_string().starts_with("invalid network name '../web'"),
+            "{err}"
+        );
         assert!(engine.list_networks().await.unwrap().is_empty());
-        assert!(host.made.lock().unwrap().is_empty(), "no interface was made");
+        assert!(
+            host.made.lock().unwrap().is_empty(),
+            "no interface was made"
+        );
     }
 
     #[test]

@@ -2282,6 +2282,8 @@ mod tests {
             gateway: gateway.map(|g| g.parse().unwrap()),
             address6: None,
             gateway6: None,
+            mac: pf::MacAddress::of_endpoint(None, id),
+            neighbours: vec![],
             host_interface: None,
         }
     }

@@ -203,7 +203,7 @@ pub(super) async fn inspect(container_id: String, engine: Arc<Engine>) -> Respon
     request_body = ContainerConfig,
     responses(
         (status = 201, description = "the container's ID", body = IdResponse),
-        (status = 404, description = "invalid configuration, no such image, an ambiguous image identifier, or the name is taken", body = ErrorResponse),
+        (status = 404, description = "invalid configuration, no such image, an ambiguous image identifier, the name is taken, or a host port is already published", body = ErrorResponse),
         (status = 422, description = "the body does not fit the schema", body = ValidationErrors),
         (status = 500, description = "internal error", body = ErrorResponse),
     )

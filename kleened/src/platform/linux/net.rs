@@ -39,11 +39,18 @@ pub fn ip_batch(lines: &[String]) -> CommandSpec {
 
 /// The `ip -batch` lines that make a network's interface of link type `kind` (`bridge`, or
 /// `dummy` for a loopback network), marked with `marker` as its alias, up, with the gateway
-/// addresses of the network.
+/// addresses of the network. A bridge gets a MAC address of its own, from its name: left to the
+/// kernel it would take the lowest of its ports' and change as containers come and go, and each
+/// change flushes the host's neighbour entries for the containers, the permanent ones too.
 pub fn create_lines(network: &NetworkSetup, kind: &str, marker: &str) -> Vec<String> {
     let name = &network.interface;
+    let address = if kind == "bridge" {
+        format!(" address {}", pf::MacAddress::of_endpoint(None, name))
+    } else {
+        String::new()
+    };
     let mut lines = vec![
-        format!("link add name {name} type {kind}"),
+        format!("link add name {name}{address} type {kind}"),
         format!("link set dev {name} alias {marker}"),
         format!("link set dev {name} up"),
     ];
@@ -513,8 +520,14 @@ mod tests {
                 gateway: Some("10.13.37.1".parse().unwrap()),
                 address6: Some("fd00:13:37::2/64".parse().unwrap()),
                 gateway6: Some("fd00:13:37::1".parse().unwrap()),
-                mac: pf::MacAddress::of_endpoint(Some("10.13.37.2".parse().unwrap()), "e1e1e1e1e1e1"),
-                neighbours: vec!["10.13.37.2".parse().unwrap(), "fd00:13:37::2".parse().unwrap()],
+                mac: pf::MacAddress::of_endpoint(
+                    Some("10.13.37.2".parse().unwrap()),
+                    "e1e1e1e1e1e1",
+                ),
+                neighbours: vec![
+                    "10.13.37.2".parse().unwrap(),
+                    "fd00:13:37::2".parse().unwrap(),
+                ],
                 host_interface: None,
             },
             ContainerEndpoint {
@@ -525,7 +538,10 @@ mod tests {
                 gateway: Some("10.13.38.1".parse().unwrap()),
                 address6: None,
                 gateway6: None,
-                mac: pf::MacAddress::of_endpoint(Some("10.13.38.2".parse().unwrap()), "e2e2e2e2e2e2"),
+                mac: pf::MacAddress::of_endpoint(
+                    Some("10.13.38.2".parse().unwrap()),
+                    "e2e2e2e2e2e2",
+                ),
                 neighbours: vec!["10.13.38.2".parse().unwrap()],
                 host_interface: None,
             },
@@ -554,8 +570,14 @@ mod tests {
             lines.push(render(&spec));
         }
         lines.push("# at disconnect and stop: the host's neighbour entries go; one that is not there is looked for".to_owned());
-        lines.push(render(&delete_neighbour("10.13.37.2".parse().unwrap(), "kleene0")));
-        lines.push(render(&show_neighbour("10.13.37.2".parse().unwrap(), "kleene0")));
+        lines.push(render(&delete_neighbour(
+            "10.13.37.2".parse().unwrap(),
+            "kleene0",
+        )));
+        lines.push(render(&show_neighbour(
+            "10.13.37.2".parse().unwrap(),
+            "kleene0",
+        )));
         lines
             .push("# nft(8): check (-c), then load; the script comes on standard input".to_owned());
         lines.push(nft_check("...").to_string());
@@ -615,7 +637,9 @@ mod tests {
         let network = LinuxNetwork::new(runner.clone(), "kleene", "kleened:x");
         network.forget_neighbours(&endpoint).unwrap();
         runner.push_err(2, "RTNETLINK answers: Operation not permitted\n");
-        runner.push_ok(r#"[{"dst":"10.13.37.2","lladdr":"02:42:0a:0d:25:02","state":["PERMANENT"]}]"#);
+        runner.push_ok(
+            r#"[{"dst":"10.13.37.2","lladdr":"02:42:0a:0d:25:02","state":["PERMANENT"]}]"#,
+        );
         let err = network.forget_neighbours(&endpoint).unwrap_err();
         assert!(err.to_string().contains("Operation not permitted"), "{err}");
     }
