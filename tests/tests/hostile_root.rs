@@ -496,3 +496,34 @@ fn datasets_of_any_kleene_root_are_no_image_source() {
     let out = daemon.klee(&["--json", "lsi"]);
     assert!(!text(&out).contains("stolen"), "{}", describe(&out));
 }
+
+/// A container's command and names a client sends come back in tables and messages: klee shows
+/// them with every terminal control escaped, so they cannot retitle the terminal, clear it or
+/// forge rows.
+#[test]
+fn terminal_controls_from_containers_and_names_reach_no_terminal() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = daemon();
+    let forged = "\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[1A\rforged row\u{202e}";
+    let out = daemon.klee(&["create", "--name", "plain", "probe", "/bin/echo", forged]);
+    ok(&out);
+    let out = daemon.klee(&["lsc", "-a"]);
+    ok(&out);
+    let shown = text(&out);
+    assert!(shown.contains("plain"), "{shown:?}");
+    for raw in ['\u{1b}', '\u{7}', '\r', '\u{202e}'] {
+        assert!(!shown.contains(raw), "{raw:?} in {shown:?}");
+    }
+    assert!(shown.contains("\\u{1b}]0;owned"), "{shown:?}");
+    // A daemon message that names what the client sent.
+    let out = daemon.klee(&["network", "create", "--subnet", "10.77.0.0/24", forged]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let shown = text(&out);
+    assert!(
+        !shown.contains('\u{1b}') && shown.contains("\\u{1b}[2J"),
+        "{shown:?}"
+    );
+    ok(&daemon.klee(&["rmc", "plain"]));
+}
