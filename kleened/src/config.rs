@@ -271,7 +271,7 @@ pub struct Config {
     /// Where containers' output is kept (`container_log_dir`, by default
     /// `/var/log/kleened/<kleene_root with - for />`), and how much (`container_log_max_bytes`
     /// per file, `container_log_max_files` files per container).
-    pub container_logs: crate::engine::logs::LogConfig,
+    pub container_logs: LogConfig,
     /// Sizes of what the daemon stores: the default quota of containers and volumes, and the
     /// space reserved for the root dataset itself (the metadata database) against a full pool.
     pub storage: crate::engine::StorageConfig,
@@ -437,7 +437,6 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
             config
         },
         container_logs: {
-            use crate::engine::logs::LogConfig;
             let dir = raw.container_log_dir.unwrap_or(default_log_dir);
             if !dir.is_absolute() {
                 return Err(invalid(
@@ -642,6 +641,25 @@ fn describe_yaml(value: &serde_norway::Value) -> String {
         Ok(text) => format!("'{}'", text.trim()),
         Err(_) => "a value of another kind".to_owned(),
     }
+}
+
+/// Where and how much of containers' output is kept (`container_logs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// The directory holding one directory per container.
+    pub dir: PathBuf,
+    /// The most one file holds before it is rotated.
+    pub max_size: u64,
+    /// How many files a container keeps (the current one and the rotated ones); 0 keeps no
+    /// logs at all.
+    pub max_files: usize,
+}
+
+impl LogConfig {
+    /// 8 MiB files, two per container: a busy container keeps at most 16 MiB.
+    pub const DEFAULT_MAX_SIZE: u64 = 8 * 1024 * 1024;
+    /// See [`LogConfig::DEFAULT_MAX_SIZE`].
+    pub const DEFAULT_MAX_FILES: usize = 2;
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use kleene_runner::{Runner, SystemRunner};
 use zfs::{RetryPolicy, Zfs, ZfsPrograms};
 
 use crate::config::{Config, TargetOs};
-use crate::engine::{Engine, EngineParts, Layout};
+use crate::engine::{Engine, EngineParts};
+use crate::layout::Layout;
 use crate::platform::Host;
 use crate::server;
 use crate::store::Store;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use kleene_runner::{CommandSpec, Runner};
 use zfs::Zfs;
 
-use crate::engine::Layout;
+use crate::layout::Layout;
 
 /// Kernel modules kleened uses: ZFS, the pf firewall and its log device, bridges and epairs.
 pub const MODULES: [&str; 5] = ["zfs", "pf", "pflog", "if_bridge", "if_epair"];

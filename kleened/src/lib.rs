@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod doctor;
 pub mod engine;
 pub mod init;
+pub mod layout;
 pub mod logging;
 pub mod platform;
 pub mod server;

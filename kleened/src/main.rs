@@ -67,7 +67,7 @@ fn init(config_path: &std::path::Path, dry_run: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let layout = match kleened::engine::Layout::new(&config.kleene_root) {
+    let layout = match kleened::layout::Layout::new(&config.kleene_root) {
         Ok(layout) => layout,
         Err(err) => {
             eprintln!("kleened: invalid value for 'kleene_root': {err}");

@@ -16,7 +16,7 @@ use zfs::{RetryPolicy, Zfs, ZfsPrograms};
 use super::gather::{examine, Clients, StoreSource};
 use super::Settings;
 use crate::config::{Config, TargetOs};
-use crate::engine::Layout;
+use crate::layout::Layout;
 use crate::platform::NetworkHost;
 use crate::store::Store;
 

@@ -11,7 +11,7 @@ use kleene_runner::Runner;
 use zfs::{DatasetName, DatasetType, Depth, DestroyFlags, ListQuery, Zfs};
 
 use super::{judge, plan, report, Action, DatasetState, Facts, HostFacts, Settings, StoreFacts};
-use crate::engine::Layout;
+use crate::layout::Layout;
 use crate::platform::{NetworkHost, NetworkSetup, Runtime};
 use crate::store::Store;
 

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use kleene_api::FindingStatus;
 
 use super::{Action, Facts, Judged};
-use crate::engine::Layout;
+use crate::layout::Layout;
 
 /// The findings on datasets and interfaces. Nothing is judged without the store
 /// (its own finding says why).

@@ -35,7 +35,7 @@ use kleene_api::{EndPoint, Network, NetworkType};
 use zfs::{DatasetName, PoolUsage};
 
 use crate::config::{CgroupHierarchy, Config};
-use crate::engine::Layout;
+use crate::layout::Layout;
 
 /// What the doctor must know of the configuration beyond the root.
 #[derive(Debug, Clone, PartialEq, Eq)]

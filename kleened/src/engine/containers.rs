@@ -14,7 +14,7 @@ use zfs::{DatasetName, DestroyFlags, Property, SnapshotName};
 use super::limits::{self, LimitChange};
 use super::recovery::{Intent, Recorded};
 use super::restart;
-use super::{ids, Engine, EngineError};
+use super::{ids, names, Engine, EngineError};
 use crate::platform::runtime::DEFAULT_STOP_GRACE;
 use crate::platform::{inroot, Mount, Runtime};
 
@@ -28,27 +28,6 @@ fn is_mount_point(path: &std::path::Path) -> bool {
         return false;
     };
     own.is_dir() && own.dev() != parent.dev()
-}
-
-/// The longest container name, in bytes (after the optional leading `/`).
-pub const NAME_MAX: usize = 255;
-
-/// Container names: `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`, at most [`NAME_MAX`] bytes.
-pub fn valid_name(name: &str) -> bool {
-    let name = name.strip_prefix('/').unwrap_or(name);
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && (2..=NAME_MAX).contains(&name.len())
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-}
-
-/// Why `name` is not a valid container name, in the reference's words where it has them.
-fn invalid_name(name: &str) -> String {
-    if name.trim_start_matches('/').len() > NAME_MAX {
-        format!("container name is longer than {NAME_MAX} bytes")
-    } else {
-        format!("{name} does not match /?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-    }
 }
 
 /// Refuses a mount that cannot work, before anything is made: a destination that is not an
@@ -80,12 +59,8 @@ fn check_mount(mount: &MountPointConfig) -> Result<(), EngineError> {
     }
     match mount.kind {
         MountPointType::Volume => {
-            if !super::volumes::valid_volume_name(&mount.source) {
-                return refuse(format!(
-                    "invalid volume name '{}': use letters, digits, '_', '.' and '-', starting with a \
-                     letter or digit, without '..', at most {NAME_MAX} bytes",
-                    mount.source
-                ));
+            if !names::valid_volume_name(&mount.source) {
+                return refuse(names::invalid_volume_name(&mount.source));
             }
         }
         MountPointType::Nullfs => {
@@ -326,8 +301,8 @@ impl Engine {
     ) -> Result<IdResponse, EngineError> {
         let refuse = |m: String| EngineError::Invalid(m);
         if let Some(name) = &config.name {
-            if !valid_name(name) {
-                return Err(refuse(invalid_name(name)));
+            if !names::valid_container_name(name) {
+                return Err(refuse(names::invalid_container_name(name)));
             }
         }
         let reference = config
@@ -367,11 +342,7 @@ impl Engine {
                     pf::PortRange::parse(&port.host_port).map_err(|e| refuse(e.to_string()))?;
                 pf::ContainerPort::parse(&port.container_port, host)
                     .map_err(|e| refuse(e.to_string()))?;
-                if let Some(bad) = port
-                    .interfaces
-                    .iter()
-                    .find(|i| !super::networks::valid_interface(i))
-                {
+                if let Some(bad) = port.interfaces.iter().find(|i| !names::valid_interface(i)) {
                     return Err(refuse(format!("invalid interface name '{bad}'")));
                 }
                 // `[]` means the interface of the host's default route.
@@ -842,8 +813,8 @@ impl Engine {
             .filter(|c| c.id == found.id)
             .ok_or_else(|| EngineError::NotFound(format!("no such container '{identifier}'")))?;
         if let Some(name) = &config.name {
-            if !valid_name(name) {
-                return Err(EngineError::Invalid(invalid_name(name)));
+            if !names::valid_container_name(name) {
+                return Err(EngineError::Invalid(names::invalid_container_name(name)));
             }
         }
         let limits = LimitChange::from_config(&config).map_err(EngineError::Invalid)?;
@@ -1137,16 +1108,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(!is_mount_point(dir.path()));
         assert!(!is_mount_point(&dir.path().join("missing")));
-    }
-
-    #[test]
-    fn names_follow_the_reference_pattern() {
-        for good in ["web", "/web", "a1", "my_app.v2-x"] {
-            assert!(valid_name(good), "{good}");
-        }
-        for bad in ["a", "-web", "we b", "", "/", "x/y"] {
-            assert!(!valid_name(bad), "{bad}");
-        }
     }
 
     #[test]

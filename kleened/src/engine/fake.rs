@@ -16,7 +16,8 @@ use crate::config::TargetOs;
 use crate::platform::{Host, ProcessIo, ProcessSpec, Runtime, RuntimeError, Spawned};
 use crate::store::Store;
 
-use super::{Engine, EngineParts, Layout};
+use super::{Engine, EngineParts};
+use crate::layout::Layout;
 
 /// The root every fake engine uses.
 pub const ROOT: &str = "zroot/kleene";

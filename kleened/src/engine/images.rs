@@ -16,8 +16,9 @@ use zfs::{DatasetName, DestroyFlags, SnapshotName};
 use super::fetch::{self, Source};
 use super::progress::Progress;
 use super::recovery::{Intent, Recorded};
-use super::{ids, Engine, EngineError, Layout};
+use super::{ids, Engine, EngineError};
 use crate::config::TargetOs;
+use crate::layout::Layout;
 use crate::platform;
 
 /// What a failed creation has to undo.
@@ -588,7 +589,7 @@ impl Engine {
                 if !zfs.exists(&check)? {
                     return Ok(None);
                 }
-                zfs.get(&check, super::layout::ROOT_MARK).map(Some)
+                zfs.get(&check, crate::layout::ROOT_MARK).map(Some)
             })
             .await?;
         match owner {

@@ -27,24 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
-/// Where and how much is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogConfig {
-    /// The directory holding one directory per container.
-    pub dir: PathBuf,
-    /// The most one file holds before it is rotated.
-    pub max_size: u64,
-    /// How many files a container keeps (the current one and the rotated ones); 0 keeps no
-    /// logs at all.
-    pub max_files: usize,
-}
-
-impl LogConfig {
-    /// 8 MiB files, two per container: a busy container keeps at most 16 MiB.
-    pub const DEFAULT_MAX_SIZE: u64 = 8 * 1024 * 1024;
-    /// See [`LogConfig::DEFAULT_MAX_SIZE`].
-    pub const DEFAULT_MAX_FILES: usize = 2;
-}
+pub use crate::config::LogConfig;
 
 /// One record read back.
 #[derive(Debug, Clone, PartialEq, Eq)]

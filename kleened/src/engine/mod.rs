@@ -12,9 +12,9 @@ pub mod firewall;
 pub mod ids;
 mod images;
 pub mod ipam;
-pub mod layout;
 pub mod limits;
 pub mod logs;
+pub mod names;
 mod networks;
 pub mod progress;
 mod reaper;
@@ -38,7 +38,7 @@ use crate::platform::{Host, NetworkHost, Runtime};
 use crate::store::{Store, StoreError};
 pub use exec::{Client, ClientEvent, ExitRecorder, RunningExec};
 
-pub use layout::Layout;
+use crate::layout::Layout;
 
 /// Why an operation failed, by cause. `server::error` is the one place that turns a cause into
 /// the HTTP status the API gives it for each operation; the message is what the client prints.

@@ -12,20 +12,10 @@ use kleene_api::{
     NetworkInspect, NetworkType,
 };
 
+use super::names::{valid_interface, valid_network_name, NAME_MAX};
 use super::{firewall, ids, ipam, Engine, EngineError};
 use crate::platform::{ContainerEndpoint, NetworkError, NetworkHost, NetworkSetup};
 use crate::store::{Db, StoreError};
-
-/// Interface names: what Linux and FreeBSD both accept, at most 15 bytes (they are written into
-/// packet-filter rules, so nothing else may pass).
-pub(super) fn valid_interface(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 15
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        && !name.starts_with(['-', '.'])
-}
 
 /// What the host needs to make a network's interface.
 pub(super) fn setup_of(network: &Network) -> NetworkSetup {
@@ -94,17 +84,6 @@ pub(super) fn container_endpoint(network: &Network, endpoint: &EndPoint) -> Cont
         neighbours,
         host_interface: endpoint.epair.clone(),
     }
-}
-
-/// Network names: a letter or digit, then letters, digits, `_`, `.` and `-`, at most
-/// [`NAME_MAX`](super::containers::NAME_MAX) bytes, as volume names (without the `..` rule, as a
-/// network name is no path). They are shown in tables and messages and looked up next to IDs, so
-/// nothing else may pass.
-pub fn valid_network_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.len() <= super::containers::NAME_MAX
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// Why a change that applies the packet filter failed: the store, or the host.
@@ -246,7 +225,7 @@ impl Engine {
     /// Creates a network: its record, its host interface, and the packet filter with it.
     pub async fn create_network(&self, config: NetworkConfig) -> Result<IdResponse, EngineError> {
         let conflict = |m: String| EngineError::Conflict(m);
-        if config.name.is_empty() || config.name.len() > super::containers::NAME_MAX {
+        if config.name.is_empty() || config.name.len() > NAME_MAX {
             return Err(conflict(
                 "a network name is 1 to 255 characters long".into(),
             ));
@@ -256,7 +235,7 @@ impl Engine {
                 "invalid network name '{}': use letters, digits, '_', '.' and '-', starting with a \
                  letter or digit, at most {} bytes",
                 config.name,
-                super::containers::NAME_MAX
+                NAME_MAX
             )));
         }
         let subnet =
@@ -960,26 +939,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn network_names_are_plain() {
-        for good in ["web", "x", "br-0", "a.b_c", "0net"] {
-            assert!(valid_network_name(good), "{good}");
-        }
-        for bad in [
-            "",
-            "-web",
-            ".web",
-            "a b",
-            "a/b",
-            "web\n",
-            "we$b",
-            "wéb",
-            &"a".repeat(256),
-        ] {
-            assert!(!valid_network_name(bad), "{bad:?}");
-        }
-    }
-
     #[tokio::test]
     async fn a_bad_network_name_is_refused_and_nothing_is_made() {
         let host = Arc::new(FussyHost::default());
@@ -996,16 +955,6 @@ mod tests {
             host.made.lock().unwrap().is_empty(),
             "no interface was made"
         );
-    }
-
-    #[test]
-    fn interface_names_are_short_and_plain() {
-        for good in ["kleene0", "br-web", "a.b_c"] {
-            assert!(valid_interface(good), "{good}");
-        }
-        for bad in ["", "sixteen-chars-xx", "a/b", "-x", "a b", "eth0:1"] {
-            assert!(!valid_interface(bad), "{bad}");
-        }
     }
 
     #[test]

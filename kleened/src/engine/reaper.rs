@@ -17,8 +17,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use zfs::{DatasetName, DestroyFlags};
 
-use super::layout::Layout;
 use super::Engine;
+use crate::layout::Layout;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);

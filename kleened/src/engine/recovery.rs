@@ -23,8 +23,8 @@ use std::collections::HashSet;
 
 use zfs::{DatasetName, DestroyFlags, SnapshotName};
 
-use super::layout::Layout;
 use super::{Engine, EngineError};
+use crate::layout::Layout;
 
 /// What an operation is about to do, as recorded in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
