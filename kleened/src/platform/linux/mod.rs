@@ -6,12 +6,7 @@
 pub mod cgroup;
 pub mod confine;
 pub mod helper;
-mod mount_attr;
 pub mod net;
-pub mod params;
-pub mod rootfs;
-pub mod seccomp;
-mod tty;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
@@ -37,8 +32,8 @@ fn host(err: CgroupError) -> RuntimeError {
 }
 
 /// The jail parameters of a spec, as the Linux runtime reads them; refusals are the user's.
-fn linux_params(jail_params: &[String]) -> Result<params::LinuxParams, RuntimeError> {
-    params::parse(jail_params).map_err(RuntimeError::Invalid)
+fn linux_params(jail_params: &[String]) -> Result<confine::params::LinuxParams, RuntimeError> {
+    confine::params::parse(jail_params).map_err(RuntimeError::Invalid)
 }
 
 /// How many PID namespaces deep this process is (1 in the initial one), from `NSpid`.
@@ -325,7 +320,7 @@ pub(super) fn process_env(env: &[String], user: &passwd::User, tty: bool) -> Vec
 
 /// The hostname a container gets: `host.hostname=` from its jail parameters, else its ID. The
 /// parameters without a Linux meaning are named in the log.
-fn hostname(container_id: &str, params: &params::LinuxParams) -> String {
+fn hostname(container_id: &str, params: &confine::params::LinuxParams) -> String {
     for param in &params.ignored {
         tracing::info!(container = container_id, parameter = %param, "jail parameter has no meaning on Linux; ignored");
     }
@@ -608,7 +603,7 @@ mod tests {
 
     #[test]
     fn host_hostname_sets_the_hostname() {
-        let parse = |p: &str| params::parse(&[p.to_owned()]).unwrap();
+        let parse = |p: &str| confine::params::parse(&[p.to_owned()]).unwrap();
         assert_eq!(hostname("abc", &parse("mount.devfs=true")), "abc");
         assert_eq!(hostname("abc", &parse("host.hostname=web")), "web");
     }

@@ -27,6 +27,16 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+mod hierarchy;
+mod limits;
+
+use hierarchy::enable_v2;
+pub use hierarchy::{events_populated, find_mounts, find_v1_mount, own_path};
+use limits::{asked, write_limits};
+pub use limits::{
+    keyed_value, limit_files, Controller, LimitFile, LimitHome, LimitHomes, CPU_PERIOD_US,
+};
+
 use crate::platform::runtime::Limits;
 
 /// Which cgroup interface is in use.
@@ -72,276 +82,6 @@ pub struct Cgroups {
     /// The hierarchy the configuration asked for (`None`: whichever has the controller), to
     /// explain a limit that cannot be enforced.
     wanted: Option<Version>,
-}
-
-/// A resource controller the daemon limits containers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Controller {
-    /// Memory (`memory.max`; v1 `memory.limit_in_bytes`).
-    Memory,
-    /// Processes and threads (`pids.max`).
-    Pids,
-    /// CPU bandwidth (`cpu.max`; v1 `cpu.cfs_quota_us`).
-    Cpu,
-}
-
-impl Controller {
-    /// Every controller, in the order limits are written.
-    pub const ALL: [Controller; 3] = [Controller::Memory, Controller::Pids, Controller::Cpu];
-
-    /// The controller's kernel name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Controller::Memory => "memory",
-            Controller::Pids => "pids",
-            Controller::Cpu => "cpu",
-        }
-    }
-
-    /// What the limit is called in the API, for messages.
-    fn limit(self) -> &'static str {
-        match self {
-            Controller::Memory => "memory limit",
-            Controller::Pids => "pids limit",
-            Controller::Cpu => "cpus limit",
-        }
-    }
-}
-
-/// Where a controller's limits of a container are written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LimitHome {
-    /// In the container's own cgroup of the unified hierarchy.
-    V2,
-    /// In the cgroup named after the container in this directory of the controller's v1
-    /// hierarchy (the daemon's parent there).
-    V1(PathBuf),
-}
-
-/// Where each controller's limits are written; `None` where no hierarchy has the controller.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LimitHomes {
-    /// The memory controller.
-    pub memory: Option<LimitHome>,
-    /// The pids controller.
-    pub pids: Option<LimitHome>,
-    /// The cpu controller.
-    pub cpu: Option<LimitHome>,
-}
-
-impl LimitHomes {
-    /// The home of `controller`.
-    pub fn of(&self, controller: Controller) -> Option<&LimitHome> {
-        match controller {
-            Controller::Memory => self.memory.as_ref(),
-            Controller::Pids => self.pids.as_ref(),
-            Controller::Cpu => self.cpu.as_ref(),
-        }
-    }
-
-    fn set(&mut self, controller: Controller, home: Option<LimitHome>) {
-        match controller {
-            Controller::Memory => self.memory = home,
-            Controller::Pids => self.pids = home,
-            Controller::Cpu => self.cpu = home,
-        }
-    }
-
-    /// The v1 parent directories, each once.
-    pub fn v1_parents(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = Controller::ALL
-            .iter()
-            .filter_map(|c| match self.of(*c) {
-                Some(LimitHome::V1(dir)) => Some(dir.clone()),
-                _ => None,
-            })
-            .collect();
-        dirs.sort();
-        dirs.dedup();
-        dirs
-    }
-}
-
-/// One file write that sets a limit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitFile {
-    /// The file, in the container's cgroup of the controller's hierarchy.
-    pub name: &'static str,
-    /// What is written.
-    pub value: String,
-    /// Written only where the kernel has the file (swap accounting may be off).
-    pub optional: bool,
-}
-
-/// The period of the CPU bandwidth limit, in microseconds (the kernel's default).
-pub const CPU_PERIOD_US: u64 = 100_000;
-
-/// The files that set `controller`'s limit from `limits` in a cgroup of `v2` or a v1 hierarchy,
-/// in the order they are written (pure). A limit of `None` writes "no limit", so an update can
-/// lift one. Swap counts against the memory limit: a container never swaps to exceed it.
-pub fn limit_files(controller: Controller, v2: bool, limits: &Limits) -> Vec<LimitFile> {
-    let file = |name, value: String, optional| LimitFile {
-        name,
-        value,
-        optional,
-    };
-    match (controller, v2) {
-        (Controller::Memory, true) => vec![
-            file(
-                "memory.max",
-                limits.memory.map_or("max".into(), |b| b.to_string()),
-                false,
-            ),
-            file(
-                "memory.swap.max",
-                if limits.memory.is_some() { "0" } else { "max" }.into(),
-                true,
-            ),
-        ],
-        (Controller::Memory, false) => {
-            let value = limits.memory.map_or("-1".into(), |b| b.to_string());
-            vec![
-                file("memory.limit_in_bytes", value.clone(), false),
-                file("memory.memsw.limit_in_bytes", value, true),
-            ]
-        }
-        (Controller::Pids, _) => vec![file(
-            "pids.max",
-            limits.pids.map_or("max".into(), |n| n.to_string()),
-            false,
-        )],
-        (Controller::Cpu, true) => vec![file(
-            "cpu.max",
-            match limits.cpu_percent {
-                Some(percent) => format!("{} {CPU_PERIOD_US}", cpu_quota_us(percent)),
-                None => format!("max {CPU_PERIOD_US}"),
-            },
-            false,
-        )],
-        (Controller::Cpu, false) => vec![
-            file("cpu.cfs_period_us", CPU_PERIOD_US.to_string(), false),
-            file(
-                "cpu.cfs_quota_us",
-                limits
-                    .cpu_percent
-                    .map_or("-1".into(), |p| cpu_quota_us(p).to_string()),
-                false,
-            ),
-        ],
-    }
-}
-
-/// The CPU time per [`CPU_PERIOD_US`] of `percent` of one CPU.
-fn cpu_quota_us(percent: u32) -> u64 {
-    u64::from(percent) * CPU_PERIOD_US / 100
-}
-
-/// Whether `controller`'s limit is set in `limits`.
-fn asked(controller: Controller, limits: &Limits) -> bool {
-    match controller {
-        Controller::Memory => limits.memory.is_some(),
-        Controller::Pids => limits.pids.is_some(),
-        Controller::Cpu => limits.cpu_percent.is_some(),
-    }
-}
-
-/// The number after `key ` in a flat-keyed cgroup file (`memory.events`, `memory.oom_control`).
-pub fn keyed_value(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let (name, value) = line.split_once(' ')?;
-        (name == key).then(|| value.trim().parse().ok()).flatten()
-    })
-}
-
-/// Where the v1 hierarchy with `controller` is mounted, from `/proc/self/mountinfo` text.
-pub fn find_v1_mount(mountinfo: &str, controller: &str) -> Option<PathBuf> {
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let point = left.split_whitespace().nth(4)?;
-        let mut fields = right.split_whitespace();
-        let (fstype, _source, options) = (fields.next()?, fields.next()?, fields.next()?);
-        (fstype == "cgroup" && options.split(',').any(|o| o == controller))
-            .then(|| PathBuf::from(point))
-    })
-}
-
-/// Whether `controller` is listed in the cgroup file `path` (`cgroup.controllers`).
-fn lists(path: &Path, controller: &str) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|text| text.split_whitespace().any(|c| c == controller))
-}
-
-/// Makes `controller` available to the cgroups in the v2 directory `parent`, whose parent is the
-/// daemon's own cgroup `own`: enabled in `own`'s `cgroup.subtree_control` when `parent` does not
-/// have it yet (possible when `own` has it and holds no process, or is the root), then in
-/// `parent`'s. False when the hierarchy does not offer it.
-fn enable_v2(own: &Path, parent: &Path, controller: &str) -> bool {
-    let enable =
-        |dir: &Path| std::fs::write(dir.join("cgroup.subtree_control"), format!("+{controller}"));
-    if !lists(&parent.join("cgroup.controllers"), controller) {
-        if !lists(&own.join("cgroup.controllers"), controller) || enable(own).is_err() {
-            return false;
-        }
-        tracing::info!(controller, cgroup = %own.display(), "enabled the cgroup v2 controller for the daemon's cgroups");
-        if !lists(&parent.join("cgroup.controllers"), controller) {
-            return false;
-        }
-    }
-    match enable(parent) {
-        Ok(()) => true,
-        Err(err) => {
-            tracing::info!(controller, parent = %parent.display(), error = %err, "cgroup v2 controller not usable");
-            false
-        }
-    }
-}
-
-/// Where cgroup hierarchies are mounted, from `/proc/self/mountinfo` text: the cgroup2 mount, and
-/// the v1 hierarchy with the `pids` controller.
-pub fn find_mounts(mountinfo: &str) -> (Option<PathBuf>, Option<PathBuf>) {
-    let (mut v2, mut pids) = (None, None);
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mountpoint = left.split_whitespace().nth(4);
-        let mut fields = right.split_whitespace();
-        let (fstype, _source, options) =
-            (fields.next(), fields.next(), fields.next().unwrap_or(""));
-        match (fstype, mountpoint) {
-            (Some("cgroup2"), Some(point)) if v2.is_none() => v2 = Some(PathBuf::from(point)),
-            (Some("cgroup"), Some(point)) if options.split(',').any(|o| o == "pids") => {
-                pids = Some(PathBuf::from(point))
-            }
-            _ => {}
-        }
-    }
-    (v2, pids)
-}
-
-/// This process's cgroup path in a hierarchy, from `/proc/self/cgroup` text: the `0::` line for v2,
-/// the line naming `controller` for v1.
-pub fn own_path(proc_cgroup: &str, controller: Option<&str>) -> String {
-    proc_cgroup
-        .lines()
-        .filter_map(|line| {
-            let mut parts = line.splitn(3, ':');
-            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            let matches = match controller {
-                None => controllers.is_empty(),
-                Some(wanted) => controllers.split(',').any(|c| c == wanted),
-            };
-            matches.then(|| path.to_owned())
-        })
-        .next()
-        .unwrap_or_else(|| "/".to_owned())
-}
-
-/// Whether `cgroup.events` text says the subtree has processes.
-pub fn events_populated(events: &str) -> Option<bool> {
-    events.lines().find_map(|line| match line.split_once(' ') {
-        Some(("populated", value)) => Some(value.trim() == "1"),
-        _ => None,
-    })
 }
 
 fn read(path: &Path) -> Result<String, CgroupError> {
@@ -810,39 +550,6 @@ impl Cgroups {
     }
 }
 
-/// Writes `controller`'s limit files into the cgroup `dir`. In v1, `memory.memsw.limit_in_bytes`
-/// may never be below `memory.limit_in_bytes`, so a raise that the kernel refuses in one order
-/// is written in the other.
-fn write_limits(
-    dir: &Path,
-    controller: Controller,
-    v2: bool,
-    limits: &Limits,
-) -> Result<(), CgroupError> {
-    let files = limit_files(controller, v2, limits);
-    let write_all = |files: &[LimitFile]| -> Result<(), CgroupError> {
-        for file in files {
-            let path = dir.join(file.name);
-            if file.optional && !path.exists() {
-                continue;
-            }
-            write(&path, &file.value)?;
-        }
-        Ok(())
-    };
-    match write_all(&files) {
-        Err(CgroupError::Write { source, .. })
-            if controller == Controller::Memory
-                && !v2
-                && source.raw_os_error() == Some(nix::libc::EINVAL) =>
-        {
-            let reversed: Vec<LimitFile> = files.into_iter().rev().collect();
-            write_all(&reversed)
-        }
-        other => other,
-    }
-}
-
 /// Removes the cgroup at `root` and every cgroup below it, deepest first; what is gone already is
 /// fine. The kernel may still be releasing a cgroup whose last process just exited (EBUSY): that
 /// is retried for a moment.
@@ -868,39 +575,6 @@ pub fn remove_tree(root: &Path) -> Result<(), CgroupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MOUNTINFO: &str = "\
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-";
-
-    #[test]
-    fn mounts_are_found_in_a_hybrid_layout() {
-        let (v2, pids) = find_mounts(MOUNTINFO);
-        assert_eq!(v2, Some(PathBuf::from("/sys/fs/cgroup/unified")));
-        assert_eq!(pids, Some(PathBuf::from("/sys/fs/cgroup/pids")));
-        let (v2, pids) = find_mounts("30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
-        assert_eq!(v2, Some(PathBuf::from("/sys/fs/cgroup")));
-        assert_eq!(pids, None);
-    }
-
-    #[test]
-    fn own_paths_per_hierarchy() {
-        let text = "8:pids:/\n4:memory:/process_api/cd9d\n0::/system.slice/kleened.service\n";
-        assert_eq!(own_path(text, None), "/system.slice/kleened.service");
-        assert_eq!(own_path(text, Some("pids")), "/");
-        assert_eq!(own_path(text, Some("memory")), "/process_api/cd9d");
-        assert_eq!(own_path("", None), "/");
-    }
-
-    #[test]
-    fn populated_is_read_from_cgroup_events() {
-        assert_eq!(events_populated("populated 1\nfrozen 0\n"), Some(true));
-        assert_eq!(events_populated("populated 0\nfrozen 0\n"), Some(false));
-        assert_eq!(events_populated("frozen 0\n"), None);
-    }
 
     #[test]
     fn a_subtree_lists_parents_before_children() {

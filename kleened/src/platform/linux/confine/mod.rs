@@ -1,5 +1,5 @@
 //! Confining a container's process before it runs the container's code: what the process may do
-//! (capabilities), which system calls it may make ([`super::seccomp`]), and that no process of
+//! (capabilities), which system calls it may make ([`seccomp`]), and that no process of
 //! the container may look into it while it still runs the daemon's binary (not dumpable, so
 //! `/proc/<pid>/exe`, `environ` and ptrace are closed to the container until the exec).
 //!
@@ -8,8 +8,10 @@
 use caps::{CapSet, Capability, CapsHashSet};
 use serde::{Deserialize, Serialize};
 
-use super::params::{mask, LinuxParams};
-use super::seccomp;
+pub mod params;
+pub mod seccomp;
+
+use params::{mask, LinuxParams};
 
 /// How a container's processes are confined.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,7 +162,7 @@ mod tests {
 
     #[test]
     fn the_confinement_travels_as_json() {
-        let confinement = Confinement::from(&super::super::params::parse(&[]).unwrap());
+        let confinement = Confinement::from(&super::params::parse(&[]).unwrap());
         let text = serde_json::to_string(&confinement).unwrap();
         assert_eq!(
             serde_json::from_str::<Confinement>(&text).unwrap(),

@@ -5,7 +5,7 @@
 //!
 //! - **init**: the helper moves into a new PID namespace and forks the container's PID 1 (placed in
 //!   the container's cgroup before it goes on). PID 1 makes new mount, UTS, IPC, cgroup and (unless
-//!   host networking) network namespaces, sets up the root ([`super::rootfs`]), sets the hostname,
+//!   host networking) network namespaces, sets up the root ([`rootfs`]), sets the hostname,
 //!   confines itself ([`super::confine`]: capabilities, system-call filter, not dumpable) and forks
 //!   the command as PID 2, which inherits that confinement. PID 1 forwards signals to the command
 //!   and reaps orphans; when the command exits, PID 1 exits with its status and the kernel ends
@@ -19,10 +19,11 @@
 //!
 //! The daemon always hands the helper pipes. For a terminal, the process that forks the command
 //! (PID 1, or the exec helper once in the container's mount namespace) opens one from the
-//! container's own devpts and relays ([`super::tty`]).
+//! container's own devpts and relays ([`tty`]).
 //!
-//! With [`super::tty`], [`super::seccomp`] and `platform::io` this is where the daemon has `unsafe`
-//! code: fork(2), signal handlers and ioctl(2), each commented where it is.
+//! Everything here runs in the single-threaded child. With [`tty`], [`mount_attr`],
+//! [`super::confine::seccomp`] and `platform::io` this is where the daemon has `unsafe` code:
+//! fork(2), signal handlers, ioctl(2) and mount_setattr(2), each commented where it is.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -32,16 +33,20 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{
     chdir, execve, fork, setgid, setgroups, sethostname, setsid, setuid, ForkResult, Gid, Pid, Uid,
 };
 use serde::{Deserialize, Serialize};
 
+mod child;
+mod mount_attr;
+pub mod rootfs;
+mod tty;
+
 use super::confine::{self, Confinement};
-use super::rootfs::{self, RootOptions};
-use super::tty::{self, write_all};
 use crate::platform::passwd;
+use child::{fail, wait_for, write_all, EXIT_SETUP, REPORT_TO};
+use rootfs::RootOptions;
 
 /// The argument that starts the helper.
 pub const HELPER_ARG: &str = "__runtime-helper";
@@ -49,9 +54,6 @@ pub const HELPER_ARG: &str = "__runtime-helper";
 pub const HELPER_NAME: &str = "kleene-init";
 /// The environment variable carrying the spec.
 pub const SPEC_ENV: &str = "KLEENE_RUNTIME_SPEC";
-
-/// Exit code when the container could not be set up (as Docker uses 125).
-const EXIT_SETUP: i32 = 125;
 
 /// What the helper is to do.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -155,10 +157,6 @@ impl Event {
     }
 }
 
-/// The conversation descriptor while PID 1 or the exec is being set up (-1: none): where
-/// [`fail`] reports.
-static REPORT_TO: AtomicI32 = AtomicI32::new(-1);
-
 /// Tells the daemon the set-up is done: from now on failures are the command's own.
 fn report_ready(sync: Option<&std::os::fd::OwnedFd>) {
     if let Some(sync) = sync {
@@ -217,47 +215,6 @@ fn default_signals() {
         Some(&SigSet::empty()),
         None,
     );
-}
-
-/// Reports a set-up failure to the daemon (while the set-up runs: [`Event::Failed`]) or on
-/// stderr (which the daemon shows to the client), and exits 125.
-pub(super) fn fail(what: &str, err: impl std::fmt::Display) -> ! {
-    let message = format!("{what}: {err}");
-    let fd = REPORT_TO.swap(-1, Ordering::SeqCst);
-    if fd >= 0 {
-        // SAFETY: REPORT_TO holds the conversation descriptor only while it is open.
-        let sync = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        let _ = write_all(sync, format!("E{message}").as_bytes());
-    } else {
-        eprintln!("kleened: {message}");
-    }
-    std::process::exit(EXIT_SETUP)
-}
-
-/// The exit code of a wait status: the code, or 128 + the signal.
-pub(super) fn status_code(status: WaitStatus) -> Option<i32> {
-    match status {
-        WaitStatus::Exited(_, code) => Some(code),
-        WaitStatus::Signaled(_, signal, _) => Some(128 + signal as i32),
-        _ => None,
-    }
-}
-
-/// Waits for `child`, reaping any other child (PID 1 inherits orphans), and answers its exit code.
-fn wait_for(child: Pid) -> i32 {
-    loop {
-        match waitpid(Pid::from_raw(-1), None) {
-            Ok(status) if status.pid() == Some(child) => {
-                if let Some(code) = status_code(status) {
-                    return code;
-                }
-            }
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(nix::errno::Errno::ECHILD) => return EXIT_SETUP,
-            Err(err) => fail("waiting for the container process", err),
-        }
-    }
 }
 
 /// Runs the helper; never returns.

@@ -9,7 +9,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::helper::{fail, status_code};
+use super::child::{fail, status_code, write_all};
 
 /// Opens a pseudo-terminal pair from this process's `/dev/ptmx`.
 pub(super) fn open_terminal() -> Result<(nix::pty::PtyMaster, std::os::fd::OwnedFd), String> {
@@ -141,20 +141,6 @@ pub(super) fn relay(
             }
         }
     }
-}
-
-pub(super) fn write_all(
-    fd: std::os::fd::BorrowedFd<'_>,
-    mut data: &[u8],
-) -> Result<(), nix::errno::Errno> {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
