@@ -12,6 +12,7 @@ pub mod firewall;
 pub mod ids;
 mod images;
 pub mod ipam;
+mod lifecycle;
 pub mod limits;
 pub mod logs;
 pub mod names;
