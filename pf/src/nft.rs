@@ -139,6 +139,12 @@ fn member_rules(member: &Member) -> Vec<String> {
     }
     types.push("ip6");
     rules.push(format!("ether type != {{ {} }} drop", types.join(", ")));
+    // A container is no router: its router advertisements and redirects would move the host's
+    // and its neighbours' routes to it.
+    rules.push("icmpv6 type { nd-router-advert, nd-redirect } drop".to_owned());
+    if member.ip_address.is_some() {
+        rules.push("icmp type redirect drop".to_owned());
+    }
     if let Some(ip) = member.ip_address {
         // The kernel only takes Ethernet/IPv4 ARP, whose fields are where these rules look.
         rules.push("arp hlen != 6 drop".to_owned());

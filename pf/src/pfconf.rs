@@ -234,9 +234,10 @@ fn own_sources6(member: &Member) -> Vec<String> {
 }
 
 /// Antispoofing of a running vnet container: what comes in on its epair from another source is
-/// blocked (all IPv4 when it has no IPv4 address). ARP is not filtered by pf on a bridge
-/// (if_bridge(4): "ARP and REVARP packets are forwarded without being filtered"); the runtime
-/// pins the member's MAC to its port and the host's ARP entry for it instead.
+/// blocked (all IPv4 when it has no IPv4 address), and so are router advertisements and
+/// redirects. ARP is not filtered by pf on a bridge (if_bridge(4): "ARP and REVARP packets are
+/// forwarded without being filtered"); forging it needs bpf(4), which the jails' devfs ruleset
+/// hides.
 fn member_filtering(member: &Member, filtering: &mut Vec<String>) {
     let epair = &member.interface;
     filtering.push(match member.ip_address {
@@ -247,6 +248,16 @@ fn member_filtering(member: &Member, filtering: &mut Vec<String>) {
         "block in quick log on {epair} inet6 from ! <{}> to any",
         spoof_table(member)
     ));
+    // A container is no router: router advertisements and redirects (ICMPv6 `routeradv`, `redir`;
+    // ICMP `redir`) from it would move the host's and its neighbours' routes to it.
+    filtering.push(format!(
+        "block in quick log on {epair} inet6 proto icmp6 icmp6-type {{ routeradv, redir }}"
+    ));
+    if member.ip_address.is_some() {
+        filtering.push(format!(
+            "block in quick log on {epair} inet proto icmp icmp-type redir"
+        ));
+    }
 }
 
 /// `nat` from the network's addresses to the NAT interface's, unless the network is internal.
@@ -516,12 +527,15 @@ mod tests {
             ..Policy::default()
         });
         assert_eq!(
-            rules.filtering[..4],
+            rules.filtering[..7],
             [
                 "block in quick log on epair0a inet from ! 10.13.37.2 to any",
                 "block in quick log on epair0a inet6 from ! <kleenet_spoof_epair0a> to any",
+                "block in quick log on epair0a inet6 proto icmp6 icmp6-type { routeradv, redir }",
+                "block in quick log on epair0a inet proto icmp icmp-type redir",
                 "block in quick log on epair1a inet all",
                 "block in quick log on epair1a inet6 from ! <kleenet_spoof_epair1a> to any",
+                "block in quick log on epair1a inet6 proto icmp6 icmp6-type { routeradv, redir }",
             ]
         );
         assert!(rules.macros.contains(

@@ -49,6 +49,8 @@ const NETWORK_RULES: &[&str] = &[
      \"(\" interface-group \")\"`: `(self)` is every address of the host, followed as they change; \
      STATEFUL FILTERING: packets of a state pass before rules are evaluated (answers to the host's \
      own connections); PARAMETERS `icmp6-type` with icmp6(4) names, `no state`",
+    "pf.conf(5) PARAMETERS `icmp-type`/`icmp6-type` names: ICMP `redir` (5), ICMPv6 `routeradv` \
+     (134) and `redir` (137): what a member sends as a router is blocked on its epair",
 ];
 
 const PORT_RULES: &[&str] = &[

@@ -11,6 +11,8 @@
  * so are `frame` and `arp-reply`, which a container with raw sockets uses to forge what it sends:
  *   frame IF DST-MAC SRC-MAC SRC-IP DST-IP PORT TEXT  one Ethernet/IPv4/UDP frame carrying TEXT
  *   arp-reply IF SRC-MAC SENDER-IP                    a broadcast ARP reply: SENDER-IP is SRC-MAC
+ *   router-advert IF PREFIX                           an IPv6 router advertisement to all nodes:
+ *                                                     a default router, and PREFIX/64 to take
  * where SRC-MAC `self` is IF's own address; both exit 0 once the frame is sent.
  *
  * Every attempt is harmless when allowed: a bogus module image, reboot(2) with a command a
@@ -324,6 +326,50 @@ static int arp_reply(char **argv) {
     memcpy(arp + 24, &sender, 4);
     return send_frame("arp-reply", ifname, frame, sizeof frame);
 }
+
+/* An IPv6 router advertisement on `ifname` to all nodes: this host as a default router for 30
+ * minutes and `prefix`/64 for stateless address configuration. Sent again while the interface's
+ * link-local address is still tentative (EADDRNOTAVAIL). */
+static int router_advert(const char *ifname, const char *prefix) {
+    int fd = socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6);
+    if (fd < 0) {
+        printf("router-advert: cannot open a raw ICMPv6 socket: %s\n", strerror(errno));
+        return 1;
+    }
+    unsigned int index = if_nametoindex(ifname);
+    int hops = 255;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &index, sizeof index);
+    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops);
+    unsigned char ra[16 + 32];
+    memset(ra, 0, sizeof ra);
+    ra[0] = 134;  /* router advertisement; the kernel fills in the checksum */
+    ra[4] = 64;   /* hop limit */
+    ra[6] = 0x07; /* router lifetime 1800 s */
+    ra[7] = 0x08;
+    unsigned char *option = ra + 16;
+    option[0] = 3; /* prefix information */
+    option[1] = 4; /* 32 bytes */
+    option[2] = 64;
+    option[3] = 0xc0; /* on-link, autonomous */
+    memset(option + 4, 0xff, 4);  /* valid lifetime: infinite */
+    memset(option + 8, 0xff, 4);  /* preferred lifetime: infinite */
+    if (inet_pton(AF_INET6, prefix, option + 16) != 1) {
+        printf("router-advert: bad prefix %s\n", prefix);
+        return 2;
+    }
+    struct sockaddr_in6 to = {.sin6_family = AF_INET6, .sin6_scope_id = index};
+    inet_pton(AF_INET6, "ff02::1", &to.sin6_addr);
+    for (int attempt = 0; attempt < 50; attempt++) {
+        if (sendto(fd, ra, sizeof ra, 0, (struct sockaddr *)&to, sizeof to) == (ssize_t)sizeof ra) {
+            printf("router-advert: sent on %s\n", ifname);
+            return 0;
+        }
+        if (errno != EADDRNOTAVAIL) break;
+        usleep(100 * 1000);
+    }
+    printf("router-advert: send on %s: %s\n", ifname, strerror(errno));
+    return 1;
+}
 #endif
 
 /* An ordinary workload: answers every UDP datagram on `port` with the same bytes, for ever. */
@@ -370,6 +416,7 @@ int main(int argc, char **argv) {
     if (strcmp(what, "ping") == 0 && argc > 2) return ping(argv[2]);
     if (strcmp(what, "frame") == 0 && argc > 8) return udp_frame(argv);
     if (strcmp(what, "arp-reply") == 0 && argc > 4) return arp_reply(argv);
+    if (strcmp(what, "router-advert") == 0 && argc > 3) return router_advert(argv[2], argv[3]);
 #endif
     fprintf(stderr, "probe: unknown attempt %s\n", what);
     return 2;

@@ -527,3 +527,41 @@ fn terminal_controls_from_containers_and_names_reach_no_terminal() {
     );
     ok(&daemon.klee(&["rmc", "plain"]));
 }
+
+/// The user of an exec is looked up by the helper before it takes the container's confinement:
+/// a passwd linked into the kernel's files (the kernel log, which a read consumes) is refused
+/// unread.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_passwd_linked_into_the_kernels_files_is_never_read() {
+    if skip_host_tests() {
+        return;
+    }
+    let daemon = daemon();
+    let out = daemon.klee(&[
+        "run",
+        "-d",
+        "--name",
+        "kmsg",
+        "probe",
+        "/bin/sh",
+        "-c",
+        "rm /etc/passwd && ln -s /proc/kmsg /etc/passwd && touch /ready && exec sleep 600",
+    ]);
+    ok(&out);
+    let ready = dataset_root(&daemon, "kmsg").join("ready");
+    assert!(
+        (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            ready.exists()
+        }),
+        "the link was not planted"
+    );
+    let out = daemon.klee(&["exec", "kmsg", "/usr/bin/id"]);
+    assert!(
+        !out.status.success() && text(&out).contains("on a kernel file system"),
+        "{}",
+        describe(&out)
+    );
+    ok(&daemon.klee(&["rmc", "-f", "kmsg"]));
+}

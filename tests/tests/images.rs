@@ -255,7 +255,8 @@ fn failed_creations_leave_no_dataset_and_no_image() {
         (
             vec![
                 "zfs-copy".into(),
-                format!("{}/nonexistent", daemon.root.name),
+                // Outside the daemon's root (a source inside it is refused before it is looked for).
+                format!("{}/kleene-no-such-dataset", kleene_tests::test_pool()),
             ],
             "does not exist",
         ),

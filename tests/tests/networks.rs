@@ -1239,3 +1239,77 @@ fn network_names_are_validated_and_a_refused_one_makes_nothing() {
         json!({"name": "my-net.v2_a", "type": "bridge", "subnet": "10.36.0.0/24"}),
     );
 }
+
+/// The IPv6 addresses and routes of a link of the stand-in host, as `ip -6` prints them.
+fn ipv6_of(host: &NetHost, link: &str) -> String {
+    let addresses = host.exec("ip", &["-6", "address", "show", "dev", link]);
+    let routes = host.exec("ip", &["-6", "route", "show", "dev", link]);
+    format!("{}{}", text(&addresses), text(&routes))
+}
+
+#[test]
+fn a_container_is_no_router_for_the_host_or_its_neighbours() {
+    if skip_host_tests() {
+        return;
+    }
+    let (host, daemon) = setup();
+    network(
+        &daemon,
+        json!({"name": "ra", "type": "bridge", "subnet": "10.37.0.0/24", "gateway": "<auto>"}),
+    );
+    vnet(&daemon, "neighbour", "ra", &["sleep", "600"], json!([]));
+    vnet_with(
+        &daemon,
+        "router",
+        "ra",
+        json!({"cmd": ["sleep", "600"], "jail_param": ["allow.raw_sockets"]}),
+    );
+    start(&daemon, "neighbour");
+    start(&daemon, "router");
+    let (bridge, _) = bridge_of(&host, &daemon, "ra");
+    let advertise = || {
+        let out = daemon.klee(&[
+            "exec",
+            "router",
+            PROBE,
+            "router-advert",
+            "eth0",
+            "2001:db8:bad::",
+        ]);
+        assert!(
+            out.status.success() && text(&out).contains("sent"),
+            "{}",
+            describe(&out)
+        );
+    };
+    let neighbour_took_it = || {
+        let out = daemon.klee(&["exec", "neighbour", "ip", "-6", "address", "show"]);
+        text(&out).contains("2001:db8:bad")
+    };
+    // A router advertisement with a default route and a prefix, again and again.
+    for _ in 0..3 {
+        advertise();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let seen = ipv6_of(&host, &bridge);
+    assert!(
+        !seen.contains("2001:db8:bad") && !seen.contains("default via"),
+        "{seen}"
+    );
+    assert!(!neighbour_took_it(), "the neighbour took the prefix");
+    // The attack is real: without the bridge table the neighbour takes the prefix; the host,
+    // which ignores advertisements on the daemon's bridges, still does not.
+    let flushed = host.exec("nft", &["flush", "table", "bridge", "kleene"]);
+    assert!(flushed.status.success(), "{}", describe(&flushed));
+    let took = (0..20).any(|_| {
+        advertise();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        neighbour_took_it()
+    });
+    assert!(took, "the advertisement never reached the neighbour");
+    let seen = ipv6_of(&host, &bridge);
+    assert!(
+        !seen.contains("2001:db8:bad") && !seen.contains("default via"),
+        "{seen}"
+    );
+}

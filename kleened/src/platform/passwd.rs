@@ -135,8 +135,30 @@ pub fn read_container_file(root: &Path, path: &str) -> Result<Option<String>, St
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
+/// Kernel file systems (`statfs` types) whose files are no container's configuration: procfs,
+/// sysfs, debugfs, tracefs, securityfs, cgroup v1 and v2, bpffs, pstore, efivarfs, configfs and
+/// devpts. The reader runs with the daemon's privileges: a link from `/etc/passwd` to
+/// `/proc/kmsg` must not make it read the host's kernel log.
+#[cfg(target_os = "linux")]
+const KERNEL_FILE_SYSTEMS: [u32; 12] = [
+    0x9fa0,
+    0x6265_6572,
+    0x6462_6720,
+    0x7472_6163,
+    0x7363_6673,
+    0x0027_e0eb,
+    0x6367_7270,
+    0xcafe_4a11,
+    0x6165_676c,
+    0xde5e_81e4,
+    0x6265_6570,
+    0x1cd1,
+];
+
 /// Opens `path` inside `root` for reading, without waiting: the kernel's in-root resolution on
-/// Linux (`openat2`), the descriptor walk of [`super::inroot`] elsewhere.
+/// Linux (`openat2`), the descriptor walk of [`super::inroot`] elsewhere. On Linux the file is
+/// first located without opening it (`O_PATH`), refused when it is on a kernel file system or
+/// is no regular file, and then opened again by the same walk, which must reach the same file.
 #[cfg(target_os = "linux")]
 fn open_for_reading(root: &Path, path: &str) -> std::io::Result<std::fs::File> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -145,13 +167,34 @@ fn open_for_reading(root: &Path, path: &str) -> std::io::Result<std::fs::File> {
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let fd = rustix::fs::openat2(
-        &root,
-        path.trim_start_matches('/'),
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )?;
+    let open = |flags: OFlags| {
+        rustix::fs::openat2(
+            &root,
+            path.trim_start_matches('/'),
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+    };
+    let refuse = |what: &str| std::io::Error::other(what.to_owned());
+    let located = open(OFlags::PATH)?;
+    let kind = rustix::fs::fstatfs(&located)?.f_type;
+    if KERNEL_FILE_SYSTEMS
+        .iter()
+        .any(|magic| i64::from(*magic) == kind as i64)
+    {
+        return Err(refuse("on a kernel file system"));
+    }
+    let before = rustix::fs::fstat(&located)?;
+    if rustix::fs::FileType::from_raw_mode(before.st_mode) != rustix::fs::FileType::RegularFile {
+        // Read as it is by the caller, which names what it is; nothing is opened for reading.
+        return Ok(std::fs::File::from(located));
+    }
+    let fd = open(OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)?;
+    let after = rustix::fs::fstat(&fd)?;
+    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino) {
+        return Err(refuse("replaced while it was opened"));
+    }
     Ok(std::fs::File::from(fd))
 }
 
@@ -164,6 +207,23 @@ fn open_for_reading(root: &Path, path: &str) -> std::io::Result<std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With the host's `/` as the root, `/proc` and `/sys` are the kernel's: a container's
+    /// `/etc/passwd` linked there is refused, never opened for reading.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn files_of_kernel_file_systems_are_refused() {
+        for path in ["/proc/self/status", "/sys/kernel/uevent_seqnum"] {
+            let err = read_container_file(Path::new("/"), path).unwrap_err();
+            assert!(err.contains("on a kernel file system"), "{path}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/:/bin/sh\n").unwrap();
+        assert!(read_container_file(dir.path(), "/etc/passwd")
+            .unwrap()
+            .is_some_and(|text| text.starts_with("root:")));
+    }
 
     const PASSWD: &str =
         "root:x:0:0:root:/root:/bin/sh\nwww:x:80:80:web:/var/www:/bin/false\nbroken:x\n";

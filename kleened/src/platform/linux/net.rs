@@ -433,6 +433,16 @@ impl NetworkHost for LinuxNetwork {
                 // Connections of the host to 127.0.0.1 may be sent to a container (published
                 // ports): the bridge must route loopback sources.
                 sysctl(&format!("net/ipv4/conf/{name}/route_localnet"), "1")
+            })
+            .and_then(|_| {
+                // Only the daemon routes for its networks: a router advertisement arriving on
+                // one (the packet filter drops those of containers) changes nothing of the host.
+                let accept_ra = format!("net/ipv6/conf/{name}/accept_ra");
+                if Path::new("/proc/sys").join(&accept_ra).exists() {
+                    sysctl(&accept_ra, "0")
+                } else {
+                    Ok(())
+                }
             });
         if result.is_err() {
             let _ = self.runner.run(&delete_link(name));
