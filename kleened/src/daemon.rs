@@ -133,7 +133,7 @@ fn platform(
     runner: Arc<dyn Runner>,
     containers: &Path,
 ) -> anyhow::Result<Platform> {
-    use crate::platform::freebsd_net::PfNetwork;
+    use crate::platform::freebsd::net::PfNetwork;
     let marker = format!("kleened:{}", config.kleene_root);
     let (Some(pf_conf), Some(template)) = (
         config.pf_config_path.clone(),
@@ -147,8 +147,9 @@ fn platform(
         template,
         &marker,
     ));
-    let runtime = crate::platform::jail::JailRuntime::new(runner, containers.display().to_string())
-        .with_interface_marker(&marker);
+    let runtime =
+        crate::platform::freebsd::JailRuntime::new(runner, containers.display().to_string())
+            .with_interface_marker(&marker);
     Ok(Platform {
         runtime: Some(Arc::new(runtime)),
         network: Some(network),

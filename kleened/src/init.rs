@@ -6,7 +6,8 @@
 //!
 //! Every step looks first and changes only what is missing, so running it again changes nothing.
 //! With `--dry-run` the looks still run (they change nothing) and each change is printed instead of
-//! run. Every command line is built by a pure function, pinned by a golden test below.
+//! run. Every command line is built by a pure function, here or in [`crate::platform::freebsd::host`],
+//! pinned by a golden test (`kleened/tests/freebsd_commands.rs`).
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -17,9 +18,7 @@ use kleene_runner::{CommandSpec, Runner};
 use zfs::Zfs;
 
 use crate::layout::Layout;
-
-/// Kernel modules kleened uses: ZFS, the pf firewall and its log device, bridges and epairs.
-pub const MODULES: [&str; 5] = ["zfs", "pf", "pflog", "if_bridge", "if_epair"];
+use crate::platform::freebsd::host::{kldload, kldstat, sysctl_get, sysrc_get, sysrc_set, MODULES};
 
 /// `(file, variable)` pairs that must be `YES`.
 pub const RC_VARIABLES: [(&str, &str); 8] = [
@@ -36,30 +35,6 @@ pub const RC_VARIABLES: [(&str, &str); 8] = [
 /// The pf.conf template kleened ships (`example/pf.conf.kleene`); the placeholders it must have
 /// are [`pf::pfconf::PLACEHOLDERS`].
 pub const PF_TEMPLATE: &str = include_str!("../../example/pf.conf.kleene");
-
-/// kldstat(8): `-q` quiet, `-m` a module; the exit status says whether it is loaded.
-pub fn kldstat(module: &str) -> CommandSpec {
-    CommandSpec::new("/sbin/kldstat").args(["-q", "-m", module].map(str::to_owned))
-}
-
-/// kldload(8): load a module; `-n`: not an error when it is loaded already.
-pub fn kldload(module: &str) -> CommandSpec {
-    CommandSpec::new("/sbin/kldload").args(["-n", module].map(str::to_owned))
-}
-
-/// sysrc(8): `-n` value only, `-f` the file.
-pub fn sysrc_get(file: &str, name: &str) -> CommandSpec {
-    CommandSpec::new("/usr/sbin/sysrc").args(["-n", "-f", file, name].map(str::to_owned))
-}
-
-/// sysrc(8): set `name=value` in the file.
-pub fn sysrc_set(file: &str, name: &str, value: &str) -> CommandSpec {
-    CommandSpec::new("/usr/sbin/sysrc").args([
-        "-f".to_owned(),
-        file.to_owned(),
-        format!("{name}={value}"),
-    ])
-}
 
 /// Installs the shipped pf.conf template at `path` when nothing is there; an existing file is
 /// kept, and must have the placeholders.
@@ -113,11 +88,6 @@ fn pf_template(path: &Path, dry_run: bool, say: &mut dyn FnMut(String)) -> bool 
             false
         }
     }
-}
-
-/// sysctl(8): the value of a variable only.
-pub fn sysctl_get(name: &str) -> CommandSpec {
-    CommandSpec::new("/sbin/sysctl").args(["-n", name].map(str::to_owned))
 }
 
 /// The loader tunable that turns on resource accounting, which rctl(8) limits need.

@@ -23,9 +23,9 @@ use kleene_runner::{CommandSpec, Recorded, RecordingRunner};
 use kleened::config::TargetOs;
 use kleened::init;
 use kleened::layout::Layout;
-use kleened::platform::freebsd_net::{self as net, KernelSettings, PfNetwork};
+use kleened::platform::freebsd::net::{KernelSettings, PfNetwork};
+use kleened::platform::freebsd::{host as freebsd_host, ifconfig, jail, mounts, rctl, wiring};
 use kleened::platform::host;
-use kleened::platform::jail;
 use kleened::platform::{ContainerEndpoint, Limits, NetworkHost, NetworkSetup, ProcessSpec};
 use zfs::{DatasetName, DestroyFlags, SnapshotName, Zfs, ZfsPrograms};
 
@@ -259,18 +259,18 @@ fn vnet_start_lines(spec: &ProcessSpec) -> Vec<String> {
     let mut lines = vec![];
     let mut inner = vec![];
     for (unit, endpoint) in spec.endpoints.iter().enumerate() {
-        let (a_end, b_end) = net::epair_ends(&format!("epair{unit}a")).unwrap();
-        lines.push(render(&net::create_epair()));
-        for step in jail::vnet_host_side(&endpoint.interface, &a_end, Some(MARKER)) {
+        let (a_end, b_end) = ifconfig::epair_ends(&format!("epair{unit}a")).unwrap();
+        lines.push(render(&ifconfig::create_epair()));
+        for step in wiring::vnet_host_side(&endpoint.interface, &a_end, Some(MARKER)) {
             lines.push(render(&step));
         }
         inner.push((endpoint.clone(), b_end));
     }
     lines.push(render(&jail::jail_create(spec, "root")));
     for (_, b_end) in &inner {
-        lines.push(render(&net::move_to_jail(b_end, JID)));
+        lines.push(render(&ifconfig::move_to_jail(b_end, JID)));
     }
-    lines.extend(jail::vnet_inside(JID, &inner).iter().map(render));
+    lines.extend(wiring::vnet_inside(JID, &inner).iter().map(render));
     lines.push(render(&jail::jexec_check(JID, "root", true)));
     lines.push(render_argv(&jail::jexec(spec, JID, "root", true)));
     lines
@@ -294,7 +294,7 @@ fn start_lines(spec: &ProcessSpec, login: bool) -> Vec<String> {
 fn catalogue() -> Vec<Case> {
     let layout = Layout::new("zroot/kleene").unwrap();
     vec![
-        // The jail runtime (kleened/src/platform/jail.rs).
+        // The jail runtime (kleened/src/platform/freebsd/).
         Case {
             name: "start-host-network",
             checked: &[
@@ -413,9 +413,9 @@ fn catalogue() -> Vec<Case> {
                     .endpoints
                     .iter()
                     .flat_map(|e| {
-                        net::endpoint_addresses(e.address, e.address6)
+                        wiring::endpoint_addresses(e.address, e.address6)
                             .into_iter()
-                            .map(|a| render(&net::add_alias(&e.interface, a)))
+                            .map(|a| render(&ifconfig::add_alias(&e.interface, a)))
                             .collect::<Vec<_>>()
                     })
                     .collect();
@@ -454,20 +454,20 @@ fn catalogue() -> Vec<Case> {
                 let second: std::net::IpAddr = "10.23.45.3".parse().unwrap();
                 let second6: std::net::IpAddr = "fd00:23:45::3".parse().unwrap();
                 vec![
-                    render(&net::add_alias("kleene1", second)),
-                    render(&net::add_alias("kleene1", second6)),
+                    render(&ifconfig::add_alias("kleene1", second)),
+                    render(&ifconfig::add_alias("kleene1", second6)),
                     render(&jail::jail_modify(
                         JID,
-                        &jail::address_lists(&[first, second, second6], true, true),
+                        &wiring::address_lists(&[first, second, second6], true, true),
                     )),
                     render(&jail::jail_modify(
                         JID,
-                        &jail::address_lists(&[first], true, true),
+                        &wiring::address_lists(&[first], true, true),
                     )),
-                    render(&net::remove_alias("kleene1", second6)),
-                    render(&net::remove_alias("kleene1", second)),
-                    render(&jail::jail_modify(JID, &jail::address_lists(&[], true, false))),
-                    render(&net::remove_alias("kleene1", first)),
+                    render(&ifconfig::remove_alias("kleene1", second6)),
+                    render(&ifconfig::remove_alias("kleene1", second)),
+                    render(&jail::jail_modify(JID, &wiring::address_lists(&[], true, false))),
+                    render(&ifconfig::remove_alias("kleene1", first)),
                 ]
             },
         },
@@ -486,17 +486,17 @@ fn catalogue() -> Vec<Case> {
             ],
             lines: vec![
                 render(&jail::jail_remove(JID)),
-                render(&net::remove_member("kleene2", "epair1a")),
-                render(&net::destroy("epair1a")),
-                render(&net::remove_member("kleene0", "epair0a")),
-                render(&net::destroy("epair0a")),
-                render(&net::remove_alias("kleene1", "10.23.45.2".parse().unwrap())),
-                render(&net::remove_alias("kleene1", "fd00:23:45::2".parse().unwrap())),
-                render(&net::list_interfaces()),
-                render(&jail::mount_table()),
+                render(&ifconfig::remove_member("kleene2", "epair1a")),
+                render(&ifconfig::destroy("epair1a")),
+                render(&ifconfig::remove_member("kleene0", "epair0a")),
+                render(&ifconfig::destroy("epair0a")),
+                render(&ifconfig::remove_alias("kleene1", "10.23.45.2".parse().unwrap())),
+                render(&ifconfig::remove_alias("kleene1", "fd00:23:45::2".parse().unwrap())),
+                render(&ifconfig::list_interfaces()),
+                render(&mounts::mount_table()),
             ],
         },
-        // Host networking (kleened/src/platform/freebsd_net.rs).
+        // Host networking (kleened/src/platform/freebsd/net.rs, ifconfig.rs).
         Case {
             name: "network-interfaces",
             checked: &[
@@ -688,8 +688,8 @@ fn catalogue() -> Vec<Case> {
                     jail::DEFAULT_STOP_TIMEOUT_SECS,
                 )),
                 render(&jail::jail_remove(JID)),
-                render(&jail::mount_table()),
-                render(&jail::unmount(&format!("{MOUNTPOINT}/dev"))),
+                render(&mounts::mount_table()),
+                render(&mounts::unmount(&format!("{MOUNTPOINT}/dev"))),
             ],
         },
         Case {
@@ -746,7 +746,7 @@ fn catalogue() -> Vec<Case> {
             ],
             lines: vec![
                 render(
-                    &jail::rctl_add(
+                    &rctl::rctl_add(
                         ID,
                         &Limits {
                             memory: Some(64 << 20),
@@ -757,7 +757,7 @@ fn catalogue() -> Vec<Case> {
                     .unwrap(),
                 ),
                 render(
-                    &jail::rctl_add(
+                    &rctl::rctl_add(
                         ID,
                         &Limits {
                             memory: None,
@@ -767,7 +767,7 @@ fn catalogue() -> Vec<Case> {
                     )
                     .unwrap(),
                 ),
-                render(&jail::rctl_remove(ID)),
+                render(&rctl::rctl_remove(ID)),
             ],
         },
         Case {
@@ -802,7 +802,7 @@ fn catalogue() -> Vec<Case> {
                 runner.push_ok("pass all flags S/SA keep state\n");
                 runner.push_ok("1\n");
                 runner.push_ok("0\n");
-                for _ in init::MODULES {
+                for _ in freebsd_host::MODULES {
                     runner.push_ok("");
                 }
                 runner.push_ok(r#"{"mount": {"mounted": []}}"#);
@@ -814,7 +814,7 @@ fn catalogue() -> Vec<Case> {
                 render_recorded(runner.calls())
             },
         },
-        // Host initialisation (kleened/src/init.rs).
+        // Host initialisation (kleened/src/init.rs, kleened/src/platform/freebsd/host.rs).
         Case {
             name: "init-kernel-modules",
             checked: &[
@@ -824,9 +824,9 @@ fn catalogue() -> Vec<Case> {
                 "kldload(8) -n: not an error when the module is loaded already; file: found \
                  along kern.module_path",
             ],
-            lines: init::MODULES
+            lines: freebsd_host::MODULES
                 .iter()
-                .flat_map(|m| [render(&init::kldstat(m)), render(&init::kldload(m))])
+                .flat_map(|m| [render(&freebsd_host::kldstat(m)), render(&freebsd_host::kldload(m))])
                 .collect(),
         },
         Case {
@@ -843,11 +843,11 @@ fn catalogue() -> Vec<Case> {
                 .iter()
                 .flat_map(|(file, name)| {
                     [
-                        render(&init::sysrc_get(file, name)),
-                        render(&init::sysrc_set(file, name, "YES")),
+                        render(&freebsd_host::sysrc_get(file, name)),
+                        render(&freebsd_host::sysrc_set(file, name, "YES")),
                     ]
                 })
-                .chain([render(&init::sysctl_get("kern.racct.enable"))])
+                .chain([render(&freebsd_host::sysctl_get("kern.racct.enable"))])
                 .collect(),
         },
         // Host commands for images (kleened/src/platform/host.rs).
@@ -912,26 +912,26 @@ fn catalogue() -> Vec<Case> {
             ],
             lines: {
                 let mut lines = vec![
-                    render(&jail::mount_table()),
-                    render(&jail::mount_nullfs(
+                    render(&mounts::mount_table()),
+                    render(&mounts::mount_nullfs(
                         "/zroot/kleene/volumes/data",
                         &format!("{MOUNTPOINT}/var/db/data"),
                         false,
                         false,
                     )),
-                    render(&jail::mount_nullfs(
+                    render(&mounts::mount_nullfs(
                         "/usr/local/www/my site",
                         &format!("{MOUNTPOINT}/usr/local/www/data"),
                         true,
                         false,
                     )),
-                    render(&jail::mount_nullfs(
+                    render(&mounts::mount_nullfs(
                         "/usr/local/etc/nginx.conf",
                         &format!("{MOUNTPOINT}/usr/local/etc/nginx/nginx.conf"),
                         true,
                         true,
                     )),
-                    render(&jail::mount_table()),
+                    render(&mounts::mount_table()),
                 ];
                 // What the table lists at stop, in mount order.
                 let listed = [
@@ -947,11 +947,11 @@ fn catalogue() -> Vec<Case> {
                     format!(r#"{{"special": "x", "node": "{node}", "fstype": "{fstype}"}}"#)
                 });
                 let table = format!(r#"{{"mount": {{"mounted": [{}]}}}}"#, listed.join(", "));
-                let mounted = jail::parse_mount_table(&table).unwrap();
+                let mounted = mounts::parse_mount_table(&table).unwrap();
                 lines.extend(
-                    jail::unmount_order(&mounted, MOUNTPOINT)
+                    mounts::unmount_order(&mounted, MOUNTPOINT)
                         .iter()
-                        .map(|node| render(&jail::unmount(node))),
+                        .map(|node| render(&mounts::unmount(node))),
                 );
                 lines
             },

@@ -142,7 +142,7 @@ fn platform(
     runner: &Arc<dyn Runner>,
     containers: &Path,
 ) -> Platform {
-    let runtime = crate::platform::jail::JailRuntime::new(
+    let runtime = crate::platform::freebsd::JailRuntime::new(
         Arc::clone(runner),
         containers.display().to_string(),
     )
@@ -152,7 +152,7 @@ fn platform(
         config.pf_config_template_path.clone(),
     ) {
         (Some(conf), Some(template)) => {
-            Some(Arc::new(crate::platform::freebsd_net::PfNetwork::new(
+            Some(Arc::new(crate::platform::freebsd::net::PfNetwork::new(
                 Arc::clone(runner),
                 conf,
                 template,

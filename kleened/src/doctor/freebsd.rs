@@ -2,7 +2,8 @@
 //! forwarding sysctls a network needs, the kernel modules `kleened init` loads, and nullfs or
 //! devfs mounts left under the roots of containers whose jail is gone.
 //!
-//! Every command line comes from a pure function here or in [`crate::init`], pinned by
+//! Every command line comes from a pure function here, in [`crate::platform::freebsd::host`] or in
+//! [`crate::platform::freebsd::mounts`], pinned by
 //! `kleened/tests/goldens/freebsd/doctor.txt`; [`gather`] runs them through the runner.
 
 use std::path::{Path, PathBuf};
@@ -11,8 +12,8 @@ use kleene_api::FindingStatus;
 use kleene_runner::{CommandSpec, Runner};
 
 use super::{Action, Facts, Judged};
-use crate::init::{kldstat, sysctl_get, MODULES};
-use crate::platform::jail::{mount_table, parse_mount_table, unmount_order};
+use crate::platform::freebsd::host::{kldstat, sysctl_get, MODULES};
+use crate::platform::freebsd::mounts::{mount_table, parse_mount_table, unmount_order};
 
 const PFCTL: &str = "/sbin/pfctl";
 

@@ -152,7 +152,7 @@ impl Clients {
     /// Unmounts a leftover mount with umount(8), as the jail runtime's cleanup does.
     #[cfg(not(target_os = "linux"))]
     fn unmount(&self, path: &std::path::Path) -> Result<(), String> {
-        let spec = crate::platform::jail::unmount(&path.to_string_lossy());
+        let spec = crate::platform::freebsd::mounts::unmount(&path.to_string_lossy());
         let out = self.runner.run(&spec).map_err(|e| format!("{spec}: {e}"))?;
         if out.code == Some(0) {
             Ok(())

@@ -1,13 +1,12 @@
 //! Everything that touches the operating system besides ZFS: host commands ([`host`]), the
 //! container runtime ([`runtime`]) and host networking ([`network`]), with one implementation per
 //! platform: namespaces, veth, bridges and nftables on Linux ([`linux`]); jails, epairs, bridges and
-//! pf on FreeBSD ([`jail`]).
+//! pf on FreeBSD ([`freebsd`]).
 
-pub mod freebsd_net;
+pub mod freebsd;
 pub mod host;
 pub mod inroot;
 pub mod io;
-pub mod jail;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod network;
