@@ -67,9 +67,7 @@ impl RawSize {
         match self {
             RawSize::Bytes(0) => Ok(None),
             RawSize::Bytes(bytes) => Ok(Some(bytes)),
-            RawSize::Text(text) => {
-                crate::engine::limits::parse_size(key, &text).map_err(|reason| invalid(key, reason))
-            }
+            RawSize::Text(text) => parse_size(key, &text).map_err(|reason| invalid(key, reason)),
         }
     }
 }
@@ -274,7 +272,7 @@ pub struct Config {
     pub container_logs: LogConfig,
     /// Sizes of what the daemon stores: the default quota of containers and volumes, and the
     /// space reserved for the root dataset itself (the metadata database) against a full pool.
-    pub storage: crate::engine::StorageConfig,
+    pub storage: StorageConfig,
 }
 
 /// A cgroup hierarchy the Linux runtime can track containers in.
@@ -418,11 +416,11 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
             None => "kleene".to_owned(),
         },
         storage: {
-            let config = crate::engine::StorageConfig {
+            let config = StorageConfig {
                 container_size: resolve_size(raw.container_storage_size, "container_storage_size")?,
                 volume_size: resolve_size(raw.volume_size, "volume_size")?,
                 root_reservation: match raw.kleene_root_reservation {
-                    None => Some(crate::engine::StorageConfig::DEFAULT_ROOT_RESERVATION),
+                    None => Some(StorageConfig::DEFAULT_ROOT_RESERVATION),
                     some => resolve_size(some, "kleene_root_reservation")?,
                 },
             };
@@ -430,7 +428,7 @@ fn resolve(raw: RawConfig, os: TargetOs) -> Result<Config, ConfigError> {
                 ("container_storage_size", config.container_size),
                 ("volume_size", config.volume_size),
             ] {
-                if size.is_some_and(|bytes| bytes < crate::engine::StorageConfig::MIN_SIZE) {
+                if size.is_some_and(|bytes| bytes < StorageConfig::MIN_SIZE) {
                     return Err(invalid(key, "must be at least 1m (or 0: unlimited)"));
                 }
             }
@@ -660,6 +658,77 @@ impl LogConfig {
     pub const DEFAULT_MAX_SIZE: u64 = 8 * 1024 * 1024;
     /// See [`LogConfig::DEFAULT_MAX_SIZE`].
     pub const DEFAULT_MAX_FILES: usize = 2;
+}
+
+/// How much the daemon's datasets may hold, from the configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// The quota of a container created without `storage_size` (`container_storage_size`).
+    pub container_size: Option<u64>,
+    /// The quota of a volume created without `size` (`volume_size`).
+    pub volume_size: Option<u64>,
+    /// The `refreservation` of the root dataset (`kleene_root_reservation`): space no
+    /// container or volume can take from the metadata database and the daemon's own files.
+    pub root_reservation: Option<u64>,
+}
+
+impl StorageConfig {
+    /// The root's reservation when the configuration says nothing: 64 MiB.
+    pub const DEFAULT_ROOT_RESERVATION: u64 = 64 << 20;
+    /// The smallest quota of a container or volume: 1 MiB.
+    pub const MIN_SIZE: u64 = 1 << 20;
+}
+
+/// A size in bytes (a number, with `k`, `m`, `g`, `t` or `p` and an optional `b`/`ib`, fractions
+/// exact to the byte) for the field `field` (named in the errors); `0` is none. The configuration
+/// and the API read sizes alike.
+pub fn parse_size(field: &str, text: &str) -> Result<Option<u64>, String> {
+    let invalid = || {
+        format!(
+            "{field}: '{text}' is not a size: give bytes, or a number with k, m, g or t (such as \
+             32m or 1g); 0 removes the limit"
+        )
+    };
+    let lower = text.trim().to_ascii_lowercase();
+    let unit_at = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(unit_at);
+    let unit = unit.trim_start();
+    let unit = unit.strip_suffix('b').unwrap_or(unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => return Err(invalid()),
+    };
+    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
+        return Err(invalid());
+    }
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if fraction.contains('.') {
+        return Err(invalid());
+    }
+    let too_large = || format!("{field}: '{text}' is too large");
+    let whole: u64 = whole.parse().map_err(|_| too_large())?;
+    let mut bytes = whole.checked_shl(shift).filter(|b| b >> shift == whole);
+    // The fraction, exactly: digits / 10^n of the unit, rounded down to a byte.
+    if !fraction.is_empty() {
+        let digits: u128 = fraction.parse().map_err(|_| invalid())?;
+        let scale = 10u128
+            .checked_pow(u32::try_from(fraction.len()).map_err(|_| invalid())?)
+            .ok_or_else(invalid)?;
+        let part = u64::try_from((digits << shift) / scale).map_err(|_| too_large())?;
+        bytes = bytes.and_then(|b| b.checked_add(part));
+    }
+    let bytes = bytes
+        .filter(|b| i64::try_from(*b).is_ok())
+        .ok_or_else(too_large)?;
+    Ok((bytes != 0).then_some(bytes))
 }
 
 #[cfg(test)]

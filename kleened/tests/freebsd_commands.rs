@@ -413,7 +413,7 @@ fn catalogue() -> Vec<Case> {
                     .endpoints
                     .iter()
                     .flat_map(|e| {
-                        wiring::endpoint_addresses(e.address, e.address6)
+                        jail::endpoint_addresses(e.address, e.address6)
                             .into_iter()
                             .map(|a| render(&ifconfig::add_alias(&e.interface, a)))
                             .collect::<Vec<_>>()
@@ -458,15 +458,15 @@ fn catalogue() -> Vec<Case> {
                     render(&ifconfig::add_alias("kleene1", second6)),
                     render(&jail::jail_modify(
                         JID,
-                        &wiring::address_lists(&[first, second, second6], true, true),
+                        &jail::address_lists(&[first, second, second6], true, true),
                     )),
                     render(&jail::jail_modify(
                         JID,
-                        &wiring::address_lists(&[first], true, true),
+                        &jail::address_lists(&[first], true, true),
                     )),
                     render(&ifconfig::remove_alias("kleene1", second6)),
                     render(&ifconfig::remove_alias("kleene1", second)),
-                    render(&jail::jail_modify(JID, &wiring::address_lists(&[], true, false))),
+                    render(&jail::jail_modify(JID, &jail::address_lists(&[], true, false))),
                     render(&ifconfig::remove_alias("kleene1", first)),
                 ]
             },

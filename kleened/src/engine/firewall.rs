@@ -4,12 +4,17 @@
 //!
 //! The members of a bridge network are its endpoints whose container's host-side interface the
 //! platform can name ([`crate::platform::NetworkHost::member_interface`]), each with the MAC
-//! address the wiring gives it ([`super::networks::endpoint_mac`]) and its addresses: the packet
+//! address the wiring gives it ([`endpoint_mac`]) and its addresses: the packet
 //! filter lets nothing else come from that interface.
 
 use kleene_api::{Container, EndPoint, Network, NetworkType, PortProtocol, PublishedPort};
 
 use super::ipam;
+
+/// The MAC address of an endpoint's container: the wiring sets it, the packet filter checks it.
+pub fn endpoint_mac(endpoint: &EndPoint) -> pf::MacAddress {
+    pf::MacAddress::of_endpoint(endpoint.ip_address.parse().ok(), &endpoint.id)
+}
 
 /// The policy, and the published ports of each container with the addresses they now forward to
 /// (a port forwards to the container's first IPv4 and first IPv6 address among its endpoints;
@@ -49,7 +54,7 @@ pub fn build(
                 .filter_map(|e| {
                     Some(pf::Member {
                         interface: member_interface(&e.id, e.epair.as_deref())?,
-                        mac: super::networks::endpoint_mac(e),
+                        mac: endpoint_mac(e),
                         ip_address: e.ip_address.parse().ok(),
                         ip_address6: e.ip_address6.parse().ok(),
                     })

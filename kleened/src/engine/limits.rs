@@ -10,6 +10,8 @@ use kleene_api::{Container, ContainerConfig};
 
 use crate::platform::Limits;
 
+pub use crate::config::parse_size;
+
 /// The smallest memory limit: below it even the container's init cannot run (Docker's minimum).
 pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;
 
@@ -73,57 +75,6 @@ pub fn parse_memory(text: &str) -> Result<Option<u64>, String> {
         ));
     }
     Ok(Some(bytes))
-}
-
-/// A size in bytes as [`parse_memory`] reads it, for the field `field` (named in the errors);
-/// `0` is none.
-pub fn parse_size(field: &str, text: &str) -> Result<Option<u64>, String> {
-    let invalid = || {
-        format!(
-            "{field}: '{text}' is not a size: give bytes, or a number with k, m, g or t (such as \
-             32m or 1g); 0 removes the limit"
-        )
-    };
-    let lower = text.trim().to_ascii_lowercase();
-    let unit_at = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
-    let (number, unit) = lower.split_at(unit_at);
-    let unit = unit.trim_start();
-    let unit = unit.strip_suffix('b').unwrap_or(unit);
-    let unit = unit.strip_suffix('i').unwrap_or(unit);
-    let shift = match unit {
-        "" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        "p" => 50,
-        _ => return Err(invalid()),
-    };
-    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
-        return Err(invalid());
-    }
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if fraction.contains('.') {
-        return Err(invalid());
-    }
-    let too_large = || format!("{field}: '{text}' is too large");
-    let whole: u64 = whole.parse().map_err(|_| too_large())?;
-    let mut bytes = whole.checked_shl(shift).filter(|b| b >> shift == whole);
-    // The fraction, exactly: digits / 10^n of the unit, rounded down to a byte.
-    if !fraction.is_empty() {
-        let digits: u128 = fraction.parse().map_err(|_| invalid())?;
-        let scale = 10u128
-            .checked_pow(u32::try_from(fraction.len()).map_err(|_| invalid())?)
-            .ok_or_else(invalid)?;
-        let part = u64::try_from((digits << shift) / scale).map_err(|_| too_large())?;
-        bytes = bytes.and_then(|b| b.checked_add(part));
-    }
-    let bytes = bytes
-        .filter(|b| i64::try_from(*b).is_ok())
-        .ok_or_else(too_large)?;
-    Ok((bytes != 0).then_some(bytes))
 }
 
 /// A process count: at least 1; `0` is no limit.

@@ -39,6 +39,7 @@ use crate::platform::{Host, NetworkHost, Runtime};
 use crate::store::{Store, StoreError};
 pub use exec::{Client, ClientEvent, ExitRecorder, RunningExec};
 
+pub use crate::config::StorageConfig;
 use crate::layout::Layout;
 
 /// Why an operation failed, by cause. `server::error` is the one place that turns a cause into
@@ -134,25 +135,6 @@ pub struct EngineParts {
     pub logs: logs::LogConfig,
     /// Default sizes of containers and volumes.
     pub storage: StorageConfig,
-}
-
-/// How much the daemon's datasets may hold, from the configuration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StorageConfig {
-    /// The quota of a container created without `storage_size` (`container_storage_size`).
-    pub container_size: Option<u64>,
-    /// The quota of a volume created without `size` (`volume_size`).
-    pub volume_size: Option<u64>,
-    /// The `refreservation` of the root dataset (`kleene_root_reservation`): space no
-    /// container or volume can take from the metadata database and the daemon's own files.
-    pub root_reservation: Option<u64>,
-}
-
-impl StorageConfig {
-    /// The root's reservation when the configuration says nothing: 64 MiB.
-    pub const DEFAULT_ROOT_RESERVATION: u64 = 64 << 20;
-    /// The smallest quota of a container or volume: 1 MiB.
-    pub const MIN_SIZE: u64 = 1 << 20;
 }
 
 /// Shared state of the daemon: everything a request may need.

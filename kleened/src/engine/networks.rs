@@ -39,11 +39,6 @@ pub(super) fn setup_of(network: &Network) -> NetworkSetup {
     }
 }
 
-/// The MAC address of an endpoint's container: the wiring sets it, the packet filter checks it.
-pub(super) fn endpoint_mac(endpoint: &EndPoint) -> pf::MacAddress {
-    pf::MacAddress::of_endpoint(endpoint.ip_address.parse().ok(), &endpoint.id)
-}
-
 /// How a container is wired to a network at its start (vnet on bridges).
 pub(super) fn container_endpoint(network: &Network, endpoint: &EndPoint) -> ContainerEndpoint {
     let subnet = ipam::subnet4(&network.subnet).ok().flatten();
@@ -80,7 +75,7 @@ pub(super) fn container_endpoint(network: &Network, endpoint: &EndPoint) -> Cont
         gateway: ipam::gateway4(&network.gateway, subnet),
         address6,
         gateway6: ipam::gateway6(&network.gateway6, subnet6),
-        mac: endpoint_mac(endpoint),
+        mac: firewall::endpoint_mac(endpoint),
         neighbours,
         host_interface: endpoint.epair.clone(),
     }

@@ -3,11 +3,16 @@
 //! ([`validate_jail_params`], [`jail_params`]); the `jail -i -c` that creates the jail and the jid it
 //! prints ([`jail_create`], [`parse_jid`]); the jexec(8) lines of its processes; how it is stopped
 //! ([`stop_plan`], [`exec_stop`], [`jail_remove`]); and jls(8), which says whether it runs. Pure
-//! functions, pinned by the goldens of `kleened/tests/freebsd_commands.rs`.
+//! functions, pinned by the goldens of `kleened/tests/freebsd_commands.rs`. The network parameters
+//! are here too: `vnet`, `ip4`/`ip6` and an ipnet jail's `ip4.addr`/`ip6.addr` ([`network_params`],
+//! [`address_params`]).
 
+use std::net::IpAddr;
+
+use ipnet::{Ipv4Net, Ipv6Net};
+use kleene_api::NetworkDriver;
 use kleene_runner::CommandSpec;
 
-use super::wiring::{address_params, network_params};
 use crate::platform::runtime::{ProcessSpec, RuntimeError};
 
 pub(super) const JAIL: &str = "/usr/sbin/jail";
@@ -22,6 +27,69 @@ pub const DEFAULT_EXEC_STOP: &str = "/bin/sh /etc/rc.shutdown";
 
 /// jail(8)'s `stop.timeout` when none is given (usr.sbin/jail/command.c), in seconds.
 pub const DEFAULT_STOP_TIMEOUT_SECS: u32 = 10;
+
+/// jail(8) parameters for a network driver. An `ipnet` jail's addresses come from its endpoints
+/// ([`address_params`]); a `vnet` jail's interfaces are moved in after it is created.
+pub fn network_params(driver: NetworkDriver) -> Vec<String> {
+    match driver {
+        NetworkDriver::Disabled => vec!["ip4=disable".into(), "ip6=disable".into()],
+        NetworkDriver::Host => vec!["ip4=inherit".into(), "ip6=inherit".into()],
+        NetworkDriver::Vnet => vec!["vnet".into()],
+        NetworkDriver::Ipnet => vec![],
+    }
+}
+
+/// jail(8) `ip4.addr`/`ip6.addr` of an ipnet jail: its endpoints' addresses, each family that has
+/// any (a jail made without them has no address of that family: kern_jail.c gives a new non-vnet
+/// jail `PR_IP4_USER`/`PR_IP6_USER` with an empty list). Other drivers get none.
+pub fn address_params(spec: &ProcessSpec) -> Vec<String> {
+    if spec.network != NetworkDriver::Ipnet {
+        return vec![];
+    }
+    let addresses: Vec<IpAddr> = spec
+        .endpoints
+        .iter()
+        .flat_map(|e| endpoint_addresses(e.address, e.address6))
+        .collect();
+    let v4 = addresses.iter().any(IpAddr::is_ipv4);
+    let v6 = addresses.iter().any(IpAddr::is_ipv6);
+    address_lists(&addresses, v4, v6)
+}
+
+/// `ip4.addr=<list>` when `v4`, `ip6.addr=<list>` when `v6`: every address of that family in
+/// `addresses`, in order (the first is the jail's primary address), comma-separated; an empty
+/// list takes the jail's addresses of that family away (libjail reads an empty array value as
+/// no elements).
+pub fn address_lists(addresses: &[IpAddr], v4: bool, v6: bool) -> Vec<String> {
+    let mut params = vec![];
+    if v4 {
+        params.push(format!("ip4.addr={}", address_list(addresses, false)));
+    }
+    if v6 {
+        params.push(format!("ip6.addr={}", address_list(addresses, true)));
+    }
+    params
+}
+
+/// The addresses of an endpoint without their prefix lengths, IPv4 first: what an ipnet container
+/// gets as aliases and in its jail's `ip4.addr`/`ip6.addr`.
+pub fn endpoint_addresses(address: Option<Ipv4Net>, address6: Option<Ipv6Net>) -> Vec<IpAddr> {
+    address
+        .map(|a| IpAddr::V4(a.addr()))
+        .into_iter()
+        .chain(address6.map(|a| IpAddr::V6(a.addr())))
+        .collect()
+}
+
+/// The addresses of one family, joined with commas as jail(8) takes `ip4.addr`/`ip6.addr`.
+pub fn address_list(addresses: &[IpAddr], v6: bool) -> String {
+    addresses
+        .iter()
+        .filter(|a| a.is_ipv6() == v6)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// What every container is confined to unless the user names the same parameter: devfs with
 /// ruleset 4 (`devfsrules_jail`) enforced, statfs(2) limited to the jail's own mount point, no

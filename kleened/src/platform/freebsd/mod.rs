@@ -69,6 +69,7 @@ use kleene_api::NetworkDriver;
 use kleene_runner::{CommandSpec, Runner};
 
 use self::ifconfig::IFCONFIG;
+use self::jail::{address_lists, endpoint_addresses};
 use self::jail::{
     exec_stop, jail_create, jail_modify, jail_release, jail_remove, jexec, jexec_check, jls_all,
     jls_jid, parse_jid, stop_plan, validate_jail_params, StopPlan, JAIL, JEXEC, JLS,
@@ -78,7 +79,7 @@ use self::mounts::{
     unmount_order, Mounted,
 };
 use self::rctl::{rctl_add, rctl_remove, RCTL};
-use self::wiring::{address_lists, endpoint_addresses, vnet_host_side, vnet_inside};
+use self::wiring::{vnet_host_side, vnet_inside};
 use super::inroot;
 use super::io::{FdStream, TerminalControl};
 use super::network::ContainerEndpoint;

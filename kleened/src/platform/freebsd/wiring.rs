@@ -2,65 +2,19 @@
 //! the `a` end on the network's bridge ([`vnet_host_side`]), the `b` end moved into the jail and
 //! configured from inside with the image's ifconfig(8) and route(8) ([`vnet_inside`]). An `ipnet`
 //! jail shares the host's stack: its addresses are aliased on the networks' interfaces and given
-//! to the jail as `ip4.addr`/`ip6.addr` ([`address_params`], [`address_lists`]). Pure functions,
+//! to the jail as `ip4.addr`/`ip6.addr` ([`super::jail::address_params`], [`super::jail::address_lists`]). Pure functions,
 //! pinned by the goldens of `kleened/tests/freebsd_commands.rs`.
 
 use std::net::IpAddr;
 
-use ipnet::{Ipv4Net, Ipv6Net};
-use kleene_api::NetworkDriver;
 use kleene_runner::CommandSpec;
 
 use super::ifconfig::{self as net, IFCONFIG};
 use super::jail::JEXEC;
 use crate::platform::network::ContainerEndpoint;
-use crate::platform::runtime::ProcessSpec;
 
 /// route(8), run inside vnet jails from the container's image.
 const ROUTE: &str = "/sbin/route";
-
-/// jail(8) parameters for a network driver. An `ipnet` jail's addresses come from its endpoints
-/// ([`address_params`]); a `vnet` jail's interfaces are moved in after it is created.
-pub fn network_params(driver: NetworkDriver) -> Vec<String> {
-    match driver {
-        NetworkDriver::Disabled => vec!["ip4=disable".into(), "ip6=disable".into()],
-        NetworkDriver::Host => vec!["ip4=inherit".into(), "ip6=inherit".into()],
-        NetworkDriver::Vnet => vec!["vnet".into()],
-        NetworkDriver::Ipnet => vec![],
-    }
-}
-
-/// jail(8) `ip4.addr`/`ip6.addr` of an ipnet jail: its endpoints' addresses, each family that has
-/// any (a jail made without them has no address of that family: kern_jail.c gives a new non-vnet
-/// jail `PR_IP4_USER`/`PR_IP6_USER` with an empty list). Other drivers get none.
-pub fn address_params(spec: &ProcessSpec) -> Vec<String> {
-    if spec.network != NetworkDriver::Ipnet {
-        return vec![];
-    }
-    let addresses: Vec<IpAddr> = spec
-        .endpoints
-        .iter()
-        .flat_map(|e| endpoint_addresses(e.address, e.address6))
-        .collect();
-    let v4 = addresses.iter().any(IpAddr::is_ipv4);
-    let v6 = addresses.iter().any(IpAddr::is_ipv6);
-    address_lists(&addresses, v4, v6)
-}
-
-/// `ip4.addr=<list>` when `v4`, `ip6.addr=<list>` when `v6`: every address of that family in
-/// `addresses`, in order (the first is the jail's primary address), comma-separated; an empty
-/// list takes the jail's addresses of that family away (libjail reads an empty array value as
-/// no elements).
-pub fn address_lists(addresses: &[IpAddr], v4: bool, v6: bool) -> Vec<String> {
-    let mut params = vec![];
-    if v4 {
-        params.push(format!("ip4.addr={}", address_list(addresses, false)));
-    }
-    if v6 {
-        params.push(format!("ip6.addr={}", address_list(addresses, true)));
-    }
-    params
-}
 
 /// The host side of a vnet endpoint whose epair's `a` end is `a_end`: made a member of the
 /// network's bridge, marked as the daemon's (when it has a mark) and brought up.
@@ -157,24 +111,4 @@ pub fn vnet_inside(jid: u32, wired: &[(ContainerEndpoint, String)]) -> Vec<Comma
         commands.push(jail_default_route(jid, IpAddr::V6(gateway)));
     }
     commands
-}
-
-/// The addresses of an endpoint without their prefix lengths, IPv4 first: what an ipnet container
-/// gets as aliases and in its jail's `ip4.addr`/`ip6.addr`.
-pub fn endpoint_addresses(address: Option<Ipv4Net>, address6: Option<Ipv6Net>) -> Vec<IpAddr> {
-    address
-        .map(|a| IpAddr::V4(a.addr()))
-        .into_iter()
-        .chain(address6.map(|a| IpAddr::V6(a.addr())))
-        .collect()
-}
-
-/// The addresses of one family, joined with commas as jail(8) takes `ip4.addr`/`ip6.addr`.
-pub fn address_list(addresses: &[IpAddr], v6: bool) -> String {
-    addresses
-        .iter()
-        .filter(|a| a.is_ipv6() == v6)
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
