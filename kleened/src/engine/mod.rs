@@ -8,10 +8,8 @@ mod exec;
 #[cfg(test)]
 pub(crate) mod fake;
 mod fetch;
-pub mod firewall;
 pub mod ids;
 mod images;
-pub mod ipam;
 mod lifecycle;
 pub mod limits;
 pub mod logs;

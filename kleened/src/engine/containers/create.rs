@@ -213,7 +213,7 @@ impl Engine {
                         .map(|s| s.container)
                         .collect();
                     if let Some((port, holder)) =
-                        crate::engine::firewall::port_clash(&record.public_ports, &others)
+                        crate::engine::networks::firewall::port_clash(&record.public_ports, &others)
                     {
                         return Err(EngineError::Conflict(match holder {
                             Some(holder) => format!(
