@@ -40,7 +40,7 @@ pub use exec::{Client, ClientEvent, ExitRecorder, RunningExec};
 pub use crate::config::StorageConfig;
 use crate::layout::Layout;
 
-/// Why an operation failed, by cause. `server::error` is the one place that turns a cause into
+/// Why an operation failed, by cause. `server::reply` is the one place that turns a cause into
 /// the HTTP status the API gives it for each operation; the message is what the client prints.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -9,7 +9,7 @@ use kleene_api::{ContainerConfig, ExecConfig, ImageCreateConfig, RestartPolicy};
 use super::fake::{self, FakeHost};
 use super::{ClientEvent, Engine, EngineError};
 use crate::engine::exec::Client;
-use crate::server::error::{status, Operation};
+use crate::server::reply::{status, Operation};
 
 /// A client that keeps the output and says nothing (or ends the input at once).
 #[derive(Debug, Default)]

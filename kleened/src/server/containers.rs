@@ -12,7 +12,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::error::{self, Operation};
+use super::reply::{self, Operation};
 use super::request::{bool_param, json_body, query};
 use super::with_engine;
 use crate::engine::Engine;
@@ -118,14 +118,14 @@ pub(super) async fn logs(
         bool_param(&params, "timestamps"),
     ) {
         (Ok(f), Ok(t)) => (f.unwrap_or(false), t.unwrap_or(false)),
-        (Err(errors), _) | (_, Err(errors)) => return error::invalid(errors),
+        (Err(errors), _) | (_, Err(errors)) => return reply::invalid(errors),
     };
     let tail = match params.get("tail").map(String::as_str) {
         None | Some("all") => None,
         Some(n) => match n.parse::<usize>() {
             Ok(n) => Some(n),
             Err(_) => {
-                return error::invalid(ValidationErrors::single(
+                return reply::invalid(ValidationErrors::single(
                     "/tail",
                     format!("'{n}' is not a number of lines (or all)"),
                 ))
@@ -135,7 +135,7 @@ pub(super) async fn logs(
     let since = match params.get("since").map(|s| parse_since(s)) {
         None => None,
         Some(Ok(micros)) => Some(micros),
-        Some(Err(reason)) => return error::invalid(ValidationErrors::single("/since", reason)),
+        Some(Err(reason)) => return reply::invalid(ValidationErrors::single("/since", reason)),
     };
     let query = LogQuery {
         tail,
@@ -151,7 +151,7 @@ pub(super) async fn logs(
             );
             response
         }
-        Err(err) => error::engine(Operation::ContainerInspect, err),
+        Err(err) => reply::engine(Operation::ContainerInspect, err),
     }
 }
 
@@ -167,12 +167,12 @@ pub(super) async fn logs(
 )]
 pub(super) async fn list(params: HashMap<String, String>, engine: Arc<Engine>) -> Response {
     match bool_param(&params, "all") {
-        Ok(all) => error::respond(
+        Ok(all) => reply::respond(
             Operation::List,
             StatusCode::OK,
             engine.list_containers(all.unwrap_or(false)).await,
         ),
-        Err(errors) => error::invalid(errors),
+        Err(errors) => reply::invalid(errors),
     }
 }
 
@@ -187,7 +187,7 @@ pub(super) async fn list(params: HashMap<String, String>, engine: Arc<Engine>) -
     )
 )]
 pub(super) async fn inspect(container_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::ContainerInspect,
         StatusCode::OK,
         engine.inspect_container(container_id).await,
@@ -209,7 +209,7 @@ pub(super) async fn inspect(container_id: String, engine: Arc<Engine>) -> Respon
     )
 )]
 pub(super) async fn create(config: ContainerConfig, engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::ContainerCreate,
         StatusCode::CREATED,
         engine.create_container(config).await,
@@ -228,7 +228,7 @@ pub(super) async fn create(config: ContainerConfig, engine: Arc<Engine>) -> Resp
     )
 )]
 pub(super) async fn remove(container_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::ContainerRemove,
         StatusCode::OK,
         engine.remove_container(container_id).await,
@@ -246,7 +246,7 @@ pub(super) async fn remove(container_id: String, engine: Arc<Engine>) -> Respons
     )
 )]
 pub(super) async fn stop(container_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::ContainerStop,
         StatusCode::OK,
         engine.stop_container(container_id).await,
@@ -272,7 +272,7 @@ pub(super) async fn update(
     config: ContainerConfig,
     engine: Arc<Engine>,
 ) -> Response {
-    error::respond(
+    reply::respond(
         Operation::ContainerUpdate,
         StatusCode::CREATED,
         engine.update_container(container_id, config).await,
@@ -288,7 +288,7 @@ pub(super) async fn update(
     )
 )]
 pub(super) async fn prune(engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::List,
         StatusCode::OK,
         engine.prune_containers().await,

@@ -9,7 +9,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{error, with_engine};
+use super::{reply, with_engine};
 use crate::engine::Engine;
 
 pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
@@ -33,7 +33,7 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
     responses((status = 200, description = "the findings, problems first", body = DoctorReport))
 )]
 pub(super) async fn check(engine: Arc<Engine>) -> Response {
-    error::json(StatusCode::OK, &engine.doctor(false).await)
+    reply::json(StatusCode::OK, &engine.doctor(false).await)
 }
 
 /// Does the fixes that are safe (`automatic` findings: leftover container and image datasets,
@@ -44,7 +44,7 @@ pub(super) async fn check(engine: Arc<Engine>) -> Response {
     responses((status = 200, description = "what was fixed, and the findings after it", body = DoctorReport))
 )]
 pub(super) async fn fix(engine: Arc<Engine>) -> Response {
-    error::json(StatusCode::OK, &engine.doctor(true).await)
+    reply::json(StatusCode::OK, &engine.doctor(true).await)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use warp::reply::Response;
 use warp::ws::{Message, WebSocket};
 use warp::{Filter, Reply};
 
-use super::error::{self, Operation};
+use super::reply::{self, Operation};
 use super::request::{bool_param, json_body, query};
 use super::{with_engine, ws};
 use crate::engine::{Client, ClientEvent, Engine};
@@ -56,7 +56,7 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
     )
 )]
 pub(super) async fn create(config: ExecConfig, engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::ExecCreate,
         StatusCode::CREATED,
         engine.create_exec(config).await,
@@ -92,12 +92,12 @@ pub(super) async fn stop(
         Err(errors) => Err(errors),
     };
     match (flag("force_stop"), flag("stop_container")) {
-        (Ok(force), Ok(container)) => error::respond(
+        (Ok(force), Ok(container)) => reply::respond(
             Operation::ExecStop,
             StatusCode::OK,
             engine.stop_exec(exec_id, force, container).await,
         ),
-        (Err(errors), _) | (_, Err(errors)) => error::invalid(errors),
+        (Err(errors), _) | (_, Err(errors)) => reply::invalid(errors),
     }
 }
 

@@ -15,7 +15,7 @@ use warp::reply::Response;
 use warp::ws::{Message, WebSocket};
 use warp::{Filter, Reply};
 
-use super::error::{self, Operation};
+use super::reply::{self, Operation};
 use super::request::{bool_param, query};
 use super::{with_engine, ws};
 use crate::engine::build::run::BuildOutcome;
@@ -81,7 +81,7 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
     responses((status = 200, description = "the images", body = [Image]))
 )]
 pub(super) async fn list(engine: Arc<Engine>) -> Response {
-    error::respond(Operation::List, StatusCode::OK, engine.list_images().await)
+    reply::respond(Operation::List, StatusCode::OK, engine.list_images().await)
 }
 
 /// Inspect an image.
@@ -95,7 +95,7 @@ pub(super) async fn list(engine: Arc<Engine>) -> Response {
     )
 )]
 pub(super) async fn inspect(image_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::ImageLookup,
         StatusCode::OK,
         engine.inspect_image(image_id).await,
@@ -113,7 +113,7 @@ pub(super) async fn inspect(image_id: String, engine: Arc<Engine>) -> Response {
     )
 )]
 pub(super) async fn remove(image_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::ImageRemove,
         StatusCode::OK,
         engine.remove_image(image_id).await,
@@ -140,12 +140,12 @@ pub(super) async fn tag(
     engine: Arc<Engine>,
 ) -> Response {
     let Some(nametag) = params.get("nametag").cloned() else {
-        return error::invalid(ValidationErrors::single(
+        return reply::invalid(ValidationErrors::single(
             "/nametag",
             "missing required parameter 'nametag'",
         ));
     };
-    error::respond(
+    reply::respond(
         Operation::ImageLookup,
         StatusCode::OK,
         engine.tag_image(image_id, nametag).await,
@@ -163,16 +163,16 @@ pub(super) async fn tag(
 )]
 pub(super) async fn prune(params: HashMap<String, String>, engine: Arc<Engine>) -> Response {
     match bool_param(&params, "all") {
-        Ok(Some(all)) => error::respond(
+        Ok(Some(all)) => reply::respond(
             Operation::List,
             StatusCode::OK,
             engine.prune_images(all).await,
         ),
-        Ok(None) => error::invalid(ValidationErrors::single(
+        Ok(None) => reply::invalid(ValidationErrors::single(
             "/all",
             "missing required parameter 'all'",
         )),
-        Err(errors) => error::invalid(errors),
+        Err(errors) => reply::invalid(errors),
     }
 }
 

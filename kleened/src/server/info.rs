@@ -8,7 +8,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{error, with_engine};
+use super::{reply, with_engine};
 use crate::engine::Engine;
 
 pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
@@ -27,7 +27,7 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
     responses((status = 200, description = "the daemon and its host", body = Info))
 )]
 pub(super) async fn info(engine: Arc<Engine>) -> Response {
-    error::json(StatusCode::OK, &engine.info().await)
+    reply::json(StatusCode::OK, &engine.info().await)
 }
 
 #[cfg(test)]

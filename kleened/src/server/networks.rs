@@ -11,7 +11,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::error::{self, Operation};
+use super::reply::{self, Operation};
 use super::request::json_body;
 use super::with_engine;
 use crate::engine::Engine;
@@ -75,7 +75,7 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
     )
 )]
 pub(super) async fn create(config: NetworkConfig, engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::NetworkChange,
         StatusCode::CREATED,
         engine.create_network(config).await,
@@ -92,7 +92,7 @@ pub(super) async fn create(config: NetworkConfig, engine: Arc<Engine>) -> Respon
     )
 )]
 pub(super) async fn remove(network_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::Lookup,
         StatusCode::OK,
         engine.remove_network(network_id).await,
@@ -105,7 +105,7 @@ pub(super) async fn remove(network_id: String, engine: Arc<Engine>) -> Response 
     responses((status = 200, description = "the IDs of the removed networks", body = [String]))
 )]
 pub(super) async fn prune(engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::List,
         StatusCode::OK,
         engine.prune_networks().await,
@@ -126,7 +126,7 @@ pub(super) async fn prune(engine: Arc<Engine>) -> Response {
 pub(super) async fn connect(config: EndPointConfig, engine: Arc<Engine>) -> Response {
     match engine.connect(config).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(err) => error::engine(Operation::NetworkChange, err),
+        Err(err) => reply::engine(Operation::NetworkChange, err),
     }
 }
 
@@ -149,7 +149,7 @@ pub(super) async fn disconnect(
 ) -> Response {
     match engine.disconnect(network_id, container_id).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(err) => error::engine(Operation::NetworkDisconnect, err),
+        Err(err) => reply::engine(Operation::NetworkDisconnect, err),
     }
 }
 
@@ -159,7 +159,7 @@ pub(super) async fn disconnect(
     responses((status = 200, description = "the networks", body = [Network]))
 )]
 pub(super) async fn list(engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::List,
         StatusCode::OK,
         engine.list_networks().await,
@@ -176,7 +176,7 @@ pub(super) async fn list(engine: Arc<Engine>) -> Response {
     )
 )]
 pub(super) async fn inspect(network_id: String, engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::Lookup,
         StatusCode::OK,
         engine.inspect_network(network_id).await,

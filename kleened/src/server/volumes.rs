@@ -10,7 +10,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::error::{self, Operation};
+use super::reply::{self, Operation};
 use super::request::json_body;
 use super::with_engine;
 use crate::engine::Engine;
@@ -61,7 +61,7 @@ pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
     )
 )]
 pub(super) async fn create(config: VolumeConfig, engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::VolumeCreate,
         StatusCode::CREATED,
         engine.create_volume(config).await,
@@ -81,7 +81,7 @@ pub(super) async fn create(config: VolumeConfig, engine: Arc<Engine>) -> Respons
     )
 )]
 pub(super) async fn remove(volume_name: String, engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::VolumeRemove,
         StatusCode::OK,
         engine.remove_volume(volume_name).await,
@@ -94,7 +94,7 @@ pub(super) async fn remove(volume_name: String, engine: Arc<Engine>) -> Response
     responses((status = 200, description = "the names of the removed volumes", body = [String]))
 )]
 pub(super) async fn prune(engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::List,
         StatusCode::OK,
         engine.prune_volumes().await,
@@ -107,7 +107,7 @@ pub(super) async fn prune(engine: Arc<Engine>) -> Response {
     responses((status = 200, description = "the volumes", body = [Volume]))
 )]
 pub(super) async fn list(engine: Arc<Engine>) -> Response {
-    error::respond(Operation::List, StatusCode::OK, engine.list_volumes().await)
+    reply::respond(Operation::List, StatusCode::OK, engine.list_volumes().await)
 }
 
 /// Inspect a volume.
@@ -120,7 +120,7 @@ pub(super) async fn list(engine: Arc<Engine>) -> Response {
     )
 )]
 pub(super) async fn inspect(volume_name: String, engine: Arc<Engine>) -> Response {
-    error::respond(
+    reply::respond(
         Operation::Lookup,
         StatusCode::OK,
         engine.inspect_volume(volume_name).await,

@@ -13,48 +13,37 @@
 //! within the body timeout, or it is answered 408. The bounds apply to reading requests only: an
 //! answer that streams for an hour is not cut.
 
-use std::error::Error as StdError;
-use std::future::Future;
+mod deadline;
+mod limits;
+mod tls;
+
 use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::StatusCode;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use kleene_api::{ApiLocation, ErrorResponse};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use kleene_api::ApiLocation;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Sleep;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use crate::config::{ConnectionLimits, ListenerConfig, TlsSettings};
-
-/// How long a client may take to complete the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Connections over the cap being answered 503 at once, per listener; past this many, further
-/// ones are closed without an answer, so that a flood costs no more than this.
-const MAX_REFUSALS: usize = 64;
-
-/// How long the 503 answer to a connection over the cap may take, from writing it to the client
-/// closing.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::config::{ConnectionLimits, ListenerConfig};
+use deadline::{body_timed_out, Deadline};
+#[cfg(test)]
+use limits::REFUSAL_TIMEOUT;
+use limits::{refuse, Held, MAX_REFUSALS};
+use tls::{handshake, tls_acceptor};
 
 /// Why a listener could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -207,55 +196,6 @@ fn remove_stale_socket(path: &Path) -> Result<(), String> {
     std::fs::remove_file(path).map_err(|e| format!("cannot remove stale {}: {e}", path.display()))
 }
 
-fn tls_acceptor(name: &str, settings: &TlsSettings) -> Result<TlsAcceptor, ListenError> {
-    let fail = |path: &Path, reason: String| ListenError::Tls {
-        address: name.to_owned(),
-        path: path.to_owned(),
-        reason,
-    };
-    let certs = CertificateDer::pem_file_iter(&settings.cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| fail(&settings.cert, format!("cannot read certificates: {e}")))?;
-    if certs.is_empty() {
-        return Err(fail(&settings.cert, "no certificate in the file".into()));
-    }
-    let key_path = settings.key.as_ref().unwrap_or(&settings.cert);
-    let key = PrivateKeyDer::from_pem_file(key_path)
-        .map_err(|e| fail(key_path, format!("cannot read the private key: {e}")))?;
-    if let Some(dh) = &settings.dh_params {
-        tracing::info!(path = %dh.display(), "tlsdh is ignored: only elliptic-curve key exchange is offered");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| fail(&settings.cert, e.to_string()))?;
-    let builder = match (&settings.ca_cert, settings.verify_client) {
-        (Some(ca_path), true) => {
-            let mut roots = rustls::RootCertStore::empty();
-            let cas = CertificateDer::pem_file_iter(ca_path)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| fail(ca_path, format!("cannot read CA certificates: {e}")))?;
-            let (added, _ignored) = roots.add_parsable_certificates(cas);
-            if added == 0 {
-                return Err(fail(ca_path, "no usable CA certificate in the file".into()));
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .map_err(|e| fail(ca_path, e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| fail(key_path, format!("certificate and key do not fit: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
 /// Serves `api` on every listener until `shutdown` turns true, then drains each within `grace`.
 pub async fn serve_all(
     listeners: Vec<BoundListener>,
@@ -352,69 +292,8 @@ async fn serve(
     }
 }
 
-/// The stream to speak HTTP on: `io` itself, or, on a TLS listener, the TLS session once its
-/// handshake succeeded within [`TLS_HANDSHAKE_TIMEOUT`].
-async fn handshake<S: Stream>(
-    io: S,
-    tls: Option<TlsAcceptor>,
-    name: &str,
-) -> Option<Box<dyn Stream>> {
-    let Some(acceptor) = tls else {
-        return Some(Box::new(io));
-    };
-    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
-        Ok(Ok(stream)) => Some(Box::new(stream)),
-        Ok(Err(err)) => {
-            tracing::info!(address = %name, error = %err, "TLS handshake refused");
-            None
-        }
-        Err(_) => {
-            tracing::info!(address = %name, "TLS handshake timed out");
-            None
-        }
-    }
-}
-
-/// Answers a connection over the cap: once the request's headers are in (an HTTP client may
-/// take an answer that comes before its request for a broken connection), 503 with a JSON
-/// message; then the write side is closed and what the client sends is read and dropped until it
-/// closes too, so that unread bytes cannot turn the close into a reset that destroys the answer
-/// before the client reads it. All of it within [`REFUSAL_TIMEOUT`].
-async fn refuse(mut stream: Box<dyn Stream>, max: usize) {
-    let body = serde_json::to_string(&ErrorResponse {
-        message: format!(
-            "too many connections: this listener serves at most {max} at a time; try again later"
-        ),
-    })
-    .unwrap_or_default();
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let exchange = async {
-        // The headers, or what fits of them in 16 KiB: the request itself is not looked at.
-        let mut head = Vec::new();
-        let mut sink = [0u8; 4096];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-            let read = stream.read(&mut sink).await?;
-            if read == 0 {
-                return Ok(());
-            }
-            head.extend_from_slice(&sink[..read]);
-        }
-        stream.write_all(answer.as_bytes()).await?;
-        stream.shutdown().await?;
-        while stream.read(&mut sink).await? > 0 {}
-        Ok::<_, io::Error>(())
-    };
-    if let Ok(Err(err)) = tokio::time::timeout(REFUSAL_TIMEOUT, exchange).await {
-        tracing::debug!(error = %err, "refused connection ended with an error");
-    }
-}
-
 /// A connected stream of either kind.
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+pub(super) trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 
 async fn accept(socket: &Socket) -> io::Result<Box<dyn Stream>> {
@@ -480,151 +359,13 @@ async fn serve_connection(
     }
 }
 
-/// The answer to a request whose body did not arrive in time; the connection is closed after it,
-/// since the rest of the body may still come.
-fn body_timed_out(limit: Duration) -> Response {
-    let mut response = super::error::message(
-        StatusCode::REQUEST_TIMEOUT,
-        format!(
-            "the request body did not arrive within {} s",
-            limit.as_secs()
-        ),
-    );
-    response.headers_mut().insert(
-        http::header::CONNECTION,
-        http::HeaderValue::from_static("close"),
-    );
-    response
-}
-
-/// A request body that must have arrived whole by a deadline, counted from the request's headers.
-/// Past it, the reader gets an error (and the request is answered 408 by
-/// [`serve_connection`]'s service, told through `expired`). Once the body has ended the deadline
-/// no longer matters, so a handler that reads its body and then answers for an hour is not cut.
-struct Deadline {
-    inner: Incoming,
-    /// Running while the body has not ended.
-    timer: Option<Pin<Box<Sleep>>>,
-    limit: Duration,
-    /// Set when the deadline passed before the body ended.
-    expired: Arc<AtomicBool>,
-}
-
-impl Deadline {
-    fn new(inner: Incoming, limit: Duration, expired: Arc<AtomicBool>) -> Deadline {
-        Deadline {
-            timer: (!inner.is_end_stream()).then(|| Box::pin(tokio::time::sleep(limit))),
-            inner,
-            limit,
-            expired,
-        }
-    }
-}
-
-/// The error a late body reads as.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive within {} s", .0.as_secs())]
-struct BodyTimedOut(Duration);
-
-impl Body for Deadline {
-    type Data = Bytes;
-    type Error = Box<dyn StdError + Send + Sync>;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        if this.expired.load(Ordering::Relaxed) {
-            return Poll::Ready(None);
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if this.inner.is_end_stream() {
-                    this.timer = None;
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(other) => {
-                this.timer = None;
-                Poll::Ready(other.map(|result| result.map_err(Into::into)))
-            }
-            Poll::Pending => {
-                let Some(timer) = this.timer.as_mut() else {
-                    return Poll::Pending;
-                };
-                if timer.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                this.timer = None;
-                this.expired.store(true, Ordering::Relaxed);
-                Poll::Ready(Some(Err(Box::new(BodyTimedOut(this.limit)))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.expired.load(Ordering::Relaxed) || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A connection's stream holding its place under the listener's cap, given back when the stream
-/// is dropped.
-struct Held<S> {
-    stream: S,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Held<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Held<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Instant;
 
     use kleene_api::ApiAddress;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::UnixStream;
     use warp::{Filter, Reply};
 

@@ -1,9 +1,10 @@
 //! Exec instances: a process to run in a container, created by `POST /exec/create` and started once
 //! over the `/exec/start` websocket. The first one started on a stopped container starts the
-//! container around it. Instances live in memory only and disappear when their process ends or they
-//! are stopped; one never started expires after [`UNSTARTED_TTL`], and a container has at most
-//! [`UNSTARTED_PER_CONTAINER`] of those, so creates that are never started cannot grow the daemon
-//! without bound.
+//! container around it. Instances live in memory only ([`registry`]) and disappear when their
+//! process ends or they are stopped; one never started expires after
+//! [`registry::UNSTARTED_TTL`], and a container has at most
+//! [`registry::UNSTARTED_PER_CONTAINER`] of those, so creates that are never started cannot grow
+//! the daemon without bound.
 //!
 //! The engine owns a started process's whole life: [`Engine::attach`] pumps its output to a
 //! [`Client`] and the client's input, end of input and terminal sizes to it, ends it when the client
@@ -11,389 +12,30 @@
 //! way with nobody listening. The server only turns websocket frames into [`ClientEvent`]s and
 //! output into frames.
 
-use std::collections::HashMap;
+mod pump;
+mod registry;
+
+pub use pump::{Client, ClientEvent, ExitRecorder, RunningExec};
+pub(crate) use registry::Execs;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
 use kleene_api::{ExecConfig, IdResponse, NetworkDriver};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use super::containers::merge_env;
-use super::logs::{ContainerLog, LogFeed};
 use super::{ids, Engine, EngineError};
-use crate::platform::runtime::exit_code;
-use crate::platform::{ProcessIo, ProcessSpec};
+use crate::platform::ProcessSpec;
+use pump::{pump, Nobody};
+use registry::ExecInstance;
+#[cfg(test)]
+use registry::UNSTARTED_PER_CONTAINER;
 
 /// How long exec stop waits for the process to end.
 const STOP_WAIT: Duration = Duration::from_secs(5);
-
-/// How long an exec instance that was never started is kept. `klee exec` and `klee run` start
-/// theirs within milliseconds of creating it; an hour leaves any script ample time.
-pub(super) const UNSTARTED_TTL: Duration = Duration::from_secs(3600);
-
-/// How many never-started exec instances one container may have. Clients create one and start it
-/// at once, so a container seldom has more than one waiting; 64 leaves room for scripts that
-/// prepare several, and bounds a leaky client to a few hundred KiB per container instead of the
-/// 4 KiB per create, never freed, that 20 000 creates cost before.
-pub(super) const UNSTARTED_PER_CONTAINER: usize = 64;
-
-/// An exec instance.
-#[derive(Debug)]
-pub(super) struct ExecInstance {
-    container_id: String,
-    cmd: Vec<String>,
-    env: Vec<String>,
-    user: String,
-    tty: bool,
-    /// When it was created, for its expiry while it is not started.
-    created: Instant,
-    /// Set once started: the helper's PID and the exit code once it ended.
-    started: Option<(u32, watch::Receiver<Option<i32>>)>,
-}
-
-/// Where the registry reads the time: the monotonic clock, or one a test moves.
-#[derive(Clone)]
-pub(super) struct Clock(Arc<dyn Fn() -> Instant + Send + Sync>);
-
-impl Clock {
-    fn now(&self) -> Instant {
-        (self.0)()
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock(Arc::new(Instant::now))
-    }
-}
-
-impl std::fmt::Debug for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Clock")
-    }
-}
-
-/// The instances and when the next unstarted one expires.
-#[derive(Debug, Default)]
-struct Registry {
-    map: HashMap<String, ExecInstance>,
-    /// The earliest expiry among unstarted instances, if any; nothing is looked at before it.
-    next_expiry: Option<Instant>,
-}
-
-impl Registry {
-    /// Forgets unstarted instances older than `ttl`, when one is due.
-    fn expire(&mut self, now: Instant, ttl: Duration) {
-        if self.next_expiry.is_none_or(|due| now < due) {
-            return;
-        }
-        let before = self.map.len();
-        self.map
-            .retain(|_, i| i.started.is_some() || now.duration_since(i.created) < ttl);
-        let expired = before - self.map.len();
-        if expired > 0 {
-            tracing::info!(
-                expired,
-                "forgot exec instances never started within {ttl:?}"
-            );
-        }
-        self.next_expiry = self
-            .map
-            .values()
-            .filter(|i| i.started.is_none())
-            .map(|i| i.created + ttl)
-            .min();
-    }
-}
-
-/// The in-memory registry of exec instances.
-#[derive(Debug)]
-pub(super) struct Execs {
-    registry: std::sync::Mutex<Registry>,
-    clock: Clock,
-    /// How long an unstarted instance is kept.
-    ttl: Duration,
-    /// How many unstarted instances one container may have.
-    per_container: usize,
-}
-
-impl Default for Execs {
-    fn default() -> Self {
-        Execs::new(Clock::default(), UNSTARTED_TTL, UNSTARTED_PER_CONTAINER)
-    }
-}
-
-/// A container has as many unstarted exec instances as it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct TooManyUnstarted {
-    /// The bound it reached.
-    pub(super) limit: usize,
-}
-
-impl Execs {
-    pub(super) fn new(clock: Clock, ttl: Duration, per_container: usize) -> Execs {
-        Execs {
-            registry: std::sync::Mutex::default(),
-            clock,
-            ttl,
-            per_container,
-        }
-    }
-
-    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
-        // A poisoned lock only means a panic elsewhere; the map itself stays consistent.
-        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        registry.expire(self.clock.now(), self.ttl);
-        registry
-    }
-
-    /// Runs `f` on the live instances (expired ones are gone first).
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, ExecInstance>) -> T) -> T {
-        f(&mut self.registry().map)
-    }
-
-    /// Registers a new, unstarted instance, unless its container has as many unstarted ones as
-    /// it may.
-    fn insert(&self, id: String, mut instance: ExecInstance) -> Result<(), TooManyUnstarted> {
-        let now = self.clock.now();
-        let mut registry = self.registry();
-        let waiting = registry
-            .map
-            .values()
-            .filter(|i| i.started.is_none() && i.container_id == instance.container_id)
-            .count();
-        if waiting >= self.per_container {
-            return Err(TooManyUnstarted {
-                limit: self.per_container,
-            });
-        }
-        instance.created = now;
-        let expiry = now + self.ttl;
-        registry.next_expiry = Some(registry.next_expiry.map_or(expiry, |due| due.min(expiry)));
-        registry.map.insert(id, instance);
-        Ok(())
-    }
-}
-
-/// A started exec instance: its process, its input/output, and what the caller must report at the
-/// end through [`Engine::finish_exec`].
-#[derive(Debug)]
-pub struct RunningExec {
-    /// The exec instance.
-    pub exec_id: String,
-    /// Its container.
-    pub container_id: String,
-    /// The process's input and output.
-    pub io: ProcessIo,
-    /// The process.
-    pub child: tokio::process::Child,
-    /// Whether it is the container's first process (it started the container).
-    pub first: bool,
-    /// Whether it runs on a terminal.
-    pub tty: bool,
-    exited: watch::Sender<Option<i32>>,
-    /// The container's out-of-memory kills when the process started, if the runtime counts them.
-    oom_before: Option<u64>,
-}
-
-impl RunningExec {
-    /// Records the exit code for `stop_exec` waiters and answers it.
-    pub fn exited(&self, status: std::io::Result<std::process::ExitStatus>) -> i32 {
-        record_exit(&self.exited, status)
-    }
-
-    /// Splits into input/output, process, and the recorder of its end (an [`ExitRecorder`]).
-    pub fn into_parts(self) -> (ProcessIo, tokio::process::Child, ExitRecorder) {
-        let recorder = ExitRecorder {
-            exec_id: self.exec_id,
-            container_id: self.container_id,
-            first: self.first,
-            exited: self.exited,
-            oom_before: self.oom_before,
-        };
-        (self.io, self.child, recorder)
-    }
-}
-
-/// Records how a started exec ended.
-#[derive(Debug)]
-pub struct ExitRecorder {
-    /// The exec instance.
-    pub exec_id: String,
-    /// Its container.
-    pub container_id: String,
-    /// Whether it was the container's first process.
-    pub first: bool,
-    exited: watch::Sender<Option<i32>>,
-    /// The container's out-of-memory kills when the process started, if the runtime counts them.
-    oom_before: Option<u64>,
-}
-
-impl ExitRecorder {
-    /// Records the exit code for `stop_exec` waiters and answers it.
-    pub fn record(&self, status: std::io::Result<std::process::ExitStatus>) -> i32 {
-        record_exit(&self.exited, status)
-    }
-}
-
-/// How long output is still read after the process exited while more keeps coming, at most,
-/// between two reads: a process may leave its output open to a child of its own.
-const OUTPUT_IDLE: Duration = Duration::from_millis(200);
-
-/// What an attached client says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientEvent {
-    /// Bytes for the process's input.
-    Input(Vec<u8>),
-    /// The input ended.
-    EndOfInput,
-    /// The client's terminal has this many rows and columns now.
-    Resize(u16, u16),
-    /// The client went away.
-    Gone,
-}
-
-/// The client side of an attached process.
-pub trait Client: Send {
-    /// Sends a chunk of the process's output; an error means the client is gone. Awaiting it
-    /// applies back-pressure: a slow client slows the process.
-    fn send(&mut self, chunk: &[u8]) -> impl std::future::Future<Output = Result<(), ()>> + Send;
-    /// What the client says next; `None` once it will say nothing more (it may still listen).
-    fn next(&mut self) -> impl std::future::Future<Output = Option<ClientEvent>> + Send;
-    /// The output ended: send what is held back.
-    fn flush(&mut self) -> impl std::future::Future<Output = ()> + Send;
-}
-
-/// Nobody: the output of a detached process is read and dropped.
-#[derive(Debug)]
-struct Nobody;
-
-impl Client for Nobody {
-    async fn send(&mut self, _: &[u8]) -> Result<(), ()> {
-        Ok(())
-    }
-    async fn next(&mut self) -> Option<ClientEvent> {
-        std::future::pending().await
-    }
-    async fn flush(&mut self) {}
-}
-
-/// Sends SIGTERM to the process the runtime started (the helper or jexec forwards it).
-fn terminate(child: &tokio::process::Child) {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    }
-}
-
-/// The largest output frame: what a process wrote since the last read, up to this, goes out in
-/// one frame.
-const FRAME_MAX: usize = 128 * 1024;
-
-/// Pumps a started process until it ended and its output is read; answers its exit status.
-async fn pump(
-    io: ProcessIo,
-    child: &mut tokio::process::Child,
-    tty: bool,
-    client: &mut impl Client,
-    log: &ContainerLog,
-) -> std::io::Result<std::process::ExitStatus> {
-    use tokio::io::AsyncWriteExt;
-    let ProcessIo {
-        output: mut reader,
-        input,
-        terminal,
-    } = io;
-    let mut input = Some(input);
-    let mut buf = vec![0u8; FRAME_MAX];
-    let (mut listening, mut talking, mut eof) = (true, true, false);
-    let mut status = None;
-    let idle = tokio::time::sleep(Duration::from_secs(86_400));
-    tokio::pin!(idle);
-    let mut feed = LogFeed::new(log);
-    let flush = tokio::time::sleep(Duration::from_secs(86_400));
-    tokio::pin!(flush);
-    while !(eof && status.is_some()) {
-        tokio::select! {
-            read = reader.read(&mut buf), if !eof => match read {
-                Ok(0) | Err(_) => eof = true,
-                Ok(first) => {
-                    // What the process has written meanwhile joins this frame (fewer, larger
-                    // frames for a fast writer); nothing waits, so a prompt goes out at once.
-                    let mut n = first;
-                    while n < buf.len() {
-                        match reader.read(&mut buf[n..]).now_or_never() {
-                            Some(Ok(0)) | Some(Err(_)) => {
-                                eof = true;
-                                break;
-                            }
-                            Some(Ok(more)) => n += more,
-                            None => break,
-                        }
-                    }
-                    if listening && client.send(&buf[..n]).await.is_err() {
-                        listening = false;
-                        terminate(child);
-                    }
-                    let deadline = feed.deadline();
-                    buf = feed.keep(buf, n);
-                    if feed.deadline() != deadline {
-                        if let Some(at) = feed.deadline() {
-                            flush.as_mut().reset(tokio::time::Instant::from_std(at));
-                        }
-                    }
-                    if status.is_some() {
-                        idle.as_mut().reset(tokio::time::Instant::now() + OUTPUT_IDLE);
-                    }
-                }
-            },
-            exit = child.wait(), if status.is_none() => {
-                status = Some(exit);
-                idle.as_mut().reset(tokio::time::Instant::now() + OUTPUT_IDLE);
-            },
-            () = &mut idle, if status.is_some() && !eof => eof = true,
-            () = &mut flush, if feed.deadline().is_some() => feed.flush(),
-            event = client.next(), if talking => match event {
-                Some(ClientEvent::Input(bytes)) => {
-                    if let Some(writer) = &mut input {
-                        let _ = writer.write_all(&bytes).await;
-                    }
-                }
-                Some(ClientEvent::EndOfInput) => {
-                    if tty {
-                        // A terminal reads end-of-file when its end-of-file character comes.
-                        if let Some(writer) = &mut input {
-                            let _ = writer.write_all(&[0x04]).await;
-                        }
-                    } else {
-                        input = None;
-                    }
-                }
-                Some(ClientEvent::Resize(rows, cols)) => {
-                    if let Some(terminal) = &terminal {
-                        if let Err(err) = terminal.resize(rows, cols) {
-                            tracing::debug!(error = %err, "cannot resize the terminal");
-                        }
-                    }
-                }
-                Some(ClientEvent::Gone) => {
-                    talking = false;
-                    listening = false;
-                    terminate(child);
-                }
-                None => talking = false,
-            },
-        }
-    }
-    feed.flush();
-    if listening {
-        client.flush().await;
-    }
-    status.unwrap_or_else(|| Err(std::io::Error::other("no exit status")))
-}
 
 /// Whether a process that exited with `code` was ended by the out-of-memory killer: it died of
 /// SIGKILL (137) and the container's count of such kills grew while it ran.
@@ -406,15 +48,6 @@ fn oom_killed(code: i32, before: Option<u64>, after: Option<u64>) -> bool {
 /// clients read it.
 fn oom_message(exec_id: &str, code: i32) -> String {
     format!("executable {exec_id} killed for exceeding its memory limit, exit-code {code}")
-}
-
-fn record_exit(
-    sender: &watch::Sender<Option<i32>>,
-    status: std::io::Result<std::process::ExitStatus>,
-) -> i32 {
-    let code = status.map(exit_code).unwrap_or(255);
-    sender.send_replace(Some(code));
-    code
 }
 
 impl Engine {
@@ -793,100 +426,11 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
 
     use kleene_api::{ContainerConfig, ImageCreateConfig};
 
     use crate::engine::fake;
-    use crate::server::error::{status, Operation};
-
-    /// A clock that stands still until the test moves it.
-    fn movable_clock() -> (Clock, Arc<Mutex<Instant>>) {
-        let now = Arc::new(Mutex::new(Instant::now()));
-        let read = Arc::clone(&now);
-        (
-            Clock(Arc::new(move || {
-                *read.lock().unwrap_or_else(|e| e.into_inner())
-            })),
-            now,
-        )
-    }
-
-    fn advance(now: &Mutex<Instant>, by: Duration) {
-        *now.lock().unwrap_or_else(|e| e.into_inner()) += by;
-    }
-
-    fn instance(container: &str) -> ExecInstance {
-        ExecInstance {
-            container_id: container.to_owned(),
-            cmd: vec!["/bin/true".into()],
-            env: vec![],
-            user: String::new(),
-            tty: false,
-            created: Instant::now(),
-            started: None,
-        }
-    }
-
-    fn ids(execs: &Execs) -> Vec<String> {
-        let mut ids: Vec<String> = execs.with(|map| map.keys().cloned().collect());
-        ids.sort();
-        ids
-    }
-
-    #[test]
-    fn unstarted_instances_expire_after_their_time() {
-        let (clock, now) = movable_clock();
-        let execs = Execs::new(clock, Duration::from_secs(3600), 64);
-        execs.insert("a".into(), instance("c1")).unwrap();
-        advance(&now, Duration::from_secs(1800));
-        execs.insert("b".into(), instance("c1")).unwrap();
-        advance(&now, Duration::from_secs(1799));
-        assert_eq!(ids(&execs), ["a", "b"], "neither is an hour old yet");
-        advance(&now, Duration::from_secs(1));
-        assert_eq!(ids(&execs), ["b"], "a is an hour old");
-        advance(&now, Duration::from_secs(1800));
-        assert_eq!(ids(&execs), Vec::<String>::new());
-    }
-
-    #[test]
-    fn started_instances_do_not_expire() {
-        let (clock, now) = movable_clock();
-        let execs = Execs::new(clock, Duration::from_secs(60), 64);
-        execs.insert("run".into(), instance("c1")).unwrap();
-        let (_exited, watcher) = watch::channel(None);
-        execs.with(|map| map.get_mut("run").unwrap().started = Some((42, watcher)));
-        advance(&now, Duration::from_secs(24 * 3600));
-        assert_eq!(ids(&execs), ["run"]);
-    }
-
-    #[test]
-    fn unstarted_instances_are_capped_per_container() {
-        let (clock, now) = movable_clock();
-        let execs = Execs::new(clock, Duration::from_secs(3600), 3);
-        for id in ["a", "b", "c"] {
-            execs.insert(id.into(), instance("c1")).unwrap();
-        }
-        assert_eq!(
-            execs.insert("d".into(), instance("c1")),
-            Err(TooManyUnstarted { limit: 3 })
-        );
-        execs
-            .insert("x".into(), instance("c2"))
-            .expect("another container has its own room");
-        // A started instance no longer waits, and one stopped is gone: both make room.
-        let (_exited, watcher) = watch::channel(None);
-        execs.with(|map| map.get_mut("a").unwrap().started = Some((42, watcher)));
-        execs.insert("d".into(), instance("c1")).unwrap();
-        execs.with(|map| map.remove("b"));
-        execs.insert("e".into(), instance("c1")).unwrap();
-        assert!(execs.insert("f".into(), instance("c1")).is_err());
-        // And so does expiry.
-        advance(&now, Duration::from_secs(3600));
-        execs.insert("f".into(), instance("c1")).unwrap();
-        assert_eq!(ids(&execs), ["a", "f"], "the rest expired, x with them");
-    }
-
+    use crate::server::reply::{status, Operation};
     #[tokio::test]
     async fn exec_create_past_the_cap_is_refused_naming_the_container() {
         let (engine, _host, _runtime) = fake::engine();
