@@ -9,8 +9,9 @@ use std::path::Path;
 
 use kleene_runner::CommandSpec;
 
+use super::JailRuntime;
 use crate::platform::inroot;
-use crate::platform::runtime::{Mount, RuntimeError};
+use crate::platform::runtime::{Mount, ProcessSpec, RuntimeError};
 
 const MOUNT: &str = "/sbin/mount";
 const MOUNT_NULLFS: &str = "/sbin/mount_nullfs";
@@ -208,10 +209,111 @@ pub fn check_devfs_node(root: &Path) -> Result<(), RuntimeError> {
     }
 }
 
+impl JailRuntime {
+    /// Mounts the container's mounts, in order, each resolved inside its root just before it is
+    /// mounted (so a later destination inside an earlier mount is walked through that mount).
+    /// Answers the nodes mounted; when one fails, those already mounted are unmounted again.
+    pub(super) fn mount_all(&self, spec: &ProcessSpec) -> Result<Vec<String>, RuntimeError> {
+        let mut made = vec![];
+        for mount in &spec.mounts {
+            match self.mount_one(&spec.rootfs, mount) {
+                Ok(node) => made.push(node),
+                Err(err) => {
+                    self.unmount_made(&spec.container_id, &made);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(made)
+    }
+
+    /// Mounts one mount under `root`; answers its node.
+    pub(super) fn mount_one(&self, root: &Path, mount: &Mount) -> Result<String, RuntimeError> {
+        let node = mount_node(root, mount)?;
+        let source = mount.source.to_str().ok_or_else(|| {
+            RuntimeError::Invalid(format!(
+                "cannot mount {}: the source {} is not UTF-8",
+                mount.destination,
+                mount.source.display()
+            ))
+        })?;
+        let spec = mount_nullfs(source, &node, mount.read_only, mount.setuid);
+        tracing::debug!(command = %spec, "mount");
+        self.run_ok(&spec, |code, stderr| {
+            RuntimeError::Host(format!(
+                "cannot mount {}: '{spec}' exited with {code}: {stderr}",
+                mount.destination
+            ))
+        })?;
+        Ok(node)
+    }
+
+    /// Unmounts what a start mounted (`made`, in the order mounted), the last first, logging
+    /// what fails: the start fails anyway, and [`Runtime::cleanup`] finds what is left in the
+    /// mount table.
+    pub(super) fn unmount_made(&self, container_id: &str, made: &[String]) {
+        for node in made.iter().rev() {
+            let unmounted = self.run_ok(&unmount(node), |code, stderr| {
+                RuntimeError::Host(format!("exit code {code}: {stderr}"))
+            });
+            if let Err(err) = unmounted {
+                tracing::warn!(container = container_id, node = %node, %err, "mount not undone");
+            }
+        }
+    }
+
+    /// The nullfs and devfs file systems mounted now, from the kernel's mount table.
+    pub(super) fn mounted(&self) -> Result<Vec<Mounted>, RuntimeError> {
+        let spec = mount_table();
+        let output = self.run_ok(&spec, |code, stderr| {
+            RuntimeError::Host(format!("'{spec}' exited with {code}: {stderr}"))
+        })?;
+        parse_mount_table(&output.stdout_text()).map_err(RuntimeError::Host)
+    }
+
+    /// Unmounts every nullfs and devfs file system under `root`, the deepest first, as the mount
+    /// table lists them now: what this daemon mounted, and what an earlier one that crashed left.
+    pub(super) fn unmount_under(&self, root: &Path) -> Result<(), RuntimeError> {
+        // The kernel names mount points by their real paths (mount_nullfs takes the realpath(3)
+        // of its node).
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        let root = root.to_string_lossy();
+        let mut failed = vec![];
+        for node in unmount_order(&self.mounted()?, &root) {
+            tracing::debug!(node = %node, "unmount");
+            let output = self.run(&unmount(&node))?;
+            if !output.succeeded() {
+                failed.push((node, output.stderr_text().trim_end().to_owned()));
+            }
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        // jail(8) unmounts the devfs itself when a jail's creation fails, and a stop at the
+        // same time may have unmounted the rest: gone is gone.
+        let left = unmount_order(&self.mounted()?, &root);
+        match failed.into_iter().find(|(node, _)| left.contains(node)) {
+            Some((node, stderr)) => Err(RuntimeError::Host(format!(
+                "cannot unmount {node}: {stderr}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::platform::freebsd::testdata::{image, mount, sources};
+    use crate::platform::freebsd::tests::{recording, remember, table, ROOT};
+    use crate::platform::freebsd::wiring::tests::{networked, vnet_endpoints};
+    use kleene_runner::Recorded;
+
+    use std::time::Duration;
+
+    use kleene_api::NetworkDriver;
+
+    use crate::platform::runtime::Runtime;
 
     #[test]
     fn the_mount_table_is_read_whatever_its_paths_hold() {
@@ -327,5 +429,238 @@ mod tests {
             );
         }
         mount_node(root.path(), &mount(&data, "/var/db/data", false)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_start_mounts_in_order_before_the_jail_and_its_first_process() {
+        let root = image();
+        let (_sources, data, conf) = sources();
+        let (runner, runtime, mut spec) = networked(root.path(), NetworkDriver::Host);
+        spec.mounts = vec![
+            mount(&data, "/var/db/data", false),
+            mount(&conf, "/usr/local/etc/site.conf", true),
+        ];
+        // Nothing left mounted; both mounts succeed; jail -i -c prints jid 7.
+        runner.push_ok("");
+        runner.push_ok("");
+        runner.push_ok("");
+        runner.push_ok("7\n");
+        let mut spawned = runtime.start(&spec).unwrap();
+        spawned.child.wait().await.unwrap();
+        let r = root.path().display();
+        let lines = runner.lines();
+        assert_eq!(
+            lines[..3],
+            [
+                "/sbin/mount --libxo json -t nullfs,devfs".to_owned(),
+                format!(
+                    "/sbin/mount_nullfs -o nosuid {} {r}/var/db/data",
+                    data.display()
+                ),
+                format!(
+                    "/sbin/mount_nullfs -o ro,nosuid {} {r}/usr/local/etc/site.conf",
+                    conf.display()
+                ),
+            ]
+        );
+        assert!(
+            lines[3].starts_with(&format!("/usr/sbin/jail -i -c path={r} ")),
+            "{lines:?}"
+        );
+        assert_eq!(lines[4..], ["/usr/sbin/jexec -l -U root 7 /usr/bin/env -i"]);
+        // The destinations were made in the image: a directory, and an empty file.
+        assert!(root.path().join("var/db/data").is_dir());
+        let made = root.path().join("usr/local/etc/site.conf");
+        assert!(made.is_file());
+        assert_eq!(std::fs::read(&made).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_mount_that_fails_unmounts_those_made_and_starts_nothing() {
+        let root = image();
+        let (_sources, data, conf) = sources();
+        let (runner, runtime, mut spec) = networked(root.path(), NetworkDriver::Vnet);
+        spec.endpoints = vnet_endpoints();
+        spec.mounts = vec![
+            mount(&data, "/var/db/data", false),
+            mount(&conf, "/usr/local/etc/site.conf", true),
+        ];
+        runner.push_ok("");
+        runner.push_ok("");
+        runner.push_err(
+            71,
+            "mount_nullfs: /r/usr/local/etc/site.conf: Operation not supported\n",
+        );
+        let err = runtime.start(&spec).unwrap_err();
+        assert!(matches!(err, RuntimeError::Host(_)), "{err}");
+        assert!(
+            err.to_string().starts_with(
+                "cannot mount /usr/local/etc/site.conf: '/sbin/mount_nullfs -o ro,nosuid "
+            ) && err.to_string().ends_with("Operation not supported"),
+            "{err}"
+        );
+        let r = root.path().display();
+        let lines = runner.lines();
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(lines[3], format!("/sbin/umount {r}/var/db/data"));
+        // No epair, no jail, no run.
+        assert!(runtime.jails().runs.is_empty());
+        assert!(runtime.jails().links.is_empty());
+
+        // What the image has there is of the other type: refused before mount_nullfs runs.
+        for (source, destination, there) in [
+            (&data, "/etc/passwd", "a file"),
+            (&conf, "/etc", "a directory"),
+        ] {
+            let (runner, runtime, mut spec) = networked(root.path(), NetworkDriver::Host);
+            spec.mounts = vec![
+                mount(&data, "/var/db/data", false),
+                mount(source, destination, false),
+            ];
+            let err = runtime.start(&spec).unwrap_err();
+            assert!(matches!(err, RuntimeError::Invalid(_)), "{err}");
+            assert!(
+                err.to_string().contains(&format!(
+                    "mount {destination}: the container has {there} there"
+                )),
+                "{err}"
+            );
+            assert_eq!(
+                runner.lines()[1..],
+                [
+                    format!(
+                        "/sbin/mount_nullfs -o nosuid {} {r}/var/db/data",
+                        data.display()
+                    ),
+                    format!("/sbin/umount {r}/var/db/data"),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn stop_and_cleanup_unmount_what_the_table_lists_under_the_root_deepest_first() {
+        let container = format!("{ROOT}/c0ffee000001");
+        let listed = table(&[
+            ("devfs", "/dev"),
+            ("nullfs", &format!("{container}/var/db/data")),
+            ("nullfs", &format!("{container}/srv/my site")),
+            ("nullfs", &format!("{container}/var/db/data/cache")),
+            ("devfs", &format!("{container}/dev")),
+            ("nullfs", &format!("{ROOT}/c0ffee000002/data")),
+            ("nullfs", &format!("{ROOT}/c0ffee0000010/data")),
+        ]);
+        let unmounts = [
+            format!("/sbin/umount {container}/var/db/data/cache"),
+            format!("/sbin/umount {container}/var/db/data"),
+            format!("/sbin/umount {container}/srv/my site"),
+            format!("/sbin/umount {container}/dev"),
+        ];
+        let (runner, runtime) = recording();
+        remember(&runtime, 7, &["exec.nostop"]);
+        runner.push_ok("");
+        runner.push_ok(&listed);
+        runtime.stop("c0ffee000001", Duration::ZERO).unwrap();
+        let lines = runner.lines();
+        assert_eq!(
+            lines[..2],
+            [
+                "/usr/sbin/jail -R 7",
+                "/sbin/mount --libxo json -t nullfs,devfs"
+            ]
+        );
+        assert_eq!(lines[2..], unmounts);
+        // The path with a space is one argument.
+        let Recorded::Run(spaced) = &runner.calls()[4] else {
+            panic!("not a command")
+        };
+        assert_eq!(spaced.args, [format!("{container}/srv/my site")]);
+
+        // A daemon restarted after a crash knows nothing of the run: the table tells.
+        let (runner, runtime) = recording();
+        runner.push_ok(&listed);
+        runtime.cleanup("c0ffee000001").unwrap();
+        assert_eq!(runner.lines()[1..], unmounts);
+
+        // A mount that will not go fails the cleanup; one gone meanwhile does not.
+        let (runner, runtime) = recording();
+        runner.push_ok(&listed);
+        runner.push_ok("");
+        runner.push_err(
+            1,
+            &format!("umount: unmount of {container}/var/db/data failed: Device busy\n"),
+        );
+        runner.push_err(1, "");
+        runner.push_ok("");
+        runner.push_ok(&table(&[("nullfs", &format!("{container}/var/db/data"))]));
+        let err = runtime.cleanup("c0ffee000001").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot unmount {container}/var/db/data: umount: unmount of \
+                 {container}/var/db/data failed: Device busy"
+            )
+        );
+        let (runner, runtime) = recording();
+        runner.push_ok(&listed);
+        runner.push_err(1, "umount: /x: not a file system root directory\n");
+        runner.push_ok(&table(&[("devfs", "/dev")]));
+        runtime.cleanup("c0ffee000001").unwrap();
+        assert_eq!(
+            runner.lines().last().unwrap(),
+            "/sbin/mount --libxo json -t nullfs,devfs"
+        );
+    }
+
+    #[tokio::test]
+    async fn mount_destinations_behind_links_stay_inside_the_root() {
+        let root = image();
+        let (sources, data, _conf) = sources();
+        // A host directory the image names by an absolute link: never touched.
+        let host = sources.path().join("host");
+        std::fs::create_dir(&host).unwrap();
+        std::os::unix::fs::symlink("/", root.path().join("top")).unwrap();
+        std::os::unix::fs::symlink("../../..", root.path().join("up")).unwrap();
+        std::os::unix::fs::symlink(&host, root.path().join("away")).unwrap();
+        let (runner, runtime, mut spec) = networked(root.path(), NetworkDriver::Host);
+        spec.mounts = vec![
+            mount(&data, "/top/vol", false),
+            mount(&data, "/up/x", true),
+            mount(&data, "/../../etc/../y", false),
+            mount(&data, "/away/z", false),
+        ];
+        runner.push_ok("");
+        for _ in 0..4 {
+            runner.push_ok("");
+        }
+        runner.push_ok("7\n");
+        let mut spawned = runtime.start(&spec).unwrap();
+        spawned.child.wait().await.unwrap();
+        let nodes: Vec<String> = runner.calls()[1..5]
+            .iter()
+            .map(|call| match call {
+                Recorded::Run(spec) => {
+                    assert_eq!(spec.program, "/sbin/mount_nullfs");
+                    spec.args.last().unwrap().clone()
+                }
+                Recorded::Pipe(..) => panic!("a pipeline"),
+            })
+            .collect();
+        let inside = |p: &std::path::Path| p.display().to_string();
+        assert_eq!(
+            nodes,
+            [
+                inside(&root.path().join("vol")),
+                inside(&root.path().join("x")),
+                inside(&root.path().join("y")),
+                inside(&root.path().join(host.strip_prefix("/").unwrap()).join("z")),
+            ]
+        );
+        assert!(root.path().join("vol").is_dir() && root.path().join("x").is_dir());
+        assert_eq!(
+            std::fs::read_dir(&host).unwrap().count(),
+            0,
+            "nothing made on the host"
+        );
     }
 }
