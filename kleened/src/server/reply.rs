@@ -137,6 +137,40 @@ pub fn status(operation: Operation, err: &EngineError) -> StatusCode {
     }
 }
 
+/// Every status [`status`] answers some failure of `operation` with: one failure of each cause
+/// goes through the mapping. The OpenAPI document lists these for the operation's endpoints.
+pub fn failure_statuses(operation: Operation) -> Vec<StatusCode> {
+    let host = |cause: HostCause| EngineError::Host {
+        context: String::new(),
+        cause,
+    };
+    let failures = [
+        EngineError::NotFound(String::new()),
+        EngineError::Conflict(String::new()),
+        EngineError::Invalid(String::new()),
+        EngineError::Store(StoreError::Ambiguous {
+            kind: "container",
+            identifier: String::new(),
+            candidates: vec![],
+        }),
+        host(HostCause::Runtime(crate::platform::RuntimeError::Host(
+            String::new(),
+        ))),
+        host(HostCause::Command(crate::platform::HostError::Unexpected(
+            String::new(),
+        ))),
+        EngineError::Store(StoreError::Corrupt {
+            what: "row",
+            reason: String::new(),
+        }),
+        EngineError::Internal(String::new()),
+    ];
+    let mut statuses: Vec<StatusCode> = failures.iter().map(|e| status(operation, e)).collect();
+    statuses.sort();
+    statuses.dedup();
+    statuses
+}
+
 /// Maps an engine failure of `operation` to its status and `{"message": ...}` body. Failures
 /// answered 500 are logged here, once.
 pub fn engine(operation: Operation, err: EngineError) -> Response {
