@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[allow(dead_code)] // Each crate uses part of it.
+#[macro_use]
 #[path = "../../tests/src/skip.rs"]
 mod skip;
 
@@ -96,9 +97,7 @@ fn network(interface: &str) -> pf::NetworkPolicy {
 
 #[test]
 fn a_refused_ruleset_is_never_loaded_and_the_old_one_stays() {
-    if skip::skip_host_tests() {
-        return;
-    }
+    require!(skip::host_tests());
     let name = format!("kt-nft{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let status = Command::new("ip")
         .args(["netns", "add", &name])

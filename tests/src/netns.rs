@@ -11,7 +11,8 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::describe;
+use crate::clients::{ok_for, text};
+use crate::daemon::{Daemon, DaemonOptions};
 
 /// Address of the stand-in host on the upstream link.
 pub const HOST_IP: &str = "10.99.0.1";
@@ -25,12 +26,7 @@ fn run(program: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        describe(&out)
-    );
+    ok_for(format_args!("{program} {}", args.join(" ")), &out);
     out
 }
 
@@ -189,9 +185,17 @@ impl NetHost {
 
     /// The stand-in host's nftables ruleset.
     pub fn ruleset(&self) -> String {
-        let out = self.exec("nft", &["list", "ruleset"]);
-        assert!(out.status.success(), "nft list ruleset: {}", describe(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        ok_for("nft list ruleset", &self.exec("nft", &["list", "ruleset"]))
+    }
+}
+
+impl Daemon {
+    /// [`Daemon::start`], the daemon running in the stand-in host's network.
+    pub fn start_in(host: &NetHost) -> Daemon {
+        Daemon::start_with(DaemonOptions {
+            netns: Some(host.name.clone()),
+            ..Default::default()
+        })
     }
 }
 
@@ -238,11 +242,7 @@ impl Background {
         let out = child
             .wait_with_output()
             .expect("wait for the background program");
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
+        text(&out)
     }
 }
 

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::{base_archive, bin, describe, workspace_root, Daemon};
+use crate::base::{base_archive, create_image};
+use crate::clients::{describe, ok_for};
+use crate::daemon::Daemon;
+use crate::{bin, workspace_root};
 
 /// Where the probe is installed in the test image.
 pub const PROBE: &str = "/usr/local/bin/probe";
@@ -59,27 +62,16 @@ pub fn probe_image(daemon: &Daemon) -> String {
     std::fs::copy(probe_binary(), &target).expect("stage the probe");
     append(&archive, &staging, PROBE.trim_start_matches('/'));
     let url = format!("file://{}", archive.display());
-    let out = daemon.klee(&[
-        "image",
-        "create",
-        "fetch",
-        &url,
-        "-t",
-        "probe",
-        "--no-dns",
-        "--no-localtime",
-    ]);
-    assert!(
-        out.status.success(),
-        "creating the probe image: {}",
-        describe(&out)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.rsplit("image created: ")
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_owned()
+    create_image(daemon, "fetch", &url, "probe")
+}
+
+impl Daemon {
+    /// [`Daemon::start`], with the probe image [`probe_image`].
+    pub fn with_probe() -> Daemon {
+        let daemon = Daemon::start();
+        probe_image(&daemon);
+        daemon
+    }
 }
 
 /// Appends `member` (relative to `dir`) to a tar archive.
@@ -92,10 +84,5 @@ fn append(archive: &Path, dir: &Path, member: &str) {
         .arg(member)
         .output()
         .expect("run tar");
-    assert!(
-        out.status.success(),
-        "tar -rf {}: {}",
-        archive.display(),
-        describe(&out)
-    );
+    ok_for(format_args!("tar -rf {}", archive.display()), &out);
 }

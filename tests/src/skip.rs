@@ -4,10 +4,27 @@
 //! hides `eprintln!` of passing tests), and as a line `<reason>\t<test>` in the file named by
 //! `KLEENE_SKIP_LOG`, from which the test command prints the count of skipped tests by reason.
 //!
+//! A test states what it needs with [`require!`]: `require!(host_tests())` as its first line, and
+//! `let klee = require!(python_klee())` for the Python client. A requirement answers `None` after
+//! reporting the skip, and [`require!`] then returns from the test.
+//!
 //! One file for every crate with host tests: the harness crate has it as a module, the other
 //! crates' test files include it with `#[path]`.
 
 use std::io::Write;
+
+/// Returns from the calling test when a requirement is not met (the requirement has reported the
+/// skip); else answers what the requirement found. `require!(host_tests())`,
+/// `let klee = require!(python_klee())`.
+#[macro_export]
+macro_rules! require {
+    ($requirement:expr) => {
+        match $requirement {
+            Some(found) => found,
+            None => return,
+        }
+    };
+}
 
 /// Reports that the running test is skipped for `reason` (the opt-out, e.g.
 /// `KLEENE_SKIP_HOST_TESTS=1`). The test is named after its thread, which the harness names after it.
@@ -35,4 +52,10 @@ pub fn skip_host_tests() -> bool {
         skipped("KLEENE_SKIP_HOST_TESTS=1");
     }
     skip
+}
+
+/// The requirement of a host test, for [`require!`]: `None`, after reporting the skip, when the
+/// run opted out of host tests.
+pub fn host_tests() -> Option<()> {
+    (!skip_host_tests()).then_some(())
 }

@@ -11,28 +11,18 @@
 use std::path::Path;
 use std::process::Output;
 
-use kleene_tests::{
-    base_image, describe, python, python_klee, settled_tree, skip_host_tests, Daemon,
-};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use kleene_tests::clients::{describe, ok, ok_for, python, python_klee, text};
+use kleene_tests::daemon::Daemon;
+use kleene_tests::pool::{settled_tree, zfs_tree};
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
 
 fn images(daemon: &Daemon) -> Vec<serde_json::Value> {
-    let out = daemon.klee(&["--json", "lsi"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    daemon.klee_list(&["--json", "lsi"])
 }
 
 fn containers(daemon: &Daemon) -> Vec<serde_json::Value> {
-    let out = daemon.klee(&["--json", "lsc", "-a"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    daemon.klee_list(&["--json", "lsc", "-a"])
 }
 
 /// A build context with `test.txt` (`lol`), `test2.txt` (`lel`), `dir/inner.txt` and the
@@ -47,12 +37,11 @@ fn context(dockerfile: &str) -> tempfile::TempDir {
     dir
 }
 
-/// `klee build` with the Python client; answers its output.
-fn py_build(daemon: &Daemon, args: &[&str]) -> Output {
-    let py = python_klee().expect("the Python client (KLEE_SKIP_PYTHON_CLIENT is checked first)");
+/// `klee build` with the Python client `py`; answers its output.
+fn py_build(py: &Path, daemon: &Daemon, args: &[&str]) -> Output {
     let mut all = vec!["build"];
     all.extend(args);
-    python(&py, daemon, &all)
+    python(py, daemon, &all)
 }
 
 fn image_id_of(daemon: &Daemon, name: &str, tag: &str) -> Option<String> {
@@ -79,13 +68,12 @@ CMD cat /srv/app/mode
 ";
 #[test]
 fn a_dockerfile_builds_an_image_whose_containers_see_its_files_env_user_and_cmd() {
-    if skip_host_tests() || python_klee().is_none() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let py = require!(python_klee());
+    let daemon = Daemon::with_base();
     let ctx = context(FULL);
     let out = py_build(
+        &py,
         &daemon,
         &[
             "-t",
@@ -95,8 +83,8 @@ fn a_dockerfile_builds_an_image_whose_containers_see_its_files_env_user_and_cmd(
             &ctx.path().display().to_string(),
         ],
     );
+    ok(&out);
     let said = text(&out);
-    assert!(out.status.success(), "{said}");
     for expected in [
         "Step 1/14 : ARG BASE=base",
         "Step 2/14 : FROM ${BASE:-nothing}",
@@ -111,7 +99,7 @@ fn a_dockerfile_builds_an_image_whose_containers_see_its_files_env_user_and_cmd(
     assert_eq!(text(&out), "hi world\n", "{}", describe(&out));
     let check = |cmd: &str| {
         let out = daemon.klee(&["run", "--rm", "-u", "root", "app:1", "/bin/sh", "-c", cmd]);
-        assert!(out.status.success(), "{cmd}: {}", describe(&out));
+        ok_for(cmd, &out);
         text(&out)
     };
     assert_eq!(check("cat /srv/app/pwd"), "/srv/app\n");
@@ -134,8 +122,7 @@ fn a_dockerfile_builds_an_image_whose_containers_see_its_files_env_user_and_cmd(
     );
 
     // The instructions, with the snapshots of RUN and COPY; a container from one of them.
-    let out = daemon.klee(&["isi", &id]);
-    let image: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let image = daemon.klee_json(&["isi", &id]);
     let instructions = image["instructions"].as_array().unwrap();
     assert_eq!(instructions.len(), 14);
     let snapshot_of = |text: &str| {
@@ -166,16 +153,14 @@ fn a_dockerfile_builds_an_image_whose_containers_see_its_files_env_user_and_cmd(
 
 #[test]
 fn a_failing_run_removes_everything_or_keeps_a_failed_image() {
-    if skip_host_tests() || python_klee().is_none() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let py = require!(python_klee());
+    let daemon = Daemon::with_base();
     let before = images(&daemon).len();
-    let datasets = kleene_tests::zfs_tree(&daemon.root.name);
+    let datasets = zfs_tree(&daemon.root.name);
     let ctx = context("FROM base\nCOPY test.txt /etc/\nRUN ls notexist\nRUN echo never\n");
     let path = ctx.path().display().to_string();
-    let out = py_build(&daemon, &["--rm", "-t", "broken:1", &path]);
+    let out = py_build(&py, &daemon, &["--rm", "-t", "broken:1", &path]);
     let said = text(&out);
     assert!(!out.status.success(), "{said}");
     assert!(
@@ -191,7 +176,7 @@ fn a_failing_run_removes_everything_or_keeps_a_failed_image() {
     );
 
     // Without --rm (the Python client's default): kept as broken:failed with the COPY snapshot.
-    let out = py_build(&daemon, &["-t", "broken:1", &path]);
+    let out = py_build(&py, &daemon, &["-t", "broken:1", &path]);
     let said = text(&out);
     assert!(!out.status.success(), "{said}");
     assert!(said.contains("Most recent snapshot is @"), "{said}");
@@ -216,7 +201,7 @@ fn a_failing_run_removes_everything_or_keeps_a_failed_image() {
 
     // A FROM that names nothing: nothing is made, nothing kept.
     let ctx = context("FROM nonexisting\nRUN true\n");
-    let out = py_build(&daemon, &[&ctx.path().display().to_string()]);
+    let out = py_build(&py, &daemon, &[&ctx.path().display().to_string()]);
     let said = text(&out);
     assert!(!out.status.success(), "{said}");
     assert!(
@@ -225,7 +210,7 @@ fn a_failing_run_removes_everything_or_keeps_a_failed_image() {
     );
     // A Dockerfile that does not parse.
     let ctx = context("FROM base\n  \"this line lacks its backslash\"\n");
-    let out = py_build(&daemon, &[&ctx.path().display().to_string()]);
+    let out = py_build(&py, &daemon, &[&ctx.path().display().to_string()]);
     assert!(
         text(&out).contains("invalid instruction"),
         "{}",
@@ -245,24 +230,22 @@ CMD cat /data/two
 
 #[test]
 fn a_rebuild_reuses_every_unchanged_step_and_a_changed_file_rebuilds_from_its_copy() {
-    if skip_host_tests() || python_klee().is_none() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let py = require!(python_klee());
+    let daemon = Daemon::with_base();
     let ctx = context(SLOW);
     let path = ctx.path().display().to_string();
     let started = std::time::Instant::now();
-    let out = py_build(&daemon, &["-t", "slow:1", &path]);
+    let out = py_build(&py, &daemon, &["-t", "slow:1", &path]);
     let first = started.elapsed();
-    assert!(out.status.success(), "{}", describe(&out));
+    ok(&out);
     assert!(!text(&out).contains("Using cache"), "{}", describe(&out));
 
     let started = std::time::Instant::now();
-    let out = py_build(&daemon, &["-t", "slow:2", &path]);
+    let out = py_build(&py, &daemon, &["-t", "slow:2", &path]);
     let second = started.elapsed();
+    ok(&out);
     let said = text(&out);
-    assert!(out.status.success(), "{said}");
     assert_eq!(said.matches("--> Using cache @").count(), 4, "{said}");
     assert!(!said.contains("Snapshot created"), "{said}");
     println!("first build {first:?}, cached rebuild {second:?}");
@@ -272,9 +255,9 @@ fn a_rebuild_reuses_every_unchanged_step_and_a_changed_file_rebuilds_from_its_co
     // A changed file in the directory copied by the second COPY: the first two steps come from
     // the cache, the rest runs.
     std::fs::write(ctx.path().join("dir/inner.txt"), "changed\n").unwrap();
-    let out = py_build(&daemon, &["-t", "slow:3", &path]);
+    let out = py_build(&py, &daemon, &["-t", "slow:3", &path]);
+    ok(&out);
     let said = text(&out);
-    assert!(out.status.success(), "{said}");
     assert_eq!(said.matches("--> Using cache @").count(), 2, "{said}");
     assert_eq!(said.matches("--> Snapshot created: @").count(), 2, "{said}");
     let out = daemon.klee(&["run", "--rm", "slow:3"]);
@@ -283,18 +266,15 @@ fn a_rebuild_reuses_every_unchanged_step_and_a_changed_file_rebuilds_from_its_co
     let out = daemon.klee(&["run", "--rm", "slow:1"]);
     assert_eq!(text(&out), "inner\n", "{}", describe(&out));
     // Images built from the cache depend on the ones they reuse: removing all goes child first.
-    let out = daemon.klee(&["image", "prune", "-a", "-f"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["image", "prune", "-a", "-f"]);
     assert!(containers(&daemon).is_empty());
 }
 
 #[test]
 fn substitutions_never_run_anything_on_the_host() {
-    if skip_host_tests() || python_klee().is_none() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let py = require!(python_klee());
+    let daemon = Daemon::with_base();
     let marker =
         std::env::temp_dir().join(format!("kleene-pwned-{}", uuid::Uuid::new_v4().simple()));
     let m = marker.display().to_string();
@@ -308,7 +288,7 @@ fn substitutions_never_run_anything_on_the_host() {
         format!("ENV XX=a;touch {m}"),
     ] {
         let ctx = context(&format!("FROM base\n{line}\nRUN true\n"));
-        let out = py_build(&daemon, &[&ctx.path().display().to_string()]);
+        let out = py_build(&py, &daemon, &[&ctx.path().display().to_string()]);
         let said = text(&out);
         assert!(!out.status.success(), "{line}: {said}");
         assert!(
@@ -318,7 +298,7 @@ fn substitutions_never_run_anything_on_the_host() {
         assert!(!Path::new(&marker).exists(), "{line} ran on the host");
     }
     let ctx = context(&format!("FROM $(touch {m})\n"));
-    let out = py_build(&daemon, &[&ctx.path().display().to_string()]);
+    let out = py_build(&py, &daemon, &[&ctx.path().display().to_string()]);
     assert!(!out.status.success(), "{}", describe(&out));
     assert!(!Path::new(&marker).exists(), "FROM ran on the host");
     assert!(containers(&daemon).is_empty());

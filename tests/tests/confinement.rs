@@ -13,23 +13,20 @@
 
 use std::process::{Command, Output};
 
-use kleene_tests::probe::{probe_image, PROBE};
-use kleene_tests::{describe, root_mountpoint, skip_host_tests, Daemon};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// A daemon with the probe image.
-fn daemon() -> Daemon {
-    let daemon = Daemon::start();
-    probe_image(&daemon);
-    daemon
-}
+#[cfg(target_os = "linux")]
+use kleene_tests::base::base_image;
+use kleene_tests::clients::{describe, stdout, text};
+#[cfg(target_os = "linux")]
+use kleene_tests::clients::{ok, ok_for};
+use kleene_tests::daemon::Daemon;
+#[cfg(target_os = "linux")]
+use kleene_tests::daemon::{CgroupHierarchy, DaemonOptions};
+#[cfg(target_os = "linux")]
+use kleene_tests::host::{cgroup_mount, cgroup_v1_pids_mount};
+use kleene_tests::pool::{root_mountpoint, test_pool, zfs_tree};
+use kleene_tests::probe::PROBE;
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
 
 /// `klee run --rm [options] probe /bin/sh -c script`.
 fn sh(daemon: &Daemon, options: &[&str], script: &str) -> Output {
@@ -56,9 +53,7 @@ fn assert_refused(daemon: &Daemon, options: &[&str], attempt: &[&str], errno: &s
 /// The host's addresses, as `ip -o addr` prints them.
 #[cfg(target_os = "linux")]
 fn host_addresses() -> String {
-    let out = Command::new("ip").args(["-o", "addr"]).output().unwrap();
-    assert!(out.status.success(), "{}", describe(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ok(&Command::new("ip").args(["-o", "addr"]).output().unwrap())
 }
 
 /// The host's mount table (mount points and file system types).
@@ -87,8 +82,8 @@ fn host_mounts(daemon: &Daemon) -> Vec<String> {
                 .collect::<String>()
         })
         .collect();
-    let own = kleene_tests::root_mountpoint(&daemon.root.name);
-    let pool = kleene_tests::root_mountpoint(&kleene_tests::test_pool());
+    let own = root_mountpoint(&daemon.root.name);
+    let pool = root_mountpoint(&test_pool());
     mounts.retain(|m| {
         let other_root = m
             .strip_prefix(&format!("{pool}/"))
@@ -107,19 +102,16 @@ fn host_mounts(daemon: &Daemon) -> Vec<String> {
 #[cfg(target_os = "linux")]
 #[test]
 fn processes_have_the_documented_capabilities_and_the_filter() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     // Docker's default set minus CAP_MKNOD and CAP_NET_RAW, for the first process and for exec.
-    let out = daemon.klee(&["run", "-d", "--name", "victim", "probe", "sleep", "60"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.run_detached("victim", &["probe", "sleep", "60"]);
     for args in [
         vec!["run", "--rm", "probe", "cat", "/proc/self/status"],
         vec!["exec", "victim", "cat", "/proc/self/status"],
     ] {
         let out = daemon.klee(&args);
-        assert!(out.status.success(), "{}", describe(&out));
+        ok(&out);
         let status = text(&out);
         for line in [
             "CapInh:\t0000000000000000",
@@ -147,16 +139,13 @@ fn processes_have_the_documented_capabilities_and_the_filter() {
     );
     let out = daemon.klee(&["exec", "victim", PROBE, "ptrace-init"]);
     assert!(text(&out).contains("refused EPERM"), "{}", describe(&out));
-    let out = daemon.klee(&["rmc", "-f", "victim"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rmc", "-f", "victim"]);
 }
 
 #[test]
 fn a_host_disk_cannot_be_reached_through_a_device_node() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     let marker = format!("kleene-escape-{}", std::process::id());
     // The device of the host's root file system.
     #[cfg(target_os = "linux")]
@@ -206,21 +195,20 @@ fn nix_minor(dev: u64) -> u64 {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_device_node_in_the_image_opens_nothing() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
-    let out = daemon.klee(&[
-        "create",
-        "--name",
-        "victim",
-        "probe",
-        "/bin/sh",
-        "-c",
-        "head -c 512 /hostdisk | wc -c",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
+    let id = daemon
+        .klee_ok(&[
+            "create",
+            "--name",
+            "victim",
+            "probe",
+            "/bin/sh",
+            "-c",
+            "head -c 512 /hostdisk | wc -c",
+        ])
+        .trim()
+        .to_owned();
     // As if the image had shipped it: a node for the host's root disk in the container's root.
     use std::os::unix::fs::MetadataExt as _;
     let dev = std::fs::metadata("/").unwrap().dev();
@@ -245,17 +233,14 @@ fn a_device_node_in_the_image_opens_nothing() {
         "the container read the host's disk: {}",
         describe(&out)
     );
-    let out = daemon.klee(&["rmc", "victim"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rmc", "victim"]);
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn kernel_settings_and_sysfs_are_read_only() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     let swappiness = std::fs::read_to_string("/proc/sys/vm/swappiness").unwrap();
     let changed = if swappiness.trim() == "61" {
         "62"
@@ -301,10 +286,8 @@ fn kernel_settings_and_sysfs_are_read_only() {
 #[cfg(target_os = "linux")]
 #[test]
 fn cgroup_file_systems_cannot_be_mounted() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     let mounts = host_mounts(&daemon);
     let out = sh(
         &daemon,
@@ -326,12 +309,10 @@ fn cgroup_file_systems_cannot_be_mounted() {
 
 /// The hierarchies this host offers the runtime: v2 where mounted (the default) and v1 `pids`.
 #[cfg(target_os = "linux")]
-fn hierarchies() -> Vec<kleene_tests::CgroupHierarchy> {
-    let mut found = vec![kleene_tests::CgroupHierarchy::Auto];
-    if kleene_tests::cgroup_v1_pids_mount().is_some()
-        && kleene_tests::cgroup_mount() != kleene_tests::cgroup_v1_pids_mount()
-    {
-        found.push(kleene_tests::CgroupHierarchy::V1);
+fn hierarchies() -> Vec<CgroupHierarchy> {
+    let mut found = vec![CgroupHierarchy::Auto];
+    if cgroup_v1_pids_mount().is_some() && cgroup_mount() != cgroup_v1_pids_mount() {
+        found.push(CgroupHierarchy::V1);
     } else {
         println!("this host has no separate v1 'pids' hierarchy: only the default one is tested");
     }
@@ -341,27 +322,17 @@ fn hierarchies() -> Vec<kleene_tests::CgroupHierarchy> {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_process_in_a_sub_cgroup_is_still_tracked_and_stopped() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     for hierarchy in hierarchies() {
-        let daemon = Daemon::start_with(kleene_tests::DaemonOptions {
+        let daemon = Daemon::start_with(DaemonOptions {
             cgroup_hierarchy: hierarchy,
             ..Default::default()
         });
-        kleene_tests::base_image(&daemon);
-        let out = daemon.klee(&[
-            "run",
-            "-d",
-            "--name",
+        base_image(&daemon);
+        let id = daemon.run_detached(
             "victim",
-            "base",
-            "/bin/sh",
-            "-c",
-            "sleep 1000 & sleep 1000",
-        ]);
-        assert!(out.status.success(), "{hierarchy:?}: {}", describe(&out));
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            &["base", "/bin/sh", "-c", "sleep 1000 & sleep 1000"],
+        );
         let cgroup = daemon.cgroup_parent().unwrap().join(&id);
         // What a container with cgroupfs access would do to hide: move every process into a
         // cgroup below its own. The host does it here (a confined container cannot mount cgroupfs).
@@ -380,13 +351,11 @@ fn a_process_in_a_sub_cgroup_is_still_tracked_and_stopped() {
             .unwrap()
             .trim()
             .is_empty());
-        let out = daemon.klee(&["--json", "lsc"]);
-        let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let listed = daemon.klee_list(&["--json", "lsc"]);
         assert_eq!(
             listed.len(),
             1,
-            "{hierarchy:?}: not listed as running: {}",
-            describe(&out)
+            "{hierarchy:?}: not listed as running: {listed:?}"
         );
         let out = daemon.klee(&["exec", "victim", "echo", "still here"]);
         assert!(
@@ -394,8 +363,10 @@ fn a_process_in_a_sub_cgroup_is_still_tracked_and_stopped() {
             "{hierarchy:?}: {}",
             describe(&out)
         );
-        let out = daemon.klee(&["stop", "victim"]);
-        assert!(out.status.success(), "{hierarchy:?}: {}", describe(&out));
+        ok_for(
+            format_args!("{hierarchy:?}: stop"),
+            &daemon.klee(&["stop", "victim"]),
+        );
         assert!(
             !cgroup.exists(),
             "{hierarchy:?}: {} is left",
@@ -410,18 +381,18 @@ fn a_process_in_a_sub_cgroup_is_still_tracked_and_stopped() {
             left.is_empty(),
             "{hierarchy:?}: processes {left:?} survived the stop"
         );
-        let out = daemon.klee(&["rmc", "victim"]);
-        assert!(out.status.success(), "{hierarchy:?}: {}", describe(&out));
+        ok_for(
+            format_args!("{hierarchy:?}: rmc"),
+            &daemon.klee(&["rmc", "victim"]),
+        );
     }
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn the_host_network_cannot_be_changed_from_a_host_network_container() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     let before = host_addresses();
     let out = sh(
         &daemon,
@@ -453,10 +424,8 @@ fn the_host_network_cannot_be_changed_from_a_host_network_container() {
 #[cfg(target_os = "linux")]
 #[test]
 fn namespaces_cannot_be_made_or_joined() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     let out = sh(
         &daemon,
         &[],
@@ -479,10 +448,8 @@ fn namespaces_cannot_be_made_or_joined() {
 #[cfg(target_os = "linux")]
 #[test]
 fn kernel_interfaces_are_refused() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     let attempts = [
         "init-module",
         "reboot",
@@ -506,10 +473,8 @@ fn kernel_interfaces_are_refused() {
 
 #[test]
 fn raw_sockets_need_allow_raw_sockets() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     assert_refused(&daemon, &[], &["raw-socket"], "EPERM");
     let out = daemon.klee(&[
         "run",
@@ -547,11 +512,9 @@ fn raw_sockets_need_allow_raw_sockets() {
 
 #[test]
 fn setuid_files_of_a_container_are_no_way_up_on_the_host() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
-    let out = daemon.klee(&[
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
+    daemon.klee_ok(&[
         "run",
         "--name",
         "victim",
@@ -560,12 +523,10 @@ fn setuid_files_of_a_container_are_no_way_up_on_the_host() {
         "-c",
         "cp /bin/busybox /suid && chmod 4755 /suid && ls -l /suid",
     ]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let id = {
-        let out = daemon.klee(&["--json", "isc", "victim"]);
-        let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        inspect["container"]["id"].as_str().unwrap().to_owned()
-    };
+    let id = daemon.klee_json(&["--json", "isc", "victim"])["container"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let root = root_mountpoint(&daemon.root.name);
     let suid = format!("{root}/container/{id}/suid");
     use std::os::unix::fs::PermissionsExt as _;
@@ -616,17 +577,14 @@ fn setuid_files_of_a_container_are_no_way_up_on_the_host() {
         "{}",
         describe(&out)
     );
-    let out = daemon.klee(&["rmc", "victim"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rmc", "victim"]);
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn ordinary_workloads_still_work() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     // A web server answering on the container's loopback, files changing owner, su to a user.
     let out = sh(
         &daemon,
@@ -635,8 +593,8 @@ fn ordinary_workloads_still_work() {
          wget -q -O - http://127.0.0.1/ && touch /f && chown nobody:nogroup /f && ls -ln /f && \
          su -s /bin/sh nobody -c id",
     );
+    ok(&out);
     let output = text(&out);
-    assert!(out.status.success(), "{}", describe(&out));
     assert!(output.contains("served"), "{output}");
     assert!(output.contains(" 65534 "), "chown: {output}");
     assert!(output.contains("uid=65534(nobody)"), "su: {output}");
@@ -656,11 +614,9 @@ fn ordinary_workloads_still_work() {
 
 #[test]
 fn parameters_a_platform_cannot_honour_are_refused_at_create() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
-    let before = kleene_tests::zfs_tree(&daemon.root.name);
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
+    let before = zfs_tree(&daemon.root.name);
     #[cfg(target_os = "linux")]
     let refused = [
         ("allow.mount", "CAP_SYS_ADMIN"),
@@ -682,22 +638,16 @@ fn parameters_a_platform_cannot_honour_are_refused_at_create() {
             describe(&out)
         );
     }
-    assert_eq!(
-        kleene_tests::zfs_tree(&daemon.root.name),
-        before,
-        "datasets left"
-    );
+    assert_eq!(zfs_tree(&daemon.root.name), before, "datasets left");
     let out = daemon.klee(&["--json", "lsc", "-a"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    assert_eq!(stdout(&out).trim(), "[]");
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn the_system_call_filter_can_be_turned_off_per_container() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     let out = daemon.klee(&[
         "run",
         "--rm",

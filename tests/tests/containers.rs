@@ -7,35 +7,23 @@
 // Test code: a failed setup step should panic where it happens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Output;
+use std::time::Duration;
 
-use kleene_tests::{
-    base_image, describe, peak_rss_kib, processes_with, python, python_klee, settled_tree,
-    skip_host_tests, stray_mounts, zfs_tree, Daemon,
-};
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use kleene_tests::bin;
+use kleene_tests::clients::{describe, ok, python, python_klee, python_ok, stdout, text};
+use kleene_tests::daemon::Daemon;
+use kleene_tests::host::{peak_rss_kib, processes_with, stray_mounts};
+use kleene_tests::pool::{settled_tree, zfs_tree};
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
+use kleene_tests::wait::eventually;
 
 fn containers(daemon: &Daemon) -> Vec<serde_json::Value> {
-    let out = daemon.klee(&["--json", "lsc", "-a"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    daemon.klee_list(&["--json", "lsc", "-a"])
 }
 
 fn inspect(daemon: &Daemon, name: &str) -> serde_json::Value {
-    let out = daemon.klee(&["isc", name]);
-    assert!(out.status.success(), "{}", describe(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    daemon.klee_json(&["isc", name])
 }
 
 fn running(daemon: &Daemon, name: &str) -> bool {
@@ -54,7 +42,7 @@ fn assert_no_runtime_leftovers(daemon: &Daemon) {
     );
     #[cfg(target_os = "freebsd")]
     assert_eq!(
-        kleene_tests::jails_under(&mountpoint),
+        kleene_tests::host::jails_under(&mountpoint),
         Vec::<String>::new(),
         "jails left on the host"
     );
@@ -76,14 +64,10 @@ fn assert_no_runtime_leftovers(daemon: &Daemon) {
 
 #[test]
 fn klee_run_streams_output_and_exits_with_the_process_code() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
-    let out = daemon.klee(&["run", "--rm", "base", "/bin/echo", "hello from a container"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(stdout(&out), "hello from a container\n");
+    require!(host_tests());
+    let daemon = Daemon::with_base();
+    let said = daemon.klee_ok(&["run", "--rm", "base", "/bin/echo", "hello from a container"]);
+    assert_eq!(said, "hello from a container\n");
 
     let out = daemon.klee(&[
         "run",
@@ -105,7 +89,7 @@ fn klee_run_streams_output_and_exits_with_the_process_code() {
     // daemon) are invisible, and the jail's devfs (ruleset 4) holds the basic devices.
     #[cfg(target_os = "freebsd")]
     let isolation = "hostname; echo $GREETING $HOME $USER; sysctl -n security.jail.jailed; ps -ax -o comm= | grep -c kleened; ls /dev";
-    let out = daemon.klee(&[
+    let text = daemon.klee_ok(&[
         "run",
         "--rm",
         "-e",
@@ -115,8 +99,6 @@ fn klee_run_streams_output_and_exits_with_the_process_code() {
         "-c",
         isolation,
     ]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0].len(),
@@ -173,41 +155,33 @@ fn klee_run_streams_output_and_exits_with_the_process_code() {
         }
     );
 
-    let out = daemon.klee(&["rmc", "seven"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rmc", "seven"]);
     assert!(containers(&daemon).is_empty());
     assert_no_runtime_leftovers(&daemon);
 }
 
 #[test]
 fn exec_joins_a_running_container_and_stop_ends_every_process() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
-    let out = daemon.klee(&[
-        "run",
-        "-d",
-        "--name",
+    require!(host_tests());
+    let daemon = Daemon::with_base();
+    daemon.run_detached(
         "web",
-        "base",
-        "/bin/sh",
-        "-c",
-        // Written once, whole (a restart runs this again while an exec may read the file).
-        "sleep 301 & sleep 301 & [ -e /tmp/state ] || { echo ready > /tmp/new; mv /tmp/new /tmp/state; }; wait",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
+        &[
+            "base",
+            "/bin/sh",
+            "-c",
+            // Written once, whole (a restart runs this again while an exec may read the file).
+            "sleep 301 & sleep 301 & [ -e /tmp/state ] || { echo ready > /tmp/new; mv /tmp/new /tmp/state; }; wait",
+        ],
+    );
     assert!(running(&daemon, "web"));
     // The first process writes the file a moment after the start.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while stdout(&daemon.klee(&["exec", "web", "cat", "/tmp/state"])) != "ready\n" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first process never wrote its file"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            stdout(&daemon.klee(&["exec", "web", "cat", "/tmp/state"])) == "ready\n"
+        }),
+        "the first process never wrote its file"
+    );
     let out = daemon.klee(&["lsc"]);
     assert!(
         stdout(&out).contains("web") && stdout(&out).contains("running"),
@@ -248,8 +222,7 @@ fn exec_joins_a_running_container_and_stop_ends_every_process() {
         describe(&out)
     );
 
-    let out = daemon.klee(&["stop", "web"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["stop", "web"]);
     assert!(!running(&daemon, "web"));
     assert!(
         processes_with("sleep 301").is_empty(),
@@ -263,23 +236,18 @@ fn exec_joins_a_running_container_and_stop_ends_every_process() {
     );
 
     // Started again, the container keeps its filesystem.
-    let out = daemon.klee(&["start", "-d", "web"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["start", "-d", "web"]);
     let out = daemon.klee(&["exec", "web", "cat", "/tmp/state"]);
     assert_eq!(stdout(&out), "ready\n", "{}", describe(&out));
-    let out = daemon.klee(&["rmc", "-f", "web"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rmc", "-f", "web"]);
     assert!(containers(&daemon).is_empty());
     assert_no_runtime_leftovers(&daemon);
 }
 
 #[test]
 fn bad_input_gets_clear_errors_and_leaves_nothing() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let daemon = Daemon::with_base();
     let datasets = zfs_tree(&daemon.root.name);
 
     let out = daemon.klee(&["run", "nosuchimage", "/bin/true"]);
@@ -338,8 +306,7 @@ fn bad_input_gets_clear_errors_and_leaves_nothing() {
         describe(&out)
     );
 
-    let out = daemon.klee(&["create", "--name", "idle", "base", "/bin/true"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["create", "--name", "idle", "base", "/bin/true"]);
     let out = daemon.klee(&["exec", "idle", "/bin/true"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(
@@ -347,8 +314,7 @@ fn bad_input_gets_clear_errors_and_leaves_nothing() {
         "{}",
         describe(&out)
     );
-    let out = daemon.klee(&["rmc", "idle"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rmc", "idle"]);
     assert!(
         containers(&daemon).is_empty(),
         "--rm and rm leave no container"
@@ -363,18 +329,11 @@ fn bad_input_gets_clear_errors_and_leaves_nothing() {
 
 #[test]
 fn python_klee_runs_execs_stops_and_removes_containers() {
-    if skip_host_tests() {
-        return;
-    }
-    let Some(py) = python_klee() else { return };
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let py = require!(python_klee());
+    let daemon = Daemon::with_base();
     let out = python(&py, &daemon, &["run", "base:latest", "/bin/echo", "hello"]);
-    assert!(
-        out.status.success() && !text(&out).contains("Traceback"),
-        "{}",
-        describe(&out)
-    );
+    python_ok(&out);
     assert!(stdout(&out).contains("hello\n"), "{}", describe(&out));
     assert!(
         stdout(&out).contains("exited with exit-code 0"),
@@ -382,7 +341,7 @@ fn python_klee_runs_execs_stops_and_removes_containers() {
         describe(&out)
     );
 
-    let out = python(
+    python_ok(&python(
         &py,
         &daemon,
         &[
@@ -394,12 +353,7 @@ fn python_klee_runs_execs_stops_and_removes_containers() {
             "/bin/sleep",
             "60",
         ],
-    );
-    assert!(
-        out.status.success() && !text(&out).contains("Traceback"),
-        "{}",
-        describe(&out)
-    );
+    ));
     assert!(running(&daemon, "py"));
     let out = python(
         &py,
@@ -414,46 +368,31 @@ fn python_klee_runs_execs_stops_and_removes_containers() {
         "{}",
         describe(&out)
     );
-    let out = python(&py, &daemon, &["stop", "py"]);
-    assert!(
-        out.status.success() && !text(&out).contains("Traceback"),
-        "{}",
-        describe(&out)
-    );
+    python_ok(&python(&py, &daemon, &["stop", "py"]));
     assert!(!running(&daemon, "py"));
-    let out = python(&py, &daemon, &["container", "rm", "py"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    ok(&python(&py, &daemon, &["container", "rm", "py"]));
     let out = python(&py, &daemon, &["container", "rm", "py"]);
     assert!(
         !out.status.success() && !text(&out).contains("Traceback"),
         "{}",
         describe(&out)
     );
-    let out = python(&py, &daemon, &["container", "prune", "-f"]);
-    assert!(
-        out.status.success() && !text(&out).contains("Traceback"),
-        "{}",
-        describe(&out)
-    );
+    python_ok(&python(&py, &daemon, &["container", "prune", "-f"]));
     assert!(containers(&daemon).is_empty());
     assert_no_runtime_leftovers(&daemon);
 }
 
-#[test]
-fn an_interactive_terminal_echoes_typed_lines_and_is_restored() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
-    // A real terminal for klee: Python's pty module runs `klee run -it ... ; stty -a` on one.
+/// What a real terminal showed (Python's pty module): the forked child runs the Python lines
+/// `child` on it, while the parent talks to it with the Python lines `dialogue`, writing with
+/// `os.write(fd, ...)` and waiting with `read_until(marker)`.
+fn on_a_terminal(child: &str, dialogue: &str) -> String {
+    let child: String = child.lines().map(|line| format!("    {line}\n")).collect();
     let script = format!(
-        r##"
-import os, pty, sys, time
+        r#"
+import fcntl, os, pty, struct, sys, termios, time
 pid, fd = pty.fork()
 if pid == 0:
-    os.execvp("sh", ["sh", "-c", "{klee} --host {host} run --rm -it base /bin/sh; echo klee-exit=$?; stty -a"])
-out = b""
+{child}out = b""
 def read_until(marker, limit=20):
     global out
     end = time.time() + limit
@@ -462,22 +401,35 @@ def read_until(marker, limit=20):
             out += os.read(fd, 4096)
         except OSError:
             break
-read_until(b"# ")
-os.write(fd, b"echo typed-$((40+2))\r")
-read_until(b"typed-42\r\n")
-os.write(fd, b"exit 3\r")
-read_until(b"icanon")
+{dialogue}
 sys.stdout.write(out.decode(errors="replace"))
-"##,
-        klee = kleene_tests::bin("klee").display(),
-        host = daemon.host
+"#
     );
     let out = std::process::Command::new("python3")
         .arg("-c")
         .arg(&script)
         .output()
         .unwrap();
-    let output = stdout(&out);
+    stdout(&out)
+}
+
+#[test]
+fn an_interactive_terminal_echoes_typed_lines_and_is_restored() {
+    require!(host_tests());
+    let daemon = Daemon::with_base();
+    // A real terminal for klee: `klee run -it ... ; stty -a` on one.
+    let output = on_a_terminal(
+        &format!(
+            r#"os.execvp("sh", ["sh", "-c", "{klee} --host {host} run --rm -it base /bin/sh; echo klee-exit=$?; stty -a"])"#,
+            klee = bin("klee").display(),
+            host = daemon.host
+        ),
+        r##"read_until(b"# ")
+os.write(fd, b"echo typed-$((40+2))\r")
+read_until(b"typed-42\r\n")
+os.write(fd, b"exit 3\r")
+read_until(b"icanon")"##,
+    );
     assert!(
         output.contains("echo typed-$((40+2))"),
         "the typed line is echoed: {output}"
@@ -498,11 +450,8 @@ sys.stdout.write(out.decode(errors="replace"))
 
 #[test]
 fn a_gigabyte_of_output_streams_without_growing_the_daemon() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let daemon = Daemon::with_base();
     // The peak RSS: VmHWM on Linux, procstat's "maximum RSS" on FreeBSD.
     let peak = peak_rss_kib;
     let before = peak(daemon.pid());
@@ -510,7 +459,7 @@ fn a_gigabyte_of_output_streams_without_growing_the_daemon() {
         .arg("-c")
         .arg(format!(
             "{} --host {} run --rm base /bin/sh -c 'head -c 1073741824 /dev/zero' | wc -c",
-            kleene_tests::bin("klee").display(),
+            bin("klee").display(),
             daemon.host
         ))
         .output()
@@ -525,12 +474,9 @@ fn a_gigabyte_of_output_streams_without_growing_the_daemon() {
 
 #[test]
 fn on_startup_containers_start_with_the_daemon_and_all_stop_with_it() {
-    if skip_host_tests() {
-        return;
-    }
-    let mut daemon = Daemon::start();
-    base_image(&daemon);
-    let out = daemon.klee(&[
+    require!(host_tests());
+    let mut daemon = Daemon::with_base();
+    daemon.klee_ok(&[
         "create",
         "--name",
         "always",
@@ -540,9 +486,7 @@ fn on_startup_containers_start_with_the_daemon_and_all_stop_with_it() {
         "/bin/sleep",
         "302",
     ]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let out = daemon.klee(&["run", "-d", "--name", "once", "base", "/bin/sleep", "303"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.run_detached("once", &["base", "/bin/sleep", "303"]);
     assert!(!running(&daemon, "always") && running(&daemon, "once"));
 
     // Stopping the daemon stops its containers (stop() also checks the cgroups are gone).
@@ -556,8 +500,7 @@ fn on_startup_containers_start_with_the_daemon_and_all_stop_with_it() {
         "on-startup containers run after the daemon starts"
     );
     assert!(!running(&daemon, "once"));
-    let out = daemon.klee(&["rmc", "-f", "always", "once"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rmc", "-f", "always", "once"]);
     assert_no_runtime_leftovers(&daemon);
 }
 
@@ -565,12 +508,9 @@ fn on_startup_containers_start_with_the_daemon_and_all_stop_with_it() {
 /// `force_stop`, the container stopped through its first exec, and refusals before any frame.
 #[test]
 fn exec_instances_follow_the_websocket_protocol() {
-    if skip_host_tests() {
-        return;
-    }
-    let Some(py) = python_klee() else { return };
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let py = require!(python_klee());
+    let daemon = Daemon::with_base();
     let script = r#"
 import asyncio, json, sys
 import httpx, websockets
@@ -619,8 +559,7 @@ asyncio.run(main())
         .arg(daemon.socket())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", describe(&out));
-    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    let lines: Vec<String> = ok(&out).lines().map(str::to_owned).collect();
     let line = |prefix: &str| {
         lines
             .iter()
@@ -669,25 +608,11 @@ asyncio.run(main())
 
 #[test]
 fn update_applies_jail_parameters_to_a_running_container_or_changes_nothing() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
-    let out = daemon.klee(&[
-        "run",
-        "-d",
-        "--name",
-        "upd",
-        "base",
-        "/bin/sh",
-        "-c",
-        "sleep 302",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
+    require!(host_tests());
+    let daemon = Daemon::with_base();
+    daemon.run_detached("upd", &["base", "/bin/sh", "-c", "sleep 302"]);
 
-    let out = daemon.klee(&["container", "update", "-J", "host.hostname=renamed", "upd"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["container", "update", "-J", "host.hostname=renamed", "upd"]);
     let out = daemon.klee(&["exec", "upd", "hostname"]);
     assert_eq!(
         stdout(&out),
@@ -715,53 +640,30 @@ fn update_applies_jail_parameters_to_a_running_container_or_changes_nothing() {
         serde_json::json!(["host.hostname=renamed"]),
     );
 
-    let out = daemon.klee(&["rmc", "-f", "upd"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rmc", "-f", "upd"]);
     assert_no_runtime_leftovers(&daemon);
 }
 
 #[test]
 fn a_terminal_gets_the_clients_size_and_follows_it() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
-    // klee on a 40×100 terminal (Python's pty module); then the terminal shrinks to 30×90.
-    let script = format!(
-        r##"
-import fcntl, os, pty, struct, sys, termios, time
-pid, fd = pty.fork()
-if pid == 0:
-    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
-    os.execvp("{klee}", ["klee", "--host", "{host}", "run", "--rm", "-it", "base", "/bin/sh"])
-out = b""
-def read_until(marker, limit=20):
-    global out
-    end = time.time() + limit
-    while marker not in out and time.time() < end:
-        try:
-            out += os.read(fd, 4096)
-        except OSError:
-            break
-read_until(b"# ")
+    require!(host_tests());
+    let daemon = Daemon::with_base();
+    // klee on a 40×100 terminal; then the terminal shrinks to 30×90.
+    let output = on_a_terminal(
+        &format!(
+            r#"fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+os.execvp("{klee}", ["klee", "--host", "{host}", "run", "--rm", "-it", "base", "/bin/sh"])"#,
+            klee = bin("klee").display(),
+            host = daemon.host
+        ),
+        r##"read_until(b"# ")
 os.write(fd, b"stty size\r")
 read_until(b"40 100")
 fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 90, 0, 0))
 time.sleep(0.5)
 os.write(fd, b"stty size; exit\r")
-read_until(b"30 90")
-sys.stdout.write(out.decode(errors="replace"))
-"##,
-        klee = kleene_tests::bin("klee").display(),
-        host = daemon.host
+read_until(b"30 90")"##,
     );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    let output = stdout(&out);
     assert!(output.contains("\n40 100"), "the starting size: {output}");
     assert!(
         output.contains("\n30 90"),
@@ -771,12 +673,9 @@ sys.stdout.write(out.decode(errors="replace"))
 
 #[test]
 fn the_end_of_input_reaches_the_process() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
-    let mut child = std::process::Command::new(kleene_tests::bin("klee"))
+    require!(host_tests());
+    let daemon = Daemon::with_base();
+    let mut child = std::process::Command::new(bin("klee"))
         .args(["--host", &daemon.host, "run", "-i", "--rm", "base", "cat"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -788,28 +687,23 @@ fn the_end_of_input_reaches_the_process() {
         let mut stdin = child.stdin.take().unwrap();
         stdin.write_all(b"hello\n").unwrap();
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "cat never saw the end of its input"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    assert!(
+        eventually(Duration::from_secs(20), || child
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "cat never saw the end of its input"
+    );
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(stdout(&out), "hello\n");
+    assert_eq!(ok(&out), "hello\n");
     assert_eq!(containers(&daemon).len(), 0, "--rm removed it");
 }
 
 #[test]
 fn a_prompt_without_a_newline_reaches_the_client_before_any_input() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
-    let mut child = std::process::Command::new(kleene_tests::bin("klee"))
+    require!(host_tests());
+    let daemon = Daemon::with_base();
+    let mut child = std::process::Command::new(bin("klee"))
         .args([
             "--host",
             &daemon.host,
@@ -843,7 +737,7 @@ fn a_prompt_without_a_newline_reaches_the_client_before_any_input() {
         seen
     });
     receiver
-        .recv_timeout(std::time::Duration::from_secs(20))
+        .recv_timeout(Duration::from_secs(20))
         .expect("the prompt never arrived while the process waited for input");
     {
         use std::io::Write as _;
@@ -858,25 +752,20 @@ fn a_prompt_without_a_newline_reaches_the_client_before_any_input() {
 
 #[test]
 fn large_output_arrives_byte_for_byte() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let daemon = Daemon::with_base();
     // Many small writes, coalesced into large frames, must come out in order and complete.
-    let out = daemon.klee(&["run", "--rm", "base", "/usr/bin/seq", "1", "200000"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    let said = daemon.klee_ok(&["run", "--rm", "base", "/usr/bin/seq", "1", "200000"]);
     let expected: String = (1..=200_000).map(|i| format!("{i}\n")).collect();
-    assert!(stdout(&out) == expected, "the output differs from seq's");
+    assert!(said == expected, "the output differs from seq's");
     if let Some(klee) = python_klee() {
-        let out = python(
+        let said = ok(&python(
             &klee,
             &daemon,
             &["run", "base", "/usr/bin/seq", "1", "200000"],
-        );
-        assert!(out.status.success(), "{}", describe(&out));
+        ));
         assert!(
-            stdout(&out).contains(&expected),
+            said.contains(&expected),
             "the Python client's output lacks seq's"
         );
     }

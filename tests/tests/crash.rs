@@ -9,9 +9,14 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use kleene_tests::{
-    base_archive, bin, describe, root_mountpoint, skip_host_tests, zfs_tree, Daemon,
-};
+use kleene_tests::base::base_archive;
+use kleene_tests::bin;
+use kleene_tests::clients::ok;
+use kleene_tests::daemon::Daemon;
+use kleene_tests::pool::{root_mountpoint, zfs_tree};
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
+use kleene_tests::wait::eventually;
 
 /// A small generator (xorshift), enough to pick operations and moments.
 struct Dice(u64);
@@ -41,17 +46,11 @@ fn background(daemon: &Daemon, args: &[&str]) -> Child {
         .expect("start klee")
 }
 
-fn json(daemon: &Daemon, args: &[&str]) -> Vec<serde_json::Value> {
-    let out = daemon.klee(args);
-    assert!(out.status.success(), "{args:?}: {}", describe(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// The invariants after a restart.
 fn check(daemon: &Daemon, round: usize) {
     let root = &daemon.root.name;
-    let images = json(daemon, &["--json", "lsi"]);
-    let containers = json(daemon, &["--json", "lsc", "-a"]);
+    let images = daemon.klee_list(&["--json", "lsi"]);
+    let containers = daemon.klee_list(&["--json", "lsc", "-a"]);
     // A container's dataset whose row is gone (removed, or never finished) is destroyed by the
     // daemon's background reaper, which a restart queues again: give it time to finish.
     let container_parent = format!("{root}/container/");
@@ -63,13 +62,16 @@ fn check(daemon: &Daemon, round: usize) {
             .cloned()
             .collect::<Vec<_>>()
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut datasets = zfs_tree(root);
-    while !orphan(&datasets).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        datasets = zfs_tree(root);
-    }
-    let volumes = json(daemon, &["--json", "volume", "ls"]);
+    let datasets = eventually(Duration::from_secs(60), || {
+        let datasets = zfs_tree(root);
+        if orphan(&datasets).is_empty() {
+            Ok(datasets)
+        } else {
+            Err(datasets)
+        }
+    })
+    .unwrap_or_else(|datasets| datasets);
+    let volumes = daemon.klee_list(&["--json", "volume", "ls"]);
     for volume in &volumes {
         let dataset = volume["dataset"].as_str().unwrap();
         assert!(
@@ -80,9 +82,7 @@ fn check(daemon: &Daemon, round: usize) {
     // Every volume a container mounts exists.
     for container in &containers {
         let id = container["id"].as_str().unwrap();
-        let out = daemon.klee(&["isc", id]);
-        assert!(out.status.success(), "{}", describe(&out));
-        let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let inspect = daemon.klee_json(&["isc", id]);
         for mount in inspect["container_mountpoints"].as_array().unwrap() {
             if mount["type"] == "volume" {
                 assert!(
@@ -152,16 +152,14 @@ fn check(daemon: &Daemon, round: usize) {
     );
     #[cfg(not(target_os = "freebsd"))]
     {
-        let stray = kleene_tests::stray_mounts(&mountpoint);
+        let stray = kleene_tests::host::stray_mounts(&mountpoint);
         assert!(stray.is_empty(), "round {round}: mounts left: {stray:?}");
     }
 }
 
 #[test]
 fn a_daemon_killed_at_random_moments_comes_back_consistent() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let seed = std::env::var("KLEENE_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -174,8 +172,7 @@ fn a_daemon_killed_at_random_moments_comes_back_consistent() {
         });
     println!("KLEENE_CRASH_SEED={seed}");
     let mut dice = Dice(seed);
-    let mut daemon = Daemon::start();
-    kleene_tests::base_image(&daemon);
+    let mut daemon = Daemon::with_base();
     // A bigger archive, so that image creation has moments to be killed in: the base userland
     // and 48 MiB of data.
     let work = tempfile::tempdir().unwrap();
@@ -197,11 +194,11 @@ fn a_daemon_killed_at_random_moments_comes_back_consistent() {
         .arg("payload/blob")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", describe(&out));
+    ok(&out);
     let url = format!("file://{}", archive.display());
 
     for round in 0..50 {
-        let containers = json(&daemon, &["--json", "lsc", "-a"]);
+        let containers = daemon.klee_list(&["--json", "lsc", "-a"]);
         let any = containers
             .first()
             .map(|c| c["id"].as_str().unwrap().to_owned());
@@ -256,8 +253,7 @@ fn a_daemon_killed_at_random_moments_comes_back_consistent() {
         check(&daemon, round);
         // Keep the number of objects bounded.
         if round % 10 == 9 {
-            let out = daemon.klee(&["container", "prune", "-f"]);
-            assert!(out.status.success(), "{}", describe(&out));
+            daemon.klee_ok(&["container", "prune", "-f"]);
         }
     }
     // The rounds did interrupt operations that the restarts then finished or undid.
@@ -268,42 +264,35 @@ fn a_daemon_killed_at_random_moments_comes_back_consistent() {
     println!("{recovered} intents finished or undone, {reconciled} objects reconciled");
     assert!(recovered > 0, "no round interrupted an operation: {log}");
     // What is listed can be removed: everything goes.
-    for container in json(&daemon, &["--json", "lsc", "-a"]) {
-        let out = daemon.klee(&["rmc", "-f", container["id"].as_str().unwrap()]);
-        assert!(out.status.success(), "{}", describe(&out));
+    for container in daemon.klee_list(&["--json", "lsc", "-a"]) {
+        daemon.klee_ok(&["rmc", "-f", container["id"].as_str().unwrap()]);
     }
-    let out = daemon.klee(&["image", "prune", "-a", "-f"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    assert!(json(&daemon, &["--json", "lsi"]).is_empty());
-    let out = daemon.klee(&["volume", "prune", "-f"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    assert!(json(&daemon, &["--json", "volume", "ls"]).is_empty());
+    daemon.klee_ok(&["image", "prune", "-a", "-f"]);
+    assert!(daemon.klee_list(&["--json", "lsi"]).is_empty());
+    daemon.klee_ok(&["volume", "prune", "-f"]);
+    assert!(daemon.klee_list(&["--json", "volume", "ls"]).is_empty());
 }
 
 /// Removed containers' datasets are destroyed in the background: killed while some still wait, the
 /// daemon destroys them at its next start, and the datasets of the containers it keeps are intact.
 #[test]
 fn removals_pending_when_the_daemon_dies_are_finished_at_the_next_start() {
-    if skip_host_tests() {
-        return;
-    }
-    let mut daemon = Daemon::start();
-    kleene_tests::base_image(&daemon);
+    require!(host_tests());
+    let mut daemon = Daemon::with_base();
     let mut doomed = vec![];
     for n in 0..12 {
-        let out = daemon.klee(&["create", "--name", &format!("doomed{n}"), "base", "true"]);
-        assert!(out.status.success(), "{}", describe(&out));
+        daemon.klee_ok(&["create", "--name", &format!("doomed{n}"), "base", "true"]);
         doomed.push(format!("doomed{n}"));
     }
     let mut kept = vec![];
     for n in 0..3 {
         let name = format!("kept{n}");
-        let out = daemon.klee(&["create", "--name", &name, "base", "true"]);
-        assert!(out.status.success(), "{}", describe(&out));
+        daemon.klee_ok(&["create", "--name", &name, "base", "true"]);
         kept.push(name);
     }
     let datasets = |daemon: &Daemon, names: &[String]| -> Vec<String> {
-        json(daemon, &["--json", "lsc", "-a"])
+        daemon
+            .klee_list(&["--json", "lsc", "-a"])
             .iter()
             .filter(|c| names.iter().any(|n| c["name"] == n.as_str()))
             .map(|c| c["dataset"].as_str().unwrap().to_owned())
@@ -314,8 +303,7 @@ fn removals_pending_when_the_daemon_dies_are_finished_at_the_next_start() {
     assert_eq!(doomed_datasets.len(), 12);
     let mut args = vec!["rm"];
     args.extend(doomed.iter().map(String::as_str));
-    let out = daemon.klee(&args);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&args);
     daemon.kill();
     let tree = zfs_tree(&daemon.root.name);
     let pending = doomed_datasets.iter().filter(|d| tree.contains(d)).count();
@@ -330,21 +318,20 @@ fn removals_pending_when_the_daemon_dies_are_finished_at_the_next_start() {
         json_after_restart(&mut daemon).is_empty(),
         "the removed containers stay removed"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    let left = eventually(Duration::from_secs(60), || {
         let tree = zfs_tree(&daemon.root.name);
         let left: Vec<&String> = doomed_datasets
             .iter()
             .filter(|d| tree.contains(d))
             .collect();
         if left.is_empty() {
-            break;
+            Ok(())
+        } else {
+            Err(left)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "datasets of removed containers left after the restart: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    });
+    if let Err(left) = left {
+        panic!("datasets of removed containers left after the restart: {left:?}");
     }
     let tree = zfs_tree(&daemon.root.name);
     for dataset in &kept_datasets {
@@ -354,17 +341,16 @@ fn removals_pending_when_the_daemon_dies_are_finished_at_the_next_start() {
         );
     }
     for name in &kept {
-        let out = daemon.klee(&["run", "--rm", "base", "true"]);
-        assert!(out.status.success(), "{}", describe(&out));
-        let out = daemon.klee(&["rm", name]);
-        assert!(out.status.success(), "{}", describe(&out));
+        daemon.klee_ok(&["run", "--rm", "base", "true"]);
+        daemon.klee_ok(&["rm", name]);
     }
 }
 
 /// Restarts a killed daemon and answers the containers named doomed* it lists.
 fn json_after_restart(daemon: &mut Daemon) -> Vec<serde_json::Value> {
     daemon.start_again();
-    json(daemon, &["--json", "lsc", "-a"])
+    daemon
+        .klee_list(&["--json", "lsc", "-a"])
         .into_iter()
         .filter(|c| c["name"].as_str().is_some_and(|n| n.starts_with("doomed")))
         .collect()

@@ -9,24 +9,18 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kleene_tests::{
-    bin, describe, free_port, klee, platform_config, sample_objects, seed_store, skip_host_tests,
-    Certs, Daemon, DaemonOptions, TestRoot,
-};
-
-fn stdout(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use kleene_tests::bin;
+use kleene_tests::clients::{describe, klee, ok_for, python, python_klee, stderr, stdout, Certs};
+use kleene_tests::daemon::{free_port, platform_config, Daemon, DaemonOptions};
+use kleene_tests::host::peak_rss_kib;
+use kleene_tests::pool::{zfs_tree, TestRoot};
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
+use kleene_tests::store::daemon_with_samples;
 
 #[test]
 fn klee_lists_every_kind_of_object_over_the_unix_socket() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let daemon = Daemon::start();
     for (args, header) in [
         (&["lsi"][..], "ID"),
@@ -39,23 +33,19 @@ fn klee_lists_every_kind_of_object_over_the_unix_socket() {
         (&["volume", "ls"][..], "MOUNTPOINT"),
     ] {
         let out = daemon.klee(args);
-        assert!(out.status.success(), "klee {args:?}: {}", describe(&out));
+        ok_for(format_args!("klee {args:?}"), &out);
         assert!(
             stdout(&out).starts_with(header) || stdout(&out).contains(header),
             "klee {args:?}: {}",
             describe(&out)
         );
     }
-    let out = daemon.klee(&["--json", "lsi"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(stdout(&out).trim(), "[]");
+    assert_eq!(daemon.klee_ok(&["--json", "lsi"]).trim(), "[]");
 }
 
 #[test]
 fn the_unix_socket_is_mode_0660() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let daemon = Daemon::start();
     let mode = std::fs::metadata(daemon.socket())
         .unwrap()
@@ -67,23 +57,10 @@ fn the_unix_socket_is_mode_0660() {
 
 #[test]
 fn stored_objects_are_listed_and_survive_a_restart() {
-    if skip_host_tests() {
-        return;
-    }
-    // The sample objects include a network: the daemon makes its interface at start, so it runs
-    // in a network namespace of the test's own.
-    let net = kleene_tests::netns::NetHost::create();
-    let mut daemon = Daemon::start_with(kleene_tests::DaemonOptions {
-        netns: Some(net.name.clone()),
-        ..Default::default()
-    });
-    daemon.stop();
-    seed_store(&daemon.metadata_path(), sample_objects);
-    daemon.restart();
+    require!(host_tests());
+    let (_net, mut daemon) = daemon_with_samples();
 
-    let out = daemon.klee(&["lsi"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let table = stdout(&out);
+    let table = daemon.klee_ok(&["lsi"]);
     assert!(
         table.contains("1a2b3c4d5e6f") && table.contains("base") && table.contains("latest"),
         "{table}"
@@ -103,25 +80,19 @@ fn stored_objects_are_listed_and_survive_a_restart() {
         "{table}"
     );
 
-    let out = daemon.klee(&["isc", "web"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inspect = daemon.klee_json(&["isc", "web"]);
     assert_eq!(inspect["container"]["id"], "abcdef012345");
     assert_eq!(inspect["container_endpoints"], serde_json::json!([]));
 
     daemon.restart();
-    let out = daemon.klee(&["--json", "lsn"]);
-    let networks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let networks = daemon.klee_json(&["--json", "lsn"]);
     assert_eq!(networks[0]["name"], "default");
-    let out = daemon.klee(&["isv", "data"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["isv", "data"]);
 }
 
 #[test]
 fn unknown_objects_print_the_daemon_message_and_exit_1() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let daemon = Daemon::start();
     for (args, message) in [
         (["isi", "nope"], "image not found"),
@@ -137,17 +108,12 @@ fn unknown_objects_print_the_daemon_message_and_exit_1() {
 
 #[test]
 fn an_ambiguous_prefix_and_a_taken_name_are_refused_and_change_nothing() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    kleene_tests::base_image(&daemon);
+    require!(host_tests());
+    let daemon = Daemon::with_base();
     // Containers until two IDs share their first character: at most 17 (16 hex digits).
     let mut ids: Vec<String> = vec![];
     let prefix = loop {
-        let out = daemon.klee(&["create", "base"]);
-        assert!(out.status.success(), "{}", describe(&out));
-        let id = stdout(&out).trim().to_owned();
+        let id = daemon.klee_ok(&["create", "base"]).trim().to_owned();
         let first = id[..1].to_owned();
         let shared = ids.iter().any(|other| other.starts_with(&first));
         ids.push(id);
@@ -170,8 +136,8 @@ fn an_ambiguous_prefix_and_a_taken_name_are_refused_and_change_nothing() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(stderr(&out).contains(&expected), "{}", describe(&out));
     // The published client prints the refusal: 409 is one of its statuses for container rm.
-    if let Some(python_klee) = kleene_tests::python_klee() {
-        let out = kleene_tests::python(&python_klee, &daemon, &["container", "rm", &prefix]);
+    if let Some(python_klee) = python_klee() {
+        let out = python(&python_klee, &daemon, &["container", "rm", &prefix]);
         let printed = stdout(&out) + &stderr(&out);
         assert!(
             printed.contains("is ambiguous") && !printed.contains("Traceback"),
@@ -180,10 +146,9 @@ fn an_ambiguous_prefix_and_a_taken_name_are_refused_and_change_nothing() {
         );
     }
     // Nothing was removed: every container is listed and has its dataset.
-    let out = daemon.klee(&["--json", "lsc", "-a"]);
-    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), ids.len(), "{listed}");
-    let datasets = kleene_tests::zfs_tree(&daemon.root.name);
+    let listed = daemon.klee_list(&["--json", "lsc", "-a"]);
+    assert_eq!(listed.len(), ids.len(), "{listed:?}");
+    let datasets = zfs_tree(&daemon.root.name);
     for id in &ids {
         assert!(
             datasets
@@ -197,13 +162,13 @@ fn an_ambiguous_prefix_and_a_taken_name_are_refused_and_change_nothing() {
         .map(|n| &candidates[0][..n])
         .find(|p| ids.iter().filter(|id| id.starts_with(p)).count() == 1)
         .unwrap();
-    let out = daemon.klee(&["isc", unique]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["isc", unique]);
 
     // A name is one container's only.
-    let out = daemon.klee(&["create", "--name", "web", "base"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let web = stdout(&out).trim().to_owned();
+    let web = daemon
+        .klee_ok(&["create", "--name", "web", "base"])
+        .trim()
+        .to_owned();
     let taken = format!("container name 'web' is already in use by container {web}");
     let out = daemon.klee(&["create", "--name", "web", "base"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
@@ -219,14 +184,13 @@ fn an_ambiguous_prefix_and_a_taken_name_are_refused_and_change_nothing() {
         "{}",
         describe(&out)
     );
-    let out = daemon.klee(&["--json", "lsc", "-a"]);
-    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = daemon.klee_list(&["--json", "lsc", "-a"]);
     assert_eq!(
-        listed.as_array().unwrap().len(),
+        listed.len(),
         ids.len() + 1,
-        "refused creates leave no container: {listed}"
+        "refused creates leave no container: {listed:?}"
     );
-    let clones = kleene_tests::zfs_tree(&daemon.root.name)
+    let clones = zfs_tree(&daemon.root.name)
         .iter()
         .filter(|d| d.contains("/container/"))
         .count();
@@ -235,9 +199,7 @@ fn an_ambiguous_prefix_and_a_taken_name_are_refused_and_change_nothing() {
 
 #[test]
 fn an_absent_daemon_gives_one_clear_line_and_exit_2() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let dir = tempfile::tempdir().unwrap();
     let host = format!("http://{}/kleened.sock", dir.path().display());
     let out = klee(&host, &["lsi"]);
@@ -256,9 +218,7 @@ fn an_absent_daemon_gives_one_clear_line_and_exit_2() {
 
 #[test]
 fn a_stale_socket_file_is_replaced_and_a_live_one_is_refused() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let mut daemon = Daemon::start();
     // A second daemon on the same socket must not take it over.
     let second = Command::new(bin("kleened"))
@@ -283,7 +243,7 @@ fn a_stale_socket_file_is_replaced_and_a_live_one_is_refused() {
     drop(stale);
     std::fs::write(daemon.dir().join("kleened.pid"), "999999999\n").unwrap();
     daemon.restart();
-    assert!(daemon.klee(&["lsi"]).status.success());
+    daemon.klee_ok(&["lsi"]);
 }
 
 fn kleened_with_config(text: &str) -> std::process::Output {
@@ -325,9 +285,7 @@ fn good() -> String {
 
 #[test]
 fn bad_configurations_stop_the_daemon_with_a_message_naming_the_problem() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     for (config, expected) in [
         (good().replace("log_level: info\n", ""), "'log_level' key not set in configuration file"),
         (good().replace("kleene_root: $ROOT\n", ""), "'kleene_root' key not set"),
@@ -368,9 +326,7 @@ fn bad_configurations_stop_the_daemon_with_a_message_naming_the_problem() {
 
 #[test]
 fn a_malformed_tls_certificate_stops_the_daemon() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let out = kleened_with_config(&good().replace(
         "  - address: http://$DIR/kleened.sock\n",
         "  - address: http://$DIR/kleened.sock\n  - address: https://127.0.0.1:1\n    tlscert: $DIR/config.yaml\n",
@@ -385,9 +341,7 @@ fn a_malformed_tls_certificate_stops_the_daemon() {
 
 #[test]
 fn tcp_listeners_on_ipv4_and_ipv6_serve_the_same_api() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (v4, v6) = (free_port(), free_port());
     let daemon = Daemon::start_with(DaemonOptions {
         extra_listeners: format!(
@@ -400,8 +354,7 @@ fn tcp_listeners_on_ipv4_and_ipv6_serve_the_same_api() {
         format!("http://[::1]:{v6}"),
         daemon.host.clone(),
     ] {
-        let out = klee(&host, &["lsc", "-a"]);
-        assert!(out.status.success(), "{host}: {}", describe(&out));
+        ok_for(&host, &klee(&host, &["lsc", "-a"]));
     }
     // Anyone who reaches a plain TCP listener is root on the host: the daemon says so at start,
     // once per such listener, and not for the unix socket.
@@ -416,9 +369,7 @@ fn tcp_listeners_on_ipv4_and_ipv6_serve_the_same_api() {
 
 #[test]
 fn tls_with_client_certificates_admits_only_clients_of_the_ca() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let certs_dir = tempfile::tempdir().unwrap();
     let certs = Certs::generate(certs_dir.path());
     let port = free_port();
@@ -445,12 +396,7 @@ fn tls_with_client_certificates_admits_only_clients_of_the_ca() {
     ];
     let mut args: Vec<&str> = verified.iter().map(String::as_str).collect();
     args.push("lsi");
-    let out = klee(&host, &args);
-    assert!(
-        out.status.success(),
-        "a client of the CA is admitted: {}",
-        describe(&out)
-    );
+    ok_for("a client of the CA", &klee(&host, &args));
 
     let out = klee(&host, &["--tlscacert", &p(&certs.ca), "lsi"]);
     assert_eq!(
@@ -510,7 +456,7 @@ fn tls_with_client_certificates_admits_only_clients_of_the_ca() {
     );
 
     // The unix socket of the same daemon still answers without TLS.
-    assert!(daemon.klee(&["lsi"]).status.success());
+    daemon.klee_ok(&["lsi"]);
 }
 
 /// A daemon whose configuration has these top-level keys as well.
@@ -601,9 +547,7 @@ impl Http {
 
 #[test]
 fn a_silent_client_a_partial_header_and_a_trickled_body_are_bounded() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let daemon = daemon_with_keys("request_header_timeout_secs: 2\nrequest_body_timeout_secs: 3\n");
     // Says nothing at all.
     let mut silent = raw(&daemon);
@@ -656,15 +600,12 @@ fn a_silent_client_a_partial_header_and_a_trickled_body_are_bounded() {
     );
     assert!(took < Duration::from_secs(6), "{took:?}");
     // Ordinary clients are not affected.
-    let out = daemon.klee(&["lsc", "-a"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["lsc", "-a"]);
 }
 
 #[test]
 fn connections_past_the_cap_are_answered_503_and_a_freed_place_serves_again() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let daemon = daemon_with_keys("max_connections: 256\n");
     let mut held: Vec<UnixStream> = (0..256).map(|_| raw(&daemon)).collect();
     // The daemon accepts them in order; let it take all 256 before the next ones come.
@@ -697,8 +638,7 @@ fn connections_past_the_cap_are_answered_503_and_a_freed_place_serves_again() {
     );
     held.pop();
     std::thread::sleep(Duration::from_millis(200));
-    let out = daemon.klee(&["lsc", "-a"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["lsc", "-a"]);
     drop(held);
 }
 
@@ -757,9 +697,7 @@ fn silent_websocket(daemon: &Daemon, path: &str) -> (Vec<String>, u16, String, D
 
 #[test]
 fn websockets_that_send_no_configuration_are_closed_saying_why() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let daemon = Daemon::start();
     let (exec, images) = std::thread::scope(|scope| {
         let exec = scope.spawn(|| silent_websocket(&daemon, "/exec/start"));
@@ -787,13 +725,9 @@ fn websockets_that_send_no_configuration_are_closed_saying_why() {
 
 #[test]
 fn unstarted_execs_are_capped_per_container_and_do_not_grow_the_daemon() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    kleene_tests::base_image(&daemon);
-    let out = daemon.klee(&["create", "--name", "waiting", "base", "/bin/true"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    require!(host_tests());
+    let daemon = Daemon::with_base();
+    daemon.klee_ok(&["create", "--name", "waiting", "base", "/bin/true"]);
     let mut http = Http::open(&daemon);
     let create = r#"{"container_id": "waiting", "cmd": [], "env": [], "user": "", "tty": false}"#;
     // A few requests first, so that what the daemon allocates once is in the first figure.
@@ -801,7 +735,7 @@ fn unstarted_execs_are_capped_per_container_and_do_not_grow_the_daemon() {
         let (status, body) = http.post("/exec/create", create);
         assert_eq!(status, 201, "{body}");
     }
-    let before = kleene_tests::peak_rss_kib(daemon.pid());
+    let before = peak_rss_kib(daemon.pid());
     for _ in 0..20_000 {
         let (status, body) = http.post("/exec/create", create);
         assert_eq!(status, 404, "{body}");
@@ -810,12 +744,11 @@ fn unstarted_execs_are_capped_per_container_and_do_not_grow_the_daemon() {
             "{body}"
         );
     }
-    let after = kleene_tests::peak_rss_kib(daemon.pid());
+    let after = peak_rss_kib(daemon.pid());
     eprintln!("daemon peak RSS: {before} KiB before 20 000 refused creates, {after} KiB after");
     assert!(
         after < before + 4 * 1024,
         "20 000 creates grew the daemon from {before} KiB to {after} KiB"
     );
-    let out = daemon.klee(&["rmc", "waiting"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rmc", "waiting"]);
 }

@@ -10,17 +10,14 @@
 
 use std::process::{Command, Output};
 
+use kleene_tests::bin;
+use kleene_tests::clients::{ok, text};
+use kleene_tests::daemon::Daemon;
 use kleene_tests::netns::{request, NetHost};
-use kleene_tests::{bin, describe, skip_host_tests, zfs_tree, Daemon, DaemonOptions};
+use kleene_tests::pool::zfs_tree;
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
 use serde_json::json;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// `kleened doctor [args]` on the daemon's configuration, in the network namespace `netns` (or
 /// the host's).
@@ -44,26 +41,24 @@ fn kleened_doctor(daemon: &Daemon, netns: Option<&NetHost>, args: &[&str]) -> Ou
 
 /// net.ipv4.ip_forward in the stand-in host's namespace.
 fn forwarding(host: &NetHost) -> String {
-    let out = host.exec("cat", &["/proc/sys/net/ipv4/ip_forward"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    ok(&host.exec("cat", &["/proc/sys/net/ipv4/ip_forward"]))
+        .trim()
+        .to_owned()
 }
 
 /// Turns forwarding off in the stand-in host's namespace (never the real host's).
 fn forwarding_off(host: &NetHost) {
-    let out = host.exec("sh", &["-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    ok(&host.exec("sh", &["-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"]));
     assert_eq!(forwarding(host), "0");
 }
 
 /// A dataset under the root's `container/` that no container owns.
 fn leak_dataset(daemon: &Daemon, id: &str) -> String {
     let name = format!("{}/container/{id}", daemon.root.name);
-    let out = Command::new("zfs")
+    ok(&Command::new("zfs")
         .args(["create", &name])
         .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", describe(&out));
+        .unwrap());
     name
 }
 
@@ -73,9 +68,7 @@ fn exit_code(out: &Output) -> i32 {
 
 #[test]
 fn a_clean_root_is_healthy_and_fix_is_refused_while_the_daemon_runs() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let mut daemon = Daemon::start();
     let out = kleened_doctor(&daemon, None, &[]);
     assert_eq!(exit_code(&out), 0, "{}", text(&out));
@@ -114,14 +107,9 @@ fn a_clean_root_is_healthy_and_fix_is_refused_while_the_daemon_runs() {
 
 #[test]
 fn a_leaked_dataset_and_forwarding_off_are_named_and_fixed() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let host = NetHost::create();
-    let mut daemon = Daemon::start_with(DaemonOptions {
-        netns: Some(host.name.clone()),
-        ..Default::default()
-    });
+    let mut daemon = Daemon::start_in(&host);
     let answer = request(
         &daemon.socket(),
         "POST",

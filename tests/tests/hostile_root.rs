@@ -10,38 +10,26 @@
 
 #[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
-use std::process::Output;
-
-use kleene_tests::probe::probe_image;
 #[cfg(target_os = "linux")]
-use kleene_tests::root_mountpoint;
-use kleene_tests::{describe, skip_host_tests, Daemon};
+use std::time::Duration;
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// A daemon with the probe image.
-fn daemon() -> Daemon {
-    let daemon = Daemon::start();
-    probe_image(&daemon);
-    daemon
-}
-
-fn ok(out: &Output) {
-    assert!(out.status.success(), "{}", describe(out));
-}
+use kleene_tests::clients::{describe, ok, text};
+use kleene_tests::daemon::Daemon;
+#[cfg(target_os = "linux")]
+use kleene_tests::host::peak_rss_kib;
+#[cfg(target_os = "linux")]
+use kleene_tests::pool::{root_mountpoint, zfs};
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
+#[cfg(target_os = "linux")]
+use kleene_tests::wait::eventually;
 
 /// The ID of a container.
 fn id_of(daemon: &Daemon, name: &str) -> String {
-    let out = daemon.klee(&["--json", "isc", name]);
-    ok(&out);
-    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    inspect["container"]["id"].as_str().unwrap().to_owned()
+    daemon.klee_json(&["--json", "isc", name])["container"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[cfg(target_os = "linux")]
@@ -112,10 +100,8 @@ fn plant_link(root: &Path, path: &str, target: &str) {
 #[cfg(target_os = "linux")]
 #[test]
 fn links_on_the_set_ups_mountpoints_fail_the_start_and_touch_nothing() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     let before = host_view(&daemon);
     // /proc leading to the host's procfs view or anywhere else, /dev to / or to the daemon's
     // working directory, /sys to /: procfs, tmpfs or sysfs would be mounted where the link
@@ -129,8 +115,7 @@ fn links_on_the_set_ups_mountpoints_fail_the_start_and_touch_nothing() {
         ("sys", "/"),
     ];
     for (path, target) in plants {
-        let out = daemon.klee(&["create", "--name", "victim", "probe", "/bin/true"]);
-        ok(&out);
+        daemon.klee_ok(&["create", "--name", "victim", "probe", "/bin/true"]);
         let root = dataset_root(&daemon, "victim");
         plant_link(&root, path, target);
         let out = daemon.klee(&["start", "victim"]);
@@ -144,9 +129,8 @@ fn links_on_the_set_ups_mountpoints_fail_the_start_and_touch_nothing() {
         // Nothing half made: the container is stopped, and starts once its root is repaired.
         std::fs::remove_file(root.join(path)).unwrap();
         std::fs::create_dir(root.join(path)).unwrap();
-        let out = daemon.klee(&["start", "victim"]);
-        ok(&out);
-        ok(&daemon.klee(&["rmc", "victim"]));
+        daemon.klee_ok(&["start", "victim"]);
+        daemon.klee_ok(&["rmc", "victim"]);
     }
     assert_eq!(host_view(&daemon), before);
 }
@@ -154,16 +138,14 @@ fn links_on_the_set_ups_mountpoints_fail_the_start_and_touch_nothing() {
 #[cfg(target_os = "linux")]
 #[test]
 fn links_on_mask_targets_and_read_only_paths_fail_the_start() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     // /proc is a directory but what the set-up mounts over it later is not its business; the
     // image cannot reach procfs' own entries. A mount destination the image turned into a link
     // into the kernel's settings is refused by the in-root walk, never followed.
-    ok(&daemon.klee(&["volume", "create", "conf"]));
+    daemon.klee_ok(&["volume", "create", "conf"]);
     let before = host_view(&daemon);
-    let out = daemon.klee(&[
+    daemon.klee_ok(&[
         "create",
         "--name",
         "victim",
@@ -172,7 +154,6 @@ fn links_on_mask_targets_and_read_only_paths_fail_the_start() {
         "probe",
         "/bin/true",
     ]);
-    ok(&out);
     let root = dataset_root(&daemon, "victim");
     std::fs::create_dir_all(root.join("etc")).unwrap();
     plant_link(&root, "etc/app", "/proc/sys/kernel");
@@ -183,7 +164,7 @@ fn links_on_mask_targets_and_read_only_paths_fail_the_start() {
         describe(&out)
     );
     assert_eq!(host_view(&daemon), before);
-    ok(&daemon.klee(&["rmc", "victim"]));
+    daemon.klee_ok(&["rmc", "victim"]);
 }
 
 /// The second start of a container, after its first run changed its root: here a restart by
@@ -192,32 +173,27 @@ fn links_on_mask_targets_and_read_only_paths_fail_the_start() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_restart_after_the_run_planted_a_link_is_refused_too() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
-    ok(&daemon.klee(&["volume", "create", "data"]));
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
+    daemon.klee_ok(&["volume", "create", "data"]);
     let before = host_view(&daemon);
-    let out = daemon.klee(&[
-        "run",
-        "-d",
-        "--name",
+    daemon.run_detached(
         "victim",
-        "--restart",
-        "on-failure",
-        "-m",
-        "data:/mnt/data",
-        "probe",
-        "/bin/sh",
-        "-c",
-        "[ -L /mnt/data ] && exit 0; cd / && mv /mnt /mnt.old && mkdir /mnt && \
-         ln -s /proc/sys/kernel /mnt/data; exit 1",
-    ]);
-    ok(&out);
+        &[
+            "--restart",
+            "on-failure",
+            "-m",
+            "data:/mnt/data",
+            "probe",
+            "/bin/sh",
+            "-c",
+            "[ -L /mnt/data ] && exit 0; cd / && mv /mnt /mnt.old && mkdir /mnt && \
+             ln -s /proc/sys/kernel /mnt/data; exit 1",
+        ],
+    );
     let root = dataset_root(&daemon, "victim");
     // The run planted the link (seen from the host, in the container's dataset)...
-    let planted = (0..200).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    let planted = eventually(Duration::from_secs(10), || {
         std::fs::symlink_metadata(root.join("mnt/data")).is_ok_and(|m| m.file_type().is_symlink())
     });
     assert!(
@@ -226,13 +202,12 @@ fn a_restart_after_the_run_planted_a_link_is_refused_too() {
         daemon.log()
     );
     // ...and the policy's restart refuses the root, naming the destination, and gives up.
-    let refused = (0..200).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    let refused = eventually(Duration::from_secs(10), || {
         daemon.log().contains("/mnt/data")
     });
     assert!(refused, "{}", daemon.log());
     assert_eq!(host_view(&daemon), before);
-    ok(&daemon.klee(&["rmc", "-f", "victim"]));
+    daemon.klee_ok(&["rmc", "-f", "victim"]);
 }
 
 #[cfg(target_os = "linux")]
@@ -246,50 +221,43 @@ fn exec_in_background(
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     std::thread::spawn(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        kleene_tests::klee(&host, &args)
+        kleene_tests::clients::klee(&host, &args)
     })
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn a_fifo_or_a_huge_passwd_fails_only_its_own_container() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     let before = host_view(&daemon);
-    let out = daemon.klee(&[
-        "run",
-        "-d",
-        "--name",
+    daemon.run_detached(
         "fifo",
-        "probe",
-        "/bin/sh",
-        "-c",
-        "rm /etc/passwd && mkfifo /etc/passwd && touch /ready && exec sleep 600",
-    ]);
-    ok(&out);
-    let out = daemon.klee(&[
-        "run",
-        "-d",
-        "--name",
+        &[
+            "probe",
+            "/bin/sh",
+            "-c",
+            "rm /etc/passwd && mkfifo /etc/passwd && touch /ready && exec sleep 600",
+        ],
+    );
+    daemon.run_detached(
         "huge",
-        "probe",
-        "/bin/sh",
-        "-c",
-        "dd if=/dev/zero of=/etc/passwd bs=1 count=0 seek=1G 2>/dev/null && touch /ready && \
-         exec sleep 600",
-    ]);
-    ok(&out);
+        &[
+            "probe",
+            "/bin/sh",
+            "-c",
+            "dd if=/dev/zero of=/etc/passwd bs=1 count=0 seek=1G 2>/dev/null && touch /ready && \
+             exec sleep 600",
+        ],
+    );
     for name in ["fifo", "huge"] {
         let ready = dataset_root(&daemon, name).join("ready");
-        let made = (0..200).any(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            ready.exists()
-        });
-        assert!(made, "{name} did not plant its passwd");
+        assert!(
+            eventually(Duration::from_secs(10), || ready.exists()),
+            "{name} did not plant its passwd"
+        );
     }
-    let rss_before = kleene_tests::peak_rss_kib(daemon.pid());
+    let rss_before = peak_rss_kib(daemon.pid());
     // Both execs need the user's entry; while they fail, another container runs and execs.
     let stalled = exec_in_background(&daemon, &["exec", "-u", "nobody", "fifo", "/usr/bin/id"]);
     let huge = exec_in_background(&daemon, &["exec", "-u", "nobody", "huge", "/usr/bin/id"]);
@@ -309,7 +277,7 @@ fn a_fifo_or_a_huge_passwd_fails_only_its_own_container() {
         describe(&out)
     );
     // The daemon never read the file: its peak memory did not grow by the file's size.
-    let rss_after = kleene_tests::peak_rss_kib(daemon.pid());
+    let rss_after = peak_rss_kib(daemon.pid());
     assert!(
         rss_after < rss_before + 64 * 1024,
         "kleened's peak RSS went from {rss_before} KiB to {rss_after} KiB"
@@ -320,16 +288,15 @@ fn a_fifo_or_a_huge_passwd_fails_only_its_own_container() {
         "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n",
     )
     .unwrap();
-    let out = daemon.klee(&["exec", "-u", "nobody", "huge", "/usr/bin/id", "-u"]);
-    ok(&out);
-    ok(&daemon.klee(&["rmc", "-f", "fifo", "huge"]));
+    daemon.klee_ok(&["exec", "-u", "nobody", "huge", "/usr/bin/id", "-u"]);
+    daemon.klee_ok(&["rmc", "-f", "fifo", "huge"]);
     assert_eq!(host_view(&daemon), before);
 }
 
 /// The mount options a container sees for its mount at `destination`.
 #[cfg(target_os = "linux")]
 fn options_inside(daemon: &Daemon, mount: &str, destination: &str) -> String {
-    let out = daemon.klee(&[
+    daemon.klee_ok(&[
         "run",
         "--rm",
         "-m",
@@ -338,18 +305,14 @@ fn options_inside(daemon: &Daemon, mount: &str, destination: &str) -> String {
         "/bin/sh",
         "-c",
         &format!("grep ' {destination} ' /proc/self/mountinfo"),
-    ]);
-    ok(&out);
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ])
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn host_path_mounts_are_nosuid_and_nodev_unless_asked() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     let dir = tempfile::tempdir().unwrap();
     // A setuid-root copy of a shell and a device node for a disk, as a host user or another
     // container could leave them in a shared directory.
@@ -416,10 +379,8 @@ fn host_path_mounts_are_nosuid_and_nodev_unless_asked() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_container_cannot_fill_the_pool_past_its_size() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     let out = daemon.klee(&[
         "run",
         "--name",
@@ -437,19 +398,18 @@ fn a_container_cannot_fill_the_pool_past_its_size() {
         "{}",
         describe(&out)
     );
-    let out = daemon.klee(&["--json", "isc", "filler"]);
-    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inspect = daemon.klee_json(&["--json", "isc", "filler"]);
     assert_eq!(inspect["container"]["storage_size"], 16 << 20);
     let dataset = inspect["container"]["dataset"].as_str().unwrap().to_owned();
-    let quota = kleene_tests::zfs()
+    let quota = zfs()
         .get(&zfs::DatasetName::new(dataset).unwrap(), "quota")
         .unwrap();
     assert_eq!(quota.as_deref(), Some("16M"));
     // The database still takes writes (the container is renamed and removed), and the root
     // keeps its reservation.
-    ok(&daemon.klee(&["container", "rename", "filler", "filled"]));
-    ok(&daemon.klee(&["rmc", "filled"]));
-    let reservation = kleene_tests::zfs()
+    daemon.klee_ok(&["container", "rename", "filler", "filled"]);
+    daemon.klee_ok(&["rmc", "filled"]);
+    let reservation = zfs()
         .get(
             &zfs::DatasetName::new(daemon.root.name.clone()).unwrap(),
             "refreservation",
@@ -467,13 +427,10 @@ fn a_container_cannot_fill_the_pool_past_its_size() {
 
 #[test]
 fn datasets_of_any_kleene_root_are_no_image_source() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     let other = Daemon::start();
-    let out = daemon.klee(&["create", "--name", "cc", "probe"]);
-    ok(&out);
+    daemon.klee_ok(&["create", "--name", "cc", "probe"]);
     let own = format!("{}/container/{}", daemon.root.name, id_of(&daemon, "cc"));
     for (source, says) in [
         (daemon.root.name.clone(), "inside this daemon's root"),
@@ -502,13 +459,10 @@ fn datasets_of_any_kleene_root_are_no_image_source() {
 /// forge rows.
 #[test]
 fn terminal_controls_from_containers_and_names_reach_no_terminal() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
     let forged = "\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[1A\rforged row\u{202e}";
-    let out = daemon.klee(&["create", "--name", "plain", "probe", "/bin/echo", forged]);
-    ok(&out);
+    daemon.klee_ok(&["create", "--name", "plain", "probe", "/bin/echo", forged]);
     let out = daemon.klee(&["lsc", "-a"]);
     ok(&out);
     let shown = text(&out);
@@ -525,7 +479,7 @@ fn terminal_controls_from_containers_and_names_reach_no_terminal() {
         !shown.contains('\u{1b}') && shown.contains("\\u{1b}[2J"),
         "{shown:?}"
     );
-    ok(&daemon.klee(&["rmc", "plain"]));
+    daemon.klee_ok(&["rmc", "plain"]);
 }
 
 /// The user of an exec is looked up by the helper before it takes the container's confinement:
@@ -534,27 +488,20 @@ fn terminal_controls_from_containers_and_names_reach_no_terminal() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_passwd_linked_into_the_kernels_files_is_never_read() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = daemon();
-    let out = daemon.klee(&[
-        "run",
-        "-d",
-        "--name",
+    require!(host_tests());
+    let daemon = Daemon::with_probe();
+    daemon.run_detached(
         "kmsg",
-        "probe",
-        "/bin/sh",
-        "-c",
-        "rm /etc/passwd && ln -s /proc/kmsg /etc/passwd && touch /ready && exec sleep 600",
-    ]);
-    ok(&out);
+        &[
+            "probe",
+            "/bin/sh",
+            "-c",
+            "rm /etc/passwd && ln -s /proc/kmsg /etc/passwd && touch /ready && exec sleep 600",
+        ],
+    );
     let ready = dataset_root(&daemon, "kmsg").join("ready");
     assert!(
-        (0..200).any(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            ready.exists()
-        }),
+        eventually(Duration::from_secs(10), || ready.exists()),
         "the link was not planted"
     );
     let out = daemon.klee(&["exec", "kmsg", "/usr/bin/id"]);
@@ -563,5 +510,5 @@ fn a_passwd_linked_into_the_kernels_files_is_never_read() {
         "{}",
         describe(&out)
     );
-    ok(&daemon.klee(&["rmc", "-f", "kmsg"]));
+    daemon.klee_ok(&["rmc", "-f", "kmsg"]);
 }

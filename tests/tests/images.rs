@@ -9,33 +9,24 @@
 
 use std::process::{Command, Output};
 
-use kleene_tests::{
-    base_archive, describe, python, python_klee, skip_host_tests, zfs, zfs_tree, Daemon,
-    FileServer, TestRoot,
-};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use kleene_tests::base::base_archive;
+use kleene_tests::clients::{describe, ok, python, python_klee, stdout, text};
+use kleene_tests::daemon::{free_port, Daemon};
+use kleene_tests::fileserver::FileServer;
+use kleene_tests::pool::{test_pool, zfs, zfs_tree, TestRoot};
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
 
 fn image_ids(daemon: &Daemon) -> Vec<String> {
-    let out = daemon.klee(&["--json", "lsi"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let images: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    images
+    daemon
+        .klee_list(&["--json", "lsi"])
         .iter()
         .map(|i| i["id"].as_str().unwrap().to_owned())
         .collect()
 }
 
 fn image(daemon: &Daemon, name: &str) -> serde_json::Value {
-    let out = daemon.klee(&["isi", name]);
-    assert!(out.status.success(), "{}", describe(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    daemon.klee_json(&["isi", name])
 }
 
 /// A dataset `<another test root>/src` holding the unpacked base archive, for zfs-copy and
@@ -80,10 +71,8 @@ fn leaves_nothing_behind(daemon: &Daemon, action: impl FnOnce() -> Output) -> Ou
 
 #[test]
 fn python_klee_creates_images_by_zfs_copy_and_http_fetch_and_removes_them() {
-    if skip_host_tests() {
-        return;
-    }
-    let Some(py) = python_klee() else { return };
+    require!(host_tests());
+    let py = require!(python_klee());
     let daemon = Daemon::start();
     let (_source_root, source) = source_dataset();
     let served = tempfile::tempdir().unwrap();
@@ -95,26 +84,20 @@ fn python_klee_creates_images_by_zfs_copy_and_http_fetch_and_removes_them() {
         &daemon,
         &["image", "create", "-t", "base:latest", "zfs-copy", &source],
     );
-    assert!(
-        out.status.success() && text(&out).contains("image created"),
-        "{}",
-        describe(&out)
-    );
+    ok(&out);
+    assert!(text(&out).contains("image created"), "{}", describe(&out));
     let url = server.url("base.tar");
     let out = python(
         &py,
         &daemon,
         &["image", "create", "-t", "base:v2", "fetch", &url],
     );
-    assert!(
-        out.status.success() && text(&out).contains("image created"),
-        "{}",
-        describe(&out)
-    );
+    ok(&out);
+    assert!(text(&out).contains("image created"), "{}", describe(&out));
     assert!(text(&out).contains("Extracted"), "{}", describe(&out));
 
     let out = python(&py, &daemon, &["image", "ls"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    ok(&out);
     let listing = text(&out);
     assert!(
         listing.contains("latest") && listing.contains("v2"),
@@ -156,10 +139,8 @@ fn python_klee_creates_images_by_zfs_copy_and_http_fetch_and_removes_them() {
         "the source's snapshot is removed"
     );
 
-    let out = python(&py, &daemon, &["image", "rm", "base:v2"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let out = python(&py, &daemon, &["image", "rm", "base:latest"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    ok(&python(&py, &daemon, &["image", "rm", "base:v2"]));
+    ok(&python(&py, &daemon, &["image", "rm", "base:latest"]));
     assert!(image_ids(&daemon).is_empty());
     let left: Vec<String> = zfs_tree(&format!("{}/image", daemon.root.name));
     assert_eq!(
@@ -171,9 +152,7 @@ fn python_klee_creates_images_by_zfs_copy_and_http_fetch_and_removes_them() {
 
 #[test]
 fn klee_creates_images_with_every_method_and_streams_progress() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let daemon = Daemon::start();
     let (_source_root, source) = source_dataset();
     let served = tempfile::tempdir().unwrap();
@@ -182,19 +161,17 @@ fn klee_creates_images_with_every_method_and_streams_progress() {
 
     let url = server.url("base.tar");
     let out = daemon.klee(&["image", "create", "fetch", &url, "--tag", "web"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    ok(&out);
     let output = text(&out);
     assert!(output.contains(&format!("fetching {url}")), "{output}");
     assert!(output.contains("image created: "), "{output}");
 
     let file_url = format!("file://{}", base_archive().display());
-    let out = daemon.klee(&[
+    daemon.klee_ok(&[
         "image", "create", "fetch", &file_url, "-t", "local:1", "--no-dns",
     ]);
-    assert!(out.status.success(), "{}", describe(&out));
 
-    let out = daemon.klee(&["image", "create", "zfs-clone", &source, "-t", "cloned"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["image", "create", "zfs-clone", &source, "-t", "cloned"]);
     let cloned = image(&daemon, "cloned");
     let dataset = cloned["dataset"].as_str().unwrap();
     let origin = zfs()
@@ -210,16 +187,13 @@ fn klee_creates_images_with_every_method_and_streams_progress() {
     assert_eq!(image(&daemon, "web")["user"], "root");
 
     // Removing the clone also removes the snapshot of the source it was cloned from.
-    let out = daemon.klee(&["rmi", "cloned"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rmi", "cloned"]);
     assert_eq!(zfs_tree(&source), vec![source.clone()]);
 }
 
 #[test]
 fn failed_creations_leave_no_dataset_and_no_image() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let daemon = Daemon::start();
     let served = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -229,7 +203,7 @@ fn failed_creations_leave_no_dataset_and_no_image() {
     .unwrap();
     std::fs::copy(base_archive(), served.path().join("base.tar")).unwrap();
     let server = FileServer::serve(served.path());
-    let unused_port = kleene_tests::free_port();
+    let unused_port = free_port();
 
     let mut cases: Vec<(Vec<String>, &str)> = vec![
         (
@@ -256,7 +230,7 @@ fn failed_creations_leave_no_dataset_and_no_image() {
             vec![
                 "zfs-copy".into(),
                 // Outside the daemon's root (a source inside it is refused before it is looked for).
-                format!("{}/kleene-no-such-dataset", kleene_tests::test_pool()),
+                format!("{}/kleene-no-such-dataset", test_pool()),
             ],
             "does not exist",
         ),
@@ -302,9 +276,7 @@ fn failed_creations_leave_no_dataset_and_no_image() {
 
 #[test]
 fn images_in_use_are_kept_and_tags_move_and_prune_repeats() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let daemon = Daemon::start();
     let archive = format!("file://{}", base_archive().display());
     for tag in ["one", "two", ""] {
@@ -319,15 +291,13 @@ fn images_in_use_are_kept_and_tags_move_and_prune_repeats() {
         if !tag.is_empty() {
             args.extend(["-t", tag]);
         }
-        let out = daemon.klee(&args);
-        assert!(out.status.success(), "{}", describe(&out));
+        daemon.klee_ok(&args);
     }
     assert_eq!(image_ids(&daemon).len(), 3);
 
     // A tag moves from the image that held it.
     let one = image(&daemon, "one")["id"].as_str().unwrap().to_owned();
-    let out = daemon.klee(&["image", "tag", "two", "one"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["image", "tag", "two", "one"]);
     assert_ne!(image(&daemon, "one")["id"], one.as_str());
     let untagged = image(&daemon, &one);
     assert_eq!(
@@ -363,15 +333,9 @@ fn images_in_use_are_kept_and_tags_move_and_prune_repeats() {
 
     // Prune without --all removes the two untagged images; with --all the rest except the one in use.
     let out = daemon.klee(&["image", "prune", "-f"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).lines().count(),
-        2,
-        "{}",
-        describe(&out)
-    );
-    let out = daemon.klee(&["image", "prune", "--all", "--force"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    ok(&out);
+    assert_eq!(stdout(&out).lines().count(), 2, "{}", describe(&out));
+    daemon.klee_ok(&["image", "prune", "--all", "--force"]);
     assert_eq!(
         image_ids(&daemon),
         vec![tagged["id"].as_str().unwrap().to_owned()]
@@ -383,7 +347,6 @@ fn images_in_use_are_kept_and_tags_move_and_prune_repeats() {
             zfs::DestroyFlags::default(),
         )
         .unwrap();
-    let out = daemon.klee(&["image", "prune", "--all", "--force"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["image", "prune", "--all", "--force"]);
     assert!(image_ids(&daemon).is_empty());
 }

@@ -7,18 +7,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kleene_tests::{base_image, describe, host_pid_of, skip_host_tests, Daemon};
-
-fn text(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use kleene_tests::clients::{describe, stdout, text};
+use kleene_tests::daemon::Daemon;
+use kleene_tests::host::host_pid_of;
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
+use kleene_tests::wait::eventually;
 
 fn inspect(daemon: &Daemon, name: &str) -> serde_json::Value {
-    let out = daemon.klee(&["container", "inspect", name]);
-    assert!(out.status.success(), "{}", describe(&out));
-    serde_json::from_slice(&out.stdout).expect("inspect prints JSON")
+    daemon.klee_json(&["container", "inspect", name])
 }
 
 /// The directory of the cgroup of `pid` that has `controller`: its v1 hierarchy when one is
@@ -65,11 +64,8 @@ fn memory_limit(dir: &std::path::Path) -> String {
 
 #[test]
 fn a_container_cannot_fork_past_its_pids_limit_nor_grow_past_its_memory() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let daemon = Daemon::with_base();
 
     // Thirty background sleeps asked for, at most ten processes allowed: the shell prints how
     // many it started, and its first fork that fails ends it (sh: can't fork).
@@ -83,7 +79,7 @@ fn a_container_cannot_fork_past_its_pids_limit_nor_grow_past_its_memory() {
         "-c",
         "i=0; while [ $i -lt 30 ]; do sleep 5 & i=$((i+1)); echo $i; done",
     ]);
-    let started = text(&out)
+    let started = stdout(&out)
         .lines()
         .filter_map(|l| l.trim().parse::<u32>().ok())
         .max()
@@ -117,8 +113,7 @@ fn a_container_cannot_fork_past_its_pids_limit_nor_grow_past_its_memory() {
     assert_eq!(record["last_exit"]["reason"], "oom_killed", "{container}");
     assert_eq!(record["last_exit"]["exit_code"], 137, "{container}");
     // Without the limit the same command ends well, and inspect says it exited.
-    let out = daemon.klee(&["container", "update", "--memory", "0", "hungry"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["container", "update", "--memory", "0", "hungry"]);
     let out = daemon.klee(&["container", "start", "hungry"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let container = inspect(&daemon, "hungry");
@@ -127,31 +122,25 @@ fn a_container_cannot_fork_past_its_pids_limit_nor_grow_past_its_memory() {
         container["container"]["last_exit"]["reason"], "exited",
         "{container}"
     );
-    let out = daemon.klee(&["rm", "hungry"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rm", "hungry"]);
 }
 
 #[test]
 fn cpu_and_memory_limits_are_set_changed_while_running_and_removed_with_the_container() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
-    let out = daemon.klee(&[
-        "run",
-        "-d",
-        "--name",
+    require!(host_tests());
+    let daemon = Daemon::with_base();
+    daemon.run_detached(
         "limited",
-        "--cpus",
-        "0.25",
-        "--memory",
-        "32m",
-        "base",
-        "/bin/sleep",
-        "4711",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
+        &[
+            "--cpus",
+            "0.25",
+            "--memory",
+            "32m",
+            "base",
+            "/bin/sleep",
+            "4711",
+        ],
+    );
     let pid = host_pid_of("/bin/sleep\x004711\x00");
     let cpu = cgroup_dir(pid, "cpu");
     let memory = cgroup_dir(pid, "memory");
@@ -171,8 +160,7 @@ fn cpu_and_memory_limits_are_set_changed_while_running_and_removed_with_the_cont
     assert_eq!(memory_limit(&memory), (32u64 << 20).to_string());
 
     // Changed on the running container at once; refused values change nothing.
-    let out = daemon.klee(&["container", "update", "--memory", "48m", "limited"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["container", "update", "--memory", "48m", "limited"]);
     assert_eq!(memory_limit(&memory), (48u64 << 20).to_string());
     for (flag, value, field) in [
         ("--memory", "1k", "memory"),
@@ -182,7 +170,7 @@ fn cpu_and_memory_limits_are_set_changed_while_running_and_removed_with_the_cont
     ] {
         let out = daemon.klee(&["container", "update", &format!("{flag}={value}"), "limited"]);
         assert!(!out.status.success(), "{flag} {value}: {}", describe(&out));
-        let said = format!("{}{}", text(&out), String::from_utf8_lossy(&out.stderr));
+        let said = text(&out);
         assert!(said.contains(field), "{flag} {value}: {said}");
     }
     assert_eq!(memory_limit(&memory), (48u64 << 20).to_string());
@@ -196,16 +184,12 @@ fn cpu_and_memory_limits_are_set_changed_while_running_and_removed_with_the_cont
     let out = daemon.klee(&["container", "inspect", "tiny"]);
     assert!(!out.status.success(), "{}", describe(&out));
 
-    let out = daemon.klee(&["rm", "-f", "limited"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while cpu.exists() || memory.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the container's cgroups stay: {} {}",
-            cpu.display(),
-            memory.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    daemon.klee_ok(&["rm", "-f", "limited"]);
+    assert!(
+        eventually(Duration::from_secs(20), || !cpu.exists()
+            && !memory.exists()),
+        "the container's cgroups stay: {} {}",
+        cpu.display(),
+        memory.display()
+    );
 }

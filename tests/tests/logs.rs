@@ -8,66 +8,60 @@
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kleene_tests::{base_image, bin, describe, skip_host_tests, Daemon};
-
-fn text(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use kleene_tests::bin;
+use kleene_tests::clients::{describe, stdout};
+use kleene_tests::daemon::Daemon;
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
+use kleene_tests::wait::eventually;
 
 /// Waits until `klee logs` of `name` holds at least `lines` lines.
 fn wait_for_lines(daemon: &Daemon, name: &str, lines: usize) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = daemon.klee(&["logs", name]);
-        assert!(out.status.success(), "{}", describe(&out));
-        let said = text(&out);
+    eventually(Duration::from_secs(20), || {
+        let said = daemon.klee_ok(&["logs", name]);
         if said.lines().count() >= lines {
-            return said;
+            Ok(said)
+        } else {
+            Err(said)
         }
-        assert!(Instant::now() < deadline, "only {said:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
+    .unwrap_or_else(|said| panic!("only {said:?}"))
 }
 
 #[test]
 fn the_output_of_a_detached_container_is_kept_tailed_and_followed() {
-    if skip_host_tests() {
-        return;
-    }
-    let mut daemon = Daemon::start();
-    base_image(&daemon);
-    let out = daemon.klee(&[
-        "run",
-        "-d",
-        "--name",
+    require!(host_tests());
+    let mut daemon = Daemon::with_base();
+    daemon.run_detached(
         "ticker",
-        "base",
-        "/bin/sh",
-        "-c",
-        "i=0; while [ $i -lt 30 ]; do echo line $i; i=$((i+1)); sleep 0.01; done",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
+        &[
+            "base",
+            "/bin/sh",
+            "-c",
+            "i=0; while [ $i -lt 30 ]; do echo line $i; i=$((i+1)); sleep 0.01; done",
+        ],
+    );
     let all = wait_for_lines(&daemon, "ticker", 30);
     let expected: String = (0..30).map(|i| format!("line {i}\n")).collect();
     assert_eq!(all, expected);
 
     let out = daemon.klee(&["logs", "--tail", "5", "ticker"]);
     let expected: String = (25..30).map(|i| format!("line {i}\n")).collect();
-    assert_eq!(text(&out), expected, "{}", describe(&out));
+    assert_eq!(stdout(&out), expected, "{}", describe(&out));
 
     let out = daemon.klee(&["logs", "-t", "--tail", "2", "ticker"]);
-    let said = text(&out);
+    let said = stdout(&out);
     for line in said.lines() {
         let (stamp, rest) = line.split_once(' ').unwrap();
         assert!(stamp.ends_with('Z') && stamp.contains('T'), "{line}");
         assert!(rest.starts_with("line 2"), "{line}");
     }
     let out = daemon.klee(&["logs", "--since", "2999-01-01T00:00:00Z", "ticker"]);
-    assert_eq!(text(&out), "", "{}", describe(&out));
+    assert_eq!(stdout(&out), "", "{}", describe(&out));
     let out = daemon.klee(&["logs", "--since", "1h", "ticker"]);
-    assert_eq!(text(&out).lines().count(), 30);
+    assert_eq!(stdout(&out).lines().count(), 30);
 
     // Kept across a daemon restart.
     daemon.restart();
@@ -88,22 +82,11 @@ fn the_output_of_a_detached_container_is_kept_tailed_and_followed() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let out = daemon.klee(&["start", "ticker"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["start", "ticker"]);
     wait_for_lines(&daemon, "ticker", 60);
-    let out = daemon.klee(&["rm", "-f", "ticker"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = follower.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "logs -f did not end with the container"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    daemon.klee_ok(&["rm", "-f", "ticker"]);
+    let status = eventually(Duration::from_secs(10), || follower.try_wait().unwrap())
+        .expect("logs -f did not end with the container");
     assert!(status.success());
     let mut followed = String::new();
     follower
@@ -129,13 +112,10 @@ fn the_output_of_a_detached_container_is_kept_tailed_and_followed() {
 
 #[test]
 fn a_flood_of_output_keeps_the_log_bounded() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let daemon = Daemon::with_base();
     // 64 MiB of output, far over the default 2 files of 8 MiB.
-    let out = daemon.klee(&[
+    daemon.klee_ok(&[
         "run",
         "--name",
         "flood",
@@ -144,51 +124,37 @@ fn a_flood_of_output_keeps_the_log_bounded() {
         "-c",
         "dd if=/dev/zero bs=65536 count=1024 2>/dev/null | tr '\\0' 'x'; echo; echo the end",
     ]);
-    assert!(out.status.success(), "{}", describe(&out));
     let dir = daemon.dir().join("container-logs");
     let total: u64 = walk(&dir);
     assert!(total <= 2 * 8 * 1024 * 1024 + 65536, "{total} bytes kept");
     let out = daemon.klee(&["logs", "--tail", "1", "flood"]);
-    assert_eq!(text(&out), "the end\n", "{}", describe(&out));
-    let out = daemon.klee(&["rm", "flood"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "the end\n", "{}", describe(&out));
+    daemon.klee_ok(&["rm", "flood"]);
 }
 
 #[test]
 fn a_paused_flood_is_on_disk_soon_with_its_newest_output_whole() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let daemon = Daemon::with_base();
     // About 23 MB of numbered lines, then the process goes quiet and keeps running.
-    let out = daemon.klee(&[
-        "run",
-        "-d",
-        "--name",
+    daemon.run_detached(
         "pause",
-        "base",
-        "/bin/sh",
-        "-c",
-        "seq 1 3000000; sleep 60",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+        &["base", "/bin/sh", "-c", "seq 1 3000000; sleep 60"],
+    );
+    let last = eventually(Duration::from_secs(30), || {
         let out = daemon.klee(&["logs", "--tail", "1", "pause"]);
-        if text(&out) == "3000000\n" {
-            break;
+        if stdout(&out) == "3000000\n" {
+            Ok(())
+        } else {
+            Err(out)
         }
-        assert!(
-            Instant::now() < deadline,
-            "the last line never came: {}",
-            describe(&out)
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    });
+    if let Err(out) = last {
+        panic!("the last line never came: {}", describe(&out));
     }
     // The newest 8 MiB (what the default files keep whole) are consecutive lines.
     let out = daemon.klee(&["logs", "pause"]);
-    let all = text(&out);
+    let all = stdout(&out);
     let numbers: Vec<u64> = all.lines().map(|l| l.parse().unwrap()).collect();
     let mut run = 1;
     while run < numbers.len()
@@ -204,8 +170,7 @@ fn a_paused_flood_is_on_disk_soon_with_its_newest_output_whole() {
         whole >= 8 * 1024 * 1024 - 128 * 1024,
         "only the last {whole} bytes are whole"
     );
-    let out = daemon.klee(&["rm", "-f", "pause"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rm", "-f", "pause"]);
 }
 
 fn walk(dir: &std::path::Path) -> u64 {

@@ -7,28 +7,21 @@
 // Test code: a failed setup step should panic where it happens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Output;
-
-use kleene_tests::netns::{request, Answer, NetHost, HOST_IP, UPLINK, UPSTREAM_IP};
+use kleene_tests::clients::{
+    describe, ok, ok_for, python, python_klee, python_ok_for, stdout, text,
+};
+use kleene_tests::daemon::Daemon;
+use kleene_tests::netns::{request, Answer, Background, NetHost, HOST_IP, UPLINK, UPSTREAM_IP};
+use kleene_tests::pool::zfs_tree;
 use kleene_tests::probe::{probe_image, PROBE};
-use kleene_tests::{describe, python, python_klee, skip_host_tests, Daemon, DaemonOptions};
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
 use serde_json::json;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// The stand-in host and a daemon in it, with the probe image.
 fn setup() -> (NetHost, Daemon) {
     let host = NetHost::create();
-    let daemon = Daemon::start_with(DaemonOptions {
-        netns: Some(host.name.clone()),
-        ..Default::default()
-    });
+    let daemon = Daemon::start_in(&host);
     probe_image(&daemon);
     (host, daemon)
 }
@@ -42,6 +35,14 @@ fn network(daemon: &Daemon, config: serde_json::Value) -> String {
     let answer = api(daemon, "POST", "/networks/create", Some(config));
     assert_eq!(answer.status, 201, "{}", answer.body);
     answer.json()["id"].as_str().unwrap().to_owned()
+}
+
+/// Creates a bridge network with a subnet and a gateway (`<auto>`); answers its ID.
+fn bridge(daemon: &Daemon, name: &str, subnet: &str) -> String {
+    network(
+        daemon,
+        json!({"name": name, "type": "bridge", "subnet": subnet, "gateway": "<auto>"}),
+    )
 }
 
 /// Creates a vnet container of the probe image on `network` (addresses `<auto>`); answers its ID.
@@ -82,37 +83,34 @@ fn vnet_with(daemon: &Daemon, name: &str, network: &str, more: serde_json::Value
 }
 
 fn start(daemon: &Daemon, name: &str) {
-    let out = daemon.klee(&["start", "-d", name]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["start", "-d", name]);
 }
 
 /// The container's IPv4 (or IPv6) address, from inspect.
 fn address(daemon: &Daemon, name: &str, v6: bool) -> String {
-    let out = daemon.klee(&["isc", name]);
-    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    inspect["container_endpoints"][0][if v6 { "ip_address6" } else { "ip_address" }]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    daemon.klee_json(&["isc", name])["container_endpoints"][0]
+        [if v6 { "ip_address6" } else { "ip_address" }]
+    .as_str()
+    .unwrap()
+    .to_owned()
 }
 
 /// A web server answering `page` on port `port` inside a running container.
 fn serve(daemon: &Daemon, name: &str, port: u16, page: &str) {
-    let out = daemon.klee(&[
+    daemon.klee_ok(&[
         "exec",
         name,
         "/bin/sh",
         "-c",
         &format!("mkdir -p /www{port} && echo {page} > /www{port}/index.html && httpd -p {port} -h /www{port}"),
     ]);
-    assert!(out.status.success(), "{}", describe(&out));
 }
 
 /// `wget` from a container; answers what it printed, or nothing when it failed.
 fn fetch_from(daemon: &Daemon, name: &str, url: &str) -> String {
     let out = daemon.klee(&["exec", name, "timeout", "3", "wget", "-q", "-O", "-", url]);
     if out.status.success() {
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        stdout(&out).trim().to_owned()
     } else {
         String::new()
     }
@@ -128,14 +126,12 @@ fn fetch_outside(host: &NetHost, upstream: bool, url: &str) -> String {
     } else {
         host.exec("python3", &["-c", &script])
     };
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    stdout(&out).trim().to_owned()
 }
 
 #[test]
 fn vnet_containers_on_a_bridge_talk_with_icc_and_not_without() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (_host, daemon) = setup();
     for (net, icc) in [("open", true), ("closed", false)] {
         let subnet = if icc { "10.20.0.0/24" } else { "10.21.0.0/24" };
@@ -174,9 +170,7 @@ fn vnet_containers_on_a_bridge_talk_with_icc_and_not_without() {
 
 #[test]
 fn nat_reaches_upstream_as_the_host_and_internal_networks_stay_in() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (host, daemon) = setup();
     let server = host.spawn_upstream(
         "python3",
@@ -192,10 +186,7 @@ fn nat_reaches_upstream_as_the_host_and_internal_networks_stay_in() {
         ],
     );
     std::thread::sleep(std::time::Duration::from_millis(500));
-    network(
-        &daemon,
-        json!({"name": "out", "type": "bridge", "subnet": "10.22.0.0/24", "gateway": "<auto>"}),
-    );
+    bridge(&daemon, "out", "10.22.0.0/24");
     network(
         &daemon,
         json!({"name": "in", "type": "bridge", "subnet": "10.23.0.0/24", "gateway": "<auto>", "internal": true}),
@@ -224,14 +215,9 @@ fn nat_reaches_upstream_as_the_host_and_internal_networks_stay_in() {
 
 #[test]
 fn published_ports_answer_on_the_host_and_from_upstream() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (host, daemon) = setup();
-    network(
-        &daemon,
-        json!({"name": "pub", "type": "bridge", "subnet": "10.24.0.0/24", "gateway": "<auto>"}),
-    );
+    bridge(&daemon, "pub", "10.24.0.0/24");
     vnet(
         &daemon,
         "web",
@@ -247,8 +233,7 @@ fn published_ports_answer_on_the_host_and_from_upstream() {
     serve(&daemon, "web", 80, "published");
     serve(&daemon, "web", 8000, "range-8000");
     serve(&daemon, "web", 8001, "range-8001");
-    let out = daemon.klee(&["exec", "-d", "web", PROBE, "udp-echo", "5353"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["exec", "-d", "web", PROBE, "udp-echo", "5353"]);
     let inspect = api(&daemon, "GET", "/containers/web/inspect", None).json();
     assert_eq!(
         inspect["container"]["public_ports"][0]["interfaces"],
@@ -282,23 +267,15 @@ fn published_ports_answer_on_the_host_and_from_upstream() {
          s.sendto(b'ping-udp', ('{HOST_IP}', 15353)); print(s.recvfrom(100)[0].decode())"
     );
     let out = host.exec_upstream("python3", &["-c", &udp]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "ping-udp",
-        "{}",
-        describe(&out)
-    );
+    assert_eq!(stdout(&out).trim(), "ping-udp", "{}", describe(&out));
     // Gone with the container.
-    let out = daemon.klee(&["rmc", "-f", "web"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rmc", "-f", "web"]);
     assert!(!host.ruleset().contains("18080"), "{}", host.ruleset());
 }
 
 #[test]
 fn ipv6_between_two_containers() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (_host, daemon) = setup();
     network(
         &daemon,
@@ -323,18 +300,13 @@ fn ipv6_between_two_containers() {
 
 #[test]
 fn connect_refusals_have_their_status_and_message_and_leave_nothing() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (host, daemon) = setup();
     network(
         &daemon,
         json!({"name": "lo-net", "type": "loopback", "subnet": "10.26.0.0/30"}),
     );
-    network(
-        &daemon,
-        json!({"name": "br", "type": "bridge", "subnet": "10.27.0.0/24", "gateway": "<auto>"}),
-    );
+    bridge(&daemon, "br", "10.27.0.0/24");
     network(&daemon, json!({"name": "bare", "type": "bridge"}));
     for (name, driver) in [("h", "host"), ("d", "disabled"), ("v", "vnet")] {
         let answer = api(
@@ -552,14 +524,9 @@ fn connect_refusals_have_their_status_and_message_and_leave_nothing() {
 
 #[test]
 fn a_slash_30_holds_three_aliases_or_two_bridge_containers() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (_host, daemon) = setup();
-    network(
-        &daemon,
-        json!({"name": "tiny", "type": "bridge", "subnet": "10.28.0.0/30", "gateway": "<auto>"}),
-    );
+    bridge(&daemon, "tiny", "10.28.0.0/30");
     for name in ["t1", "t2"] {
         let answer = api(
             &daemon,
@@ -593,14 +560,9 @@ fn a_slash_30_holds_three_aliases_or_two_bridge_containers() {
 
 #[test]
 fn twenty_concurrent_connects_get_twenty_addresses() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (_host, daemon) = setup();
-    network(
-        &daemon,
-        json!({"name": "busy", "type": "bridge", "subnet": "10.29.0.0/24", "gateway": "<auto>"}),
-    );
+    bridge(&daemon, "busy", "10.29.0.0/24");
     for i in 0..20 {
         let answer = api(
             &daemon,
@@ -643,9 +605,7 @@ fn twenty_concurrent_connects_get_twenty_addresses() {
 
 #[test]
 fn a_restarted_daemon_brings_back_its_bridges_and_rules_and_a_stopped_one_leaves_nothing() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (host, mut daemon) = setup();
     let id = network(
         &daemon,
@@ -695,18 +655,12 @@ fn a_restarted_daemon_brings_back_its_bridges_and_rules_and_a_stopped_one_leaves
 
 #[test]
 fn python_klee_manages_networks_unchanged() {
-    if skip_host_tests() {
-        return;
-    }
-    let Some(klee) = python_klee() else { return };
+    require!(host_tests());
+    let klee = require!(python_klee());
     let (_host, daemon) = setup();
     let py = |args: &[&str]| {
         let out = python(&klee, &daemon, args);
-        assert!(
-            out.status.success() && !text(&out).contains("Traceback"),
-            "{args:?}: {}",
-            describe(&out)
-        );
+        python_ok_for(format_args!("{args:?}"), &out);
         text(&out)
     };
     py(&[
@@ -767,13 +721,11 @@ fn python_klee_manages_networks_unchanged() {
 
 #[test]
 fn klee_creates_networks_runs_containers_on_them_and_publishes_ports() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (host, daemon) = setup();
     let klee = |args: &[&str]| {
         let out = daemon.klee(args);
-        assert!(out.status.success(), "{args:?}: {}", describe(&out));
+        ok_for(format_args!("{args:?}"), &out);
         text(&out)
     };
     klee(&[
@@ -872,7 +824,7 @@ fn bridge_of(host: &NetHost, daemon: &Daemon, network: &str) -> (String, String)
 
 /// A UDP service of the stand-in host on each `address:port`, printing `port text source` for
 /// every datagram.
-fn listen_udp(host: &NetHost, at: &[&str]) -> kleene_tests::netns::Background {
+fn listen_udp(host: &NetHost, at: &[&str]) -> Background {
     let script = "import select, socket, sys\n\
         socks = []\n\
         for spec in sys.argv[1:]:\n\
@@ -915,21 +867,16 @@ fn frame(
 }
 
 /// What a listener received, once the frames had time to arrive.
-fn received(listener: kleene_tests::netns::Background) -> String {
+fn received(listener: Background) -> String {
     std::thread::sleep(std::time::Duration::from_millis(700));
     listener.finish()
 }
 
 #[test]
 fn raw_sockets_do_not_reach_the_hosts_loopback_services() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (host, daemon) = setup();
-    network(
-        &daemon,
-        json!({"name": "raw", "type": "bridge", "subnet": "10.30.0.0/24", "gateway": "<auto>"}),
-    );
+    bridge(&daemon, "raw", "10.30.0.0/24");
     vnet_with(
         &daemon,
         "attacker",
@@ -962,8 +909,7 @@ fn raw_sockets_do_not_reach_the_hosts_loopback_services() {
     assert!(!got.contains("to-loopback"), "{got}");
     // The attack is real: without the daemon's loopback chain the same frame gets through.
     let listener = listen_udp(&host, &["127.0.0.1:17001"]);
-    let flushed = host.exec("nft", &["flush", "chain", "inet", "kleene", "loopback"]);
-    assert!(flushed.status.success(), "{}", describe(&flushed));
+    ok(&host.exec("nft", &["flush", "chain", "inet", "kleene", "loopback"]));
     send("127.0.0.1", 17001, "unguarded");
     let got = received(listener);
     assert!(got.contains("17001 unguarded"), "{got}");
@@ -971,14 +917,9 @@ fn raw_sockets_do_not_reach_the_hosts_loopback_services() {
 
 #[test]
 fn internal_networks_reach_no_host_address_even_with_forged_sources() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (host, daemon) = setup();
-    network(
-        &daemon,
-        json!({"name": "ext", "type": "bridge", "subnet": "10.31.0.0/24", "gateway": "<auto>"}),
-    );
+    bridge(&daemon, "ext", "10.31.0.0/24");
     network(
         &daemon,
         json!({"name": "int", "type": "bridge", "subnet": "10.32.0.0/24", "gateway": "<auto>", "internal": true}),
@@ -1028,9 +969,7 @@ fn internal_networks_reach_no_host_address_even_with_forged_sources() {
 
 #[test]
 fn icc_false_neighbours_cannot_be_impersonated() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (host, daemon) = setup();
     network(
         &daemon,
@@ -1051,7 +990,7 @@ fn icc_false_neighbours_cannot_be_impersonated() {
     let victim = address(&daemon, "victim", false);
     let spoofer = address(&daemon, "spoofer", false);
     let out = daemon.klee(&["exec", "victim", "cat", "/sys/class/net/eth0/address"]);
-    let victim_mac = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let victim_mac = stdout(&out).trim().to_owned();
     let pinned = host.neighbour(&victim, &bridge).unwrap_or_else(|| {
         let all = host.exec("ip", &["neigh", "show"]);
         panic!("no entry for {victim} on {bridge}: {}", describe(&all))
@@ -1061,7 +1000,7 @@ fn icc_false_neighbours_cannot_be_impersonated() {
 
     let listener = listen_udp(&host, &["0.0.0.0:17004"]);
     for from_mac in ["self", victim_mac.as_str()] {
-        let out = daemon.klee(&[
+        daemon.klee_ok(&[
             "exec",
             "spoofer",
             PROBE,
@@ -1070,7 +1009,6 @@ fn icc_false_neighbours_cannot_be_impersonated() {
             from_mac,
             &victim,
         ]);
-        assert!(out.status.success(), "{}", describe(&out));
     }
     let send = |from_mac: &str, from: &str, text: &str| {
         frame(
@@ -1107,25 +1045,16 @@ fn icc_false_neighbours_cannot_be_impersonated() {
         "the-victim"
     );
     // Gone with the container.
-    let out = daemon.klee(&["rmc", "-f", "victim"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rmc", "-f", "victim"]);
     assert_eq!(host.neighbour(&victim, &bridge), None);
 }
 
 #[test]
 fn a_published_port_answers_only_where_it_is_published_and_only_once() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (host, daemon) = setup();
-    network(
-        &daemon,
-        json!({"name": "front", "type": "bridge", "subnet": "10.34.0.0/24", "gateway": "<auto>"}),
-    );
-    network(
-        &daemon,
-        json!({"name": "back", "type": "bridge", "subnet": "10.35.0.0/24", "gateway": "<auto>"}),
-    );
+    bridge(&daemon, "front", "10.34.0.0/24");
+    bridge(&daemon, "back", "10.35.0.0/24");
     let published = json!([{"interfaces": [], "host_port": "18081", "container_port": "80"}]);
     vnet(&daemon, "web", "front", &["sleep", "600"], published);
     vnet(&daemon, "peer", "back", &["sleep", "600"], json!([]));
@@ -1148,7 +1077,7 @@ fn a_published_port_answers_only_where_it_is_published_and_only_once() {
 
     // A host port is published once: a second container asking for it is refused, naming the
     // holder, and nothing of it is made.
-    let tree = kleene_tests::zfs_tree(&daemon.root.name);
+    let tree = zfs_tree(&daemon.root.name);
     let rules = host.ruleset();
     for (host_port, protocol) in [("18081", "tcp"), ("18070:18090", "tcp")] {
         let answer = api(
@@ -1196,7 +1125,7 @@ fn a_published_port_answers_only_where_it_is_published_and_only_once() {
         "{}",
         describe(&out)
     );
-    assert_eq!(kleene_tests::zfs_tree(&daemon.root.name), tree);
+    assert_eq!(zfs_tree(&daemon.root.name), tree);
     assert_eq!(host.ruleset(), rules);
     // The same port for the other protocol is another port.
     vnet(
@@ -1210,9 +1139,7 @@ fn a_published_port_answers_only_where_it_is_published_and_only_once() {
 
 #[test]
 fn network_names_are_validated_and_a_refused_one_makes_nothing() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (host, daemon) = setup();
     let links = host.links();
     for name in ["../web", "a b", "web\u{1b}[2J", "-web", ".web", "wéb"] {
@@ -1249,14 +1176,9 @@ fn ipv6_of(host: &NetHost, link: &str) -> String {
 
 #[test]
 fn a_container_is_no_router_for_the_host_or_its_neighbours() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let (host, daemon) = setup();
-    network(
-        &daemon,
-        json!({"name": "ra", "type": "bridge", "subnet": "10.37.0.0/24", "gateway": "<auto>"}),
-    );
+    bridge(&daemon, "ra", "10.37.0.0/24");
     vnet(&daemon, "neighbour", "ra", &["sleep", "600"], json!([]));
     vnet_with(
         &daemon,
@@ -1299,8 +1221,7 @@ fn a_container_is_no_router_for_the_host_or_its_neighbours() {
     assert!(!neighbour_took_it(), "the neighbour took the prefix");
     // The attack is real: without the bridge table the neighbour takes the prefix; the host,
     // which ignores advertisements on the daemon's bridges, still does not.
-    let flushed = host.exec("nft", &["flush", "table", "bridge", "kleene"]);
-    assert!(flushed.status.success(), "{}", describe(&flushed));
+    ok(&host.exec("nft", &["flush", "table", "bridge", "kleene"]));
     let took = (0..20).any(|_| {
         advertise();
         std::thread::sleep(std::time::Duration::from_millis(300));

@@ -4,23 +4,14 @@
 // Test code: a failed setup step should panic where it happens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use kleene_tests::{
-    describe, python, python_klee, sample_objects, seed_store, skip_host_tests, Daemon,
-};
+use kleene_tests::clients::{describe, python, python_klee, python_ok_for, stdout, text};
+use kleene_tests::daemon::Daemon;
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
+use kleene_tests::store::daemon_with_samples;
 
 fn assert_clean(out: &std::process::Output, args: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python klee {args:?}: {}",
-        describe(out)
-    );
-    assert!(
-        !stderr.contains("Traceback") && !stdout.contains("Traceback"),
-        "python klee {args:?}: {}",
-        describe(out)
-    );
+    let stdout = python_ok_for(format_args!("python klee {args:?}"), out);
     assert!(
         !stdout.contains("Unset object"),
         "a field the client needs is missing: {}",
@@ -37,10 +28,8 @@ const LISTS: &[&[&str]] = &[
 
 #[test]
 fn python_klee_lists_on_an_empty_daemon() {
-    if skip_host_tests() {
-        return;
-    }
-    let Some(klee) = python_klee() else { return };
+    require!(host_tests());
+    let klee = require!(python_klee());
     let daemon = Daemon::start();
     for args in LISTS
         .iter()
@@ -53,20 +42,9 @@ fn python_klee_lists_on_an_empty_daemon() {
 
 #[test]
 fn python_klee_lists_and_inspects_stored_objects() {
-    if skip_host_tests() {
-        return;
-    }
-    let Some(klee) = python_klee() else { return };
-    // The sample objects include a network: the daemon makes its interface at start, so it runs
-    // in a network namespace of the test's own.
-    let net = kleene_tests::netns::NetHost::create();
-    let mut daemon = Daemon::start_with(kleene_tests::DaemonOptions {
-        netns: Some(net.name.clone()),
-        ..Default::default()
-    });
-    daemon.stop();
-    seed_store(&daemon.metadata_path(), sample_objects);
-    daemon.restart();
+    require!(host_tests());
+    let klee = require!(python_klee());
+    let (_net, daemon) = daemon_with_samples();
     for (args, expected) in [
         (&["image", "ls"][..], "1a2b3c4d5e6f"),
         (&["container", "ls", "-a"][..], "abcdef012345"),
@@ -83,7 +61,7 @@ fn python_klee_lists_and_inspects_stored_objects() {
         let out = python(&klee, &daemon, args);
         assert_clean(&out, args);
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains(expected),
+            stdout(&out).contains(expected),
             "python klee {args:?}: {}",
             describe(&out)
         );
@@ -92,10 +70,8 @@ fn python_klee_lists_and_inspects_stored_objects() {
 
 #[test]
 fn python_klee_reports_unknown_objects_without_a_traceback() {
-    if skip_host_tests() {
-        return;
-    }
-    let Some(klee) = python_klee() else { return };
+    require!(host_tests());
+    let klee = require!(python_klee());
     let daemon = Daemon::start();
     for args in [
         ["image", "inspect", "nope"],
@@ -103,11 +79,7 @@ fn python_klee_reports_unknown_objects_without_a_traceback() {
         ["network", "inspect", "nope"],
     ] {
         let out = python(&klee, &daemon, &args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = text(&out);
         assert!(
             !text.contains("Traceback"),
             "python klee {args:?}: {}",

@@ -6,43 +6,39 @@
 // Test code: a failed setup step should panic where it happens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kleene_tests::{
-    base_image, describe, host_pid_of, python, python_klee, skip_host_tests, Daemon,
-};
+use kleene_tests::clients::{describe, python, python_klee, python_ok_for};
+use kleene_tests::daemon::Daemon;
+use kleene_tests::host::host_pid_of;
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
+use kleene_tests::wait::eventually;
 
 fn inspect(daemon: &Daemon, name: &str) -> serde_json::Value {
-    let out = daemon.klee(&["container", "inspect", name]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    value["container"].clone()
+    daemon.klee_json(&["container", "inspect", name])["container"].clone()
 }
 
 /// Waits until `check` holds for the container's record.
 fn wait_for(daemon: &Daemon, name: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let waited = eventually(Duration::from_secs(30), || {
         let record = inspect(daemon, name);
         if check(&record) {
-            return;
+            Ok(())
+        } else {
+            Err(record)
         }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: never {what}: {record}\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    });
+    if let Err(record) = waited {
+        panic!("{name}: never {what}: {record}\n{}", daemon.log());
     }
 }
 
 /// The times (microseconds into the day, growing across midnight) of the lines `klee logs -t`
 /// shows, from their RFC 3339 stamps (`2026-12-01T18:40:12.123456Z`).
 fn log_times(daemon: &Daemon, name: &str) -> Vec<i128> {
-    let out = daemon.klee(&["logs", "-t", name]);
-    assert!(out.status.success(), "{}", describe(&out));
     let mut times: Vec<i128> = vec![];
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in daemon.klee_ok(&["logs", "-t", name]).lines() {
         let stamp = line.split_once(' ').expect("a timestamp").0;
         let clock = stamp
             .split_once('T')
@@ -62,24 +58,19 @@ fn log_times(daemon: &Daemon, name: &str) -> Vec<i128> {
 
 #[test]
 fn on_failure_restarts_a_failing_container_a_bounded_number_of_times() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
-    let out = daemon.klee(&[
-        "run",
-        "-d",
-        "--name",
+    require!(host_tests());
+    let daemon = Daemon::with_base();
+    daemon.run_detached(
         "failing",
-        "--restart",
-        "on-failure:3",
-        "base",
-        "/bin/sh",
-        "-c",
-        "echo run; exit 3",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
+        &[
+            "--restart",
+            "on-failure:3",
+            "base",
+            "/bin/sh",
+            "-c",
+            "echo run; exit 3",
+        ],
+    );
     wait_for(&daemon, "failing", "restarted three times", |c| {
         c["restart_count"] == 3 && c["running"] == false && c["last_exit"]["exit_code"] == 3
     });
@@ -101,13 +92,14 @@ fn on_failure_restarts_a_failing_container_a_bounded_number_of_times() {
     }
 
     // A client's start counts from zero again: four more runs.
-    let out = daemon.klee(&["container", "start", "-d", "failing"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while log_times(&daemon, "failing").len() < 8 {
-        assert!(Instant::now() < deadline, "{}", daemon.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    daemon.klee_ok(&["container", "start", "-d", "failing"]);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            log_times(&daemon, "failing").len() >= 8
+        }),
+        "{}",
+        daemon.log()
+    );
     wait_for(&daemon, "failing", "counted from zero", |c| {
         c["restart_count"] == 3 && c["running"] == false
     });
@@ -115,17 +107,7 @@ fn on_failure_restarts_a_failing_container_a_bounded_number_of_times() {
     assert_eq!(log_times(&daemon, "failing").len(), 8);
 
     // A process that succeeds is not restarted by on-failure.
-    let out = daemon.klee(&[
-        "run",
-        "-d",
-        "--name",
-        "fine",
-        "--restart",
-        "on-failure",
-        "base",
-        "/bin/true",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.run_detached("fine", &["--restart", "on-failure", "base", "/bin/true"]);
     wait_for(&daemon, "fine", "ended", |c| {
         c["running"] == false && c["last_exit"]["exit_code"] == 0
     });
@@ -141,23 +123,12 @@ fn on_failure_restarts_a_failing_container_a_bounded_number_of_times() {
 
 #[test]
 fn always_restarts_after_a_kill_and_a_daemon_restart_until_stopped() {
-    if skip_host_tests() {
-        return;
-    }
-    let mut daemon = Daemon::start();
-    base_image(&daemon);
-    let out = daemon.klee(&[
-        "run",
-        "-d",
-        "--name",
+    require!(host_tests());
+    let mut daemon = Daemon::with_base();
+    daemon.run_detached(
         "service",
-        "--restart",
-        "always",
-        "base",
-        "/bin/sleep",
-        "4242",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
+        &["--restart", "always", "base", "/bin/sleep", "4242"],
+    );
     let cmdline = "/bin/sleep\x004242\x00";
     let first = host_pid_of(cmdline);
     let killed = std::process::Command::new("kill")
@@ -176,10 +147,7 @@ fn always_restarts_after_a_kill_and_a_daemon_restart_until_stopped() {
             &["container", "ls", "-a"][..],
             &["container", "inspect", "service"],
         ] {
-            let out = python(&klee, &daemon, args);
-            assert!(out.status.success(), "{args:?}: {}", describe(&out));
-            let said = String::from_utf8_lossy(&out.stdout);
-            assert!(!said.contains("Traceback"), "{args:?}: {said}");
+            let said = python_ok_for(format_args!("{args:?}"), &python(&klee, &daemon, args));
             assert!(said.contains("service"), "{args:?}: {said}");
         }
     }
@@ -191,8 +159,7 @@ fn always_restarts_after_a_kill_and_a_daemon_restart_until_stopped() {
     });
 
     // Stopped by a client: it stays down, also across a daemon restart.
-    let out = daemon.klee(&["stop", "service"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["stop", "service"]);
     std::thread::sleep(Duration::from_millis(1000));
     let record = inspect(&daemon, "service");
     assert_eq!(record["running"], false, "{record}");
@@ -202,11 +169,9 @@ fn always_restarts_after_a_kill_and_a_daemon_restart_until_stopped() {
     assert_eq!(record["running"], false, "{record}");
 
     // A client's start brings back the policy; rm -f ends it.
-    let out = daemon.klee(&["container", "start", "-d", "service"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["container", "start", "-d", "service"]);
     wait_for(&daemon, "service", "running", |c| c["running"] == true);
-    let out = daemon.klee(&["rm", "-f", "service"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["rm", "-f", "service"]);
     std::thread::sleep(Duration::from_millis(500));
     let out = daemon.klee(&["container", "inspect", "service"]);
     assert!(

@@ -8,72 +8,59 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+use std::time::Duration;
 
-use kleene_tests::{
-    base_archive, base_image, describe, python, python_klee, skip_host_tests, stray_mounts,
-    zfs_tree, Daemon,
-};
+use kleene_tests::base::base_archive;
+use kleene_tests::clients::{describe, ok_for, python, python_klee, text};
+use kleene_tests::daemon::Daemon;
+use kleene_tests::host::stray_mounts;
+use kleene_tests::pool::zfs_tree;
+use kleene_tests::require;
+use kleene_tests::skip::host_tests;
+use kleene_tests::wait::eventually;
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(daemon: &Daemon, args: &[&str]) -> String {
+/// `klee args`, asserted to succeed; answers what it printed, stdout then stderr.
+fn klee_text(daemon: &Daemon, args: &[&str]) -> String {
     let out = daemon.klee(args);
-    assert!(out.status.success(), "klee {args:?}: {}", describe(&out));
+    ok_for(format_args!("klee {args:?}"), &out);
     text(&out)
 }
 
 fn volumes(daemon: &Daemon) -> Vec<String> {
-    let out = daemon.klee(&["--json", "volume", "ls"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    list.iter()
+    daemon
+        .klee_list(&["--json", "volume", "ls"])
+        .iter()
         .map(|v| v["name"].as_str().unwrap().to_owned())
         .collect()
 }
 
 fn container_count(daemon: &Daemon) -> usize {
-    let out = daemon.klee(&["--json", "lsc", "-a"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
-        .unwrap()
-        .len()
+    daemon.klee_list(&["--json", "lsc", "-a"]).len()
 }
 
 /// The host path of a volume's dataset.
 fn volume_path(daemon: &Daemon, name: &str) -> String {
-    let out = daemon.klee(&["volume", "inspect", name]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    inspect["volume"]["mountpoint"].as_str().unwrap().to_owned()
+    daemon.klee_json(&["volume", "inspect", name])["volume"]["mountpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
 fn data_in_a_volume_outlives_its_containers_and_the_daemon_and_read_only_means_read_only() {
-    if skip_host_tests() {
-        return;
-    }
-    let mut daemon = Daemon::start();
-    base_image(&daemon);
-    ok(
-        &daemon,
-        &[
-            "run",
-            "--rm",
-            "-m",
-            "data:/data",
-            "base",
-            "/bin/sh",
-            "-c",
-            "echo x > /data/f",
-        ],
-    );
+    require!(host_tests());
+    let mut daemon = Daemon::with_base();
+    daemon.klee_ok(&[
+        "run",
+        "--rm",
+        "-m",
+        "data:/data",
+        "base",
+        "/bin/sh",
+        "-c",
+        "echo x > /data/f",
+    ]);
     assert_eq!(volumes(&daemon), ["data"]);
     let out = daemon.klee(&[
         "run",
@@ -95,7 +82,7 @@ fn data_in_a_volume_outlives_its_containers_and_the_daemon_and_read_only_means_r
     assert!(!Path::new(&volume_path(&daemon, "data")).join("g").exists());
 
     daemon.restart();
-    let out = ok(
+    let out = klee_text(
         &daemon,
         &[
             "run",
@@ -117,11 +104,8 @@ fn data_in_a_volume_outlives_its_containers_and_the_daemon_and_read_only_means_r
 
 #[test]
 fn host_directories_and_files_are_mounted_as_asked() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let daemon = Daemon::with_base();
     let host = tempfile::tempdir().unwrap();
     let dir = host.path().join("shared");
     std::fs::create_dir(&dir).unwrap();
@@ -156,12 +140,9 @@ fn host_directories_and_files_are_mounted_as_asked() {
 
 #[test]
 fn a_new_volume_gets_the_images_files_and_an_existing_one_keeps_its_own() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
-    let out = ok(
+    require!(host_tests());
+    let daemon = Daemon::with_base();
+    let out = klee_text(
         &daemon,
         &[
             "run",
@@ -178,10 +159,10 @@ fn a_new_volume_gets_the_images_files_and_an_existing_one_keeps_its_own() {
     assert!(Path::new(&etc).join("passwd").is_file());
     assert!(Path::new(&etc).join("group").is_file());
 
-    ok(&daemon, &["volume", "create", "mine"]);
+    daemon.klee_ok(&["volume", "create", "mine"]);
     let mine = volume_path(&daemon, "mine");
     std::fs::write(Path::new(&mine).join("note"), "kept\n").unwrap();
-    let out = ok(
+    let out = klee_text(
         &daemon,
         &["run", "--rm", "-m", "mine:/etc", "base", "/bin/ls", "/etc"],
     );
@@ -199,18 +180,11 @@ fn a_new_volume_gets_the_images_files_and_an_existing_one_keeps_its_own() {
 
 #[test]
 fn a_volume_in_use_by_a_running_container_is_kept() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
-    ok(
-        &daemon,
+    require!(host_tests());
+    let daemon = Daemon::with_base();
+    daemon.run_detached(
+        "holder",
         &[
-            "run",
-            "-d",
-            "--name",
-            "holder",
             "-m",
             "busy:/data",
             "base",
@@ -219,12 +193,11 @@ fn a_volume_in_use_by_a_running_container_is_kept() {
             "echo kept > /data/f; sleep 60",
         ],
     );
-    // Wait for the write.
+    // Wait for the write (the read below says whether it came).
     let path = volume_path(&daemon, "busy");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !Path::new(&path).join("f").exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let _written = eventually(Duration::from_secs(10), || {
+        Path::new(&path).join("f").exists()
+    });
     let out = daemon.klee(&["volume", "rm", "busy"]);
     let said = text(&out);
     assert!(said.contains("in use by running container"), "{said}");
@@ -232,18 +205,16 @@ fn a_volume_in_use_by_a_running_container_is_kept() {
         std::fs::read_to_string(Path::new(&path).join("f")).unwrap(),
         "kept\n"
     );
-    let out = daemon.klee(&["volume", "prune", "-f"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    daemon.klee_ok(&["volume", "prune", "-f"]);
     assert_eq!(volumes(&daemon), ["busy"]);
 
-    ok(&daemon, &["stop", "holder"]);
-    ok(&daemon, &["volume", "rm", "busy"]);
+    daemon.klee_ok(&["stop", "holder"]);
+    daemon.klee_ok(&["volume", "rm", "busy"]);
     assert_eq!(volumes(&daemon), Vec::<String>::new());
     // The container stays, without its mount.
-    let out = ok(&daemon, &["isc", "holder"]);
-    let inspect: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let inspect = daemon.klee_json(&["isc", "holder"]);
     assert_eq!(inspect["container_mountpoints"], serde_json::json!([]));
-    ok(&daemon, &["rm", "holder"]);
+    daemon.klee_ok(&["rm", "holder"]);
 }
 
 /// An image whose root has links pointing out of it: `/escape` climbs with `..`, `/abs` names a
@@ -274,26 +245,21 @@ fn hostile_image(daemon: &Daemon, host_dir: &Path) {
         .status()
         .unwrap();
     assert!(status.success());
-    ok(
-        daemon,
-        &[
-            "image",
-            "create",
-            "fetch",
-            &format!("file://{}", archive.display()),
-            "-t",
-            "hostile",
-            "--no-dns",
-            "--no-localtime",
-        ],
-    );
+    daemon.klee_ok(&[
+        "image",
+        "create",
+        "fetch",
+        &format!("file://{}", archive.display()),
+        "-t",
+        "hostile",
+        "--no-dns",
+        "--no-localtime",
+    ]);
 }
 
 #[test]
 fn links_in_an_image_never_take_a_mount_out_of_the_container() {
-    if skip_host_tests() {
-        return;
-    }
+    require!(host_tests());
     let daemon = Daemon::start();
     let host = tempfile::tempdir().unwrap();
     let target = host.path().join("target");
@@ -318,8 +284,8 @@ fn links_in_an_image_never_take_a_mount_out_of_the_container() {
             "-c",
             &format!("echo pwned > {destination}/pwned; ls {destination}-host"),
         ]);
+        ok_for(destination, &out);
         let said = text(&out);
-        assert!(out.status.success(), "{destination}: {said}");
         // The host mount is seen inside the container, where the container's links lead.
         assert!(said.contains("from-host"), "{destination}: {said}");
     }
@@ -345,17 +311,14 @@ fn links_in_an_image_never_take_a_mount_out_of_the_container() {
     );
 
     // A new volume at a link to /etc gets the image's /etc, never the host's.
-    ok(
-        &daemon,
-        &[
-            "run",
-            "--rm",
-            "-m",
-            "etcvol:/etc-link",
-            "hostile",
-            "/bin/true",
-        ],
-    );
+    daemon.klee_ok(&[
+        "run",
+        "--rm",
+        "-m",
+        "etcvol:/etc-link",
+        "hostile",
+        "/bin/true",
+    ]);
     let etc = volume_path(&daemon, "etcvol");
     let passwd = std::fs::read_to_string(Path::new(&etc).join("passwd")).unwrap();
     let host_passwd = std::fs::read_to_string("/etc/passwd").unwrap();
@@ -368,11 +331,8 @@ fn links_in_an_image_never_take_a_mount_out_of_the_container() {
 
 #[test]
 fn bad_mounts_and_names_are_refused_and_leave_nothing() {
-    if skip_host_tests() {
-        return;
-    }
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let daemon = Daemon::with_base();
     let before = zfs_tree(&daemon.root.name);
     let long = "v".repeat(300);
     // Our klee refuses some forms itself; the Python client sends everything, so the daemon's
@@ -415,12 +375,9 @@ fn bad_mounts_and_names_are_refused_and_leave_nothing() {
 
 #[test]
 fn the_python_client_manages_volumes_and_mounts_them() {
-    if skip_host_tests() {
-        return;
-    }
-    let Some(py) = python_klee() else { return };
-    let daemon = Daemon::start();
-    base_image(&daemon);
+    require!(host_tests());
+    let py = require!(python_klee());
+    let daemon = Daemon::with_base();
     let run = |args: &[&str]| {
         let out = python(&py, &daemon, args);
         let said = text(&out);
@@ -447,8 +404,7 @@ fn the_python_client_manages_volumes_and_mounts_them() {
         std::fs::read_to_string(Path::new(&volume_path(&daemon, "pyvol")).join("f")).unwrap(),
         "py\n"
     );
-    let (_, said) = run(&["container", "prune", "-f"]);
-    let _ = said;
+    run(&["container", "prune", "-f"]);
     run(&["volume", "create", "unused"]);
     let (_, said) = run(&["volume", "prune", "-f"]);
     assert!(said.contains("pyvol") && said.contains("unused"), "{said}");

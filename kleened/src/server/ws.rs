@@ -228,9 +228,4 @@ mod tests {
         assert_eq!(opcode, 8);
         assert_eq!(closing(&payload), (1000, "read".to_owned()));
     }
-
-    #[test]
-    fn the_first_frame_timeout_is_thirty_seconds() {
-        assert_eq!(CONFIG_TIMEOUT, Duration::from_secs(30));
-    }
 }
