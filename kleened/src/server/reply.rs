@@ -192,3 +192,63 @@ pub fn respond<T: serde::Serialize>(
         Err(err) => engine(operation, err),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statuses the published client relies on for each operation and cause.
+    #[test]
+    fn each_operation_answers_its_causes_with_the_references_statuses() {
+        let not_found = || EngineError::NotFound("no such object".into());
+        let conflict = || EngineError::Conflict("in use".into());
+        let invalid = || EngineError::Invalid("bad value".into());
+        let runtime = || EngineError::Host {
+            context: "could not start".into(),
+            cause: HostCause::Runtime(crate::platform::RuntimeError::Host("no".into())),
+        };
+        let store = || {
+            EngineError::Store(StoreError::Corrupt {
+                what: "row",
+                reason: "bad".into(),
+            })
+        };
+        let cases = [
+            (Operation::ContainerCreate, runtime(), 404),
+            (Operation::ContainerCreate, invalid(), 404),
+            (Operation::ContainerRemove, conflict(), 409),
+            (Operation::ContainerStop, conflict(), 404),
+            (Operation::ContainerUpdate, runtime(), 409),
+            (Operation::ExecCreate, conflict(), 404),
+            (Operation::NetworkDisconnect, not_found(), 409),
+            (Operation::VolumeCreate, invalid(), 400),
+            (Operation::VolumeRemove, conflict(), 409),
+            (Operation::VolumeRemove, not_found(), 404),
+            (Operation::Lookup, runtime(), 500),
+            (Operation::ContainerCreate, store(), 500),
+        ];
+        for (operation, err, expected) in cases {
+            assert_eq!(
+                status(operation, &err).as_u16(),
+                expected,
+                "{operation:?} answers {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn failure_statuses_are_those_status_gives() {
+        assert_eq!(
+            failure_statuses(Operation::ExecCreate),
+            [StatusCode::NOT_FOUND, StatusCode::INTERNAL_SERVER_ERROR]
+        );
+        assert_eq!(
+            failure_statuses(Operation::VolumeCreate),
+            [
+                StatusCode::BAD_REQUEST,
+                StatusCode::NOT_FOUND,
+                StatusCode::INTERNAL_SERVER_ERROR
+            ]
+        );
+    }
+}
