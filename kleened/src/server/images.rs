@@ -18,7 +18,7 @@ use warp::{Filter, Reply};
 use super::reply::{self, Operation};
 use super::request::{bool_param, query};
 use super::{with_engine, ws};
-use crate::engine::build::run::BuildOutcome;
+use crate::engine::build::builder::BuildOutcome;
 use crate::engine::Engine;
 
 pub(super) fn routes(engine: Arc<Engine>) -> BoxedFilter<(Response,)> {
