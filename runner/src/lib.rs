@@ -1,7 +1,9 @@
 //! The one seam through which kleened runs external commands.
 //!
-//! Drivers (`zfs`, `pf`, the platform runtimes) never call `std::process::Command` themselves:
-//! they describe a command as a [`CommandSpec`] and hand it to a [`Runner`]. In production that
+//! Short commands (`zfs`, `pf`, the host and network commands of the platforms) are never run
+//! with `std::process::Command` directly: they are described as a [`CommandSpec`] and handed to a
+//! [`Runner`]. The runtimes' long-lived processes (the Linux helper, jexec(8)) are started by
+//! the runtimes themselves. In production that
 //! is [`SystemRunner`]; in tier-1 tests it is [`RecordingRunner`], which records every command
 //! and answers from a script, so argv construction and output handling are tested without
 //! touching the host.

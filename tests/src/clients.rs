@@ -1,13 +1,13 @@
-//! The clients a test drives the daemon with, our `klee` and the published Python client, and
-//! what it asks of their output: [`ok`] (the one success assertion, showing the command's output
-//! when it fails), [`text`] (what a user sees: stdout, then stderr), [`stdout`], [`stderr`] and
-//! [`describe`] (for assertion messages). Also the certificates for TLS listeners.
+//! The clients a test drives the daemon with, our `klee` and the published Python client, with
+//! what a test asks of a command's output ([`ok`], [`text`], ...: [`crate::output`], presented
+//! here). Also the certificates for TLS listeners.
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::daemon::Daemon;
+pub use crate::output::{describe, ok, ok_for, stderr, stdout, text};
 use crate::skip::skipped;
 use crate::{bin, workspace_root};
 
@@ -51,49 +51,6 @@ pub fn python_klee() -> Option<PathBuf> {
         path.display()
     );
     Some(path)
-}
-
-/// Text of a command's stdout and stderr, for assertion messages.
-pub fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// What a command printed on stdout.
-pub fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// What a command printed on stderr.
-pub fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// What a command printed, as a user sees it: stdout, then stderr.
-pub fn text(output: &Output) -> String {
-    stdout(output) + &stderr(output)
-}
-
-/// Asserts that a command succeeded; the panic shows its exit code, stdout and stderr. Answers
-/// its stdout.
-#[track_caller]
-pub fn ok(output: &Output) -> String {
-    ok_for("the command", output)
-}
-
-/// [`ok`], the panic naming first what the command was (`klee ["lsi"]`, a loop's case).
-#[track_caller]
-pub fn ok_for(what: impl Display, output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "{what} failed: {}",
-        describe(output)
-    );
-    stdout(output)
 }
 
 /// [`ok`] for the Python client, which may also print a traceback and still exit 0: neither

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[cfg(target_os = "freebsd")]
-use crate::clients::ok_for;
+use crate::output::ok_for;
 use crate::wait::eventually;
 
 /// Where the v1 `pids` hierarchy is mounted, if it is.

@@ -7,6 +7,8 @@
 //! - [`daemon`]: a running `kleened` of the test's own, its configuration and its stop.
 //! - [`clients`]: our klee and the Python klee against it, and what a test asks of their output
 //!   ([`clients::ok`], [`clients::text`]).
+//! - [`output`]: what a test asks of a command's output ([`output::ok`], [`output::text`]), a
+//!   leaf the clients and the host helpers share.
 //! - [`pool`]: the zfs test pool, the datasets under a root, a root dataset per test.
 //! - [`base`]: the base archive and the base image tests start from.
 //! - [`probe`]: the hostile-container probe and its image.
@@ -24,6 +26,7 @@ pub mod daemon;
 pub mod fileserver;
 pub mod host;
 pub mod netns;
+pub mod output;
 pub mod pool;
 pub mod probe;
 pub mod skip;

@@ -2,7 +2,8 @@
 //! the host's release and update a FreeBSD userland.
 //!
 //! Every command line is built by a pure function here (pinned by golden tests below) and executed
-//! through the [`Runner`] seam; nothing else in the daemon spawns processes.
+//! through the [`Runner`] seam. (The runtimes start their long-lived processes themselves: the
+//! Linux helper and jexec(8) keep pipes or a terminal open while the container runs.)
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! listeners that serve them (unix sockets, TCP, TLS).
 //!
 //! Each resource has its module of handlers; a handler only decodes, calls one engine function and
-//! encodes. Every failure becomes an answer in [`error`].
+//! encodes. Every engine failure becomes an answer in [`reply`].
 
 mod containers;
 mod doctor;

@@ -30,6 +30,7 @@ use zfs::{DatasetName, SnapshotName};
 
 use super::cache::digest;
 use super::dockerfile::{self, Command, Instruction, Line};
+use super::state::{Build, Failure, Origin, CONTEXT_MOUNT};
 use super::substitute::{substitute, Vars};
 use crate::engine::exec::{Client, ClientEvent};
 use crate::engine::images::parse_nametag;
@@ -37,9 +38,6 @@ use crate::engine::progress::Progress;
 use crate::engine::recovery::Intent;
 use crate::engine::{ids, Engine, EngineError};
 use crate::platform::inroot;
-
-/// Where a `COPY`'s context is mounted in the build container.
-pub(super) const CONTEXT_MOUNT: &str = "/kleene_temporary_context_store";
 
 /// A build whose Dockerfile was read and parsed, ready to run.
 #[derive(Debug)]
@@ -58,15 +56,6 @@ pub enum BuildOutcome {
     Created(String),
     /// It failed; the closing frame's `data` (a snapshot of the kept `:failed` image, or `""`).
     Failed(String),
-}
-
-/// A failed step: what the client is told (already said when `said`).
-pub(super) struct Failure(pub(super) String);
-
-impl From<EngineError> for Failure {
-    fn from(err: EngineError) -> Self {
-        Failure(format!("error: {err}"))
-    }
 }
 
 /// The output of a `RUN` (or `COPY`) process, sent on as build output.
@@ -93,42 +82,6 @@ impl Client for BuildClient<'_> {
     async fn flush(&mut self) {}
 }
 
-/// Where the build container comes from: a snapshot of an image (the parent, or a cached step's).
-#[derive(Debug, Clone)]
-pub(super) struct Origin {
-    pub(super) image_id: String,
-    pub(super) snapshot: String,
-}
-
-pub(super) struct Build<'a> {
-    pub(super) engine: &'a Engine,
-    pub(super) id: String,
-    pub(super) config: ImageBuildConfig,
-    pub(super) context: PathBuf,
-    pub(super) progress: Progress,
-    pub(super) cancel: CancellationToken,
-    /// Declared `ARG`s (with the client's values).
-    pub(super) args: Vars,
-    /// The build container's environment: the parent's, the configuration's, then `ENV`s.
-    pub(super) env: Vars,
-    pub(super) user: String,
-    pub(super) workdir: String,
-    pub(super) cmd: Vec<String>,
-    pub(super) instructions: Vec<[String; 2]>,
-    /// What the build container is (or will be) cloned from, while it does not exist yet.
-    pub(super) origin: Option<Origin>,
-    pub(super) made: bool,
-    /// `WORKDIR` directories to make once the container's dataset exists.
-    pub(super) pending_dirs: Vec<String>,
-    /// The key of the last step (the cache's chain).
-    pub(super) key: String,
-    /// Whether lookups may still hit (false after the first step that ran).
-    pub(super) cached: bool,
-    pub(super) context_mounted: bool,
-    /// Steps run in this build, for the cache once the image is kept: (key, snapshot).
-    pub(super) new_steps: Vec<(String, String)>,
-    pub(super) last_snapshot: Option<String>,
-}
 /// The working directory after `WORKDIR path`.
 fn join_workdir(current: &str, path: &str) -> String {
     let joined = if path.starts_with('/') {

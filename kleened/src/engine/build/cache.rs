@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::builder::{Build, Failure, Origin};
+use super::state::{Build, Failure, Origin};
 use crate::engine::EngineError;
 
 /// SHA-256 over `parts`, each preceded by its length, in hex.

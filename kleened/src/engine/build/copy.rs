@@ -5,9 +5,9 @@ use std::path::{Component, Path};
 
 use kleene_api::{MountPoint, MountPointType};
 
-use super::builder::{Build, Failure, CONTEXT_MOUNT};
 use super::cache::content_digest;
 use super::dockerfile::Line;
+use super::state::{Build, Failure, CONTEXT_MOUNT};
 /// A `COPY` destination: absolute, or relative to the working directory; a trailing `/` kept.
 pub(super) fn copy_destination(workdir: &str, dest: &str) -> String {
     let joined = if dest.starts_with('/') {

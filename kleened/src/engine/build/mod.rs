@@ -6,4 +6,5 @@ pub mod builder;
 mod cache;
 mod copy;
 pub mod dockerfile;
+mod state;
 pub mod substitute;

@@ -1,6 +1,6 @@
 //! Containers on networks: connect (the address allocated inside the store transaction that
-//! records the endpoint, the packet filter reloaded there, a running vnet container wired at
-//! once), disconnect, and what a starting container is wired with.
+//! records the endpoint, the packet filter reloaded there; a running vnet container is refused),
+//! disconnect, and what a starting container is wired with.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

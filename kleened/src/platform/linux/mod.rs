@@ -1,7 +1,8 @@
 //! The Linux runtime: containers as namespaced, confined process trees rooted in their ZFS dataset,
 //! tracked by a cgroup each. The namespace work happens in a helper process ([`helper`]); this
-//! module prepares it (user lookup, environment, confinement from the jail parameters
-//! ([`params`]), terminal or pipes, cgroup) and ends containers through their cgroup.
+//! module prepares it (environment, confinement from the jail parameters
+//! ([`confine::params`]), terminal or pipes, cgroup; the user is looked up by the helper inside
+//! the container) and ends containers through their cgroup.
 
 pub mod cgroup;
 pub mod confine;

@@ -21,9 +21,10 @@
 //! (PID 1, or the exec helper once in the container's mount namespace) opens one from the
 //! container's own devpts and relays ([`tty`]).
 //!
-//! Everything here runs in the single-threaded child. With [`tty`], [`mount_attr`],
-//! [`super::confine::seccomp`] and `platform::io` this is where the daemon has `unsafe` code:
-//! fork(2), signal handlers, ioctl(2) and mount_setattr(2), each commented where it is.
+//! Everything here runs in the single-threaded child. With [`child`], [`tty`], [`mount_attr`],
+//! [`super::confine::seccomp`], the `pre_exec` of [`super`], `platform::io`, FreeBSD's one
+//! `pre_exec` and `main.rs`'s `mallopt` this is where the daemon has `unsafe` code: fork(2),
+//! signal handlers, ioctl(2) and mount_setattr(2), each commented where it is.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
