@@ -54,8 +54,9 @@ pub enum EngineError {
     /// A value in the request is refused (a name, a parameter, an image reference, a port).
     #[error("{0}")]
     Invalid(String),
-    /// The host refused or failed the operation; `context` says what was being done.
-    #[error("{context}: {cause}")]
+    /// The host refused or failed the operation; `context` says what was being done (when it is
+    /// empty the host's words are the whole message).
+    #[error("{}", with_context(context, cause))]
     Host {
         /// What was being done.
         context: String,
@@ -72,6 +73,15 @@ pub enum EngineError {
     /// The daemon itself failed (a task that panicked, a setting it cannot use).
     #[error("{0}")]
     Internal(String),
+}
+
+/// `context: cause`, or the cause alone without a context.
+fn with_context(context: &str, cause: &HostCause) -> String {
+    if context.is_empty() {
+        cause.to_string()
+    } else {
+        format!("{context}: {cause}")
+    }
 }
 
 /// The host's side of an [`EngineError::Host`].

@@ -243,7 +243,10 @@ impl Engine {
             })
             .await
             .map_err(|e| e.to_string())?;
-        let running = self.start_exec_as(&exec.id, true, None, by_policy).await?;
+        let running = self
+            .start_exec_as(&exec.id, true, None, by_policy)
+            .await
+            .map_err(|e| e.to_string())?;
         self.detach(running);
         Ok(())
     }

@@ -15,7 +15,8 @@ use kleene_api::NetworkDriver;
 use super::io::{FdStream, TerminalControl};
 use super::network::ContainerEndpoint;
 
-/// A runtime failure, with a message for the user.
+/// A runtime failure, with a message for the user; where the host's own error is known it is
+/// kept as the cause (`source()`), and the message is what was being done, then that error.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The request cannot work (unknown user, container not running...).
@@ -24,6 +25,33 @@ pub enum RuntimeError {
     /// The host failed.
     #[error("{0}")]
     Host(String),
+    /// A system call or file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// What the kernel said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A host command could not be run.
+    #[error("{context}: {source}")]
+    Command {
+        /// What was being done (the program).
+        context: String,
+        /// Why it could not run or be waited for.
+        #[source]
+        source: kleene_runner::RunError,
+    },
+}
+
+impl RuntimeError {
+    /// Maps an I/O failure to [`RuntimeError::Io`] saying what was being done:
+    /// `.map_err(RuntimeError::io("socket pair"))`.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
+        let context = context.into();
+        move |source| RuntimeError::Io { context, source }
+    }
 }
 
 /// A host directory or file mounted into a container while it runs (a volume's dataset or a

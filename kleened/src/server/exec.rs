@@ -125,7 +125,8 @@ pub(super) async fn start(socket: WebSocket, engine: Arc<Engine>) {
         .await
     {
         Ok(running) => running,
-        Err(reason) => {
+        Err(err) => {
+            let reason = err.to_string();
             tracing::info!(exec = %config.exec_id, %reason, "exec start refused");
             // The reason alone, so that it fits the close frame; clients show it as the error.
             return ws::close(

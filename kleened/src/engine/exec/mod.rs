@@ -86,7 +86,7 @@ impl Engine {
         exec_id: &str,
         start_container: bool,
         tty_size: Option<kleene_api::TtySize>,
-    ) -> Result<RunningExec, String> {
+    ) -> Result<RunningExec, EngineError> {
         self.start_exec_as(exec_id, start_container, tty_size, false)
             .await
     }
@@ -100,9 +100,13 @@ impl Engine {
         start_container: bool,
         tty_size: Option<kleene_api::TtySize>,
         by_policy: bool,
-    ) -> Result<RunningExec, String> {
-        let runtime = self.runtime().map_err(|e| e.to_string())?.clone();
-        let unknown = || format!("could not find execution instance matching '{exec_id}'");
+    ) -> Result<RunningExec, EngineError> {
+        let runtime = self.runtime()?.clone();
+        let unknown = || {
+            EngineError::NotFound(format!(
+                "could not find execution instance matching '{exec_id}'"
+            ))
+        };
         let of_container = self
             .execs
             .with(|map| map.get(exec_id).map(|i| i.container_id.clone()))
@@ -114,9 +118,9 @@ impl Engine {
         let (container_id, cmd, env, user, tty) =
             self.execs.with(|map| match map.get(exec_id) {
                 None => Err(unknown()),
-                Some(instance) if instance.started.is_some() => {
-                    Err("executable already started".to_owned())
-                }
+                Some(instance) if instance.started.is_some() => Err(EngineError::Conflict(
+                    "executable already started".to_owned(),
+                )),
                 Some(i) => Ok((
                     i.container_id.clone(),
                     i.cmd.clone(),
@@ -127,19 +131,14 @@ impl Engine {
             })?;
         let container = self
             .find_container(&container_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "container not found".to_owned())?;
-        let rootfs = self
-            .container_rootfs(&container)
-            .await
-            .map_err(|e| e.to_string())?;
-        let running = self
-            .is_running(&container.id)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?
+            .ok_or_else(|| EngineError::NotFound("container not found".to_owned()))?;
+        let rootfs = self.container_rootfs(&container).await?;
+        let running = self.is_running(&container.id).await?;
         if !running && !start_container {
-            return Err("cannot start container when 'start_container' is false.".to_owned());
+            return Err(EngineError::Conflict(
+                "cannot start container when 'start_container' is false.".to_owned(),
+            ));
         }
         // A container starting is wired to its networks (vnet, and ipnet on FreeBSD).
         let endpoints = if running
@@ -149,16 +148,12 @@ impl Engine {
             ) {
             vec![]
         } else {
-            self.wiring_of(&container.id)
-                .await
-                .map_err(|e| e.to_string())?
+            self.wiring_of(&container.id).await?
         };
         let mounts = if running {
             vec![]
         } else {
-            self.mounts_of(&container.id)
-                .await
-                .map_err(|e| e.to_string())?
+            self.mounts_of(&container.id).await?
         };
         let spec = ProcessSpec {
             container_id: container.id.clone(),
@@ -194,14 +189,17 @@ impl Engine {
             // The out-of-memory kills counted so far, to tell whether this process was one.
             Ok::<_, crate::platform::RuntimeError>((spawned, runtime.oom_kills(&spec.container_id)))
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .await?
+        .map_err(|err| match err {
+            // The runtime's words, as the client is told them.
+            crate::platform::RuntimeError::Invalid(message) => EngineError::Invalid(message),
+            err => EngineError::host("")(err),
+        })?;
         // A child the runtime just started has a PID; 0 would mean "my process group" to kill(2).
         let pid = spawned
             .child
             .id()
-            .ok_or_else(|| "the started process has no PID".to_owned())?;
+            .ok_or_else(|| EngineError::Internal("the started process has no PID".to_owned()))?;
         let interfaces: Vec<(String, Option<String>)> = spawned
             .interfaces
             .iter()

@@ -91,7 +91,11 @@ async fn a_failed_start_leaves_the_container_stopped_and_usable() {
         .await
         .unwrap();
     let err = engine.start_exec(&exec.id, true, None).await.unwrap_err();
-    assert!(err.contains("cannot make the namespaces"), "{err}");
+    assert!(matches!(err, EngineError::Host { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("cannot make the namespaces"),
+        "{err}"
+    );
     assert!(
         !engine
             .inspect_container("svc".into())

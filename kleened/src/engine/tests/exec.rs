@@ -54,7 +54,12 @@ async fn an_attached_exec_gives_its_output_and_exit_code_and_the_container_stops
     );
     // The instance is gone once it ended.
     let err = engine.start_exec(&exec.id, true, None).await.unwrap_err();
-    assert!(err.contains("could not find execution instance"), "{err}");
+    assert!(matches!(err, EngineError::NotFound(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("could not find execution instance"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,7 +129,11 @@ async fn execs_join_a_running_container_and_stop_ends_it() {
         .await
         .unwrap();
     let err = engine.start_exec(&exec.id, false, None).await.unwrap_err();
-    assert!(err.contains("'start_container' is false"), "{err}");
+    assert!(matches!(err, EngineError::Conflict(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("'start_container' is false"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

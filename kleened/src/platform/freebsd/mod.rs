@@ -238,7 +238,10 @@ impl JailRuntime {
     fn run(&self, spec: &CommandSpec) -> Result<kleene_runner::Output, RuntimeError> {
         self.runner
             .run(spec)
-            .map_err(|e| RuntimeError::Host(format!("{}: {e}", spec.program)))
+            .map_err(|source| RuntimeError::Command {
+                context: spec.program.clone(),
+                source,
+            })
     }
 
     /// The jid of the container's jail as the kernel knows it now, `None` when it has none.

@@ -204,8 +204,8 @@ pub fn check_devfs_node(root: &Path) -> Result<(), RuntimeError> {
             }
         ))),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&dev)
-            .map_err(|e| RuntimeError::Host(format!("cannot make {}: {e}", dev.display()))),
-        Err(err) => Err(RuntimeError::Host(format!("{}: {err}", dev.display()))),
+            .map_err(RuntimeError::io(format!("cannot make {}", dev.display()))),
+        Err(err) => Err(RuntimeError::io(dev.display().to_string())(err)),
     }
 }
 

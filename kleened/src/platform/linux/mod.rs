@@ -114,12 +114,12 @@ impl NamespaceRuntime {
             .env(SPEC_ENV, text)
             .kill_on_drop(false);
         // The helper gets pipes; for a terminal it opens one inside the container and relays.
-        let io = ProcessIo::pipes_for(&mut command)
-            .map_err(|e| RuntimeError::Host(format!("pipes: {e}")))?;
+        let io = ProcessIo::pipes_for(&mut command).map_err(RuntimeError::io("pipes"))?;
         pass_descriptor(&mut command, sync);
-        let child = command.spawn().map_err(|e| {
-            RuntimeError::Host(format!("cannot start {}: {e}", self.helper.display()))
-        })?;
+        let child = command.spawn().map_err(RuntimeError::io(format!(
+            "cannot start {}",
+            self.helper.display()
+        )))?;
         // `command` still holds the child's ends of the pipes or terminal; drop them so the daemon
         // sees end-of-file when the process is done.
         drop(command);
@@ -197,7 +197,7 @@ impl Conversation {
     fn new(stream: std::os::unix::net::UnixStream) -> Result<Conversation, RuntimeError> {
         stream
             .set_read_timeout(Some(SYNC_TIMEOUT))
-            .map_err(|e| RuntimeError::Host(format!("the container's helper: {e}")))?;
+            .map_err(RuntimeError::io("the container's helper"))?;
         Ok(Conversation {
             stream,
             said: vec![],
@@ -242,9 +242,9 @@ impl Conversation {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) => {}
                 Err(e) => {
-                    return Err(RuntimeError::Host(format!(
-                        "the container's helper did not say {what}: {e}"
-                    )))
+                    return Err(RuntimeError::io(format!(
+                        "the container's helper did not say {what}"
+                    ))(e))
                 }
             }
         }
@@ -265,7 +265,7 @@ impl Conversation {
         use std::io::Write;
         self.stream
             .write_all(b"g")
-            .map_err(|e| RuntimeError::Host(format!("the container's helper: {e}")))
+            .map_err(RuntimeError::io("the container's helper"))
     }
 
     /// The stream, for the terminal's sizes (nothing more is read from it).
@@ -342,9 +342,10 @@ impl NamespaceRuntime {
             .env(SPEC_ENV, text)
             .stdin(std::process::Stdio::null())
             .output()
-            .map_err(|e| {
-                RuntimeError::Host(format!("cannot start {}: {e}", self.helper.display()))
-            })?;
+            .map_err(RuntimeError::io(format!(
+                "cannot start {}",
+                self.helper.display()
+            )))?;
         if output.status.success() {
             Ok(())
         } else {
@@ -401,8 +402,8 @@ impl Runtime for NamespaceRuntime {
             wait_for_network,
             mounts: spec.mounts.clone(),
         };
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
-            .map_err(|e| RuntimeError::Host(format!("socket pair: {e}")))?;
+        let (ours, theirs) =
+            std::os::unix::net::UnixStream::pair().map_err(RuntimeError::io("socket pair"))?;
         let mut spawned = self.spawn(spec, mode, &theirs).inspect_err(|_| {
             let _ = self.cgroups.remove(&spec.container_id);
         })?;
@@ -438,8 +439,8 @@ impl Runtime for NamespaceRuntime {
             init_pid,
             confinement: Confinement::from(&params),
         };
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
-            .map_err(|e| RuntimeError::Host(format!("socket pair: {e}")))?;
+        let (ours, theirs) =
+            std::os::unix::net::UnixStream::pair().map_err(RuntimeError::io("socket pair"))?;
         let mut spawned = self.spawn(spec, mode, &theirs)?;
         drop(theirs);
         let mut sync = Conversation::new(ours)?;
