@@ -39,7 +39,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::task::spawn_blocking({
             let layout = layout.clone();
             move || -> anyhow::Result<(Zfs, Store, PathBuf, PathBuf, std::fs::File)> {
-                let root_mountpoint = layout.prepare(&zfs).map_err(anyhow::Error::msg)?;
+                let root_mountpoint = layout.prepare(&zfs)?;
                 // Not fatal: the daemon still serves on a pool too full to give it; the log says why.
                 if let Err(err) = layout.reserve(&zfs, reservation) {
                     tracing::warn!(error = %err, "a full pool may stop the metadata database");

@@ -2,7 +2,53 @@
 
 use std::path::PathBuf;
 
-use zfs::{DatasetName, NameError, Zfs};
+use zfs::{DatasetName, NameError, Zfs, ZfsError};
+
+/// Why the datasets under `kleene_root` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// The root dataset does not exist.
+    #[error(
+        "the dataset '{0}' of 'kleene_root' does not exist: create it (zfs create {0}) or fix the \
+         configuration"
+    )]
+    NoRoot(String),
+    /// The root dataset is not mounted.
+    #[error("the dataset '{0}' of 'kleene_root' has no mountpoint")]
+    NotMounted(String),
+    /// The root cannot be marked as a kleene root.
+    #[error("cannot mark {root} as a kleene root: {source}")]
+    Mark {
+        /// The root.
+        root: String,
+        /// What zfs said.
+        #[source]
+        source: ZfsError,
+    },
+    /// The root's reservation cannot be set.
+    #[error("cannot reserve {wanted} bytes for {root} (kleene_root_reservation): {source}")]
+    Reserve {
+        /// The reservation asked for, or `none`.
+        wanted: String,
+        /// The root.
+        root: String,
+        /// What zfs said.
+        #[source]
+        source: ZfsError,
+    },
+    /// A dataset's directory cannot be made private.
+    #[error("cannot make {} private (mode 0700): {source}", path.display())]
+    Private {
+        /// The directory.
+        path: PathBuf,
+        /// What the kernel said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// zfs failed.
+    #[error(transparent)]
+    Zfs(#[from] ZfsError),
+}
 
 /// The datasets of the daemon: `<root>/image/<id>`, `<root>/container/<id>`, `<root>/volumes/<name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,28 +88,27 @@ impl Layout {
     /// The root is marked as a kleene root (the user property [`ROOT_MARK`], which its
     /// descendants inherit), so that no daemon copies or clones a dataset of any kleene root as
     /// an image. Blocks (runs zfs).
-    pub fn prepare(&self, zfs: &Zfs) -> Result<PathBuf, String> {
+    pub fn prepare(&self, zfs: &Zfs) -> Result<PathBuf, LayoutError> {
         let root = self.root.as_str();
-        let exists = zfs.exists(&self.root).map_err(|e| e.to_string())?;
-        if !exists {
-            return Err(format!(
-                "the dataset '{root}' of 'kleene_root' does not exist: create it (zfs create {root}) or fix the configuration"
-            ));
+        if !zfs.exists(&self.root)? {
+            return Err(LayoutError::NoRoot(root.to_owned()));
         }
         let mountpoint = zfs
-            .mountpoint(&self.root)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("the dataset '{root}' of 'kleene_root' has no mountpoint"))?;
-        let mark = zfs.get(&self.root, ROOT_MARK).map_err(|e| e.to_string())?;
+            .mountpoint(&self.root)?
+            .ok_or_else(|| LayoutError::NotMounted(root.to_owned()))?;
+        let mark = zfs.get(&self.root, ROOT_MARK)?;
         if mark.as_deref() != Some(root) {
             zfs.set(&self.root, ROOT_MARK, root)
-                .map_err(|e| format!("cannot mark {root} as a kleene root: {e}"))?;
+                .map_err(|source| LayoutError::Mark {
+                    root: root.to_owned(),
+                    source,
+                })?;
         }
         for parent in [&self.images, &self.containers, &self.volumes] {
-            if !zfs.exists(parent).map_err(|e| e.to_string())? {
-                zfs.create(parent, &[]).map_err(|e| e.to_string())?;
+            if !zfs.exists(parent)? {
+                zfs.create(parent, &[])?;
             }
-            if let Some(path) = zfs.mountpoint(parent).map_err(|e| e.to_string())? {
+            if let Some(path) = zfs.mountpoint(parent)? {
                 close_to_others(&path)?;
             }
         }
@@ -73,14 +118,14 @@ impl Layout {
     /// Gives the root dataset the `refreservation` `reservation` (`None`: none): space that
     /// containers and volumes filling the pool cannot take from the metadata database and the
     /// daemon's files. Blocks (runs zfs).
-    pub fn reserve(&self, zfs: &Zfs, reservation: Option<u64>) -> Result<(), String> {
+    pub fn reserve(&self, zfs: &Zfs, reservation: Option<u64>) -> Result<(), LayoutError> {
         let wanted = reservation.map_or_else(|| "none".to_owned(), |bytes| bytes.to_string());
-        zfs.set(&self.root, "refreservation", &wanted).map_err(|e| {
-            format!(
-                "cannot reserve {wanted} bytes for {} (kleene_root_reservation): {e}",
-                self.root.as_str()
-            )
-        })
+        zfs.set(&self.root, "refreservation", &wanted)
+            .map_err(|source| LayoutError::Reserve {
+                wanted,
+                root: self.root.as_str().to_owned(),
+                source,
+            })
     }
 
     /// The object ID of a dataset directly under `parent`, if it is one.
@@ -97,10 +142,14 @@ impl Layout {
 pub const ROOT_MARK: &str = "kleene:root";
 
 /// Mode 0700 on a directory, so that only root can reach what is below it.
-pub fn close_to_others(path: &std::path::Path) -> Result<(), String> {
+pub fn close_to_others(path: &std::path::Path) -> Result<(), LayoutError> {
     use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| format!("cannot make {} private (mode 0700): {e}", path.display()))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|source| {
+        LayoutError::Private {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -176,7 +176,11 @@ impl Clients {
             Action::PrepareNetworking => network()?.prepare().map_err(|e| e.to_string()),
             // Only where the platform has host networking (never for an engine without it).
             Action::SwitchOn(path) => network().and_then(|_| switch_on(path)),
-            Action::PrepareLayout => self.layout.prepare(&self.zfs).map(drop),
+            Action::PrepareLayout => self
+                .layout
+                .prepare(&self.zfs)
+                .map(drop)
+                .map_err(|e| e.to_string()),
             Action::Mount(name) => self.zfs.mount(&dataset(name)?).map_err(|e| e.to_string()),
             Action::Unmount(path) => self.unmount(path),
             Action::RemoveInterface(name) => network()?
