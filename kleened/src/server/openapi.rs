@@ -54,6 +54,21 @@ use super::{containers, doctor, exec, images, info, networks, volumes, BODY_LIMI
 )]
 struct ApiDoc;
 
+/// A JSON answer described as `description`, its body of the schema named `schema`.
+fn answer(description: impl Into<String>, schema: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(schema)))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
 /// Adds to every operation with a JSON request body the answers `request::json_body` gives for
 /// any of them: 413 for a body over the limit, and 422 for one that is missing or does not fit
 /// (where the handler's annotation does not say it already). Websocket operations, whose "body" is
@@ -62,19 +77,6 @@ struct BodyRefusals;
 
 impl Modify for BodyRefusals {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let answer = |description: String, schema: &str| {
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description(description)
-                    .content(
-                        "application/json",
-                        ContentBuilder::new()
-                            .schema(Some(Ref::from_schema_name(schema)))
-                            .build(),
-                    )
-                    .build(),
-            )
-        };
         for item in openapi.paths.paths.values_mut() {
             for operation in [
                 &mut item.get,
@@ -97,7 +99,7 @@ impl Modify for BodyRefusals {
                 });
                 responses.entry("422".into()).or_insert_with(|| {
                     answer(
-                        "the body is missing or does not fit the schema".into(),
+                        "the body is missing or does not fit the schema",
                         "ValidationErrors",
                     )
                 });
@@ -200,19 +202,7 @@ impl Modify for EngineFailures {
                     .responses
                     .responses
                     .entry(status.as_str().to_owned())
-                    .or_insert_with(|| {
-                        RefOr::T(
-                            ResponseBuilder::new()
-                                .description(description)
-                                .content(
-                                    "application/json",
-                                    ContentBuilder::new()
-                                        .schema(Some(Ref::from_schema_name("ErrorResponse")))
-                                        .build(),
-                                )
-                                .build(),
-                        )
-                    });
+                    .or_insert_with(|| answer(description, "ErrorResponse"));
             }
         }
     }
