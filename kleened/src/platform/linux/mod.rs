@@ -382,7 +382,7 @@ impl Runtime for NamespaceRuntime {
         // Limits the host cannot enforce refuse the start before anything is made.
         self.cgroups
             .check_limits(&spec.limits)
-            .map_err(RuntimeError::Invalid)?;
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         self.cgroups.create(&spec.container_id).map_err(host)?;
         if let Err(err) = self
             .cgroups
@@ -536,7 +536,10 @@ impl Runtime for NamespaceRuntime {
     fn update_limits(&self, container_id: &str, limits: &Limits) -> Result<bool, RuntimeError> {
         self.cgroups
             .set_limits(container_id, limits)
-            .map_err(RuntimeError::Invalid)
+            .map_err(|err| match err {
+                CgroupError::Unsupported(message) => RuntimeError::Invalid(message),
+                err => RuntimeError::Host(err.to_string()),
+            })
     }
 
     fn oom_kills(&self, container_id: &str) -> Option<u64> {

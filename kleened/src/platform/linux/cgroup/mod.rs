@@ -70,6 +70,9 @@ pub enum CgroupError {
         /// Why.
         source: std::io::Error,
     },
+    /// A limit this host cannot enforce, or not on this container until its next start.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// The parent cgroup of a daemon's containers.
@@ -235,7 +238,7 @@ impl Cgroups {
 
     /// Refuses limits this host cannot enforce, naming the first one and why; checked before
     /// anything is made for a start.
-    pub fn check_limits(&self, limits: &Limits) -> Result<(), String> {
+    pub fn check_limits(&self, limits: &Limits) -> Result<(), CgroupError> {
         for controller in Controller::ALL {
             if asked(controller, limits) && self.homes.of(controller).is_none() {
                 let name = controller.name();
@@ -252,10 +255,10 @@ impl Cgroups {
                          daemon's cgroup and no cgroup v1 '{name}' hierarchy is mounted"
                     ),
                 };
-                return Err(format!(
+                return Err(CgroupError::Unsupported(format!(
                     "this host cannot enforce a {}: {why}",
                     controller.limit()
-                ));
+                )));
             }
         }
         Ok(())
@@ -316,7 +319,7 @@ impl Cgroups {
     /// Writes new limits into a running container's cgroups. False when the container has no
     /// cgroup (not running). A limit for a controller without a cgroup of the container is an
     /// error, and nothing is written then.
-    pub fn set_limits(&self, id: &str, limits: &Limits) -> Result<bool, String> {
+    pub fn set_limits(&self, id: &str, limits: &Limits) -> Result<bool, CgroupError> {
         if !self.path(id).is_dir() {
             return Ok(false);
         }
@@ -329,19 +332,19 @@ impl Cgroups {
             let dir = self.limit_dir(home, id);
             if !dir.is_dir() {
                 if asked(controller, limits) {
-                    return Err(format!(
+                    return Err(CgroupError::Unsupported(format!(
                         "the container started without a '{}' cgroup; its {} applies at its \
                          next start",
                         controller.name(),
                         controller.limit()
-                    ));
+                    )));
                 }
                 continue;
             }
             writes.push((dir, controller, matches!(home, LimitHome::V2)));
         }
         for (dir, controller, v2) in writes {
-            write_limits(&dir, controller, v2, limits).map_err(|e| e.to_string())?;
+            write_limits(&dir, controller, v2, limits)?;
         }
         Ok(true)
     }
