@@ -15,6 +15,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)] // Each crate uses part of it.
+#[path = "../../tests/src/golden.rs"]
+mod golden;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -1086,7 +1090,6 @@ fn golden_text(case: &Case) -> String {
 
 #[test]
 fn every_freebsd_command_line_matches_its_golden_file() {
-    let update = std::env::var("KLEENE_UPDATE_GOLDENS").as_deref() == Ok("1");
     let dir = goldens_dir();
     let cases = catalogue();
     let mut failures = vec![];
@@ -1100,28 +1103,14 @@ fn every_freebsd_command_line_matches_its_golden_file() {
             case.name
         );
         let path = dir.join(format!("{}.txt", case.name));
-        let want = golden_text(case);
-        if update {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, &want).unwrap();
-            continue;
-        }
-        match std::fs::read_to_string(&path) {
-            Ok(have) if have == want => {}
-            Ok(have) => failures.push(format!(
-                "{}: differs\n--- golden\n{have}+++ built now\n{want}",
-                path.display()
-            )),
-            Err(err) => failures.push(format!("{}: {err}", path.display())),
+        if let Err(failure) = golden::compare(&path, &golden_text(case)) {
+            failures.push(failure);
         }
     }
     // No golden file without a case: a removed command takes its golden with it.
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        let stem = name.trim_end_matches(".txt");
-        if !cases.iter().any(|c| c.name == stem) {
-            failures.push(format!("{name}: no case builds this golden file"));
-        }
+    let names: Vec<&str> = cases.iter().map(|c| c.name).collect();
+    for name in golden::orphans(&dir, "txt", &names) {
+        failures.push(format!("{name}: no case builds this golden file"));
     }
     assert!(
         failures.is_empty(),

@@ -13,6 +13,10 @@
 #[path = "../../tests/src/skip.rs"]
 mod skip;
 
+#[allow(dead_code)] // Each crate uses part of it.
+#[path = "../../tests/src/golden.rs"]
+mod golden;
+
 use std::path::{Path, PathBuf};
 
 use pf::{
@@ -125,20 +129,12 @@ fn cases() -> Vec<(String, Policy)> {
 
 #[test]
 fn every_policy_renders_as_its_golden_file() {
-    let update = std::env::var("KLEENE_UPDATE_GOLDENS").as_deref() == Ok("1");
     for (name, policy) in cases() {
         let script = pf::nft::render(&policy, "kleene");
         let path = goldens().join(format!("{name}.nft"));
-        if update {
-            std::fs::write(&path, &script).unwrap();
+        if let Err(failure) = golden::compare(&path, &script) {
+            panic!("{name}: {failure}");
         }
-        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (KLEENE_UPDATE_GOLDENS=1 writes it)",
-                path.display()
-            )
-        });
-        assert_eq!(script, expected, "{name} differs from {}", path.display());
         assert_eq!(
             pf::nft::render(&policy, "kleene"),
             script,

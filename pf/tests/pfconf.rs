@@ -14,6 +14,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)] // Each crate uses part of it.
+#[path = "../../tests/src/golden.rs"]
+mod golden;
+
 use std::path::{Path, PathBuf};
 
 use pf::pfconf::{fill_template, render};
@@ -331,7 +335,6 @@ fn golden_text(case: &Case) -> String {
 
 #[test]
 fn every_policy_renders_as_its_golden_file() {
-    let update = std::env::var("KLEENE_UPDATE_GOLDENS").as_deref() == Ok("1");
     let dir = goldens();
     let cases = cases();
     let mut failures = vec![];
@@ -339,27 +342,14 @@ fn every_policy_renders_as_its_golden_file() {
         let path = dir.join(format!("{}.conf", case.name));
         let want = golden_text(case);
         assert_eq!(want, golden_text(case), "{}: not deterministic", case.name);
-        if update {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, &want).unwrap();
-            continue;
-        }
-        match std::fs::read_to_string(&path) {
-            Ok(have) if have == want => {}
-            Ok(have) => failures.push(format!(
-                "{}: differs\n--- golden\n{have}+++ rendered now\n{want}",
-                path.display()
-            )),
-            Err(err) => failures.push(format!("{}: {err}", path.display())),
+        if let Err(failure) = golden::compare(&path, &want) {
+            failures.push(failure);
         }
     }
     // No golden file without a case.
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        let stem = name.trim_end_matches(".conf");
-        if !cases.iter().any(|c| c.name == stem) {
-            failures.push(format!("{name}: no case renders this golden file"));
-        }
+    let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+    for name in golden::orphans(&dir, "conf", &names) {
+        failures.push(format!("{name}: no case renders this golden file"));
     }
     assert!(
         failures.is_empty(),

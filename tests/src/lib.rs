@@ -24,6 +24,7 @@ pub mod base;
 pub mod clients;
 pub mod daemon;
 pub mod fileserver;
+pub mod golden;
 pub mod host;
 pub mod netns;
 pub mod output;
