@@ -303,3 +303,66 @@ fn substitutions_never_run_anything_on_the_host() {
     assert!(!Path::new(&marker).exists(), "FROM ran on the host");
     assert!(containers(&daemon).is_empty());
 }
+
+/// The build's frames are the reference's: status lines (`Step`, `Snapshot created`) come without
+/// a line end, which the published client adds, so its output is the build line by line with no
+/// blank line between steps; an error line is the reference's words. Our klee prints the same
+/// lines.
+#[test]
+fn a_build_prints_line_by_line_through_both_clients_as_the_reference_frames_it() {
+    require!(host_tests());
+    let py = require!(python_klee());
+    let daemon = Daemon::with_base();
+    let ctx = context("FROM base\nRUN echo lol\nCMD /bin/true\n");
+    let dir = ctx.path().display().to_string();
+    let expected = [
+        "Started to build image with ID ",
+        "Step 1/3 : FROM base",
+        "Step 2/3 : RUN echo lol",
+        "lol",
+        "--> Snapshot created: @",
+        "Step 3/3 : CMD /bin/true",
+    ];
+    let steps = |said: &str| -> Vec<String> {
+        said.lines()
+            .take_while(|line| !line.starts_with("image created"))
+            .map(str::to_owned)
+            .collect()
+    };
+    for (client, out) in [
+        ("python", py_build(&py, &daemon, &["-t", "framed:py", &dir])),
+        (
+            "klee",
+            daemon.klee(&["build", "--no-cache", "-t", "framed:klee", &dir]),
+        ),
+    ] {
+        let said = ok_for(client, &out);
+        let mut lines = steps(&said);
+        // The published client begins its closing message on a line of its own.
+        if client == "python" && lines.last().is_some_and(String::is_empty) {
+            lines.pop();
+        }
+        assert_eq!(lines.len(), expected.len(), "{client}: {said}");
+        for (line, start) in lines.iter().zip(expected) {
+            assert!(
+                line.starts_with(start),
+                "{client}: {line:?} for {start:?} in {said}"
+            );
+        }
+    }
+
+    let ctx = context("FROM nonexisting\nRUN true\n");
+    let dir = ctx.path().display().to_string();
+    for (client, out) in [
+        ("python", py_build(&py, &daemon, &[&dir])),
+        ("klee", daemon.klee(&["build", &dir])),
+    ] {
+        assert!(!out.status.success(), "{client}: {}", describe(&out));
+        let said = text(&out);
+        assert!(
+            said.contains("Step 1/2 : FROM nonexisting\nerror: could not find image nonexisting"),
+            "{client}: {said}"
+        );
+        assert!(!said.contains("\n\n\n"), "{client}: {said}");
+    }
+}

@@ -229,6 +229,7 @@ pub async fn build(
 ) -> Result<(), ClientError> {
     let config = build_config(conn, args).await?;
     let mut id = String::new();
+    let mut lines = BuildLines::default();
     let on_frame = |frame: Frame| {
         // A closed stdout must not stop the build; what is lost is only shown output.
         let _ = match frame {
@@ -238,13 +239,13 @@ pub async fn build(
                 id = data;
                 writeln!(out, "Started to build image with ID {id}")
             }
-            // Frames carry their own line ends.
-            Frame::Text(text) => out.write_all(text.as_bytes()),
-            Frame::Binary(bytes) => out.write_all(&bytes),
+            Frame::Text(text) => lines.write(out, text.as_bytes()),
+            Frame::Binary(bytes) => lines.write(out, &bytes),
         };
         let _ = out.flush();
     };
     let ending = session::run_until(conn, "/images/build", &config, on_frame, cancel).await?;
+    let _ = lines.end(out);
     let image = if id.is_empty() {
         "the image".to_owned()
     } else {
@@ -274,6 +275,60 @@ pub async fn build(
             Err(ClientError::Failed(format!("{}{kept}", failed.message)))
         }
         _ => Err(ClientError::Failed(ending.describe())),
+    }
+}
+
+/// The build's output as lines: the daemon's status frames (`Step k/n : ...`,
+/// `--> Snapshot created: @...`, `Using user-supplied parent image: ...`) carry no line end, so
+/// each is written on a line of its own, as the reference's client does; everything else (the
+/// processes' output, error lines) as it comes. What ends without a line end is ended before the
+/// next status line and at the end of the build.
+#[derive(Debug)]
+struct BuildLines {
+    /// Whether the output so far ends a line.
+    at_line_start: bool,
+}
+
+impl Default for BuildLines {
+    fn default() -> Self {
+        BuildLines {
+            at_line_start: true,
+        }
+    }
+}
+
+impl BuildLines {
+    /// Whether `frame` is one of the daemon's status lines.
+    fn is_status(frame: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(frame);
+        text.contains("--> Snapshot created: @")
+            || (text.starts_with("Step ") && text.contains(" : "))
+            || text.contains("Using user-supplied parent image:")
+    }
+
+    fn write(&mut self, out: &mut dyn Write, frame: &[u8]) -> std::io::Result<()> {
+        if frame.is_empty() {
+            return Ok(());
+        }
+        if Self::is_status(frame) && !frame.ends_with(b"\n") {
+            self.end(out)?;
+            out.write_all(frame)?;
+            out.write_all(b"\n")?;
+            self.at_line_start = true;
+            return Ok(());
+        }
+        out.write_all(frame)?;
+        self.at_line_start = frame.ends_with(b"\n");
+        Ok(())
+    }
+
+    /// Ends the line the output is on, if it is not ended.
+    fn end(&mut self, out: &mut dyn Write) -> std::io::Result<()> {
+        if !self.at_line_start {
+            out.write_all(b"\n")?;
+            self.at_line_start = true;
+        }
+        Ok(())
     }
 }
 
@@ -453,11 +508,11 @@ mod tests {
             &[],
             &build_session(vec![
                 text(STARTED),
-                text("Step 1/2 : FROM base\n"),
-                text("Step 2/2 : RUN echo hi\n"),
+                text("Step 1/2 : FROM base"),
+                text("Step 2/2 : RUN echo hi"),
                 text("h"),
                 text("i\n"),
-                text("--> Snapshot created: @5a9e\n"),
+                text("--> Snapshot created: @5a9e"),
                 close(1000, CREATED),
             ]),
         );
@@ -474,16 +529,41 @@ mod tests {
         );
     }
 
+    #[test]
+    fn status_frames_get_lines_of_their_own_and_output_stays_as_written() {
+        let mut lines = BuildLines::default();
+        let mut out = Vec::new();
+        for frame in [
+            "Step 1/3 : RUN printf x",
+            "x",
+            "--> Snapshot created: @5a9e",
+            "Step 2/3 : RUN echo a; echo b",
+            "a\nb\n",
+            "--> Using cache @77f0\n",
+            "Step 3/3 : RUN false",
+            "The command 'false' returned a non-zero code: 1",
+        ] {
+            lines.write(&mut out, frame.as_bytes()).unwrap();
+        }
+        lines.end(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Step 1/3 : RUN printf x\nx\n--> Snapshot created: @5a9e\nStep 2/3 : RUN echo a; \
+             echo b\na\nb\n--> Using cache @77f0\nStep 3/3 : RUN false\nThe command 'false' \
+             returned a non-zero code: 1\n"
+        );
+    }
+
     #[tokio::test]
     async fn a_failed_build_kept_with_no_rm_names_its_last_snapshot_and_exits_1() {
         let daemon = FakeDaemon::start_with_sessions(
             &[],
             &build_session(vec![
                 text(STARTED),
-                text("Step 1/2 : RUN touch /a\n"),
-                text("--> Snapshot created: @5a9e\n"),
-                text("Step 2/2 : RUN false\n"),
-                text("The command 'false' returned a non-zero code: 1\n"),
+                text("Step 1/2 : RUN touch /a"),
+                text("--> Snapshot created: @5a9e"),
+                text("Step 2/2 : RUN false"),
+                text("The command 'false' returned a non-zero code: 1"),
                 close(
                     1011,
                     r#"{"msg_type":"error","message":"image build failed","data":"@5a9e"}"#,
@@ -589,7 +669,7 @@ mod tests {
             &[],
             &build_session(vec![
                 text(STARTED),
-                text("Step 1/2 : RUN sleep 600\n"),
+                text("Step 1/2 : RUN sleep 600"),
                 WsStep::Receive,
             ]),
         );

@@ -222,11 +222,14 @@ pub(super) async fn create(socket: WebSocket, engine: Arc<Engine>) {
 /// Build an image from a Dockerfile (websocket). The client sends an `ImageBuildConfig` frame; a
 /// Dockerfile that cannot be read or parsed is answered with a `starting` message without an ID,
 /// the reason, and 1011 `failed to process Dockerfile`. Otherwise the `starting` message carries
-/// the new image's ID, then come `Step k/n : <line>` lines, the processes' output and
-/// `--> Snapshot created: @<id>` (or `--> Using cache @<id>`) lines, and the close: 1000
+/// the new image's ID, then come `Step k/n : <line>` frames, the processes' output and
+/// `--> Snapshot created: @<id>` frames (or `--> Using cache @<id>` lines), and the close: 1000
 /// `image created` (data: the ID), or 1011 `image build failed` (data: `""`, or with
 /// `cleanup: false` the last snapshot of the image kept as `<name>:failed`, or
-/// `no snapshots available`). A client that goes away ends the build, which removes what it made.
+/// `no snapshots available`). As the reference's, status and error frames carry no line end: the
+/// client ends the status lines (`Step`, `Snapshot created`, `Using user-supplied parent image`),
+/// and prints the rest as it comes. A client that goes away ends the build, which removes what it
+/// made.
 #[utoipa::path(
     get, path = "/images/build", operation_id = "Image.Build", tag = "Image",
     request_body(content = ImageBuildConfig, description = "sent as the first websocket frame"),
@@ -242,7 +245,7 @@ pub(super) async fn build(socket: WebSocket, engine: Arc<Engine>) {
         Ok(prepared) => prepared,
         Err(reason) => {
             ws::send_message(&mut tx, &WebSocketMessage::new(MsgType::Starting, "", "")).await;
-            let _ = tx.send(Message::text(format!("{reason}\n"))).await;
+            let _ = tx.send(Message::text(reason)).await;
             let failed = WebSocketMessage::new(MsgType::Error, "failed to process Dockerfile", "");
             return ws::close(&mut tx, CLOSE_INTERNAL_ERROR, &failed).await;
         }

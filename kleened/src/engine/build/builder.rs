@@ -175,7 +175,7 @@ impl Engine {
         let intent = match self.intend(Intent::Build, &id).await {
             Ok(intent) => intent,
             Err(err) => {
-                progress.say(format!("error: {err}\n")).await;
+                progress.say(format!("error: {err}")).await;
                 return BuildOutcome::Failed(String::new());
             }
         };
@@ -211,7 +211,7 @@ impl Engine {
             if !build.config.quiet {
                 build
                     .progress
-                    .say(format!("Step {}/{total} : {}\n", index + 1, line.text))
+                    .say(format!("Step {}/{total} : {}", index + 1, line.text))
                     .await;
             }
             match build.step(line).await {
@@ -227,13 +227,13 @@ impl Engine {
             None => match build.finish(false).await {
                 Ok(()) => BuildOutcome::Created(id.clone()),
                 Err(Failure(message)) => {
-                    build.progress.say(format!("{message}\n")).await;
+                    build.progress.say(message).await;
                     build.discard().await;
                     BuildOutcome::Failed(String::new())
                 }
             },
             Some(Failure(message)) => {
-                build.progress.say(format!("{message}\n")).await;
+                build.progress.say(message).await;
                 let keep = !build.config.cleanup
                     && !build.cancel.is_cancelled()
                     && (build.made || build.origin.is_some());
@@ -246,7 +246,7 @@ impl Engine {
                                 .unwrap_or_else(|| "no snapshots available".to_owned()),
                         ),
                         Err(Failure(message)) => {
-                            build.progress.say(format!("{message}\n")).await;
+                            build.progress.say(message).await;
                             build.discard().await;
                             BuildOutcome::Failed(String::new())
                         }
@@ -334,7 +334,7 @@ impl Build<'_> {
         let reference = match &self.config.container_config.image {
             Some(image) => {
                 self.progress
-                    .say(format!("Using user-supplied parent image: '{image}'\n"))
+                    .say(format!("Using user-supplied parent image: '{image}'"))
                     .await;
                 image.clone()
             }
@@ -499,7 +499,7 @@ impl Build<'_> {
             .await
             .map_err(EngineError::host("could not snapshot the build container"))?;
         self.progress
-            .say(format!("--> Snapshot created: @{name}\n"))
+            .say(format!("--> Snapshot created: @{name}"))
             .await;
         self.new_steps.push((key.clone(), name.clone()));
         self.key = key;
