@@ -770,3 +770,38 @@ fn large_output_arrives_byte_for_byte() {
         );
     }
 }
+
+/// `container prune` and `volume prune` remove, and list, what they remove in creation order, as
+/// the reference does (listings are newest first); the published client prints them so.
+#[test]
+fn prunes_list_what_they_removed_in_creation_order() {
+    require!(host_tests());
+    let py = require!(python_klee());
+    let daemon = Daemon::with_base();
+    let mut ids = vec![];
+    for name in ["first", "second", "third"] {
+        ids.push(daemon.klee_ok(&["create", "--name", name, "base", "/bin/true"]));
+    }
+    let ids: Vec<String> = ids.iter().map(|out| out.trim().to_owned()).collect();
+    let said = python_ok(&python(&py, &daemon, &["container", "prune", "-f"]));
+    let printed: Vec<usize> = ids
+        .iter()
+        .map(|id| {
+            said.find(id.as_str())
+                .unwrap_or_else(|| panic!("{id} in {said}"))
+        })
+        .collect();
+    assert!(printed.windows(2).all(|w| w[0] < w[1]), "{ids:?}: {said}");
+    for name in ["v-first", "v-second", "v-third"] {
+        python_ok(&python(&py, &daemon, &["volume", "create", name]));
+    }
+    let said = python_ok(&python(&py, &daemon, &["volume", "prune", "-f"]));
+    let printed: Vec<usize> = ["v-first", "v-second", "v-third"]
+        .iter()
+        .map(|name| {
+            said.find(name)
+                .unwrap_or_else(|| panic!("{name} in {said}"))
+        })
+        .collect();
+    assert!(printed.windows(2).all(|w| w[0] < w[1]), "{said}");
+}

@@ -211,7 +211,8 @@ impl Engine {
     pub async fn prune_volumes(&self) -> Result<Vec<String>, EngineError> {
         let volumes = self.list_volumes().await?;
         let mut removed = vec![];
-        for volume in volumes {
+        // Oldest first, as the reference lists what it pruned (the listing is newest first).
+        for volume in volumes.into_iter().rev() {
             let name = volume.name.clone();
             let used = self
                 .store

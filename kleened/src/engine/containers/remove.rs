@@ -138,7 +138,8 @@ impl Engine {
     /// Removes every stopped container that is not marked `persist`.
     pub async fn prune_containers(&self) -> Result<Vec<String>, EngineError> {
         let mut removed = vec![];
-        for summary in self.list_containers(true).await? {
+        // Oldest first, as the reference lists what it pruned (the listing is newest first).
+        for summary in self.list_containers(true).await?.into_iter().rev() {
             let c = summary.container;
             if c.running || c.persist {
                 continue;
