@@ -350,3 +350,34 @@ fn images_in_use_are_kept_and_tags_move_and_prune_repeats() {
     daemon.klee_ok(&["image", "prune", "--all", "--force"]);
     assert!(image_ids(&daemon).is_empty());
 }
+
+/// The reference's case of a `zfs-clone` whose dataset is no dataset name: its client prints
+/// `invalid dataset`, then `image creation failed: invalid dataset`, and nothing is made.
+#[test]
+fn an_invalid_dataset_is_refused_in_the_references_words() {
+    require!(host_tests());
+    let py = require!(python_klee());
+    let daemon = Daemon::start();
+    let out = leaves_nothing_behind(&daemon, || {
+        python(
+            &py,
+            &daemon,
+            &["image", "create", "zfs-clone", "/zroot/kleene_basejail"],
+        )
+    });
+    let said = text(&out);
+    let lines: Vec<&str> = said.lines().filter(|line| !line.is_empty()).collect();
+    assert_eq!(
+        lines,
+        ["invalid dataset", "image creation failed: invalid dataset"],
+        "{}",
+        describe(&out)
+    );
+    let out = daemon.klee(&["image", "create", "zfs-clone", "/zroot/kleene_basejail"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stdout(&out).starts_with("invalid dataset\n"),
+        "{}",
+        describe(&out)
+    );
+}

@@ -132,6 +132,7 @@ pub async fn create(conn: &Connection, args: &ImageCreateArgs) -> Result<(), Cli
         autotag: method == ImageCreateMethod::FetchAuto && args.tag.is_none() && !args.no_autotag,
     };
     let mut bar: Option<ProgressBar> = None;
+    let mut at_line_start = true;
     let ending = session::run(conn, "/images/create", &config, |frame| {
         let text = match frame {
             Frame::Started(_) => return,
@@ -150,8 +151,15 @@ pub async fn create(conn: &Connection, args: &ImageCreateArgs) -> Result<(), Cli
             bar.finish();
         }
         print!("{}", printable(&text));
+        if !text.is_empty() {
+            at_line_start = text.ends_with('\n');
+        }
     })
     .await?;
+    // The failure's reason comes without a line end.
+    if !at_line_start {
+        println!();
+    }
     if let Some(bar) = bar {
         bar.abandon();
     }

@@ -570,8 +570,10 @@ impl Engine {
         progress: &Progress,
         made: &mut Made,
     ) -> Result<(), EngineError> {
+        // The reference's words, which its client shows; why is in the daemon's log.
         let source = DatasetName::new(config.zfs_dataset.clone()).map_err(|e| {
-            EngineError::Invalid(format!("invalid dataset '{}': {e}", config.zfs_dataset))
+            tracing::info!(dataset = %config.zfs_dataset, error = %e, "invalid dataset");
+            EngineError::Invalid("invalid dataset".to_owned())
         })?;
         // The daemon's own datasets (its database among them) and those of any other kleene
         // root are never a source: they hold other users' containers, volumes and secrets.

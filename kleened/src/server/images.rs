@@ -207,7 +207,8 @@ pub(super) async fn create(socket: WebSocket, engine: Arc<Engine>) {
             ws::close(&mut tx, CLOSE_NORMAL, &done).await;
         }
         Err(reason) => {
-            let _ = tx.send(Message::text(format!("{reason}\n"))).await;
+            // The reason without a line end, as the reference sends it.
+            let _ = tx.send(Message::text(reason.to_string())).await;
             let failed = WebSocketMessage::new(
                 MsgType::Error,
                 format!("image creation failed: {reason}"),
