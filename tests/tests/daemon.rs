@@ -489,10 +489,13 @@ fn until_closed(
             String::from_utf8_lossy(&answer).into_owned(),
             since.elapsed(),
         )),
-        // A reset also ends the connection, answerless.
-        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {
-            Some((String::new(), since.elapsed()))
-        }
+        // A reset also ends the connection. It comes after the answer when the daemon closed
+        // with bytes of ours still unread (a trickled body's next byte): what was read before it
+        // is kept in `answer`.
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => Some((
+            String::from_utf8_lossy(&answer).into_owned(),
+            since.elapsed(),
+        )),
         Err(_) => None,
     }
 }

@@ -131,11 +131,21 @@ impl Engine {
                 images.join("\n")
             )));
         }
-        self.destroy_image_dataset(&image).await?;
-        let id = image.id.clone();
-        self.store.write(move |db| db.delete_image(&id)).await?;
+        // A crash between the dataset going and the row going is finished at the next start.
+        let intent = self.intend(Intent::ImageRemove, &image.id).await?;
+        let removed = self.remove_image_now(&image).await;
+        self.done(intent).await;
+        removed?;
         tracing::info!(image = %image.id, "image removed");
         Ok(IdResponse { id: identifier })
+    }
+
+    /// Destroys an image's dataset, then its row.
+    pub(super) async fn remove_image_now(&self, image: &Image) -> Result<(), EngineError> {
+        self.destroy_image_dataset(image).await?;
+        let id = image.id.clone();
+        self.store.write(move |db| db.delete_image(&id)).await?;
+        Ok(())
     }
 
     /// The containers and images that are clones of `image` (directly or through other clones), and

@@ -6,6 +6,7 @@
 //! | intent | recorded before | after a crash |
 //! |---|---|---|
 //! | `image <id>` | the image's dataset or download is made | no image row: its dataset and download go; a row: done |
+//! | `image-remove <id>` | the image's dataset is destroyed | the dataset (with the source snapshot named after it) and the row both go |
 //! | `snapshot <dataset@id>` | a source dataset is snapshotted (zfs-copy, zfs-clone) | no image row: the snapshot goes (after the image's dataset, a clone of it) |
 //! | `container-create <id>` | the clone is made | no container row: the clone goes |
 //! | `container-remove <id>` | the dataset is destroyed | the dataset and the row both go |
@@ -15,7 +16,7 @@
 //!
 //! Then, beyond intents: a dataset under `image/` or `container/` without a row goes (a container's
 //! only when it is proven stopped, through the reaper: a removed container's dataset that was still
-//! queued when the daemon died is one), a container row without its dataset goes, and downloads
+//! queued when the daemon died is one), an image or container row without its dataset goes, and downloads
 //! (`.fetch-<id>`) left in the root's mountpoint go. Volumes are touched only as their intents say:
 //! they are data.
 
@@ -31,6 +32,8 @@ use crate::layout::Layout;
 pub(super) enum Intent {
     /// Creating the image with this ID.
     Image,
+    /// Removing the image with this ID.
+    ImageRemove,
     /// Taking this snapshot of a source dataset for an image.
     Snapshot,
     /// Creating the container with this ID.
@@ -49,6 +52,7 @@ impl Intent {
     fn as_str(self) -> &'static str {
         match self {
             Intent::Image => "image",
+            Intent::ImageRemove => "image-remove",
             Intent::Snapshot => "snapshot",
             Intent::ContainerCreate => "container-create",
             Intent::ContainerRemove => "container-remove",
@@ -61,6 +65,7 @@ impl Intent {
     fn parse(text: &str) -> Option<Intent> {
         Some(match text {
             "image" => Intent::Image,
+            "image-remove" => Intent::ImageRemove,
             "snapshot" => Intent::Snapshot,
             "container-create" => Intent::ContainerCreate,
             "container-remove" => Intent::ContainerRemove,
@@ -127,6 +132,7 @@ impl Engine {
             tracing::info!(intent = kind.as_str(), %object, "finishing what an earlier daemon left");
             let result = match kind {
                 Intent::Image => self.recover_image(&object).await,
+                Intent::ImageRemove => self.recover_image_removal(&object).await,
                 Intent::Snapshot => self.recover_snapshot(&object).await,
                 Intent::ContainerCreate => self.recover_container(&object, false).await,
                 Intent::ContainerRemove => self.recover_container(&object, true).await,
@@ -162,6 +168,20 @@ impl Engine {
             .image(id)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         self.destroy_if_there(dataset, false).await
+    }
+
+    async fn recover_image_removal(&self, id: &str) -> Result<(), EngineError> {
+        let lookup = id.to_owned();
+        match self.store.read(move |db| db.image_by_id(&lookup)).await? {
+            Some(image) => self.remove_image_now(&image).await,
+            None => {
+                let dataset = self
+                    .layout
+                    .image(id)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                self.destroy_if_there(dataset, false).await
+            }
+        }
     }
 
     async fn recover_snapshot(&self, name: &str) -> Result<(), EngineError> {
@@ -333,6 +353,16 @@ impl Engine {
                 tracing::info!(container = %id, "removing the log of a container that is gone");
                 self.logs.remove(&id);
             }
+        }
+        let present_images: HashSet<&str> = images.iter().map(DatasetName::as_str).collect();
+        for image in &image_rows {
+            let ours = Layout::id_under(&self.layout.images, &image.dataset).is_some();
+            if !ours || present_images.contains(image.dataset.as_str()) {
+                continue;
+            }
+            tracing::warn!(image = %image.id, dataset = %image.dataset, "removing an image whose dataset is gone");
+            let id = image.id.clone();
+            self.store.write(move |db| db.delete_image(&id)).await?;
         }
         let present: HashSet<&str> = containers.iter().map(DatasetName::as_str).collect();
         for container in &container_rows {

@@ -166,6 +166,34 @@ async fn startup_finishes_or_undoes_what_a_crash_left() {
     let kept = create_container(&engine, "kept", &["true"], |_| {})
         .await
         .unwrap();
+    // Killed during an image removal, after the destroy: the row stayed without its dataset (the
+    // intent is there too, and a row alone goes as well: the second image has none).
+    let mut half_removed = vec![];
+    for tag in ["half1", "half2"] {
+        let id = create_image(
+            &engine,
+            image_config(serde_json::json!({"tag": tag, "zfs_dataset": "zroot/data"})),
+        )
+        .await
+        .unwrap();
+        let _ = kleene_runner::Runner::run(
+            &*host,
+            &kleene_runner::CommandSpec::new("zfs").args([
+                "destroy",
+                "-r",
+                &format!("zroot/kleene/image/{id}"),
+            ]),
+        )
+        .unwrap();
+        half_removed.push(id);
+    }
+    // Killed during an image removal, before the destroy: both stay, and the intent says to remove.
+    let doomed_image = create_image(
+        &engine,
+        image_config(serde_json::json!({"tag": "doomed", "zfs_dataset": "zroot/data"})),
+    )
+    .await
+    .unwrap();
     let record = |kind: &'static str, object: String| {
         let store = engine.store.clone();
         async move {
@@ -178,6 +206,8 @@ async fn startup_finishes_or_undoes_what_a_crash_left() {
     record("image", "aaaaaaaaaaaa".into()).await;
     record("container-create", "bbbbbbbbbbbb".into()).await;
     record("container-remove", doomed.clone()).await;
+    record("image-remove", half_removed[0].clone()).await;
+    record("image-remove", doomed_image.clone()).await;
 
     let (again, host, _) = fake::engine_over(engine.store.clone(), host, runtime);
     again.startup().await.unwrap();
@@ -190,5 +220,17 @@ async fn startup_finishes_or_undoes_what_a_crash_left() {
         assert!(again.find_container(id).await.unwrap().is_none(), "{id}");
     }
     assert!(again.find_container(&kept).await.unwrap().is_some());
+    let images: Vec<String> = again
+        .list_images()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    for id in half_removed.iter().chain([&doomed_image]) {
+        assert!(!images.contains(id), "image {id} is still listed");
+    }
+    assert!(!host.exists(&format!("zroot/kleene/image/{doomed_image}")));
+    assert_eq!(images.len(), 1, "only the base image stays: {images:?}");
     assert_consistent(&again, &host).await;
 }
