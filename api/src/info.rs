@@ -19,7 +19,7 @@ pub struct Info {
     /// How containers run there: `jail` or `namespaces`.
     pub runtime: String,
     /// The network driver a container connected to a network gets when none is asked for:
-    /// `ipnet` on FreeBSD, `vnet` on Linux (which has no ipnet).
+    /// `ipnet`, the reference's, on both platforms.
     pub default_network_driver: crate::NetworkDriver,
     /// The root ZFS dataset.
     pub kleene_root: String,

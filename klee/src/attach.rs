@@ -3,6 +3,11 @@
 //! With `control` in the start configuration (kleened's addition to the API), input goes as
 //! binary frames, the end of input as an `eof` message (so `echo hi | klee run -i ... cat` ends),
 //! and every size change of this terminal (SIGWINCH) as a `resize` message.
+//!
+//! The daemon keeps an attached process running when its client goes away (as the reference
+//! does); so klee asks for the stop itself: SIGINT or SIGTERM to an attached klee (outside raw
+//! mode, where Ctrl-C is the process's input) sends `POST /exec/{id}/stop` (SIGTERM to the
+//! process, SIGKILL at the second), and klee follows the process to its end and exit code.
 
 use std::io::{IsTerminal, Read, Write};
 
@@ -89,6 +94,8 @@ pub async fn run(
     };
     let control =
         |message: ExecControl| Message::text(serde_json::to_string(&message).unwrap_or_default());
+    let mut interrupts = (mode != Attach::Detached).then(Interrupts::new).flatten();
+    let mut stops_asked = 0;
     let mut started = false;
     let mut stdout = std::io::stdout();
     let ending = loop {
@@ -126,6 +133,19 @@ pub async fn run(
                     break None;
                 }
             }
+            Some(()) = async { interrupts.as_mut()?.next().await }, if raw.is_none() => {
+                stops_asked += 1;
+                let force = stops_asked > 1;
+                // The exec ID is the daemon's own, a path segment as it is.
+                let path = format!(
+                    "/exec/{}/stop?force_stop={force}&stop_container=false",
+                    start.exec_id
+                );
+                if let Err(err) = conn.call::<kleene_api::IdResponse>(http::Method::POST, &path, None).await {
+                    eprintln!("could not stop the process: {err}");
+                    return Err(ClientError::Interrupted("interrupted".into()));
+                }
+            }
             Some(()) = async { resized.as_mut()?.recv().await } => {
                 if let Some(size) = terminal_size() {
                     if sink.send(control(ExecControl::Resize(size))).await.is_err() {
@@ -156,6 +176,29 @@ pub async fn run(
             host: conn.host(),
             reason: "the connection was lost before the process ended".into(),
         }),
+    }
+}
+
+/// SIGINT and SIGTERM, while klee follows a process.
+struct Interrupts {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn new() -> Option<Interrupts> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Some(Interrupts {
+            interrupt: signal(SignalKind::interrupt()).ok()?,
+            terminate: signal(SignalKind::terminate()).ok()?,
+        })
+    }
+
+    async fn next(&mut self) -> Option<()> {
+        tokio::select! {
+            got = self.interrupt.recv() => got,
+            got = self.terminate.recv() => got,
+        }
     }
 }
 

@@ -242,6 +242,11 @@ impl Connection {
             }
         })?;
         let status = response.status();
+        for warning in response.headers().get_all(http::header::WARNING) {
+            if let Some(text) = warning.to_str().ok().and_then(warning_text) {
+                eprintln!("warning: {}", crate::output::printable(text));
+            }
+        }
         let bytes = response
             .into_body()
             .collect()
@@ -348,6 +353,11 @@ impl Connection {
 }
 
 /// The daemon's error message from an error answer, whatever its shape.
+/// The text of a `Warning` header kleened sends (`199 kleened "text"`).
+fn warning_text(value: &str) -> Option<&str> {
+    value.strip_prefix("199 kleened \"")?.strip_suffix('"')
+}
+
 fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
     let message = match serde_json::from_slice::<ErrorResponse>(bytes) {
         Ok(body) => body.message,
@@ -508,6 +518,16 @@ mod tests {
         assert_eq!(err.to_string(), "invalid value at /all: bad");
         let err = api_error(StatusCode::NOT_FOUND, b"not found");
         assert_eq!(err.to_string(), "kleened answered 404 Not Found: not found");
+    }
+
+    #[test]
+    fn kleeneds_warnings_are_read_from_their_header() {
+        assert_eq!(
+            warning_text(r#"199 kleened "dataset a/b is busy: it is destroyed in the background""#),
+            Some("dataset a/b is busy: it is destroyed in the background")
+        );
+        assert_eq!(warning_text(r#"199 proxy "other""#), None);
+        assert_eq!(warning_text("199 kleened unquoted"), None);
     }
 
     #[test]

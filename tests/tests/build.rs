@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use kleene_tests::clients::{describe, ok, ok_for, python, python_klee, text};
+use kleene_tests::clients::{describe, ok, ok_for, python, python_klee, python_ok, text};
 use kleene_tests::daemon::Daemon;
 use kleene_tests::pool::{settled_tree, zfs_tree};
 use kleene_tests::require;
@@ -265,9 +265,27 @@ fn a_rebuild_reuses_every_unchanged_step_and_a_changed_file_rebuilds_from_its_co
     // The older images still run as they were built.
     let out = daemon.klee(&["run", "--rm", "slow:1"]);
     assert_eq!(text(&out), "inner\n", "{}", describe(&out));
-    // Images built from the cache depend on the ones they reuse: removing all goes child first.
+    // The cache never links images: removed in the order they were built (the reference has no
+    // cache, so its users may), each goes, handing the steps the others reuse over to them, and
+    // the rest still run.
+    python_ok(&python(&py, &daemon, &["image", "rm", "slow:1"]));
+    let out = daemon.klee(&["run", "--rm", "slow:2"]);
+    assert_eq!(text(&out), "inner\n", "{}", describe(&out));
+    let out = daemon.klee(&["run", "--rm", "slow:3"]);
+    assert_eq!(text(&out), "changed\n", "{}", describe(&out));
+    python_ok(&python(&py, &daemon, &["image", "rm", "slow:2"]));
+    assert_eq!(image_id_of(&daemon, "slow", "1"), None);
+    assert_eq!(image_id_of(&daemon, "slow", "2"), None);
+    // What was handed over is still cached: every step of the next build is reused.
+    let out = py_build(&py, &daemon, &["-t", "slow:4", &path]);
+    ok(&out);
+    let said = text(&out);
+    assert_eq!(said.matches("--> Using cache @").count(), 4, "{said}");
+    let out = daemon.klee(&["run", "--rm", "slow:4"]);
+    assert_eq!(text(&out), "changed\n", "{}", describe(&out));
     daemon.klee_ok(&["image", "prune", "-a", "-f"]);
     assert!(containers(&daemon).is_empty());
+    assert!(images(&daemon).is_empty(), "{:?}", images(&daemon));
 }
 
 #[test]

@@ -740,10 +740,10 @@ fn klee_creates_networks_runs_containers_on_them_and_publishes_ports() {
         "front",
     ]);
     assert!(klee(&["lsn"]).contains("front"));
-    // No -l with -n: the daemon's default driver, vnet on Linux.
+    // A vnet container with published ports (ipnet ones are wired the same way on Linux).
     klee(&[
-        "run", "-d", "--name", "site", "-n", "front", "-p", "18081:80", "probe", "httpd", "-f",
-        "-p", "80", "-h", "/etc",
+        "run", "-d", "--name", "site", "-n", "front", "-l", "vnet", "-p", "18081:80", "probe",
+        "httpd", "-f", "-p", "80", "-h", "/etc",
     ]);
     let inspect: serde_json::Value = serde_json::from_str(&klee(&["isc", "site"])).unwrap();
     assert_eq!(inspect["container"]["network_driver"], "vnet");
@@ -1233,4 +1233,117 @@ fn a_container_is_no_router_for_the_host_or_its_neighbours() {
         !seen.contains("2001:db8:bad") && !seen.contains("default via"),
         "{seen}"
     );
+}
+
+/// `ipnet` on Linux, as the published client uses it: `run -n NET` without a driver (the client
+/// sends `ipnet`) works on loopback networks (the client's default type) and on bridge networks;
+/// the container has an address of the network, its network's other containers reach it and so
+/// does the host; a running ipnet container is connected to one more network at once, and
+/// disconnected; a missing network is `network not found`; nothing is left on the host.
+#[test]
+fn python_klee_runs_ipnet_containers_on_loopback_and_bridge_networks() {
+    require!(host_tests());
+    let klee = require!(python_klee());
+    let (host, daemon) = setup();
+    let links = host.links();
+    let py = |args: &[&str]| {
+        let out = python(&klee, &daemon, args);
+        python_ok_for(format_args!("{args:?}"), &out);
+        text(&out)
+    };
+    py(&["network", "create", "--subnet", "10.41.0.0/24", "lonet"]);
+    py(&[
+        "network",
+        "create",
+        "-t",
+        "bridge",
+        "--subnet",
+        "10.42.0.0/24",
+        "brnet",
+    ]);
+    let listed = py(&["network", "ls"]);
+    assert!(listed.contains("loopback"), "{listed}");
+    for name in ["lo-a", "lo-b"] {
+        py(&[
+            "run", "-d", "-n", "lonet", "--name", name, "probe", "sleep", "600",
+        ]);
+    }
+    let driver = daemon.klee_json(&["isc", "lo-a"])["container"]["network_driver"].clone();
+    assert_eq!(driver, "ipnet");
+    let (a, b) = (
+        address(&daemon, "lo-a", false),
+        address(&daemon, "lo-b", false),
+    );
+    assert!(
+        a.starts_with("10.41.0.") && b.starts_with("10.41.0.") && a != b,
+        "{a} {b}"
+    );
+    let own = daemon.klee(&["exec", "lo-a", "ip", "-4", "-o", "address", "show"]);
+    assert!(
+        text(&own).contains(&format!("{a}/24")),
+        "{}",
+        describe(&own)
+    );
+    serve(&daemon, "lo-b", 8081, "from-b");
+    assert_eq!(
+        fetch_from(&daemon, "lo-a", &format!("http://{b}:8081/")),
+        "from-b"
+    );
+    assert_eq!(
+        fetch_outside(&host, false, &format!("http://{b}:8081/")),
+        "from-b",
+        "the host reaches an ipnet container of a loopback network"
+    );
+
+    py(&[
+        "run", "-d", "-n", "brnet", "--name", "br-a", "probe", "sleep", "600",
+    ]);
+    let c = address(&daemon, "br-a", false);
+    assert!(c.starts_with("10.42.0."), "{c}");
+    serve(&daemon, "br-a", 8082, "from-br");
+    assert_eq!(
+        fetch_outside(&host, false, &format!("http://{c}:8082/")),
+        "from-br"
+    );
+    // A running ipnet container joins another network at once, and leaves it.
+    assert_eq!(
+        fetch_from(&daemon, "lo-a", &format!("http://{c}:8082/")),
+        ""
+    );
+    py(&["network", "connect", "brnet", "lo-a"]);
+    assert_eq!(
+        fetch_from(&daemon, "lo-a", &format!("http://{c}:8082/")),
+        "from-br"
+    );
+    let both = daemon.klee(&["exec", "lo-a", "ip", "-4", "-o", "address", "show"]);
+    assert_eq!(
+        text(&both).matches(" inet ").count(),
+        3,
+        "lo, eth0 and eth1: {}",
+        describe(&both)
+    );
+    py(&["network", "disconnect", "brnet", "lo-a"]);
+    assert_eq!(
+        fetch_from(&daemon, "lo-a", &format!("http://{c}:8082/")),
+        ""
+    );
+
+    // Our klee asks the daemon for its default driver: ipnet, as the published client's.
+    daemon.klee_ok(&["create", "-n", "lonet", "--name", "ours", "probe", "true"]);
+    let driver = daemon.klee_json(&["isc", "ours"])["container"]["network_driver"].clone();
+    assert_eq!(driver, "ipnet");
+    let missing = python(
+        &klee,
+        &daemon,
+        &["run", "-n", "nonet", "--name", "nn", "probe", "true"],
+    );
+    assert!(
+        text(&missing).contains("network not found"),
+        "{}",
+        describe(&missing)
+    );
+    py(&["container", "stop", "lo-a", "lo-b", "br-a"]);
+    py(&["container", "rm", "lo-a", "lo-b", "br-a", "nn", "ours"]);
+    py(&["network", "rm", "lonet", "brnet"]);
+    assert_eq!(host.links(), links, "no interface is left");
 }

@@ -82,7 +82,7 @@ enum DriverChoice {
 }
 
 /// The Python client's defaults: no network means `host`; a network means a driver that can join
-/// it, which the Python client fixes to `ipnet`. Linux has no `ipnet`, so klee asks the daemon.
+/// it, which the Python client fixes to `ipnet`; klee asks the daemon (`ipnet` on both platforms).
 fn driver_choice(options: &ContainerOptions) -> DriverChoice {
     match (options.driver, &options.network) {
         (Some(driver), _) => DriverChoice::Given(match driver {

@@ -29,6 +29,14 @@ struct Dataset {
     mounted: bool,
     /// The snapshot a clone was made from.
     origin: Option<String>,
+    /// When it was made, in the order of the host's datasets (snapshots are ordered by it).
+    created: u64,
+}
+
+/// The next dataset's [`Dataset::created`].
+fn next_created() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[derive(Debug, Default)]
@@ -211,6 +219,7 @@ impl FakeHost {
                         mountpoint: Some(mountpoint),
                         mounted: true,
                         origin: None,
+                        created: next_created(),
                     },
                 );
                 Output::success("")
@@ -236,6 +245,7 @@ impl FakeHost {
                         mountpoint: None,
                         mounted: false,
                         origin: None,
+                        created: next_created(),
                     },
                 );
                 Output::success("")
@@ -271,6 +281,7 @@ impl FakeHost {
                         mountpoint: Some(mountpoint),
                         mounted: true,
                         origin: Some(snapshot.clone()),
+                        created: next_created(),
                     },
                 );
                 Output::success("")
@@ -280,6 +291,12 @@ impl FakeHost {
                     return failure("usage: destroy [-rRf] name\n");
                 };
                 destroy(datasets, name, flags.contains('r'), flags.contains('R'))
+            }
+            "promote" => {
+                let [name] = operands.as_slice() else {
+                    return failure("usage: promote clone\n");
+                };
+                promote(datasets, name)
             }
             "mount" | "unmount" => {
                 let [name] = operands.as_slice() else {
@@ -343,6 +360,7 @@ impl FakeHost {
                 mountpoint: Some(mountpoint),
                 mounted: true,
                 origin: None,
+                created: next_created(),
             },
         );
         datasets.insert(
@@ -351,10 +369,56 @@ impl FakeHost {
                 mountpoint: None,
                 mounted: false,
                 origin: None,
+                created: next_created(),
             },
         );
         ok(Output::success(""))
     }
+}
+
+/// `zfs promote clone`: the origin's snapshots up to the clone's origin snapshot move to the
+/// clone (their clones follow them), the clone takes the origin's origin, and the origin becomes
+/// a clone of the clone's snapshot.
+fn promote(datasets: &mut BTreeMap<String, Dataset>, name: &str) -> Output {
+    let Some(origin) = datasets.get(name).map(|d| d.origin.clone()) else {
+        return missing(name);
+    };
+    let Some(origin) = origin else {
+        return failure(format!(
+            "cannot promote '{name}': not a cloned filesystem\n"
+        ));
+    };
+    let Some((parent, _)) = origin.split_once('@') else {
+        return failure(format!("cannot promote '{name}': bad origin\n"));
+    };
+    let parent = parent.to_owned();
+    let upto = datasets.get(&origin).map_or(0, |d| d.created);
+    let moving: Vec<String> = datasets
+        .iter()
+        .filter(|(n, d)| n.split_once('@').is_some_and(|(of, _)| of == parent) && d.created <= upto)
+        .map(|(n, _)| n.clone())
+        .collect();
+    for old in moving {
+        let snap = old.split_once('@').map_or("", |(_, s)| s);
+        let new = format!("{name}@{snap}");
+        if let Some(d) = datasets.remove(&old) {
+            datasets.insert(new.clone(), d);
+        }
+        for d in datasets.values_mut() {
+            if d.origin.as_deref() == Some(old.as_str()) {
+                d.origin = Some(new.clone());
+            }
+        }
+    }
+    let parent_origin = datasets.get(&parent).and_then(|d| d.origin.clone());
+    let snap = origin.split_once('@').map_or("", |(_, s)| s);
+    if let Some(d) = datasets.get_mut(&parent) {
+        d.origin = Some(format!("{name}@{snap}"));
+    }
+    if let Some(d) = datasets.get_mut(name) {
+        d.origin = parent_origin;
+    }
+    Output::success("")
 }
 
 /// Copies what `from` holds into `to`, links as links.
@@ -737,7 +801,12 @@ impl Runtime for FakeRuntime {
         Ok(())
     }
 
-    fn update(&self, _container_id: &str, _jail_params: &[String]) -> Result<(), RuntimeError> {
+    fn update(
+        &self,
+        _container_id: &str,
+        _network: kleene_api::NetworkDriver,
+        _jail_params: &[String],
+    ) -> Result<(), RuntimeError> {
         Ok(())
     }
 }
@@ -775,6 +844,10 @@ pub fn engine_over(
         storage: Default::default(),
     })
     .expect("engine");
+    // A removal hands a busy dataset to the reaper sooner than the daemon's 5 s.
+    engine
+        .reaper
+        .shorten_remove_deadline(Duration::from_millis(200));
     engine.start_reaper();
     (engine, host, runtime)
 }

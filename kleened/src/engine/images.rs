@@ -116,7 +116,9 @@ impl Engine {
             .ok_or_else(|| {
                 EngineError::NotFound(format!("Error: No such image: {identifier}\n"))
             })?;
-        let (containers, images) = self.image_users(&image).await?;
+        let ImageUsers {
+            containers, images, ..
+        } = self.image_users(&image).await?;
         if !containers.is_empty() {
             return Err(EngineError::Conflict(format!(
                 "could not remove image {} since it is used for containers:\n{}",
@@ -140,36 +142,45 @@ impl Engine {
         Ok(IdResponse { id: identifier })
     }
 
-    /// Destroys an image's dataset, then its row.
+    /// Hands over the snapshots images reuse, destroys the image's dataset, then its row.
     pub(super) async fn remove_image_now(&self, image: &Image) -> Result<(), EngineError> {
+        self.hand_over_snapshots(image).await?;
         self.destroy_image_dataset(image).await?;
         let id = image.id.clone();
         self.store.write(move |db| db.delete_image(&id)).await?;
         Ok(())
     }
 
-    /// The containers and images that are clones of `image` (directly or through other clones), and
-    /// the containers the store says were made from it.
-    async fn image_users(&self, image: &Image) -> Result<(Vec<String>, Vec<String>), EngineError> {
+    /// Who holds an image: containers cloned from any of its snapshots (or recorded against it),
+    /// images built `FROM` it (clones of its `@image`), and images that reuse one of its build
+    /// steps through the cache (clones of its other snapshots), which do not hold it: a removal
+    /// hands them the snapshots they need ([`Engine::hand_over_snapshots`]).
+    async fn image_users(&self, image: &Image) -> Result<ImageUsers, EngineError> {
         let dataset = image_dataset(image)?;
-        let layout = self.layout.clone();
-        let dependents = self
+        let of = dataset.clone();
+        let snapshots = self
             .zfs(move |zfs| {
-                if zfs.exists(&dataset)? {
-                    zfs.dependents(&dataset)
+                if zfs.exists(&of)? {
+                    zfs.snapshots_with_clones(&of)
                 } else {
                     Ok(vec![])
                 }
             })
             .await?;
-        let mut containers: Vec<String> = dependents
-            .iter()
-            .filter_map(|d| Layout::id_under(&layout.containers, d.as_str()).map(str::to_owned))
-            .collect();
-        let images: Vec<String> = dependents
-            .iter()
-            .filter_map(|d| Layout::id_under(&layout.images, d.as_str()).map(str::to_owned))
-            .collect();
+        let mut users = ImageUsers::default();
+        for entry in snapshots.iter().filter(|e| e.snapshot.dataset() == dataset) {
+            for clone in &entry.clones {
+                if let Some(id) = Layout::id_under(&self.layout.containers, clone.as_str()) {
+                    users.containers.push(id.to_owned());
+                } else if let Some(id) = Layout::id_under(&self.layout.images, clone.as_str()) {
+                    if entry.snapshot.snap() == IMAGE_SNAPSHOT {
+                        users.images.push(id.to_owned());
+                    } else {
+                        users.reusing.push(clone.clone());
+                    }
+                }
+            }
+        }
         let id = image.id.clone();
         let recorded = self
             .store
@@ -183,19 +194,52 @@ impl Engine {
             })
             .await?;
         for id in recorded {
-            if !containers.contains(&id) {
-                containers.push(id);
+            if !users.containers.contains(&id) {
+                users.containers.push(id);
             }
         }
-        containers.sort();
-        Ok((
-            containers,
-            images
-                .into_iter()
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect(),
-        ))
+        users.containers.sort();
+        users.containers.dedup();
+        users.images.sort();
+        users.images.dedup();
+        Ok(users)
+    }
+
+    /// Hands the build-step snapshots of `image` that other images reuse through the build cache
+    /// over to them (`zfs promote`), with their cache entries, so that the image can go: the cache
+    /// never keeps a user from removing an image the reference would remove.
+    async fn hand_over_snapshots(&self, image: &Image) -> Result<(), EngineError> {
+        // Each promotion takes at least one snapshot away; an image has one per build step.
+        for _ in 0..=MAX_HAND_OVERS {
+            let users = self.image_users(image).await?;
+            let Some(heir) = users.reusing.into_iter().next() else {
+                return Ok(());
+            };
+            let heir_id = Layout::id_under(&self.layout.images, heir.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let promoted = heir.clone();
+            let moved = self
+                .zfs(move |zfs| {
+                    zfs.promote(&promoted)?;
+                    zfs.snapshots(&promoted)
+                })
+                .await
+                .map_err(EngineError::host(format!(
+                    "could not hand the build steps image {heir_id} reuses over from image {}",
+                    image.id
+                )))?;
+            let moved: Vec<String> = moved.iter().map(|s| s.snap().to_owned()).collect();
+            let (from, to) = (image.id.clone(), heir_id.clone());
+            self.store
+                .write(move |db| db.move_cached_steps(&from, &to, &moved))
+                .await?;
+            tracing::info!(image = %image.id, heir = %heir_id, "build steps handed over");
+        }
+        Err(EngineError::Internal(format!(
+            "image {} still has images reusing its build steps after {MAX_HAND_OVERS} hand-overs",
+            image.id
+        )))
     }
 
     /// Destroys an image's dataset, and the snapshot of the source it was cloned from when image
@@ -258,7 +302,9 @@ impl Engine {
         }
     }
 
-    /// IDs of images that have clones (containers or images) or containers recorded against them.
+    /// IDs of images that hold others: clones of their `@image` (images built from them), clones
+    /// of any of their snapshots that are not images (containers), or containers recorded against
+    /// them. Images that only reuse a build step of theirs do not hold them.
     async fn used_images(&self) -> Result<HashSet<String>, EngineError> {
         let layout = self.layout.clone();
         let snapshots = self
@@ -266,7 +312,12 @@ impl Engine {
             .await?;
         let mut used: HashSet<String> = snapshots
             .iter()
-            .filter(|s| !s.clones.is_empty())
+            .filter(|s| {
+                s.clones.iter().any(|clone| {
+                    s.snapshot.snap() == IMAGE_SNAPSHOT
+                        || Layout::id_under(&self.layout.images, clone.as_str()).is_none()
+                })
+            })
             .filter_map(|s| {
                 Layout::id_under(&self.layout.images, s.snapshot.dataset().as_str())
                     .map(str::to_owned)
@@ -662,6 +713,23 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The snapshot every image has, which its containers and the images built from it are clones of.
+const IMAGE_SNAPSHOT: &str = "image";
+
+/// The most build-step hand-overs one image removal makes.
+const MAX_HAND_OVERS: usize = 256;
+
+/// What holds an image, from [`Engine::image_users`].
+#[derive(Debug, Default)]
+struct ImageUsers {
+    /// Containers cloned from it or recorded against it.
+    containers: Vec<String>,
+    /// Images built from it.
+    images: Vec<String>,
+    /// Images that reuse one of its build steps (their datasets).
+    reusing: Vec<DatasetName>,
 }
 
 fn image_dataset(image: &Image) -> Result<DatasetName, EngineError> {

@@ -36,6 +36,7 @@ use crate::platform::{Host, NetworkHost, Runtime};
 
 use crate::store::{Store, StoreError};
 pub use exec::{Client, ClientEvent, ExitRecorder, RunningExec};
+pub use reaper::Removed;
 
 pub use crate::config::StorageConfig;
 use crate::layout::Layout;
@@ -238,10 +239,12 @@ impl Engine {
     /// the runtime, zfs or uname failing) is `None`, with a warning in the log, so the fixed
     /// facts (versions, the default network driver klee asks for) are always answered.
     pub async fn info(&self) -> kleene_api::Info {
-        let (os, runtime, driver) = match self.os() {
-            TargetOs::FreeBsd => ("freebsd", "jail", kleene_api::NetworkDriver::Ipnet),
-            TargetOs::Linux => ("linux", "namespaces", kleene_api::NetworkDriver::Vnet),
+        let (os, runtime) = match self.os() {
+            TargetOs::FreeBsd => ("freebsd", "jail"),
+            TargetOs::Linux => ("linux", "namespaces"),
         };
+        // The reference's default on both platforms (on Linux ipnet has a namespace of its own).
+        let driver = kleene_api::NetworkDriver::Ipnet;
         fn known<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) -> Option<T> {
             result
                 .inspect_err(|err| tracing::warn!("info: cannot read {what}: {err}"))

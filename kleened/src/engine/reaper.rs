@@ -1,7 +1,8 @@
-//! Container datasets destroyed in the background. A removed container is gone for the API as
-//! soon as its processes, mounts and records are: destroying its dataset (which zfs-fuse first
-//! answers "busy" right after the container ran, and which takes tens of milliseconds on it) no
-//! longer holds up `klee rm` or `run --rm`.
+//! Container datasets destroyed before a removal answers, or in the background when ZFS keeps one
+//! busy. A removal destroys its container's dataset before it answers, so a script that checks the
+//! host right after sees nothing left ([`Engine::destroy_or_reap`]); zfs-fuse first answers "busy"
+//! right after a container ran, so a busy dataset is tried again (with a sync(2)) for up to
+//! [`REMOVE_DEADLINE`], then handed to the reaper, and the answer says so ([`Removed`]).
 //!
 //! The queue is in memory. A dataset still queued when the daemon dies is a container dataset the
 //! store does not know, which the next start-up queues again ([`super::recovery`]): a crash never
@@ -22,6 +23,25 @@ use crate::layout::Layout;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// How long a removal tries to destroy a busy dataset before the reaper takes it over.
+pub(super) const REMOVE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What a removal answers: its result, and the datasets ZFS kept busy past [`REMOVE_DEADLINE`],
+/// which the reaper destroys later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed<T> {
+    pub answer: T,
+    pub in_background: Vec<String>,
+}
+
+impl<T> Removed<T> {
+    /// The warning a client shows for each dataset left to the reaper.
+    pub fn warnings(&self) -> impl Iterator<Item = String> + '_ {
+        self.in_background
+            .iter()
+            .map(|dataset| format!("dataset {dataset} is busy: it is destroyed in the background"))
+    }
+}
 
 /// A dataset waiting to be destroyed. Each has its own back-off, so one that stays busy never
 /// holds up the others.
@@ -40,6 +60,8 @@ pub(super) struct Reaper {
     bell: tokio::sync::Notify,
     busy: tokio::sync::Mutex<()>,
     started: std::sync::atomic::AtomicBool,
+    /// How long a removal tries a busy dataset: [`REMOVE_DEADLINE`] unless a test shortens it.
+    remove_deadline: std::sync::OnceLock<Duration>,
 }
 
 /// What the reaper does next.
@@ -64,6 +86,11 @@ impl Reaper {
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.queue().len()
+    }
+
+    #[cfg(test)]
+    pub(super) fn shorten_remove_deadline(&self, deadline: Duration) {
+        let _ = self.remove_deadline.set(deadline);
     }
 
     /// The first dataset that is due, else when the next one is.
@@ -217,6 +244,37 @@ impl Engine {
                 tracing::warn!(dataset = dataset.as_str(), error = %err, "could not destroy it yet; trying again");
                 false
             }
+        }
+    }
+
+    /// Destroys a removed object's dataset now, trying a busy one again until [`REMOVE_DEADLINE`];
+    /// answers whether it is gone. One still busy then is handed to the reaper.
+    pub(super) async fn destroy_or_reap(&self, dataset: DatasetName) -> bool {
+        let deadline = Instant::now()
+            + *self
+                .reaper
+                .remove_deadline
+                .get()
+                .unwrap_or(&REMOVE_DEADLINE);
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let done = {
+                let _busy = self.reaper.busy.lock().await;
+                self.destroy_reaped(&dataset).await
+            };
+            if done {
+                return true;
+            }
+            if Instant::now() + backoff > deadline {
+                tracing::warn!(
+                    dataset = dataset.as_str(),
+                    "still busy: the reaper destroys it later"
+                );
+                self.reap(dataset);
+                return false;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 

@@ -116,6 +116,12 @@ pub trait NetworkHost: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// The network types whose interface is a bridge here, filtered per port: bridge networks
+    /// (on Linux loopback networks too, whose containers have veth pairs on them).
+    fn bridged(&self) -> Vec<NetworkType> {
+        vec![NetworkType::Bridge]
+    }
+
     /// How the packet filter names the host-side interface of an endpoint's container
     /// ([`pf::Member::interface`]), given the one recorded for its running container; `None`
     /// when there is nothing to name. By default the recorded one (FreeBSD's epairs are named by

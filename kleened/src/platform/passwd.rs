@@ -7,7 +7,8 @@ use std::path::Path;
 pub struct User {
     pub uid: u32,
     pub gid: u32,
-    /// Supplementary groups.
+    /// Supplementary groups, as initgroups(3) sets them: the primary group, then the groups that
+    /// list the user.
     pub groups: Vec<u32>,
     /// Name (for `USER`), or the numeric uid.
     pub name: String,
@@ -77,10 +78,16 @@ pub fn resolve(user: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
                 })?,
         };
     }
-    resolved.groups = groups
-        .iter()
-        .filter(|f| f[3].split(',').any(|member| member == resolved.name))
-        .filter_map(|f| f[2].parse().ok())
+    // As initgroups(3): the primary group first, then every group that lists the user, once each.
+    let mut seen = std::collections::HashSet::new();
+    resolved.groups = std::iter::once(resolved.gid)
+        .chain(
+            groups
+                .iter()
+                .filter(|f| f[3].split(',').any(|member| member == resolved.name))
+                .filter_map(|f| f[2].parse().ok()),
+        )
+        .filter(|gid| seen.insert(*gid))
         .collect();
     Ok(resolved)
 }
@@ -234,7 +241,7 @@ mod tests {
         let www = resolve("www", Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!(
             (www.uid, www.gid, www.groups.clone(), www.home.as_str()),
-            (80, 80, vec![10], "/var/www")
+            (80, 80, vec![80, 10], "/var/www")
         );
         let root = resolve("", Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!(
@@ -244,7 +251,7 @@ mod tests {
         let by_number = resolve("80", Some(PASSWD), None).unwrap();
         assert_eq!(by_number.name, "www");
         let with_group = resolve("www:staff", Some(PASSWD), Some(GROUP)).unwrap();
-        assert_eq!(with_group.gid, 50);
+        assert_eq!((with_group.gid, with_group.groups), (50, vec![50, 10]));
         let unknown_number = resolve("1234:99", Some(PASSWD), None).unwrap();
         assert_eq!((unknown_number.uid, unknown_number.gid), (1234, 99));
     }

@@ -73,6 +73,47 @@ pub struct Mount {
     pub devices: bool,
 }
 
+/// Why `params` cannot be applied to a running container with the `network` driver: the first
+/// parameter that asks for a different value of what is fixed when its jail is made, in the
+/// kernel's words (jail(8) `-m` answers the same on FreeBSD): `vnet` (only vnet containers have
+/// their own network stack), `ip4`/`ip6` (`inherit` for host and vnet containers, `disable` for
+/// disabled ones, `new` for ipnet ones), IP address restrictions on a vnet container, `path`,
+/// `osrelease` and `osreldate`.
+pub fn changed_after_creation(params: &[String], network: NetworkDriver) -> Option<String> {
+    let fixed = |name: &str| format!("{name} cannot be changed after creation");
+    for param in params {
+        let (name, value) = match param.split_once('=') {
+            Some((name, value)) => (name, Some(value.trim_matches('"'))),
+            None => (param.as_str(), None),
+        };
+        let own_stack = network == NetworkDriver::Vnet;
+        match (name, value) {
+            ("vnet", None | Some("new" | "1" | "true")) if !own_stack => {
+                return Some(fixed("vnet"))
+            }
+            ("novnet", None) | ("vnet", Some("inherit" | "0" | "false")) if own_stack => {
+                return Some(fixed("vnet"))
+            }
+            ("ip4" | "ip6", Some(mode)) => {
+                let current = match network {
+                    NetworkDriver::Host | NetworkDriver::Vnet => "inherit",
+                    NetworkDriver::Disabled => "disable",
+                    NetworkDriver::Ipnet => "new",
+                };
+                if mode != current {
+                    return Some(fixed(name));
+                }
+            }
+            ("ip4.addr" | "ip6.addr", _) if own_stack => {
+                return Some("vnet jails cannot have IP address restrictions".to_owned())
+            }
+            ("path" | "osrelease" | "osreldate", _) => return Some(fixed(name)),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Where a container's mounts may not go: `/`, `/proc`, `/sys` and `/dev/pts` or below, and `/dev`
 /// itself. The runtime makes these (or the jail's devfs goes there), and a mount there would
 /// replace or hide what protects the host. `relative` is the destination under the root, without
@@ -228,8 +269,14 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
 
     /// Applies a running container's new jail parameters (FreeBSD `jail -m`). Parameters the
     /// platform cannot change on a running container apply at its next start. A refusal is
-    /// [`RuntimeError::Invalid`] with the host's reason, and nothing was changed. Blocks.
-    fn update(&self, container_id: &str, jail_params: &[String]) -> Result<(), RuntimeError>;
+    /// [`RuntimeError::Invalid`] with the host's reason, and nothing was changed: a parameter fixed
+    /// when the container's jail was made ([`changed_after_creation`]) among them. Blocks.
+    fn update(
+        &self,
+        container_id: &str,
+        network: NetworkDriver,
+        jail_params: &[String],
+    ) -> Result<(), RuntimeError>;
 
     /// Applies a running container's new resource limits at once (the whole set: `None` removes
     /// a limit). Answers false when the platform cannot change them on a running container, so
@@ -247,13 +294,15 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     }
 
     /// Wires a running container to a network it was just connected to (FreeBSD ipnet: the
-    /// address is aliased and given to the jail). A refusal means the connection is undone.
+    /// address is aliased and given to the jail; Linux ipnet: a veth pair on the network's
+    /// bridge). Answers the host-side interface it made, to record for the container. A refusal
+    /// means the connection is undone.
     fn connected(
         &self,
         _container_id: &str,
         _endpoint: &ContainerEndpoint,
-    ) -> Result<(), RuntimeError> {
-        Ok(())
+    ) -> Result<Option<String>, RuntimeError> {
+        Ok(None)
     }
 
     /// Takes a running container off a network it is being disconnected from (its interface or
@@ -302,6 +351,53 @@ pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(3);
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn what_a_jail_fixes_at_creation_cannot_change_on_a_running_container() {
+        let refused = |params: &[&str], network| {
+            let params: Vec<String> = params.iter().map(|p| (*p).to_owned()).collect();
+            changed_after_creation(&params, network)
+        };
+        use NetworkDriver::*;
+        for network in [Ipnet, Host, Disabled] {
+            assert_eq!(
+                refused(&["host.hostname=a", "vnet"], network).as_deref(),
+                Some("vnet cannot be changed after creation")
+            );
+            assert_eq!(refused(&["novnet"], network), None);
+        }
+        assert_eq!(refused(&["vnet"], Vnet), None);
+        assert_eq!(refused(&["vnet=new"], Vnet), None);
+        assert_eq!(
+            refused(&["vnet=inherit"], Vnet).as_deref(),
+            Some("vnet cannot be changed after creation")
+        );
+        assert_eq!(refused(&["ip4=inherit"], Host), None);
+        assert_eq!(
+            refused(&["ip4=new"], Host).as_deref(),
+            Some("ip4 cannot be changed after creation")
+        );
+        assert_eq!(
+            refused(&["ip6=inherit"], Disabled).as_deref(),
+            Some("ip6 cannot be changed after creation")
+        );
+        assert_eq!(
+            refused(&["ip4.addr=10.0.0.2"], Vnet).as_deref(),
+            Some("vnet jails cannot have IP address restrictions")
+        );
+        assert_eq!(refused(&["ip4.addr=10.0.0.2"], Ipnet), None);
+        assert_eq!(
+            refused(&["path=/tmp"], Ipnet).as_deref(),
+            Some("path cannot be changed after creation")
+        );
+        assert_eq!(
+            refused(
+                &["allow.raw_sockets", "mount.devfs", "exec.jail_user=www"],
+                Ipnet
+            ),
+            None
+        );
+    }
 
     #[test]
     fn mounts_may_not_go_where_the_runtime_works() {

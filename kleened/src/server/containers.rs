@@ -217,6 +217,9 @@ pub(super) async fn create(config: ContainerConfig, engine: Arc<Engine>) -> Resp
 }
 
 /// Remove a stopped container and its dataset.
+///
+/// Answers once the dataset is destroyed; a dataset ZFS keeps busy for more than 5 s is destroyed
+/// later, and a `Warning` header names it.
 #[utoipa::path(
     delete, path = "/containers/{container_id}", operation_id = "Container.Remove", tag = "Container",
     params(("container_id" = String, Path, description = "container ID, ID prefix or name")),
@@ -228,7 +231,7 @@ pub(super) async fn create(config: ContainerConfig, engine: Arc<Engine>) -> Resp
     )
 )]
 pub(super) async fn remove(container_id: String, engine: Arc<Engine>) -> Response {
-    reply::respond(
+    reply::removed(
         Operation::ContainerRemove,
         StatusCode::OK,
         engine.remove_container(container_id).await,
@@ -280,6 +283,9 @@ pub(super) async fn update(
 }
 
 /// Remove every stopped container that is not marked persist.
+///
+/// Oldest first; answers once their datasets are destroyed (a `Warning` header names any left
+/// busy, which are destroyed later).
 #[utoipa::path(
     post, path = "/containers/prune", operation_id = "Container.Prune", tag = "Container",
     responses(
@@ -288,7 +294,7 @@ pub(super) async fn update(
     )
 )]
 pub(super) async fn prune(engine: Arc<Engine>) -> Response {
-    reply::respond(
+    reply::removed(
         Operation::List,
         StatusCode::OK,
         engine.prune_containers().await,

@@ -65,7 +65,12 @@ mod tests {
         fn cleanup(&self, _: &str) -> Result<(), RuntimeError> {
             Ok(())
         }
-        fn update(&self, _: &str, _: &[String]) -> Result<(), RuntimeError> {
+        fn update(
+            &self,
+            _: &str,
+            _: kleene_api::NetworkDriver,
+            _: &[String],
+        ) -> Result<(), RuntimeError> {
             Ok(())
         }
     }
@@ -161,7 +166,7 @@ mod tests {
             assert!(info[key].is_null(), "{key}: {info}");
         }
         assert_eq!(info["containers"], 2, "{info}");
-        assert_eq!(info["default_network_driver"], "vnet");
+        assert_eq!(info["default_network_driver"], "ipnet");
         assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     }
 }

@@ -10,7 +10,7 @@ use kleene_api::{ErrorResponse, ValidationErrors};
 use warp::reply::Response;
 use warp::Reply;
 
-use crate::engine::{EngineError, HostCause};
+use crate::engine::{EngineError, HostCause, Removed};
 use crate::store::StoreError;
 
 /// A JSON answer with a status.
@@ -193,9 +193,66 @@ pub fn respond<T: serde::Serialize>(
     }
 }
 
+/// Answers a removal with `status` and its JSON; each dataset ZFS kept busy, which the daemon
+/// destroys later, is named in a `Warning` header (`199 kleened "..."`), so the answer says that
+/// something of it is still on the host.
+pub fn removed<T: serde::Serialize>(
+    operation: Operation,
+    status: StatusCode,
+    result: Result<Removed<T>, EngineError>,
+) -> Response {
+    match result {
+        Ok(removed) => {
+            let mut response = json(status, &removed.answer);
+            for warning in removed.warnings() {
+                let quoted = warning.replace(['\\', '"'], "");
+                if let Ok(value) = http::HeaderValue::from_str(&format!("199 kleened \"{quoted}\""))
+                {
+                    response.headers_mut().append(http::header::WARNING, value);
+                }
+            }
+            response
+        }
+        Err(err) => engine(operation, err),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_removal_names_each_dataset_left_busy_in_a_warning_header() {
+        let answer = removed(
+            Operation::List,
+            StatusCode::OK,
+            Ok(Removed {
+                answer: vec!["a1", "b2"],
+                in_background: vec!["zroot/kleene/container/b2".to_owned()],
+            }),
+        );
+        let warnings: Vec<_> = answer
+            .headers()
+            .get_all(http::header::WARNING)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            warnings,
+            [
+                r#"199 kleened "dataset zroot/kleene/container/b2 is busy: it is destroyed in the background""#
+            ]
+        );
+        let clean = removed(
+            Operation::List,
+            StatusCode::OK,
+            Ok(Removed {
+                answer: vec!["a1"],
+                in_background: vec![],
+            }),
+        );
+        assert!(clean.headers().get(http::header::WARNING).is_none());
+    }
 
     /// The statuses the published client relies on for each operation and cause.
     #[test]

@@ -27,6 +27,23 @@ impl Db<'_> {
         Ok(())
     }
 
+    /// Cached steps of image `from` whose snapshots (named in `snapshots`) now belong to image
+    /// `to` (handed over when `from` is removed) name `to`.
+    pub fn move_cached_steps(
+        &self,
+        from: &str,
+        to: &str,
+        snapshots: &[String],
+    ) -> Result<(), StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "UPDATE build_cache SET image_id = ?2 WHERE image_id = ?1 AND snapshot = ?3",
+        )?;
+        for snapshot in snapshots {
+            statement.execute(params![from, to, snapshot])?;
+        }
+        Ok(())
+    }
+
     /// Forgets a cached step whose snapshot is gone.
     pub fn forget_step(&self, key: &str) -> Result<(), StoreError> {
         self.conn
@@ -56,6 +73,25 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(found.0, Some(("i1i1i1".into(), "s2".into())));
+        assert_eq!(found.1, None);
+    }
+
+    #[tokio::test]
+    async fn cached_steps_handed_over_name_their_new_image() {
+        let store = Store::open_in_memory().unwrap();
+        let found = store
+            .write(|db| {
+                db.insert_image(&image("i1i1i1", "app", "1", "2026-01-01T00:00:00Z"))?;
+                db.insert_image(&image("i2i2i2", "app", "2", "2026-01-02T00:00:00Z"))?;
+                db.cache_step("k1", "i1i1i1", "s1")?;
+                db.cache_step("k2", "i1i1i1", "s2")?;
+                db.move_cached_steps("i1i1i1", "i2i2i2", &["s1".to_owned()])?;
+                db.delete_image("i1i1i1")?;
+                Ok((db.cached_step("k1")?, db.cached_step("k2")?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.0, Some(("i2i2i2".into(), "s1".into())));
         assert_eq!(found.1, None);
     }
 }

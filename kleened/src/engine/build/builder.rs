@@ -77,7 +77,7 @@ impl Client for BuildClient<'_> {
     async fn next(&mut self) -> Option<ClientEvent> {
         // The build has no input; a client that went away ends the process.
         self.cancel.cancelled().await;
-        Some(ClientEvent::Gone)
+        Some(ClientEvent::Cancel)
     }
     async fn flush(&mut self) {}
 }

@@ -49,11 +49,6 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("no such image '{reference}'")))?;
         let driver = config.network_driver.unwrap_or(NetworkDriver::Ipnet);
-        if driver == NetworkDriver::Ipnet && self.os() == crate::config::TargetOs::Linux {
-            return Err(refuse(
-                "the 'ipnet' network driver is not available on Linux; use 'vnet', 'host' or 'disabled'".into(),
-            ));
-        }
         let mut ports = config.public_ports.clone().unwrap_or_default();
         if !ports.is_empty() {
             if matches!(driver, NetworkDriver::Host | NetworkDriver::Disabled) {

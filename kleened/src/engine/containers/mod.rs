@@ -298,7 +298,12 @@ mod tests {
         fn cleanup(&self, _: &str) -> Result<(), RuntimeError> {
             Ok(())
         }
-        fn update(&self, _: &str, _: &[String]) -> Result<(), RuntimeError> {
+        fn update(
+            &self,
+            _: &str,
+            _: kleene_api::NetworkDriver,
+            _: &[String],
+        ) -> Result<(), RuntimeError> {
             Ok(())
         }
     }

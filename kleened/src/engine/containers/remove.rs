@@ -4,13 +4,17 @@ use kleene_api::IdResponse;
 use zfs::DatasetName;
 
 use crate::engine::recovery::Intent;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Removed};
 use crate::platform::runtime::DEFAULT_STOP_GRACE;
 
 impl Engine {
-    /// Removes a stopped container, its dataset and its records. Only a container the runtime
-    /// proves stopped is removed: when it cannot tell, nothing is destroyed.
-    pub async fn remove_container(&self, identifier: String) -> Result<IdResponse, EngineError> {
+    /// Removes a stopped container, its dataset and its records; answers once the dataset is
+    /// destroyed (or handed to the reaper when ZFS keeps it busy, which the answer says). Only a
+    /// container the runtime proves stopped is removed: when it cannot tell, nothing is destroyed.
+    pub async fn remove_container(
+        &self,
+        identifier: String,
+    ) -> Result<Removed<IdResponse>, EngineError> {
         let found = self
             .find_container(&identifier)
             .await?
@@ -56,13 +60,20 @@ impl Engine {
             self.done(intent).await;
             return Err(err);
         }
-        // Gone for the API; its dataset is destroyed in the background (engine/reaper.rs).
-        self.reap(dataset);
+        // Gone for the API; its dataset goes before the answer, unless ZFS keeps it busy.
         self.logs.remove(&container.id);
         self.restarts.forget(&container.id);
+        let in_background = if self.destroy_or_reap(dataset).await {
+            vec![]
+        } else {
+            vec![container.dataset.clone()]
+        };
         self.done(intent).await;
         tracing::info!(container = %container.id, "container removed");
-        Ok(IdResponse { id: container.id })
+        Ok(Removed {
+            answer: IdResponse { id: container.id },
+            in_background,
+        })
     }
 
     /// Runs the runtime's cleanup for a container that is not running, and forgets the host-side
@@ -135,9 +146,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Removes every stopped container that is not marked `persist`.
-    pub async fn prune_containers(&self) -> Result<Vec<String>, EngineError> {
-        let mut removed = vec![];
+    /// Removes every stopped container that is not marked `persist`; answers their IDs, oldest
+    /// first, once their datasets are destroyed (see [`Engine::remove_container`]).
+    pub async fn prune_containers(&self) -> Result<Removed<Vec<String>>, EngineError> {
+        let mut removed = Removed {
+            answer: vec![],
+            in_background: vec![],
+        };
         // Oldest first, as the reference lists what it pruned (the listing is newest first).
         for summary in self.list_containers(true).await?.into_iter().rev() {
             let c = summary.container;
@@ -145,7 +160,10 @@ impl Engine {
                 continue;
             }
             match self.remove_container(c.id.clone()).await {
-                Ok(_) => removed.push(c.id),
+                Ok(gone) => {
+                    removed.answer.push(gone.answer.id);
+                    removed.in_background.extend(gone.in_background);
+                }
                 Err(err) => {
                     tracing::warn!(container = %c.id, error = %err, "prune could not remove container")
                 }

@@ -86,8 +86,9 @@ impl Engine {
                 let runtime = Arc::clone(self.runtime()?);
                 let id = container.id.clone();
                 let params = updated.jail_param.clone();
+                let network = container.network_driver;
                 // The reference's wording, spelling included.
-                tokio::task::spawn_blocking(move || runtime.update(&id, &params))
+                tokio::task::spawn_blocking(move || runtime.update(&id, network, &params))
                     .await?
                     .map_err(EngineError::host(
                         "an error ocurred while updating the container",

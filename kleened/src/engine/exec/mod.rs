@@ -164,10 +164,12 @@ impl Engine {
                 cmd
             },
             env: merge_env(&container.env, &env),
-            user: if user.is_empty() {
-                container.user.clone()
-            } else {
-                user
+            user: match jail_user(&container.jail_param) {
+                // `exec.jail_user` runs the process that starts the container, as in the
+                // reference (where it is jail(8)'s user for `command`); execs keep theirs.
+                Some(jail_user) if !running => jail_user.to_owned(),
+                _ if user.is_empty() => container.user.clone(),
+                _ => user,
             },
             tty,
             tty_size: {
@@ -340,8 +342,9 @@ impl Engine {
     }
 
     /// Runs a started exec for an attached client until the process ended and its output is
-    /// read; answers the closing message. A client that goes away gets its process terminated
-    /// (SIGTERM), as a detached start would have been asked for explicitly.
+    /// read; answers the closing message. A client that goes away leaves the process that started
+    /// the container running, as a detached one (its output goes on to the container's log, and
+    /// only a stop ends it); an exec gets SIGTERM and a terminal is hung up ([`pump::WhenGone`]).
     pub async fn attach(&self, running: RunningExec, client: &mut impl Client) -> String {
         self.attach_for_code(running, client).await.1
     }
@@ -355,7 +358,8 @@ impl Engine {
         let tty = running.tty;
         let (io, mut child, recorder) = running.into_parts();
         let log = self.logs.of(&recorder.container_id);
-        let status = pump(io, &mut child, tty, client, &log).await;
+        let when_gone = pump::WhenGone::of(recorder.first, tty);
+        let status = pump(io, &mut child, tty, client, &log, when_gone).await;
         let code = recorder.record(status);
         let message = self
             .finish_exec(
@@ -421,9 +425,35 @@ impl Engine {
     }
 }
 
+/// The user the last `exec.jail_user=USER` among a container's jail parameters names.
+fn jail_user(params: &[String]) -> Option<&str> {
+    params
+        .iter()
+        .rev()
+        .find_map(|p| p.strip_prefix("exec.jail_user="))
+        .map(|user| user.trim_matches('"'))
+        .filter(|user| !user.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_exec_jail_user_names_the_starting_user() {
+        let params = |list: &[&str]| list.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+        assert_eq!(jail_user(&params(&[])), None);
+        assert_eq!(jail_user(&params(&["exec.jail_user=www"])), Some("www"));
+        assert_eq!(
+            jail_user(&params(&[
+                "exec.jail_user=www",
+                "exec.clean",
+                "exec.jail_user=\"ntpd\""
+            ])),
+            Some("ntpd")
+        );
+        assert_eq!(jail_user(&params(&["exec.jail_user="])), None);
+    }
 
     use kleene_api::{ContainerConfig, ImageCreateConfig};
 

@@ -88,8 +88,11 @@ pub enum ClientEvent {
     EndOfInput,
     /// The client's terminal has this many rows and columns now.
     Resize(u16, u16),
-    /// The client went away.
+    /// The client went away ([`WhenGone`] says what becomes of the process); its output goes on
+    /// to the container's log only.
     Gone,
+    /// The client asks the process to end (SIGTERM).
+    Cancel,
 }
 
 /// The client side of an attached process.
@@ -117,10 +120,29 @@ impl Client for Nobody {
     async fn flush(&mut self) {}
 }
 
-/// Sends SIGTERM to the process the runtime started (the helper or jexec forwards it).
-fn terminate(child: &tokio::process::Child) {
+/// Sends `signal` to the process the runtime started (the helper or jexec forwards it).
+fn signal(child: &tokio::process::Child, signal: Signal) {
     if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
+}
+
+/// What becomes of an attached process whose client went away, as in the reference: the process
+/// that started its container runs on (only a stop ends it), an exec into a running container
+/// gets SIGTERM, and a process on a terminal is hung up (SIGHUP), as when a terminal closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WhenGone {
+    RunOn,
+    Signal(Signal),
+}
+
+impl WhenGone {
+    pub(super) fn of(first: bool, tty: bool) -> WhenGone {
+        match (first, tty) {
+            (_, true) => WhenGone::Signal(Signal::SIGHUP),
+            (true, false) => WhenGone::RunOn,
+            (false, false) => WhenGone::Signal(Signal::SIGTERM),
+        }
     }
 }
 
@@ -135,6 +157,7 @@ pub(super) async fn pump(
     tty: bool,
     client: &mut impl Client,
     log: &ContainerLog,
+    when_gone: WhenGone,
 ) -> std::io::Result<std::process::ExitStatus> {
     use tokio::io::AsyncWriteExt;
     let ProcessIo {
@@ -171,7 +194,10 @@ pub(super) async fn pump(
                     }
                     if listening && client.send(&buf[..n]).await.is_err() {
                         listening = false;
-                        terminate(child);
+                        talking = false;
+                        if let WhenGone::Signal(sent) = when_gone {
+                            signal(child, sent);
+                        }
                     }
                     let deadline = feed.deadline();
                     buf = feed.keep(buf, n);
@@ -215,9 +241,17 @@ pub(super) async fn pump(
                     }
                 }
                 Some(ClientEvent::Gone) => {
+                    // A process that runs on keeps its input open: it reads nothing more rather
+                    // than an end of file.
                     talking = false;
                     listening = false;
-                    terminate(child);
+                    if let WhenGone::Signal(sent) = when_gone {
+                        signal(child, sent);
+                    }
+                }
+                Some(ClientEvent::Cancel) => {
+                    talking = false;
+                    signal(child, Signal::SIGTERM);
                 }
                 None => talking = false,
             },

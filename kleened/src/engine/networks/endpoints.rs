@@ -9,6 +9,7 @@ use std::sync::Arc;
 use kleene_api::{EndPoint, EndPointConfig, Network, NetworkDriver, NetworkType};
 
 use super::{container_endpoint, ipam, ChangeError};
+use crate::config::TargetOs;
 use crate::engine::{ids, Engine, EngineError};
 use crate::platform::ContainerEndpoint;
 use crate::store::Db;
@@ -26,7 +27,7 @@ impl Engine {
         }
         let runtime = Arc::clone(self.runtime()?);
         let container_id = endpoint.container_id.clone();
-        let wiring = container_endpoint(network, endpoint);
+        let wiring = container_endpoint(network, endpoint, &self.bridged());
         tokio::task::spawn_blocking(move || runtime.disconnected(&container_id, &wiring))
             .await?
             .map_err(EngineError::host(
@@ -68,6 +69,12 @@ impl Engine {
                     "containers using the 'vnet' network-driver can't connect to custom networks",
                 ))
             }
+            (NetworkDriver::Ipnet, NetworkType::Custom) if self.os() == TargetOs::Linux => {
+                // Its veth pair needs a bridge the daemon made (see platform/linux/net.rs).
+                return Err(conflict(
+                    "containers using the 'ipnet' network-driver can't connect to custom networks on Linux",
+                ));
+            }
             _ => {}
         }
         let running = self.is_running(&container.id).await?;
@@ -81,8 +88,10 @@ impl Engine {
             let interface = network.interface.clone();
             self.on_host(move |host| host.addresses(&interface)).await?
         };
-        // A container on a bridge cannot use the broadcast address; an alias (ipnet) can.
-        let keep_broadcast = container.network_driver == NetworkDriver::Ipnet;
+        // A container on a bridge cannot use the broadcast address; an alias (FreeBSD's ipnet)
+        // can. On Linux an ipnet container is on a bridge port too.
+        let keep_broadcast =
+            container.network_driver == NetworkDriver::Ipnet && self.os() == TargetOs::FreeBsd;
         let endpoint_id = ids::new_id();
         let record_network = network.clone();
         let container_id = container.id.clone();
@@ -121,8 +130,18 @@ impl Engine {
         if running {
             let runtime = Arc::clone(self.runtime()?);
             let id = container.id.clone();
-            let wiring = container_endpoint(&network, &endpoint);
+            let wiring = container_endpoint(&network, &endpoint, &self.bridged());
             let live = tokio::task::spawn_blocking(move || runtime.connected(&id, &wiring)).await?;
+            let live = match live {
+                // The interface made for it (Linux: the veth's host end) is recorded, which
+                // applies the packet filter's rules for it.
+                Ok(Some(interface)) => self
+                    .record_interfaces(&container.id, vec![(endpoint.id.clone(), Some(interface))])
+                    .await
+                    .map_err(|err| crate::platform::RuntimeError::Host(err.to_string())),
+                Ok(None) => Ok(()),
+                Err(err) => Err(err),
+            };
             if let Err(err) = live {
                 let id = endpoint.id.clone();
                 self.change_with_firewall(move |db| {
@@ -174,6 +193,7 @@ impl Engine {
         container_id: &str,
     ) -> Result<Vec<ContainerEndpoint>, EngineError> {
         let id = container_id.to_owned();
+        let bridged = self.bridged();
         Ok(self
             .store
             .read(move |db| {
@@ -185,7 +205,7 @@ impl Engine {
                         networks
                             .iter()
                             .find(|n| n.id == e.network_id)
-                            .map(|n| container_endpoint(n, e))
+                            .map(|n| container_endpoint(n, e, &bridged))
                     })
                     .collect())
             })

@@ -28,13 +28,16 @@ pub struct Built {
 }
 
 /// Builds the policy. `networks` in name order, `endpoints` in the order they were made,
-/// `containers` oldest first; `member_interface` names an endpoint's host-side interface for the
-/// rules, from its ID and the recorded interface of its running container.
+/// `containers` oldest first; `bridged` are the network types whose interface is a bridge on this
+/// platform (bridge networks; on Linux loopback networks too); `member_interface` names an
+/// endpoint's host-side interface for the rules, from its ID and the recorded interface of its
+/// running container.
 pub fn build(
     host_gateway: Option<&str>,
     networks: &[Network],
     endpoints: &[EndPoint],
     containers: &[Container],
+    bridged: &[NetworkType],
     member_interface: &dyn Fn(&str, Option<&str>) -> Option<String>,
 ) -> Built {
     let policy_networks = networks
@@ -47,10 +50,10 @@ pub fn build(
             nat: (!network.nat.is_empty()).then(|| network.nat.clone()),
             icc: network.icc,
             internal: network.internal,
-            bridge: network.kind == NetworkType::Bridge,
+            bridge: bridged.contains(&network.kind),
             members: endpoints
                 .iter()
-                .filter(|e| e.network_id == network.id && network.kind == NetworkType::Bridge)
+                .filter(|e| e.network_id == network.id && bridged.contains(&network.kind))
                 .filter_map(|e| {
                     Some(pf::Member {
                         interface: member_interface(&e.id, e.epair.as_deref())?,
@@ -231,6 +234,7 @@ mod tests {
                 endpoint("e2", "1e1e1e1e1e1e"),
             ],
             &[],
+            &[NetworkType::Bridge],
             &pattern,
         );
         let members = &built.policy.networks[0].members;
@@ -240,6 +244,40 @@ mod tests {
         assert_eq!(members[0].ip_address6, Some("fd00::2".parse().unwrap()));
         assert!(built.policy.networks[1].members.is_empty());
         assert!(!built.policy.networks[1].bridge);
+    }
+
+    #[test]
+    fn loopback_networks_are_filtered_as_bridges_where_they_are_bridges() {
+        let mut loopback = testdata::network("0f0f0f0f0f0f", "lo-net");
+        loopback.kind = NetworkType::Loopback;
+        loopback.subnet = "10.13.38.0/24".into();
+        let endpoint = EndPoint {
+            id: "e1".into(),
+            network_id: loopback.id.clone(),
+            container_id: "c1".into(),
+            epair: Some("kve1".into()),
+            ip_address: "10.13.38.2".into(),
+            ip_address6: String::new(),
+        };
+        let on = |bridged: &[NetworkType]| {
+            build(
+                None,
+                std::slice::from_ref(&loopback),
+                std::slice::from_ref(&endpoint),
+                &[],
+                bridged,
+                &recorded,
+            )
+            .policy
+            .networks
+            .remove(0)
+        };
+        let freebsd = on(&[NetworkType::Bridge]);
+        assert!(!freebsd.bridge && freebsd.members.is_empty());
+        let linux = on(&[NetworkType::Bridge, NetworkType::Loopback]);
+        assert!(linux.bridge);
+        assert_eq!(linux.members.len(), 1);
+        assert_eq!(linux.members[0].interface, "kve1");
     }
 
     #[test]
@@ -269,6 +307,7 @@ mod tests {
             &[network],
             &[endpoint],
             &[container],
+            &[NetworkType::Bridge],
             &recorded,
         );
         assert_eq!(
@@ -302,7 +341,14 @@ mod tests {
             ip_address: String::new(),
             ip_address6: String::new(),
         }];
-        let built = build(None, &[], &[], &[container], &recorded);
+        let built = build(
+            None,
+            &[],
+            &[],
+            &[container],
+            &[NetworkType::Bridge],
+            &recorded,
+        );
         assert!(built.policy.ports.is_empty());
         assert!(built.changed.is_empty());
     }

@@ -20,30 +20,56 @@ use super::{ids, Engine, EngineError};
 use crate::platform::{ContainerEndpoint, NetworkError, NetworkHost, NetworkSetup};
 use crate::store::{Db, StoreError};
 
-/// What the host needs to make a network's interface.
-pub(super) fn setup_of(network: &Network) -> NetworkSetup {
+/// What the host needs to make a network's interface; `bridged` are the network types whose
+/// interface is a bridge on this platform ([`NetworkHost::bridged`]), which carries its `<auto>`
+/// gateways.
+pub(super) fn setup_of(network: &Network, bridged: &[NetworkType]) -> NetworkSetup {
     let subnet = ipam::subnet4(&network.subnet).ok().flatten();
     let subnet6 = ipam::subnet6(&network.subnet6).ok().flatten();
-    let bridge = network.kind == NetworkType::Bridge;
+    let bridge = bridged.contains(&network.kind);
+    let (gateway, gateway6) = gateways(network, bridged);
     NetworkSetup {
         kind: network.kind,
         interface: network.interface.clone(),
         // Only `<auto>` gateways are put on the bridge; explicit ones are somebody else's.
-        gateway: (bridge && network.gateway == ipam::AUTO)
-            .then(|| ipam::gateway4(&network.gateway, subnet))
+        gateway: (bridge && gateway == ipam::AUTO)
+            .then(|| ipam::gateway4(gateway, subnet))
             .flatten()
             .zip(subnet)
             .and_then(|(gw, net)| ipnet::Ipv4Net::new(gw, net.prefix_len()).ok()),
-        gateway6: (bridge && network.gateway6 == ipam::AUTO)
-            .then(|| ipam::gateway6(&network.gateway6, subnet6))
+        gateway6: (bridge && gateway6 == ipam::AUTO)
+            .then(|| ipam::gateway6(gateway6, subnet6))
             .flatten()
             .zip(subnet6)
             .and_then(|(gw, net)| ipnet::Ipv6Net::new(gw, net.prefix_len()).ok()),
     }
 }
 
-/// How a container is wired to a network at its start (vnet on bridges).
-pub(super) fn container_endpoint(network: &Network, endpoint: &EndPoint) -> ContainerEndpoint {
+/// A network's gateways as the host makes them. A loopback network that is a bridge here (Linux)
+/// has `<auto>` ones: the first addresses of its subnets are the host's on the bridge, so the host
+/// reaches its ipnet containers and they reach the host and, with NAT, the outside, as jails
+/// whose addresses are aliases on the host's cloned `lo` do. The reference's client sends no
+/// gateway for loopback networks.
+fn gateways<'a>(network: &'a Network, bridged: &[NetworkType]) -> (&'a str, &'a str) {
+    let host_side = |gateway: &'a str| {
+        if network.kind == NetworkType::Loopback
+            && bridged.contains(&NetworkType::Loopback)
+            && gateway.is_empty()
+        {
+            ipam::AUTO
+        } else {
+            gateway
+        }
+    };
+    (host_side(&network.gateway), host_side(&network.gateway6))
+}
+
+/// How a container is wired to a network at its start (vnet on bridges, and ipnet on Linux).
+pub(super) fn container_endpoint(
+    network: &Network,
+    endpoint: &EndPoint,
+    bridged: &[NetworkType],
+) -> ContainerEndpoint {
     let subnet = ipam::subnet4(&network.subnet).ok().flatten();
     let subnet6 = ipam::subnet6(&network.subnet6).ok().flatten();
     let address = endpoint
@@ -59,7 +85,7 @@ pub(super) fn container_endpoint(network: &Network, endpoint: &EndPoint) -> Cont
         .zip(subnet6)
         .and_then(|(ip, net)| ipnet::Ipv6Net::new(ip, net.prefix_len()).ok());
     // The host reaches the container on the bridge where the bridge carries the gateway.
-    let setup = setup_of(network);
+    let setup = setup_of(network, bridged);
     let neighbours = address
         .filter(|_| setup.gateway.is_some())
         .map(|a| IpAddr::V4(a.addr()))
@@ -75,9 +101,9 @@ pub(super) fn container_endpoint(network: &Network, endpoint: &EndPoint) -> Cont
         interface: network.interface.clone(),
         isolated: !network.icc,
         address,
-        gateway: ipam::gateway4(&network.gateway, subnet),
+        gateway: ipam::gateway4(gateways(network, bridged).0, subnet),
         address6,
-        gateway6: ipam::gateway6(&network.gateway6, subnet6),
+        gateway6: ipam::gateway6(gateways(network, bridged).1, subnet6),
         mac: firewall::endpoint_mac(endpoint),
         neighbours,
         host_interface: endpoint.epair.clone(),
@@ -131,6 +157,7 @@ fn apply_in(
         &networks,
         &endpoints,
         &containers,
+        &network.bridged(),
         &|id, recorded| network.member_interface(id, recorded),
     );
     // Nothing to filter: no table at all (the host stays as the daemon found it).
@@ -147,6 +174,13 @@ fn apply_in(
 }
 
 impl Engine {
+    /// The network types whose interface is a bridge on this host ([`NetworkHost::bridged`]).
+    pub(super) fn bridged(&self) -> Vec<NetworkType> {
+        self.network
+            .as_ref()
+            .map_or_else(|| vec![NetworkType::Bridge], |host| host.bridged())
+    }
+
     fn network_host(&self) -> Result<Arc<dyn NetworkHost>, EngineError> {
         self.network.clone().ok_or_else(|| {
             EngineError::Internal("this daemon has no networking for its platform".into())
@@ -321,7 +355,7 @@ impl Engine {
             icc: config.icc,
             internal: config.internal,
         };
-        let setup = setup_of(&network);
+        let setup = setup_of(&network, &self.bridged());
         self.on_host({
             let setup = setup.clone();
             move |host| {
@@ -376,7 +410,7 @@ impl Engine {
             Ok(())
         })
         .await?;
-        let setup = setup_of(&network);
+        let setup = setup_of(&network, &self.bridged());
         self.on_host(move |host| host.remove(&setup)).await?;
         tracing::info!(network = %network.id, "network removed");
         Ok(IdResponse { id: network.id })
@@ -444,7 +478,7 @@ impl Engine {
                     }
                 }
                 for network in &networks {
-                    if let Err(err) = host.create(&setup_of(network)) {
+                    if let Err(err) = host.create(&setup_of(network, &host.bridged())) {
                         tracing::error!(network = %network.id, interface = %network.interface, error = %err, "cannot make the network's interface");
                     }
                 }
@@ -501,7 +535,7 @@ impl Engine {
             .unwrap_or_default();
         let result = tokio::task::spawn_blocking(move || {
             for network in &networks {
-                if let Err(err) = host.remove(&setup_of(network)) {
+                if let Err(err) = host.remove(&setup_of(network, &host.bridged())) {
                     tracing::error!(network = %network.id, error = %err, "cannot remove the network's interface");
                 }
             }

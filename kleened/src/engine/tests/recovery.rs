@@ -3,23 +3,59 @@
 use super::*;
 
 #[tokio::test]
-async fn a_dataset_zfs_will_not_destroy_yet_is_destroyed_later() {
+async fn a_removal_answers_once_its_dataset_is_gone_and_names_one_zfs_keeps_busy() {
     let (engine, host, _runtime) = fake::engine();
     base_image(&engine).await;
+    let destroys = |host: &fake::FakeHost| {
+        host.lines()
+            .iter()
+            .filter(|l| l.starts_with("zfs destroy"))
+            .count()
+    };
+
+    // Busy once (as zfs-fuse is right after a container ran): tried again before the answer.
     let id = create_container(&engine, "web", &["true"], |_| {})
         .await
         .unwrap();
     host.fail_next("zfs destroy", "cannot destroy 'x': dataset is busy\n");
-    engine.remove_container("web".into()).await.unwrap();
+    let removed = engine.remove_container("web".into()).await.unwrap();
+    assert_eq!(removed.answer.id, id);
+    assert!(removed.in_background.is_empty(), "{removed:?}");
     assert!(engine.find_container("web").await.unwrap().is_none());
-    fake::settle(&engine).await;
     assert!(!host.exists(&format!("zroot/kleene/container/{id}")));
-    let destroys = host
-        .lines()
-        .iter()
-        .filter(|l| l.starts_with("zfs destroy"))
-        .count();
-    assert_eq!(destroys, 2, "busy once, then destroyed: {:?}", host.lines());
+    assert_eq!(
+        destroys(&host),
+        2,
+        "busy once, then destroyed: {:?}",
+        host.lines()
+    );
+
+    // Busy past the deadline: the answer names it, and the reaper destroys it later.
+    let id = create_container(&engine, "db", &["true"], |_| {})
+        .await
+        .unwrap();
+    let dataset = format!("zroot/kleene/container/{id}");
+    for _ in 0..12 {
+        host.fail_next(
+            &format!("destroy -r {dataset}"),
+            "cannot destroy 'x': dataset is busy\n",
+        );
+    }
+    let removed = engine.remove_container("db".into()).await.unwrap();
+    assert_eq!(removed.in_background, std::slice::from_ref(&dataset));
+    assert_eq!(
+        removed.warnings().collect::<Vec<_>>(),
+        [format!(
+            "dataset {dataset} is busy: it is destroyed in the background"
+        )]
+    );
+    assert!(engine.find_container("db").await.unwrap().is_none());
+    assert!(
+        host.exists(&dataset),
+        "still busy when the removal answered"
+    );
+    fake::settle(&engine).await;
+    assert!(!host.exists(&dataset));
     assert_consistent(&engine, &host).await;
 }
 

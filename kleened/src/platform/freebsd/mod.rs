@@ -548,7 +548,12 @@ impl Runtime for JailRuntime {
         }
     }
 
-    fn update(&self, container_id: &str, jail_params: &[String]) -> Result<(), RuntimeError> {
+    fn update(
+        &self,
+        container_id: &str,
+        _network: NetworkDriver,
+        jail_params: &[String],
+    ) -> Result<(), RuntimeError> {
         validate_jail_params(jail_params)?;
         let Some((jid, _)) = self.current(container_id)? else {
             return Err(RuntimeError::Invalid("container not running".into()));
@@ -591,7 +596,7 @@ impl Runtime for JailRuntime {
         &self,
         container_id: &str,
         endpoint: &ContainerEndpoint,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<Option<String>, RuntimeError> {
         let run = self.jails().runs.get(container_id).cloned();
         let Some(run) = run else {
             return Err(RuntimeError::Invalid(
@@ -607,7 +612,7 @@ impl Runtime for JailRuntime {
                     "cannot connect a running vnet container to a network".into(),
                 ))
             }
-            NetworkDriver::Host | NetworkDriver::Disabled => return Ok(()),
+            NetworkDriver::Host | NetworkDriver::Disabled => return Ok(None),
         }
         let addresses = endpoint_addresses(endpoint.address, endpoint.address6);
         let mut made = vec![];
@@ -627,7 +632,7 @@ impl Runtime for JailRuntime {
             });
         }
         if made.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         // The jail's full list: what it has, then the new addresses (its primary stays first).
         let mut all = aliased(
@@ -657,7 +662,8 @@ impl Runtime for JailRuntime {
             .entry(container_id.to_owned())
             .or_default()
             .extend(made);
-        Ok(())
+        // Aliases on the network's interface: no interface of its own to record.
+        Ok(None)
     }
 
     fn disconnected(
@@ -850,7 +856,11 @@ mod tests {
             Err(RuntimeError::Invalid(_))
         ));
         assert!(matches!(
-            runtime.update("c0ffee000001", &["command=/bin/sh".into()]),
+            runtime.update(
+                "c0ffee000001",
+                NetworkDriver::Ipnet,
+                &["command=/bin/sh".into()]
+            ),
             Err(RuntimeError::Invalid(_))
         ));
         assert!(runner.lines().is_empty(), "{:?}", runner.lines());
@@ -901,12 +911,20 @@ mod tests {
         runner.push_ok("7\n");
         runner.push_ok("");
         runtime
-            .update("c0ffee000001", &["host.hostname=web".into()])
+            .update(
+                "c0ffee000001",
+                NetworkDriver::Ipnet,
+                &["host.hostname=web".into()],
+            )
             .unwrap();
         runner.push_ok("7\n");
         runner.push_err(1, "jail: unknown parameter: allow.nothing\n");
         let err = runtime
-            .update("c0ffee000001", &["allow.nothing".into()])
+            .update(
+                "c0ffee000001",
+                NetworkDriver::Ipnet,
+                &["allow.nothing".into()],
+            )
             .unwrap_err();
         assert!(matches!(err, RuntimeError::Invalid(_)));
         assert_eq!(

@@ -364,19 +364,21 @@ impl Runtime for NamespaceRuntime {
     }
 
     fn start(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError> {
-        let new_network = match spec.network {
-            NetworkDriver::Host => false,
-            NetworkDriver::Disabled | NetworkDriver::Vnet => true,
-            NetworkDriver::Ipnet => {
-                return Err(RuntimeError::Invalid(
-                    "the 'ipnet' network driver is not available on Linux; use 'vnet', 'host' or 'disabled'".into(),
-                ))
-            }
-        };
+        // An ipnet container has a namespace of its own too, wired to its networks' bridges as a
+        // vnet container is (see `net`): the host's stack is not one a container may share.
+        let new_network = spec.network != NetworkDriver::Host;
         let params = linux_params(&spec.jail_params)?;
-        if !spec.endpoints.is_empty() && spec.network != NetworkDriver::Vnet {
+        if spec.tty && !params.devfs {
             return Err(RuntimeError::Invalid(
-                "only vnet containers are connected to networks on Linux".into(),
+                "a container with mount.nodevfs has no /dev, so no terminal: run it without -t"
+                    .into(),
+            ));
+        }
+        if !spec.endpoints.is_empty()
+            && !matches!(spec.network, NetworkDriver::Vnet | NetworkDriver::Ipnet)
+        {
+            return Err(RuntimeError::Invalid(
+                "only vnet and ipnet containers are connected to networks".into(),
             ));
         }
         // Limits the host cannot enforce refuse the start before anything is made.
@@ -401,6 +403,7 @@ impl Runtime for NamespaceRuntime {
             confinement: Confinement::from(&params),
             wait_for_network,
             mounts: spec.mounts.clone(),
+            devfs: params.devfs,
         };
         let (ours, theirs) =
             std::os::unix::net::UnixStream::pair().map_err(RuntimeError::io("socket pair"))?;
@@ -511,9 +514,19 @@ impl Runtime for NamespaceRuntime {
         self.cgroups.remove(container_id).map_err(host)
     }
 
-    fn update(&self, container_id: &str, jail_params: &[String]) -> Result<(), RuntimeError> {
-        // Of the jail parameters only `host.hostname` can change on a running container; like
-        // `jail -m`, only the parameters given are changed. The others apply at the next start.
+    fn update(
+        &self,
+        container_id: &str,
+        network: NetworkDriver,
+        jail_params: &[String],
+    ) -> Result<(), RuntimeError> {
+        // What the container's namespaces fixed when it started is refused, as `jail -m` refuses
+        // it. Of the rest only `host.hostname` can change on a running container; like `jail -m`,
+        // only the parameters given are changed. The others apply at the next start.
+        if let Some(reason) = crate::platform::runtime::changed_after_creation(jail_params, network)
+        {
+            return Err(RuntimeError::Invalid(reason));
+        }
         let params = linux_params(jail_params)?;
         let Some(hostname) = params.hostname else {
             return Ok(());
@@ -544,6 +557,22 @@ impl Runtime for NamespaceRuntime {
 
     fn oom_kills(&self, container_id: &str) -> Option<u64> {
         self.cgroups.oom_kills(container_id)
+    }
+
+    fn connected(
+        &self,
+        container_id: &str,
+        endpoint: &crate::platform::ContainerEndpoint,
+    ) -> Result<Option<String>, RuntimeError> {
+        // A running ipnet container joins the network at once, as in the reference (the engine
+        // refuses a running vnet container, as the reference does).
+        let init_pid = self
+            .init_pid(container_id)?
+            .ok_or_else(|| RuntimeError::Invalid("container not running".into()))?;
+        self.network
+            .wire_one(init_pid, endpoint)
+            .map(Some)
+            .map_err(|e| RuntimeError::Host(e.to_string()))
     }
 
     fn disconnected(

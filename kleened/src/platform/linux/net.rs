@@ -1,6 +1,13 @@
-//! Host networking on Linux: bridge networks as Linux bridges, loopback networks as dummy
-//! interfaces, `custom` networks on an existing interface; vnet containers on a veth pair whose
-//! host end is a port of the bridge; the packet filter as nftables tables ([`pf::nft`]).
+//! Host networking on Linux: bridge and loopback networks as Linux bridges, `custom` networks on an
+//! existing interface; vnet and ipnet containers on a veth pair whose host end is a port of the
+//! bridge; the packet filter as nftables tables ([`pf::nft`]).
+//!
+//! A loopback network is a bridge because its ipnet containers need an interface on it: a Linux
+//! container cannot share the host's network stack and stay confined, as an ipnet jail does
+//! (FreeBSD restricts a jail to its addresses aliased on the network's cloned `lo`). So on Linux an
+//! ipnet container has its own namespace with the address the reference gives it, reached from
+//! the host and its network's other containers as on FreeBSD; what differs is that it has its
+//! own loopback interface and routes, and that it sees only its networks' interfaces.
 //!
 //! A container's end of its veth gets the MAC address of its endpoint ([`pf::MacAddress`], from
 //! its IPv4 address), and the host a permanent neighbour entry for its addresses on the bridge
@@ -37,20 +44,16 @@ pub fn ip_batch(lines: &[String]) -> CommandSpec {
         .stdin(lines.iter().map(|l| format!("{l}\n")).collect::<String>())
 }
 
-/// The `ip -batch` lines that make a network's interface of link type `kind` (`bridge`, or
-/// `dummy` for a loopback network), marked with `marker` as its alias, up, with the gateway
-/// addresses of the network. A bridge gets a MAC address of its own, from its name: left to the
-/// kernel it would take the lowest of its ports' and change as containers come and go, and each
-/// change flushes the host's neighbour entries for the containers, the permanent ones too.
-pub fn create_lines(network: &NetworkSetup, kind: &str, marker: &str) -> Vec<String> {
+/// The `ip -batch` lines that make a network's bridge (a bridge or loopback network), marked with
+/// `marker` as its alias, up, with the gateway addresses of the network. A bridge gets a MAC
+/// address of its own, from its name: left to the kernel it would take the lowest of its ports'
+/// and change as containers come and go, and each change flushes the host's neighbour entries for
+/// the containers, the permanent ones too.
+pub fn create_lines(network: &NetworkSetup, marker: &str) -> Vec<String> {
     let name = &network.interface;
-    let address = if kind == "bridge" {
-        format!(" address {}", pf::MacAddress::of_endpoint(None, name))
-    } else {
-        String::new()
-    };
+    let address = pf::MacAddress::of_endpoint(None, name);
     let mut lines = vec![
-        format!("link add name {name}{address} type {kind}"),
+        format!("link add name {name} address {address} type bridge"),
         format!("link set dev {name} alias {marker}"),
         format!("link set dev {name} up"),
     ];
@@ -158,53 +161,118 @@ pub fn wiring(
     start: &str,
     marker: &str,
 ) -> Vec<CommandSpec> {
-    let mut host = vec![];
-    let mut inside = vec![];
-    let (mut route4, mut route6) = (false, false);
+    let mut lines = WiringLines::default();
     for (index, endpoint) in endpoints.iter().enumerate() {
+        lines.add(pid, endpoint, start, marker, &inner_end(index));
+    }
+    lines.commands(pid)
+}
+
+/// The commands that wire a running container (PID 1 at host PID `pid`) to one more network, as
+/// [`wiring`] does at its start: its interface is `inner` (the first free name), and it gets the
+/// default routes it has none of (`route4`, `route6` say it has them).
+pub fn wiring_one(
+    pid: i32,
+    endpoint: &ContainerEndpoint,
+    start: &str,
+    marker: &str,
+    inner: &str,
+    (route4, route6): (bool, bool),
+) -> Vec<CommandSpec> {
+    let mut lines = WiringLines {
+        route4,
+        route6,
+        ..WiringLines::default()
+    };
+    lines.add(pid, endpoint, start, marker, inner);
+    lines.commands(pid)
+}
+
+/// The `ip -batch` lines of a wiring: on the host, and inside the container's namespace; whether
+/// the default routes are given yet.
+#[derive(Debug, Default)]
+struct WiringLines {
+    host: Vec<String>,
+    inside: Vec<String>,
+    route4: bool,
+    route6: bool,
+}
+
+impl WiringLines {
+    fn add(
+        &mut self,
+        pid: i32,
+        endpoint: &ContainerEndpoint,
+        start: &str,
+        marker: &str,
+        inner: &str,
+    ) {
         let outer = host_end(&endpoint.endpoint_id, start);
-        let inner = inner_end(index);
-        host.push(format!(
+        self.host.push(format!(
             "link add name {outer} type veth peer name {inner} address {} netns {pid}",
             endpoint.mac
         ));
-        host.push(format!(
+        self.host.push(format!(
             "link set dev {outer} master {} alias {marker} up",
             endpoint.interface
         ));
         if endpoint.isolated {
-            host.push(format!(
+            self.host.push(format!(
                 "link set dev {outer} type bridge_slave isolated on"
             ));
         }
         for address in &endpoint.neighbours {
-            host.push(pin_neighbour(*address, endpoint.mac, &endpoint.interface));
+            self.host
+                .push(pin_neighbour(*address, endpoint.mac, &endpoint.interface));
         }
         if let Some(address) = endpoint.address {
-            inside.push(format!("address add {address} dev {inner}"));
+            self.inside
+                .push(format!("address add {address} dev {inner}"));
         }
         if let Some(address) = endpoint.address6 {
-            inside.push(format!("address add {address} dev {inner} nodad"));
+            self.inside
+                .push(format!("address add {address} dev {inner} nodad"));
         }
-        inside.push(format!("link set dev {inner} up"));
-        if let (Some(gateway), false) = (endpoint.gateway, route4) {
-            inside.push(format!("route add default via {gateway} dev {inner}"));
-            route4 = true;
+        self.inside.push(format!("link set dev {inner} up"));
+        if let (Some(gateway), false) = (endpoint.gateway, self.route4) {
+            self.inside
+                .push(format!("route add default via {gateway} dev {inner}"));
+            self.route4 = true;
         }
-        if let (Some(gateway), false) = (endpoint.gateway6, route6) {
-            inside.push(format!("route add ::/0 via {gateway} dev {inner}"));
-            route6 = true;
+        if let (Some(gateway), false) = (endpoint.gateway6, self.route6) {
+            self.inside
+                .push(format!("route add ::/0 via {gateway} dev {inner}"));
+            self.route6 = true;
         }
     }
-    let inside_batch = ip_batch(&inside);
-    vec![
-        ip_batch(&host),
-        CommandSpec::new(NSENTER)
-            .args(["-t".to_owned(), pid.to_string(), "-n".to_owned()])
-            .arg(IP)
-            .args(["-batch", "-"])
-            .stdin(inside_batch.stdin.unwrap_or_default()),
-    ]
+
+    fn commands(self, pid: i32) -> Vec<CommandSpec> {
+        let inside_batch = ip_batch(&self.inside);
+        vec![
+            ip_batch(&self.host),
+            in_namespace(pid)
+                .arg(IP)
+                .args(["-batch", "-"])
+                .stdin(inside_batch.stdin.unwrap_or_default()),
+        ]
+    }
+}
+
+/// nsenter(1) into the network namespace of host PID `pid`, to run what follows there.
+fn in_namespace(pid: i32) -> CommandSpec {
+    CommandSpec::new(NSENTER).args(["-t".to_owned(), pid.to_string(), "-n".to_owned()])
+}
+
+/// `ip -o link show` inside the network namespace of host PID `pid`: its interfaces' names.
+pub fn inner_links(pid: i32) -> CommandSpec {
+    in_namespace(pid).arg(IP).args(["-o", "link", "show"])
+}
+
+/// `ip -4`/`-6 route show default` inside the network namespace of host PID `pid`.
+pub fn inner_default_route(pid: i32, family: &str) -> CommandSpec {
+    in_namespace(pid)
+        .arg(IP)
+        .args([family, "route", "show", "default"])
 }
 
 /// Host networking on Linux.
@@ -289,6 +357,48 @@ impl LinuxNetwork {
             .iter()
             .map(|e| (e.endpoint_id.clone(), host_end(&e.endpoint_id, &start)))
             .collect())
+    }
+
+    /// Wires a running container (PID 1 at host PID `pid`) to one more network: its interface
+    /// takes the first free `ethN` name and the default routes it has none of. Answers the host
+    /// end's name; on failure nothing is left.
+    pub fn wire_one(&self, pid: i32, endpoint: &ContainerEndpoint) -> Result<String, NetworkError> {
+        let what = "cannot read the container's interfaces";
+        let links = self.run(what, &inner_links(pid))?;
+        let names: Vec<String> = links
+            .lines()
+            .filter_map(|line| line.split(": ").nth(1))
+            .map(|name| name.split('@').next().unwrap_or(name).to_owned())
+            .collect();
+        let inner = (0..)
+            .map(inner_end)
+            .find(|name| !names.contains(name))
+            .unwrap_or_else(|| inner_end(names.len()));
+        let mut routed = [false, false];
+        for (slot, family) in routed.iter_mut().zip(["-4", "-6"]) {
+            let routes = self.run(what, &inner_default_route(pid, family))?;
+            *slot = !routes.trim().is_empty();
+        }
+        let start = format!("{:04x}", std::process::id() ^ pid as u32 ^ rand_word());
+        let commands = wiring_one(
+            pid,
+            endpoint,
+            &start,
+            &self.marker,
+            &inner,
+            (routed[0], routed[1]),
+        );
+        let outer = host_end(&endpoint.endpoint_id, &start);
+        for spec in &commands {
+            if let Err(err) = self.run("cannot wire the container to the network", spec) {
+                let _ = self.runner.run(&delete_link(&outer));
+                if let Err(undo) = self.forget_neighbours(endpoint) {
+                    tracing::warn!(endpoint = %endpoint.endpoint_id, error = %undo, "could not remove the neighbour entries of a wiring that failed");
+                }
+                return Err(err);
+            }
+        }
+        Ok(outer)
     }
 
     /// Removes the host's neighbour entries for an endpoint's container (disconnect, stop). One
@@ -414,22 +524,12 @@ impl NetworkHost for LinuxNetwork {
             sysctl("net/ipv6/conf/all/forwarding", "1")?;
         }
         let what = format!("cannot make interface {name}");
-        let result = match network.kind {
-            NetworkType::Bridge => self.run(&what, &ip_batch(&create_lines(network, "bridge", &self.marker))),
-            // A loopback network is a dummy interface; a kernel without the dummy driver gets a
-            // bridge without ports, which carries addresses the same way.
-            _ => self
-                .run(&what, &ip_batch(&create_lines(network, "dummy", &self.marker)))
-                .or_else(|err| match &err {
-                    NetworkError::Host(message) if message.contains("Unknown device type") => {
-                        tracing::info!(interface = %name, "no dummy interfaces in this kernel; a bridge without ports stands in");
-                        let _ = self.runner.run(&delete_link(name));
-                        self.run(&what, &ip_batch(&create_lines(network, "bridge", &self.marker)))
-                    }
-                    _ => Err(err),
-                }),
-        }
-        .and_then(|_| {
+        // A loopback network is a bridge too: its ipnet containers have a veth pair on it, as
+        // vnet containers on a bridge network (a Linux container cannot share the host's stack
+        // and stay confined), and until then it carries its addresses as FreeBSD's cloned `lo`.
+        let result = self
+            .run(&what, &ip_batch(&create_lines(network, &self.marker)))
+            .and_then(|_| {
                 // Connections of the host to 127.0.0.1 may be sent to a container (published
                 // ports): the bridge must route loopback sources.
                 sysctl(&format!("net/ipv4/conf/{name}/route_localnet"), "1")
@@ -487,6 +587,10 @@ impl NetworkHost for LinuxNetwork {
         .map(drop)
     }
 
+    fn bridged(&self) -> Vec<NetworkType> {
+        vec![NetworkType::Bridge, NetworkType::Loopback]
+    }
+
     fn member_interface(&self, endpoint_id: &str, _recorded: Option<&str>) -> Option<String> {
         Some(host_end_pattern(endpoint_id))
     }
@@ -515,7 +619,7 @@ mod tests {
             gateway: Some("10.13.37.1/24".parse().unwrap()),
             gateway6: Some("fd00:13:37::1/64".parse().unwrap()),
         };
-        let dummy = NetworkSetup {
+        let loopback = NetworkSetup {
             kind: NetworkType::Loopback,
             interface: "kleene1".into(),
             gateway: None,
@@ -558,16 +662,14 @@ mod tests {
         ];
         let mut lines = vec![
             "# ip(8) -batch: one command per line of standard input (ip-link(8), ip-address(8), ip-route(8))".to_owned(),
-            "# bridge network with <auto> gateways, then a loopback network (a dummy interface)".to_owned(),
+            "# bridge network with <auto> gateways, then a loopback network (a bridge too)".to_owned(),
         ];
         lines.push(render(&ip_batch(&create_lines(
             &bridge,
-            "bridge",
             "kleened:zroot/kleene",
         ))));
         lines.push(render(&ip_batch(&create_lines(
-            &dummy,
-            "dummy",
+            &loopback,
             "kleened:zroot/kleene",
         ))));
         lines.push("# remove, list, addresses, default route".to_owned());
@@ -577,6 +679,20 @@ mod tests {
         lines.push(render(&default_routes()));
         lines.push("# a vnet container (PID 4242) on two networks, the second with icc off; nsenter(1) -n runs ip inside its namespace".to_owned());
         for spec in wiring(4242, &endpoints, "0a1b", "kleened:zroot/kleene") {
+            lines.push(render(&spec));
+        }
+        lines.push("# a running ipnet container (PID 4343) connected to one more network: its interfaces and default routes read inside, then its eth1 wired, with an IPv6 route only (it had an IPv4 one)".to_owned());
+        lines.push(render(&inner_links(4343)));
+        lines.push(render(&inner_default_route(4343, "-4")));
+        lines.push(render(&inner_default_route(4343, "-6")));
+        for spec in wiring_one(
+            4343,
+            &endpoints[0],
+            "0c2d",
+            "kleened:zroot/kleene",
+            "eth1",
+            (true, false),
+        ) {
             lines.push(render(&spec));
         }
         lines.push("# at disconnect and stop: the host's neighbour entries go; one that is not there is looked for".to_owned());

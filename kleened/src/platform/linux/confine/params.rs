@@ -17,7 +17,11 @@
 //! | `allow.set_hostname`, `allow.mount*`, any other `allow.*` | | refused: it needs `CAP_SYS_ADMIN` or has no equivalent |
 //!
 //! Turning off an `allow.*` that is off anyway (`allow.nofoo`, `allow.foo=false`) is accepted. `host.hostname`
-//! names the container's host. `linux.seccomp=unconfined` runs the container without the
+//! names the container's host. `mount.devfs` is on by default, as the reference's jails mount devfs:
+//! `mount.nodevfs` (or `mount.devfs=false`) leaves the container without the daemon's `/dev` (it
+//! sees its dataset's own `/dev` directory, on a root without device nodes), as a jail without
+//! devfs; such a container cannot have a terminal. `exec.jail_user=USER` runs the process that
+//! starts the container as USER (the engine reads it). `linux.seccomp=unconfined` runs the container without the
 //! system-call filter (dangerous: it exposes every kernel interface the capabilities do not guard);
 //! `linux.seccomp=default` is the filter. Other parameters have no Linux meaning and are ignored
 //! (the daemon's log names them).
@@ -50,6 +54,8 @@ pub struct LinuxParams {
     pub capabilities: Vec<Capability>,
     /// Whether the system-call filter is installed.
     pub seccomp: bool,
+    /// Whether the container gets the daemon's `/dev` (`mount.devfs`, on by default).
+    pub devfs: bool,
     /// Parameters without a Linux meaning.
     pub ignored: Vec<String>,
 }
@@ -85,6 +91,7 @@ pub fn parse(params: &[String]) -> Result<LinuxParams, String> {
     let mut capabilities: Vec<Capability> = DEFAULT_CAPABILITIES.to_vec();
     let mut hostname = None;
     let mut seccomp = true;
+    let mut devfs = true;
     let mut ignored = vec![];
     let mut suser = true;
     for param in params {
@@ -139,8 +146,16 @@ pub fn parse(params: &[String]) -> Result<LinuxParams, String> {
             }
             continue;
         }
+        if param == "mount.devfs" || param == "mount.nodevfs" || param.starts_with("mount.devfs=") {
+            if let Some(on) = boolean("mount.", param) {
+                devfs = on?.1;
+            }
+            continue;
+        }
         match param.split_once('=') {
             Some(("host.hostname", value)) => hostname = Some(value.trim_matches('"').to_owned()),
+            // Read by the engine: the user that starts the container.
+            Some(("exec.jail_user", _)) => {}
             Some(("linux.seccomp", value)) => match value.trim_matches('"') {
                 "unconfined" => seccomp = false,
                 "default" => seccomp = true,
@@ -167,6 +182,7 @@ pub fn parse(params: &[String]) -> Result<LinuxParams, String> {
         hostname,
         capabilities,
         seccomp,
+        devfs,
         ignored,
     })
 }
@@ -269,10 +285,27 @@ mod tests {
             "host.hostname=web",
             "linux.seccomp=unconfined",
             "mount.devfs=true",
+            "exec.jail_user=www",
+            "exec.clean",
         ])
         .unwrap();
         assert_eq!(parsed.hostname.as_deref(), Some("web"));
         assert!(!parsed.seccomp);
-        assert_eq!(parsed.ignored, vec!["mount.devfs=true".to_owned()]);
+        assert!(parsed.devfs);
+        assert_eq!(parsed.ignored, vec!["exec.clean".to_owned()]);
+    }
+
+    #[test]
+    fn devfs_is_on_unless_turned_off_and_the_last_value_wins() {
+        assert!(params(&[]).unwrap().devfs);
+        for off in ["mount.nodevfs", "mount.devfs=false", "mount.devfs=0"] {
+            assert!(!params(&[off]).unwrap().devfs, "{off}");
+        }
+        assert!(params(&["mount.nodevfs", "mount.devfs"]).unwrap().devfs);
+        // A ruleset is no switch (the reference's prefix match took it for one).
+        let ruleset = params(&["mount.devfs_ruleset=4"]).unwrap();
+        assert!(ruleset.devfs);
+        assert_eq!(ruleset.ignored, vec!["mount.devfs_ruleset=4".to_owned()]);
+        assert!(params(&["mount.devfs=maybe"]).is_err());
     }
 }

@@ -73,6 +73,8 @@ pub enum Mode {
         wait_for_network: bool,
         /// Host paths mounted into the container, in order.
         mounts: Vec<crate::platform::Mount>,
+        /// Give it the small `/dev` (`mount.devfs`); without, it sees its dataset's own.
+        devfs: bool,
     },
     /// Run the command in the container whose PID 1 has this host PID.
     Exec {
@@ -308,6 +310,7 @@ fn container_init(spec: &Spec) -> ! {
         confinement,
         wait_for_network,
         mounts,
+        devfs,
     } = &spec.mode
     else {
         fail("init", "wrong mode")
@@ -337,6 +340,7 @@ fn container_init(spec: &Spec) -> ! {
         rootfs: rootfs.clone(),
         own_network: *new_network,
         mounts: mounts.clone(),
+        devfs: *devfs,
     };
     if let Err(err) = rootfs::apply(&root) {
         // The error names the path as the container sees it, first: the message reaches clients
@@ -625,6 +629,7 @@ mod tests {
                 hostname: "abc".into(),
                 new_network: true,
                 wait_for_network: false,
+                devfs: true,
                 mounts: vec![crate::platform::Mount {
                     source: "/pool/volumes/v".into(),
                     destination: "/data".into(),

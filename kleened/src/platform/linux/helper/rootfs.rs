@@ -194,23 +194,22 @@ pub struct RootOptions {
     pub own_network: bool,
     /// Host paths mounted into it, in order.
     pub mounts: Vec<Mount>,
+    /// Whether it gets the small `/dev` (`mount.devfs`); without, its dataset's own `/dev`
+    /// directory is left as it is (on the `nodev` root), as a jail without devfs.
+    pub devfs: bool,
 }
 
-/// The steps that make `options.rootfs` ready to become the container's root.
-pub fn plan(options: &RootOptions) -> Vec<Step> {
+/// The steps of the small `/dev`: a tmpfs with the host's harmless devices bound in, its own
+/// devpts, shm and the usual links.
+fn dev_steps() -> Vec<Step> {
     let plain = Attr::MOUNT_ATTR_NOSUID | Attr::MOUNT_ATTR_NODEV | Attr::MOUNT_ATTR_NOEXEC;
-    let mut steps = vec![
-        Step::Root {
-            attrs: Attr::MOUNT_ATTR_NODEV,
-        },
-        Step::FileSystem {
-            fstype: "tmpfs",
-            options: &["mode=755", "size=65536k"],
-            attrs: Attr::MOUNT_ATTR_NOSUID | Attr::MOUNT_ATTR_NOEXEC,
-            on: At::root("dev"),
-            anchor: Some(Anchor::Dev),
-        },
-    ];
+    let mut steps = vec![Step::FileSystem {
+        fstype: "tmpfs",
+        options: &["mode=755", "size=65536k"],
+        attrs: Attr::MOUNT_ATTR_NOSUID | Attr::MOUNT_ATTR_NOEXEC,
+        on: At::root("dev"),
+        anchor: Some(Anchor::Dev),
+    }];
     steps.extend(DEVICES.iter().map(|name| Step::Device { name }));
     steps.extend([
         Step::FileSystem {
@@ -239,6 +238,18 @@ pub fn plan(options: &RootOptions) -> Vec<Step> {
             link: At::dev(link),
             target,
         });
+    }
+    steps
+}
+
+/// The steps that make `options.rootfs` ready to become the container's root.
+pub fn plan(options: &RootOptions) -> Vec<Step> {
+    let plain = Attr::MOUNT_ATTR_NOSUID | Attr::MOUNT_ATTR_NODEV | Attr::MOUNT_ATTR_NOEXEC;
+    let mut steps = vec![Step::Root {
+        attrs: Attr::MOUNT_ATTR_NODEV,
+    }];
+    if options.devfs {
+        steps.extend(dev_steps());
     }
     // The container's mounts go on the root and its fresh /dev, before /proc and /sys exist:
     // their destinations cannot be walked into either.
@@ -741,6 +752,7 @@ mod tests {
                     devices: false,
                 },
             ],
+            devfs: true,
         });
         let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens/linux/rootfs.txt");
         let text = render(&steps);
@@ -758,6 +770,27 @@ mod tests {
     }
 
     #[test]
+    fn without_devfs_nothing_is_made_in_the_containers_dev() {
+        let steps = plan(&RootOptions {
+            rootfs: "/r".into(),
+            own_network: true,
+            mounts: vec![],
+            devfs: false,
+        });
+        let in_dev = |step: &Step| match step {
+            Step::Device { .. } => true,
+            Step::FileSystem { on, .. } | Step::Symlink { link: on, .. } => {
+                on.to_string().starts_with("/dev")
+            }
+            _ => false,
+        };
+        assert!(!steps.iter().any(in_dev), "{}", render(&steps));
+        assert!(steps
+            .iter()
+            .any(|s| matches!(s, Step::FileSystem { fstype: "proc", .. })));
+    }
+
+    #[test]
     fn the_host_network_keeps_the_hosts_ping_setting() {
         let steps = plan(&RootOptions {
             rootfs: "/r".into(),
@@ -769,6 +802,7 @@ mod tests {
                 setuid: false,
                 devices: false,
             }],
+            devfs: true,
         });
         assert!(!steps.iter().any(|s| matches!(s, Step::Write { .. })));
         // The container's mounts come before /proc and /sys exist, the masks after both.
