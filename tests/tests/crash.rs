@@ -273,10 +273,11 @@ fn a_daemon_killed_at_random_moments_comes_back_consistent() {
     assert!(daemon.klee_list(&["--json", "volume", "ls"]).is_empty());
 }
 
-/// Removed containers' datasets are destroyed in the background: killed while some still wait, the
-/// daemon destroys them at its next start, and the datasets of the containers it keeps are intact.
+/// A removal of many containers killed midway: at the next start every container the daemon no
+/// longer lists has no dataset left (its removal was finished, however far the kill let it go),
+/// every one it still lists is whole and can be removed, and the containers it keeps are intact.
 #[test]
-fn removals_pending_when_the_daemon_dies_are_finished_at_the_next_start() {
+fn removals_cut_off_by_a_killed_daemon_are_finished_at_the_next_start() {
     require!(host_tests());
     let mut daemon = Daemon::with_base();
     let mut doomed = vec![];
@@ -290,12 +291,17 @@ fn removals_pending_when_the_daemon_dies_are_finished_at_the_next_start() {
         daemon.klee_ok(&["create", "--name", &name, "base", "true"]);
         kept.push(name);
     }
-    let datasets = |daemon: &Daemon, names: &[String]| -> Vec<String> {
+    let datasets = |daemon: &Daemon, names: &[String]| -> Vec<(String, String)> {
         daemon
             .klee_list(&["--json", "lsc", "-a"])
             .iter()
             .filter(|c| names.iter().any(|n| c["name"] == n.as_str()))
-            .map(|c| c["dataset"].as_str().unwrap().to_owned())
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_owned(),
+                    c["dataset"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect()
     };
     let doomed_datasets = datasets(&daemon, &doomed);
@@ -303,26 +309,41 @@ fn removals_pending_when_the_daemon_dies_are_finished_at_the_next_start() {
     assert_eq!(doomed_datasets.len(), 12);
     let mut args = vec!["rm"];
     args.extend(doomed.iter().map(String::as_str));
-    daemon.klee_ok(&args);
+    let mut removal = background(&daemon, &args);
+    // Killed once the first removal is through: the others are under way or still to come.
+    let first = doomed_datasets
+        .iter()
+        .find(|(name, _)| *name == doomed[0])
+        .map(|(_, dataset)| dataset.clone())
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while zfs_tree(&daemon.root.name).contains(&first) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first removal did not finish"
+        );
+    }
     daemon.kill();
-    let tree = zfs_tree(&daemon.root.name);
-    let pending = doomed_datasets.iter().filter(|d| tree.contains(d)).count();
-    println!("{pending} of 12 removed containers' datasets were still there when the daemon died");
-    // zfs-fuse takes tens of milliseconds per destroy: some always wait. (Kernel ZFS may be done.)
-    #[cfg(target_os = "linux")]
-    assert!(
-        pending > 0,
-        "no destroy was pending: the test proved nothing"
+    let _ = removal.kill();
+    let _ = removal.wait();
+    let listed: Vec<String> = json_after_restart(&mut daemon)
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    println!(
+        "{} of 12 containers were still listed after the kill",
+        listed.len()
     );
     assert!(
-        json_after_restart(&mut daemon).is_empty(),
-        "the removed containers stay removed"
+        !listed.contains(&doomed[0]),
+        "a finished removal stays finished"
     );
     let left = eventually(Duration::from_secs(60), || {
         let tree = zfs_tree(&daemon.root.name);
         let left: Vec<&String> = doomed_datasets
             .iter()
-            .filter(|d| tree.contains(d))
+            .filter(|(name, dataset)| !listed.contains(name) && tree.contains(dataset))
+            .map(|(_, dataset)| dataset)
             .collect();
         if left.is_empty() {
             Ok(())
@@ -334,16 +355,23 @@ fn removals_pending_when_the_daemon_dies_are_finished_at_the_next_start() {
         panic!("datasets of removed containers left after the restart: {left:?}");
     }
     let tree = zfs_tree(&daemon.root.name);
-    for dataset in &kept_datasets {
-        assert!(
-            tree.contains(dataset),
-            "a kept container's dataset went: {dataset}"
-        );
+    for (name, dataset) in doomed_datasets.iter().chain(&kept_datasets) {
+        if listed.contains(name) || kept.contains(name) {
+            assert!(
+                tree.contains(dataset),
+                "a listed container's dataset went: {dataset}"
+            );
+        }
     }
-    for name in &kept {
-        daemon.klee_ok(&["run", "--rm", "base", "true"]);
+    for name in listed.iter().chain(&kept) {
         daemon.klee_ok(&["rm", name]);
     }
+    let containers = format!("{}/container/", daemon.root.name);
+    let stray: Vec<String> = zfs_tree(&daemon.root.name)
+        .into_iter()
+        .filter(|d| d.starts_with(&containers))
+        .collect();
+    assert_eq!(stray, Vec::<String>::new(), "every container is gone");
 }
 
 /// Restarts a killed daemon and answers the containers named doomed* it lists.
