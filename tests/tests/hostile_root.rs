@@ -512,3 +512,34 @@ fn a_passwd_linked_into_the_kernels_files_is_never_read() {
     );
     daemon.klee_ok(&["rmc", "-f", "kmsg"]);
 }
+
+/// A terminal for an exec comes from the container's own devpts (`/dev/pts/ptmx`, opened
+/// without following links, its other end from the master): links the container's root planted
+/// at `/dev/ptmx` (to one of its files, or to a descriptor of the helper) are never followed by
+/// the helper, which runs with the daemon's privileges there.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_terminal_comes_from_the_containers_devpts_whatever_dev_links_say() {
+    require!(host_tests());
+    let daemon = Daemon::with_base();
+    daemon.klee_ok(&["run", "-d", "--name", "term", "base", "sleep", "600"]);
+    for target in ["/etc/passwd", "/proc/self/fd/0"] {
+        daemon.klee_ok(&[
+            "exec",
+            "term",
+            "/bin/sh",
+            "-c",
+            &format!("rm -f /dev/ptmx && ln -s {target} /dev/ptmx"),
+        ]);
+        let out = daemon.klee(&["exec", "-t", "term", "/bin/sh", "-c", "tty"]);
+        ok(&out);
+        assert!(
+            text(&out).contains("/dev/pts/"),
+            "{target}: {}",
+            describe(&out)
+        );
+    }
+    let out = daemon.klee(&["exec", "term", "/bin/sh", "-c", "head -c 5 /etc/passwd"]);
+    assert_eq!(text(&out), "root:", "{}", describe(&out));
+    daemon.klee_ok(&["rm", "-f", "term"]);
+}

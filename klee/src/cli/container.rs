@@ -121,8 +121,7 @@ pub struct ContainerOptions {
     /// Jail parameter name=value (repeatable).
     #[arg(short = 'J', long = "jailparam", value_name = "PARAM")]
     pub jail_param: Vec<String>,
-    /// Network driver [default: host; with -n the daemon's default: ipnet on FreeBSD, vnet on
-    /// Linux].
+    /// Network driver [default: host; with -n the daemon's default, ipnet].
     #[arg(short = 'l', long = "driver", value_enum)]
     pub driver: Option<DriverArg>,
     /// Connect the container to this network (ID, ID prefix or name) once it is created.

@@ -32,7 +32,7 @@ pub enum NetworkCommand {
 pub enum NetworkTypeArg {
     /// A bridge; vnet containers are wired to it and may get a gateway.
     Bridge,
-    /// A loopback interface (FreeBSD; a dummy interface on Linux).
+    /// A loopback interface (FreeBSD; a bridge on Linux, for its ipnet containers).
     Loopback,
     /// An existing interface, named by --interface, that kleened neither creates nor destroys.
     Custom,

@@ -75,8 +75,7 @@ pub(super) async fn create(config: VolumeConfig, engine: Arc<Engine>) -> Respons
     params(("volume_name" = String, Path, description = "volume name")),
     responses(
         (status = 200, description = "the volume's name", body = IdResponse),
-        (status = 404, description = "no such volume", body = ErrorResponse),
-        (status = 409, description = "a running container mounts it", body = ErrorResponse),
+        (status = 404, description = "no such volume, or a running container mounts it", body = ErrorResponse),
         (status = 500, description = "the host failed", body = ErrorResponse),
     )
 )]

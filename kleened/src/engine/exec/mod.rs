@@ -359,7 +359,46 @@ impl Engine {
         let (io, mut child, recorder) = running.into_parts();
         let log = self.logs.of(&recorder.container_id);
         let when_gone = pump::WhenGone::of(recorder.first, tty);
-        let status = pump(io, &mut child, tty, client, &log, when_gone).await;
+        let status = match pump(io, &mut child, tty, client, &log, when_gone).await {
+            pump::Pumped::Ended(status) => status,
+            pump::Pumped::ClientGone(remains) => match self.me.upgrade() {
+                // The client's connection (and its slot among the daemon's connections) goes
+                // now; the process is followed as a detached one.
+                Some(engine) => {
+                    let exec_id = recorder.exec_id.clone();
+                    self.tasks.spawn(async move {
+                        let pumped =
+                            pump(remains, &mut child, tty, &mut Nobody, &log, when_gone).await;
+                        let status = match pumped {
+                            pump::Pumped::Ended(status) => status,
+                            pump::Pumped::ClientGone(_) => {
+                                Err(std::io::Error::other("nobody went away"))
+                            }
+                        };
+                        let (_, message) = engine.finish_recorded(&recorder, status).await;
+                        tracing::info!(exec = %recorder.exec_id, "{message}");
+                    });
+                    return (
+                        -1,
+                        format!("the client of {exec_id} went away; the process runs on"),
+                    );
+                }
+                None => match pump(remains, &mut child, tty, &mut Nobody, &log, when_gone).await {
+                    pump::Pumped::Ended(status) => status,
+                    pump::Pumped::ClientGone(_) => Err(std::io::Error::other("nobody went away")),
+                },
+            },
+        };
+        self.finish_recorded(&recorder, status).await
+    }
+
+    /// Records how a followed process ended and does what its end asks; answers its exit code
+    /// and the closing message.
+    async fn finish_recorded(
+        &self,
+        recorder: &ExitRecorder,
+        status: std::io::Result<std::process::ExitStatus>,
+    ) -> (i32, String) {
         let code = recorder.record(status);
         let message = self
             .finish_exec(

@@ -11,6 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use crate::engine::logs::{ContainerLog, LogFeed};
+use crate::platform::io::{FdStream, TerminalControl};
 use crate::platform::runtime::exit_code;
 use crate::platform::ProcessIo;
 
@@ -150,22 +151,49 @@ impl WhenGone {
 /// one frame.
 const FRAME_MAX: usize = 128 * 1024;
 
-/// Pumps a started process until it ended and its output is read; answers its exit status.
+/// How a pump ended.
+pub(super) enum Pumped {
+    /// The process ended and its output is read.
+    Ended(std::io::Result<std::process::ExitStatus>),
+    /// The client went away from a process that runs on ([`WhenGone::RunOn`]): what is left to
+    /// follow it with, without the client.
+    ClientGone(Remains),
+}
+
+/// A running process's ends, as a pump left them.
+pub(super) struct Remains {
+    output: FdStream,
+    input: Option<FdStream>,
+    terminal: Option<TerminalControl>,
+}
+
+impl From<ProcessIo> for Remains {
+    fn from(io: ProcessIo) -> Remains {
+        Remains {
+            output: io.output,
+            input: Some(io.input),
+            terminal: io.terminal,
+        }
+    }
+}
+
+/// Pumps a started process until it ended and its output is read, or until its client went away
+/// from a process that runs on.
 pub(super) async fn pump(
-    io: ProcessIo,
+    io: impl Into<Remains>,
     child: &mut tokio::process::Child,
     tty: bool,
     client: &mut impl Client,
     log: &ContainerLog,
     when_gone: WhenGone,
-) -> std::io::Result<std::process::ExitStatus> {
+) -> Pumped {
     use tokio::io::AsyncWriteExt;
-    let ProcessIo {
+    let Remains {
         output: mut reader,
-        input,
+        mut input,
         terminal,
-    } = io;
-    let mut input = Some(input);
+    } = io.into();
+    let mut handed_over = false;
     let mut buf = vec![0u8; FRAME_MAX];
     let (mut listening, mut talking, mut eof) = (true, true, false);
     let mut status = None;
@@ -174,7 +202,8 @@ pub(super) async fn pump(
     let mut feed = LogFeed::new(log);
     let flush = tokio::time::sleep(Duration::from_secs(86_400));
     tokio::pin!(flush);
-    while !(eof && status.is_some()) {
+    // Until the process ended and its output is read, or it runs on without its client.
+    while !(eof && status.is_some() || handed_over && status.is_none()) {
         tokio::select! {
             read = reader.read(&mut buf), if !eof => match read {
                 Ok(0) | Err(_) => eof = true,
@@ -195,8 +224,9 @@ pub(super) async fn pump(
                     if listening && client.send(&buf[..n]).await.is_err() {
                         listening = false;
                         talking = false;
-                        if let WhenGone::Signal(sent) = when_gone {
-                            signal(child, sent);
+                        match when_gone {
+                            WhenGone::Signal(sent) => signal(child, sent),
+                            WhenGone::RunOn => handed_over = true,
                         }
                     }
                     let deadline = feed.deadline();
@@ -245,8 +275,9 @@ pub(super) async fn pump(
                     // than an end of file.
                     talking = false;
                     listening = false;
-                    if let WhenGone::Signal(sent) = when_gone {
-                        signal(child, sent);
+                    match when_gone {
+                        WhenGone::Signal(sent) => signal(child, sent),
+                        WhenGone::RunOn => handed_over = true,
                     }
                 }
                 Some(ClientEvent::Cancel) => {
@@ -258,10 +289,17 @@ pub(super) async fn pump(
         }
     }
     feed.flush();
+    if handed_over && status.is_none() {
+        return Pumped::ClientGone(Remains {
+            output: reader,
+            input,
+            terminal,
+        });
+    }
     if listening {
         client.flush().await;
     }
-    status.unwrap_or_else(|| Err(std::io::Error::other("no exit status")))
+    Pumped::Ended(status.unwrap_or_else(|| Err(std::io::Error::other("no exit status"))))
 }
 
 fn record_exit(

@@ -38,9 +38,18 @@ impl Engine {
     /// Connects a container to a network, allocating its addresses.
     pub async fn connect(&self, config: EndPointConfig) -> Result<(), EngineError> {
         let conflict = |m: &str| EngineError::Conflict(m.to_owned());
-        let container = self
+        let found = self
             .find_container(&config.container)
             .await?
+            .ok_or_else(|| EngineError::NotFound("container not found".into()))?;
+        // Not while the container starts: the start wires the endpoints it read, and one made
+        // meanwhile would be wired twice or not at all.
+        let _starts = self.starting.read().await;
+        let _start = self.container_starts.lock(&found.id).await;
+        let container = self
+            .find_container(&found.id)
+            .await?
+            .filter(|c| c.id == found.id)
             .ok_or_else(|| EngineError::NotFound("container not found".into()))?;
         let lookup = config.network.clone();
         let network = self
@@ -131,14 +140,32 @@ impl Engine {
             let runtime = Arc::clone(self.runtime()?);
             let id = container.id.clone();
             let wiring = container_endpoint(&network, &endpoint, &self.bridged());
+            let wiring_again = wiring.clone();
             let live = tokio::task::spawn_blocking(move || runtime.connected(&id, &wiring)).await?;
             let live = match live {
-                // The interface made for it (Linux: the veth's host end) is recorded, which
-                // applies the packet filter's rules for it.
-                Ok(Some(interface)) => self
-                    .record_interfaces(&container.id, vec![(endpoint.id.clone(), Some(interface))])
-                    .await
-                    .map_err(|err| crate::platform::RuntimeError::Host(err.to_string())),
+                // The interface made for it (Linux: the veth's host end) is recorded; when that
+                // fails, the interface goes again with the connection.
+                Ok(Some(interface)) => {
+                    let recorded = self
+                        .record_interfaces(
+                            &container.id,
+                            vec![(endpoint.id.clone(), Some(interface.clone()))],
+                        )
+                        .await;
+                    match recorded {
+                        Ok(()) => Ok(()),
+                        Err(err) => {
+                            let runtime = Arc::clone(self.runtime()?);
+                            let (id, mut made) = (container.id.clone(), wiring_again.clone());
+                            made.host_interface = Some(interface);
+                            let _ = tokio::task::spawn_blocking(move || {
+                                runtime.disconnected(&id, &made)
+                            })
+                            .await;
+                            Err(crate::platform::RuntimeError::Host(err.to_string()))
+                        }
+                    }
+                }
                 Ok(None) => Ok(()),
                 Err(err) => Err(err),
             };
@@ -161,9 +188,18 @@ impl Engine {
     /// Disconnects a container from a network (a running one loses the interface at once).
     pub async fn disconnect(&self, network: String, container: String) -> Result<(), EngineError> {
         let conflict = |m: &str| EngineError::Conflict(m.to_owned());
-        let container = self
+        let found = self
             .find_container(&container)
             .await?
+            .ok_or_else(|| conflict("container not found"))?;
+        // Not while the container starts: a start that read the endpoint before it went would
+        // wire it afterwards, with no rule of the packet filter for its interface.
+        let _starts = self.starting.read().await;
+        let _start = self.container_starts.lock(&found.id).await;
+        let container = self
+            .find_container(&found.id)
+            .await?
+            .filter(|c| c.id == found.id)
             .ok_or_else(|| conflict("container not found"))?;
         let network = self
             .store

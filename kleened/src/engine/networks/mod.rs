@@ -389,6 +389,9 @@ impl Engine {
     /// Removes a network: its containers are disconnected first (running ones too), then its
     /// record goes, the packet filter follows, and its interface is removed.
     pub async fn remove_network(&self, identifier: String) -> Result<IdResponse, EngineError> {
+        // No container starts meanwhile: one that read its endpoints before they went would be
+        // wired to the network afterwards, with no rule of the packet filter for its interface.
+        let _starting = self.starting.write().await;
         let lookup = identifier.clone();
         let network = self
             .store

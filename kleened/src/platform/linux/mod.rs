@@ -435,6 +435,12 @@ impl Runtime for NamespaceRuntime {
 
     fn exec(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError> {
         let params = linux_params(&spec.jail_params)?;
+        if spec.tty && !params.devfs {
+            return Err(RuntimeError::Invalid(
+                "a container with mount.nodevfs has no /dev, so no terminal: run it without -t"
+                    .into(),
+            ));
+        }
         let init_pid = self
             .init_pid(&spec.container_id)?
             .ok_or_else(|| RuntimeError::Invalid("container not running".into()))?;
@@ -569,6 +575,17 @@ impl Runtime for NamespaceRuntime {
         let init_pid = self
             .init_pid(container_id)?
             .ok_or_else(|| RuntimeError::Invalid("container not running".into()))?;
+        // Its namespace, never the host's (a PID 1 that has not made its own yet).
+        let namespace = |pid: &str| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                .map_err(RuntimeError::io("cannot read a network namespace"))
+        };
+        if namespace(&init_pid.to_string())? == namespace("self")? {
+            return Err(RuntimeError::Invalid(
+                "the container has no network namespace of its own".into(),
+            ));
+        }
         self.network
             .wire_one(init_pid, endpoint)
             .map(Some)

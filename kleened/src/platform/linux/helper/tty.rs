@@ -3,7 +3,7 @@
 //! daemon's pipes and that terminal, run by the process that forked the command.
 #![allow(unsafe_code)]
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -11,20 +11,37 @@ use nix::unistd::Pid;
 
 use super::child::{fail, status_code, write_all};
 
-/// Opens a pseudo-terminal pair from this process's `/dev/ptmx`.
-pub(super) fn open_terminal() -> Result<(nix::pty::PtyMaster, std::os::fd::OwnedFd), String> {
-    use nix::fcntl::OFlag;
-    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .map_err(|e| e.to_string())?;
-    nix::pty::grantpt(&master).map_err(|e| e.to_string())?;
-    nix::pty::unlockpt(&master).map_err(|e| e.to_string())?;
-    let name = nix::pty::ptsname_r(&master).map_err(|e| e.to_string())?;
-    let slave = nix::fcntl::open(
-        name.as_str(),
-        OFlag::O_RDWR | OFlag::O_NOCTTY,
-        nix::sys::stat::Mode::empty(),
+/// The `statfs` type of devpts.
+const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+
+/// Opens a pseudo-terminal pair from the container's own devpts: its `/dev/pts/ptmx`, reached
+/// without following any link (the container's root may have put one anywhere in `/dev`) and
+/// checked to be devpts's, and the other end from the master itself (`TIOCGPTPEER`), never
+/// through a path.
+pub(super) fn open_terminal() -> Result<(OwnedFd, OwnedFd), String> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
+    use rustix::pty::OpenptFlags;
+    let master = rustix::fs::openat2(
+        CWD,
+        "/dev/pts/ptmx",
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
     )
-    .map_err(|e| format!("{name}: {e}"))?;
+    .map_err(|e| format!("/dev/pts/ptmx: {e}"))?;
+    let kind = rustix::fs::fstatfs(&master)
+        .map_err(|e| format!("/dev/pts/ptmx: {e}"))?
+        .f_type;
+    // `f_type`'s width differs between architectures.
+    #[allow(clippy::useless_conversion)]
+    let kind = i64::from(kind);
+    if kind != DEVPTS_SUPER_MAGIC {
+        return Err("/dev/pts/ptmx is not on a devpts file system".into());
+    }
+    rustix::pty::grantpt(&master).map_err(|e| e.to_string())?;
+    rustix::pty::unlockpt(&master).map_err(|e| e.to_string())?;
+    let slave = rustix::pty::ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY)
+        .map_err(|e| format!("the terminal's other end: {e}"))?;
     Ok((master, slave))
 }
 
@@ -47,11 +64,7 @@ fn sizes(pending: &mut Vec<u8>) -> Vec<(u16, u16)> {
 /// exit code. Sizes the daemon sends on `control` are given to the terminal (the kernel then
 /// sends SIGWINCH to its foreground process group). Reaps other children meanwhile (PID 1
 /// inherits orphans).
-pub(super) fn relay(
-    master: nix::pty::PtyMaster,
-    child: Pid,
-    control: Option<std::os::fd::OwnedFd>,
-) -> i32 {
+pub(super) fn relay(master: OwnedFd, child: Pid, control: Option<std::os::fd::OwnedFd>) -> i32 {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::wait::WaitPidFlag;
     use std::os::fd::BorrowedFd;
