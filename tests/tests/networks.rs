@@ -1347,3 +1347,56 @@ fn python_klee_runs_ipnet_containers_on_loopback_and_bridge_networks() {
     py(&["network", "rm", "lonet", "brnet"]);
     assert_eq!(host.links(), links, "no interface is left");
 }
+
+/// A disconnect that races a start never leaves the container wired to the network without its
+/// endpoint (a bridge port the packet filter has no rule for, holding an address the network
+/// gives out again): connect and disconnect wait for the container's start.
+#[test]
+fn a_disconnect_racing_a_start_leaves_no_port_behind() {
+    require!(host_tests());
+    let (host, daemon) = setup();
+    network(
+        &daemon,
+        json!({"name": "racenet", "type": "loopback", "subnet": "10.78.0.0/24"}),
+    );
+    let interface = api(&daemon, "GET", "/networks/racenet/inspect", None).json()["network"]
+        ["interface"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    daemon.klee_ok(&[
+        "create", "--name", "victim", "-n", "racenet", "probe", "sleep", "300",
+    ]);
+    let ports = || {
+        let out = host.exec("ip", &["-o", "link", "show", "master", &interface]);
+        stdout(&out).lines().count()
+    };
+    let endpoints = || {
+        api(&daemon, "GET", "/networks/racenet/inspect", None).json()["network_endpoints"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    for round in 0..10u64 {
+        let start = std::process::Command::new(kleene_tests::bin("klee"))
+            .args(["--host", &daemon.host, "start", "-d", "victim"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis((round % 5) * 15));
+        let _ = daemon.klee(&["network", "disconnect", "racenet", "victim"]);
+        let mut start = start;
+        let _ = start.wait();
+        let (ports, endpoints) = (ports(), endpoints());
+        assert!(
+            endpoints > 0 || ports == 0,
+            "round {round}: {ports} port(s) on {interface} and no endpoint"
+        );
+        let _ = daemon.klee(&["stop", "victim"]);
+        if endpoints == 0 {
+            daemon.klee_ok(&["network", "connect", "racenet", "victim"]);
+        }
+    }
+    daemon.klee_ok(&["rm", "-f", "victim"]);
+    assert_eq!(ports(), 0);
+}
