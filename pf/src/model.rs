@@ -169,9 +169,10 @@ pub struct PortRange {
     pub last: u16,
 }
 
+/// A port number: anything but an integer in 0-65535 is the reference's "invalid port value".
 fn port_number(text: &str) -> Result<u16, PortError> {
     if text.is_empty() || !text.chars().all(|c| c.is_ascii_digit()) {
-        return Err(PortError::Shape);
+        return Err(PortError::Value);
     }
     text.parse::<u16>().map_err(|_| PortError::Value)
 }
@@ -179,6 +180,10 @@ fn port_number(text: &str) -> Result<u16, PortError> {
 impl PortRange {
     /// Parses `N` or `N:M`.
     pub fn parse(text: &str) -> Result<PortRange, PortError> {
+        // More than two parts is no shape the reference knows.
+        if text.matches(':').count() > 1 {
+            return Err(PortError::Shape);
+        }
         let (first, last) = match text.split_once(':') {
             None => {
                 let port = port_number(text)?;
@@ -324,9 +329,15 @@ mod tests {
             }
         );
         assert_eq!(PortRange::parse("5000:6000").unwrap().span(), 1000);
-        assert_eq!(PortRange::parse("3leet"), Err(PortError::Shape));
+        // The reference's case: a port that is no integer is an invalid value.
+        assert_eq!(PortRange::parse("3leet"), Err(PortError::Value));
         assert_eq!(
             PortRange::parse("3leet").unwrap_err().to_string(),
+            "invalid port value (should be in the range 0 - 65535)"
+        );
+        assert_eq!(PortRange::parse("1:2:3"), Err(PortError::Shape));
+        assert_eq!(
+            PortRange::parse("1:2:3").unwrap_err().to_string(),
             "could not decode port publishing specification"
         );
         assert_eq!(PortRange::parse("70000"), Err(PortError::Value));
@@ -374,6 +385,7 @@ mod tests {
                 .to_string(),
             "80:90"
         );
-        assert_eq!(ContainerPort::parse("x:*", host), Err(PortError::Shape));
+        assert_eq!(ContainerPort::parse("x:*", host), Err(PortError::Value));
+        assert_eq!(ContainerPort::parse("1:2:*", host), Err(PortError::Shape));
     }
 }

@@ -211,7 +211,7 @@ fn failed_creations_leave_no_dataset_and_no_image() {
                 "fetch".into(),
                 format!("http://127.0.0.1:{unused_port}/base.tar"),
             ],
-            "could not fetch",
+            "could not fetch file from url",
         ),
         (vec!["fetch".into(), server.url("missing.tar")], "404"),
         (
@@ -232,7 +232,7 @@ fn failed_creations_leave_no_dataset_and_no_image() {
                 // Outside the daemon's root (a source inside it is refused before it is looked for).
                 format!("{}/kleene-no-such-dataset", test_pool()),
             ],
-            "does not exist",
+            "invalid dataset",
         ),
         (
             vec!["zfs-clone".into(), "/not/a/dataset".into()],

@@ -99,7 +99,8 @@ pub async fn download(
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<u64, String> {
-    let fail = |reason: String| format!("could not fetch {url}: {reason}");
+    // The reference's words, then which URL and why.
+    let fail = |reason: String| format!("could not fetch file from url {url}: {reason}");
     let mut response = tokio::select! {
         response = client.get(url).send() => response.map_err(|e| fail(describe_reqwest(&e)))?,
         () = cancel.cancelled() => return Err("the daemon is shutting down".to_owned()),

@@ -573,7 +573,7 @@ impl Engine {
             Source::File(path) => {
                 if !path.is_file() {
                     return Err(EngineError::Invalid(format!(
-                        "could not fetch {url}: {} is not a file on the daemon's host",
+                        "could not fetch file from url {url}: {} is not a file on the daemon's host",
                         path.display()
                     )));
                 }
@@ -657,10 +657,12 @@ impl Engine {
             .await?;
         match owner {
             None => {
-                return Err(EngineError::NotFound(format!(
-                    "dataset '{}' does not exist",
-                    source.as_str()
-                )))
+                // The reference's words again; which dataset is in the log.
+                tracing::info!(
+                    dataset = source.as_str(),
+                    "invalid dataset: it does not exist"
+                );
+                return Err(EngineError::NotFound("invalid dataset".to_owned()));
             }
             Some(Some(root)) => {
                 return Err(EngineError::Invalid(format!(

@@ -41,6 +41,15 @@ pub use reaper::Removed;
 pub use crate::config::StorageConfig;
 use crate::layout::Layout;
 
+/// An I/O error as the reference words it: its errno as an Erlang atom (`:enoent`), as Kleene's
+/// messages carry them.
+pub(crate) fn errno_atom(err: &std::io::Error) -> String {
+    err.raw_os_error().map_or_else(
+        || err.kind().to_string(),
+        |code| format!(":{:?}", nix::errno::Errno::from_raw(code)).to_lowercase(),
+    )
+}
+
 /// Why an operation failed, by cause. `server::reply` is the one place that turns a cause into
 /// the HTTP status the API gives it for each operation; the message is what the client prints.
 #[derive(Debug, thiserror::Error)]

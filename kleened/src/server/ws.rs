@@ -69,8 +69,8 @@ async fn read_config_within<T: DeserializeOwned>(
             "the connection closed before the configuration frame".into(),
         )
     })?;
-    let value: serde_json::Value = serde_json::from_slice(&frame)
-        .map_err(|e| refusal("invalid json", format!("invalid json: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&frame).map_err(|e| refusal("invalid json", e.to_string()))?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let detail = e.into_inner().to_string();

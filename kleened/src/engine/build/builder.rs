@@ -122,8 +122,13 @@ impl Engine {
         }
         parse_nametag(&config.tag)?;
         let path = context.join(&config.dockerfile);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("Could not open Docker file {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "Could not open Docker file {}: {} ({e})",
+                path.display(),
+                crate::engine::errno_atom(&e)
+            )
+        })?;
         let lines = dockerfile::parse(&text).map_err(|e| e.to_string())?;
         Ok(PreparedBuild {
             id: ids::new_id(),

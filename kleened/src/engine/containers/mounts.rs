@@ -50,19 +50,22 @@ pub(super) fn check_mount(mount: &MountPointConfig) -> Result<(), EngineError> {
                     mount.source
                 ));
             }
+            // The reference's words (its errno as an Erlang atom, `:enoent`), then the source.
             match std::fs::metadata(source) {
                 Ok(meta) if meta.is_dir() || meta.is_file() => {}
                 Ok(_) => {
                     return refuse(format!(
-                        "mount source '{}' is neither a directory nor a regular file",
+                        "could not determine source type, must be either directory or regular \
+                         file: '{}'",
                         mount.source
                     ))
                 }
                 Err(err) => {
                     return refuse(format!(
-                        "mount source '{}' cannot be used: {err}",
+                        "error ocurred while determining source type: {} ('{}': {err})",
+                        crate::engine::errno_atom(&err),
                         mount.source
-                    ))
+                    ));
                 }
             }
         }

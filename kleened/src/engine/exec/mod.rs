@@ -454,7 +454,8 @@ impl Engine {
                 .map_err(|e| EngineError::NotFound(format!("error closing process: {e}")))?;
         }
         let ended = tokio::time::timeout(STOP_WAIT, exited.wait_for(Option::is_some)).await;
-        if ended.is_err() && stop_container {
+        if ended.is_err() {
+            // The reference's answer; the instance stays, so that a forced stop can follow.
             return Err(EngineError::NotFound(
                 "timed out while waiting for jail to stop".into(),
             ));

@@ -181,7 +181,7 @@ async fn a_container_whose_mounts_cannot_be_made_leaves_nothing() {
                 setuid: false,
                 devices: false,
             },
-            "mount source '/nonexistent/kleene-test' cannot be used",
+            "error ocurred while determining source type: :enoent ('/nonexistent/kleene-test'",
         ),
     ] {
         let before = host.lines().len();

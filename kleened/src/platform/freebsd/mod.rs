@@ -558,13 +558,21 @@ impl Runtime for JailRuntime {
         let Some((jid, _)) = self.current(container_id)? else {
             return Err(RuntimeError::Invalid("container not running".into()));
         };
-        self.run_ok(&jail_modify(jid, jail_params), |code, stderr| {
-            RuntimeError::Invalid(format!(
-                "'{JAIL}' returned non-zero exitcode {code} when attempting to modify the \
-                 container '{stderr}'"
-            ))
-        })
-        .map(drop)
+        let output = self.run(&jail_modify(jid, jail_params))?;
+        if output.succeeded() {
+            return Ok(());
+        }
+        // The reference's message: jail(8)'s whole output, its line end included, in quotes.
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Err(RuntimeError::Invalid(format!(
+            "'{JAIL}' returned non-zero exitcode {} when attempting to modify the container \
+             '{said}'",
+            output.code.unwrap_or(-1)
+        )))
     }
 
     fn update_limits(&self, container_id: &str, limits: &Limits) -> Result<bool, RuntimeError> {
@@ -930,7 +938,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "'/usr/sbin/jail' returned non-zero exitcode 1 when attempting to modify the container \
-             'jail: unknown parameter: allow.nothing'"
+             'jail: unknown parameter: allow.nothing\n'"
         );
         assert_eq!(
             runner.lines(),
