@@ -1400,3 +1400,85 @@ fn a_disconnect_racing_a_start_leaves_no_port_behind() {
     daemon.klee_ok(&["rm", "-f", "victim"]);
     assert_eq!(ports(), 0);
 }
+
+/// The defences of bridge networks hold for ipnet containers of loopback networks (bridges on
+/// Linux) too: icc off keeps them apart, NAT takes them upstream as the host (as jails on a
+/// cloned `lo` with pf's NAT), an internal one stays in, and the bridge table holds each of their
+/// ports to its container's addresses.
+#[test]
+fn loopback_networks_keep_their_ipnet_containers_as_bridges_do() {
+    require!(host_tests());
+    let (host, daemon) = setup();
+    let server = host.spawn_upstream(
+        "python3",
+        &[
+            "-u",
+            "-m",
+            "http.server",
+            "9001",
+            "--bind",
+            UPSTREAM_IP,
+            "--directory",
+            "/etc",
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let ipnet = |name: &str, network: &str, more: serde_json::Value| {
+        let mut config = json!({"name": name, "image": "probe", "network_driver": "ipnet", "cmd": ["sleep", "600"]});
+        for (key, value) in more.as_object().unwrap() {
+            config[key] = value.clone();
+        }
+        let answer = api(&daemon, "POST", "/containers/create", Some(config));
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        let answer = api(
+            &daemon,
+            "POST",
+            "/networks/connect",
+            Some(json!({"container": name, "network": network, "ip_address": "<auto>"})),
+        );
+        assert_eq!(answer.status, 204, "{}", answer.body);
+        start(&daemon, name);
+    };
+    network(
+        &daemon,
+        json!({"name": "lo-closed", "type": "loopback", "subnet": "10.81.0.0/24", "icc": false, "nat": "<host-gateway>"}),
+    );
+    network(
+        &daemon,
+        json!({"name": "lo-in", "type": "loopback", "subnet": "10.82.0.0/24", "internal": true}),
+    );
+    ipnet("lc-a", "lo-closed", json!({}));
+    ipnet("lc-b", "lo-closed", json!({}));
+    ipnet("li-a", "lo-in", json!({}));
+    serve(&daemon, "lc-b", 80, "hello");
+    let b = address(&daemon, "lc-b", false);
+    assert_eq!(
+        fetch_outside(&host, false, &format!("http://{b}/")),
+        "hello",
+        "the host reaches it"
+    );
+    assert_eq!(
+        fetch_from(&daemon, "lc-a", &format!("http://{b}/")),
+        "",
+        "icc is off, yet the page came"
+    );
+    let url = format!("http://{UPSTREAM_IP}:9001/hostname");
+    assert!(!fetch_from(&daemon, "lc-a", &url).is_empty(), "NAT");
+    assert_eq!(fetch_from(&daemon, "li-a", &url), "", "internal");
+    assert_eq!(
+        fetch_from(&daemon, "li-a", &format!("http://{b}/")),
+        "",
+        "another network"
+    );
+    let log = server.finish();
+    let clients: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("GET /hostname"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(clients, vec![HOST_IP], "the upstream saw: {log}");
+    // The bridge table holds every port of the loopback network to its container's addresses.
+    let rules = host.exec("nft", &["list", "table", "bridge", "kleene"]);
+    let member_jumps = stdout(&rules).matches("jump member_").count();
+    assert!(member_jumps >= 2, "{}", describe(&rules));
+}
