@@ -176,7 +176,7 @@ impl Engine {
                     if entry.snapshot.snap() == IMAGE_SNAPSHOT {
                         users.images.push(id.to_owned());
                     } else {
-                        users.reusing.push(clone.clone());
+                        users.reusing.push((id.to_owned(), clone.clone()));
                     }
                 }
             }
@@ -193,11 +193,7 @@ impl Engine {
                     .collect::<Vec<_>>())
             })
             .await?;
-        for id in recorded {
-            if !users.containers.contains(&id) {
-                users.containers.push(id);
-            }
-        }
+        users.containers.extend(recorded);
         users.containers.sort();
         users.containers.dedup();
         users.images.sort();
@@ -212,13 +208,9 @@ impl Engine {
         // Each promotion takes at least one snapshot away; an image has one per build step.
         for _ in 0..=MAX_HAND_OVERS {
             let users = self.image_users(image).await?;
-            let Some(heir) = users.reusing.into_iter().next() else {
+            let Some((heir_id, promoted)) = users.reusing.into_iter().next() else {
                 return Ok(());
             };
-            let heir_id = Layout::id_under(&self.layout.images, heir.as_str())
-                .unwrap_or_default()
-                .to_owned();
-            let promoted = heir.clone();
             let moved = self
                 .zfs(move |zfs| {
                     zfs.promote(&promoted)?;
@@ -730,8 +722,8 @@ struct ImageUsers {
     containers: Vec<String>,
     /// Images built from it.
     images: Vec<String>,
-    /// Images that reuse one of its build steps (their datasets).
-    reusing: Vec<DatasetName>,
+    /// Images that reuse one of its build steps: their IDs and datasets.
+    reusing: Vec<(String, DatasetName)>,
 }
 
 fn image_dataset(image: &Image) -> Result<DatasetName, EngineError> {

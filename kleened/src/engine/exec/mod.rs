@@ -367,14 +367,7 @@ impl Engine {
                 Some(engine) => {
                     let exec_id = recorder.exec_id.clone();
                     self.tasks.spawn(async move {
-                        let pumped =
-                            pump(remains, &mut child, tty, &mut Nobody, &log, when_gone).await;
-                        let status = match pumped {
-                            pump::Pumped::Ended(status) => status,
-                            pump::Pumped::ClientGone(_) => {
-                                Err(std::io::Error::other("nobody went away"))
-                            }
-                        };
+                        let status = pump::follow_unattended(remains, &mut child, tty, &log).await;
                         let (_, message) = engine.finish_recorded(&recorder, status).await;
                         tracing::info!(exec = %recorder.exec_id, "{message}");
                     });
@@ -383,10 +376,7 @@ impl Engine {
                         format!("the client of {exec_id} went away; the process runs on"),
                     );
                 }
-                None => match pump(remains, &mut child, tty, &mut Nobody, &log, when_gone).await {
-                    pump::Pumped::Ended(status) => status,
-                    pump::Pumped::ClientGone(_) => Err(std::io::Error::other("nobody went away")),
-                },
+                None => pump::follow_unattended(remains, &mut child, tty, &log).await,
             },
         };
         self.finish_recorded(&recorder, status).await

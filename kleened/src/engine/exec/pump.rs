@@ -151,6 +151,21 @@ impl WhenGone {
 /// one frame.
 const FRAME_MAX: usize = 128 * 1024;
 
+/// Follows a process whose client went away to its end, with nobody attached; answers its exit
+/// status.
+pub(super) async fn follow_unattended(
+    remains: Remains,
+    child: &mut tokio::process::Child,
+    tty: bool,
+    log: &ContainerLog,
+) -> std::io::Result<std::process::ExitStatus> {
+    match pump(remains, child, tty, &mut Nobody, log, WhenGone::RunOn).await {
+        Pumped::Ended(status) => status,
+        // Nobody never goes away.
+        Pumped::ClientGone(_) => Err(std::io::Error::other("the process was left unfollowed")),
+    }
+}
+
 /// How a pump ended.
 pub(super) enum Pumped {
     /// The process ended and its output is read.

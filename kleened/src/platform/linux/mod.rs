@@ -37,6 +37,19 @@ fn linux_params(jail_params: &[String]) -> Result<confine::params::LinuxParams, 
     confine::params::parse(jail_params).map_err(RuntimeError::Invalid)
 }
 
+/// A terminal comes from the container's own devpts, in the `/dev` that `mount.nodevfs` leaves out.
+fn terminal_needs_devfs(
+    spec: &ProcessSpec,
+    params: &confine::params::LinuxParams,
+) -> Result<(), RuntimeError> {
+    if spec.tty && !params.devfs {
+        return Err(RuntimeError::Invalid(
+            "a container with mount.nodevfs has no /dev, so no terminal: run it without -t".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// How many PID namespaces deep this process is (1 in the initial one), from `NSpid`.
 fn pid_namespace_depth(status: &str) -> Option<usize> {
     status
@@ -368,12 +381,7 @@ impl Runtime for NamespaceRuntime {
         // vnet container is (see `net`): the host's stack is not one a container may share.
         let new_network = spec.network != NetworkDriver::Host;
         let params = linux_params(&spec.jail_params)?;
-        if spec.tty && !params.devfs {
-            return Err(RuntimeError::Invalid(
-                "a container with mount.nodevfs has no /dev, so no terminal: run it without -t"
-                    .into(),
-            ));
-        }
+        terminal_needs_devfs(spec, &params)?;
         if !spec.endpoints.is_empty()
             && !matches!(spec.network, NetworkDriver::Vnet | NetworkDriver::Ipnet)
         {
@@ -435,12 +443,7 @@ impl Runtime for NamespaceRuntime {
 
     fn exec(&self, spec: &ProcessSpec) -> Result<Spawned, RuntimeError> {
         let params = linux_params(&spec.jail_params)?;
-        if spec.tty && !params.devfs {
-            return Err(RuntimeError::Invalid(
-                "a container with mount.nodevfs has no /dev, so no terminal: run it without -t"
-                    .into(),
-            ));
-        }
+        terminal_needs_devfs(spec, &params)?;
         let init_pid = self
             .init_pid(&spec.container_id)?
             .ok_or_else(|| RuntimeError::Invalid("container not running".into()))?;
